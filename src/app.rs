@@ -1,0 +1,192 @@
+//! Start-up: bind the listener (port 0 works), open the store, wire the routes, and, with no
+//! configuration, set up the sandbox with its built-in simulator.
+
+use crate::clock::Clock;
+use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
+use crate::context::{Context, Ctx};
+use crate::domain::{AppId, WxAppId, hash_token};
+use crate::http;
+use crate::http::sandbox::Sandbox;
+use crate::sim::{Sim, SimApp};
+use crate::store::{Db, Store};
+use crate::wechat::{AppCredentials, WechatClient};
+use anyhow::Context as _;
+use axum::Router;
+use secrecy::SecretString;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
+use url::Url;
+
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    ctx: Ctx,
+}
+
+const SESSION_IDLE: tower_sessions::cookie::time::Duration =
+    tower_sessions::cookie::time::Duration::minutes(30);
+
+impl App {
+    pub async fn build(mut config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (setting `listen`)", config.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = match &config.public_url {
+            Some(u) => u.clone(),
+            None => {
+                let host = if addr.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    addr.ip().to_string()
+                };
+                Url::parse(&format!("http://{host}:{}/", addr.port()))?
+            }
+        };
+
+        let sandbox = if config.sandbox {
+            Some(setup_sandbox(&mut config, &public_url, &clock)?)
+        } else {
+            None
+        };
+
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| format!("cannot open the database (setting `database_url`, {})", redact_url(&config.database_url)))?;
+
+        let ctx: Ctx = Arc::new(Context {
+            config,
+            public_url: public_url.clone(),
+            store: store.clone(),
+            wechat: WechatClient::new()?,
+            clock,
+            sandbox,
+        });
+
+        let secure = public_url.scheme() == "https";
+        let mut router = match &store.db {
+            Db::Sqlite(pool) => {
+                let sessions = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
+                sessions.migrate().await.context("session table migration")?;
+                tokio::spawn(sessions.clone().continuously_delete_expired(Duration::from_secs(300)));
+                http::router(ctx.clone(), http::browser_router().layer(session_layer(sessions, secure)))
+            }
+            Db::Postgres(pool) => {
+                let sessions = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
+                sessions.migrate().await.context("session table migration")?;
+                tokio::spawn(sessions.clone().continuously_delete_expired(Duration::from_secs(300)));
+                http::router(ctx.clone(), http::browser_router().layer(session_layer(sessions, secure)))
+            }
+        };
+        if let Some(sb) = &ctx.sandbox {
+            router = router.nest("/sim", sb.sim.router());
+        }
+        let router = router
+            .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+
+        Ok(Self {
+            listener,
+            router,
+            ctx,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.ctx.public_url
+    }
+
+    pub fn context(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+fn session_layer<S: tower_sessions::SessionStore + Clone>(store: S, secure: bool) -> SessionManagerLayer<S> {
+    SessionManagerLayer::new(store)
+        .with_name("wxlink_sid")
+        .with_secure(secure)
+        // Lax: the cookie must come back on the top-level redirect from WeChat.
+        .with_same_site(SameSite::Lax)
+        .with_http_only(true)
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE))
+}
+
+/// Sandbox apps `oa` and `mp` (one unionid group) on the simulator mounted at `/sim`.
+fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow::Result<Sandbox> {
+    let sim = Sim::new(clock.clone());
+    let sim_base = format!("{}/sim", public_url.as_str().trim_end_matches('/'));
+    let auth_domain = match public_url.port() {
+        Some(p) => format!("{}:{p}", public_url.host_str().unwrap_or("127.0.0.1")),
+        None => public_url.host_str().unwrap_or("127.0.0.1").to_owned(),
+    };
+    for (id, kind, appid) in [
+        ("oa", AppKind::OfficialAccount, "wxsandbox0a000001"),
+        ("mp", AppKind::MiniProgram, "wxsandbox0b000002"),
+    ] {
+        if config.apps.iter().any(|a| a.id.as_str() == id) {
+            continue;
+        }
+        let secret = crate::domain::OneTimeCode::generate().expose().to_owned();
+        sim.add_app(SimApp {
+            appid: appid.to_owned(),
+            secret: secret.clone(),
+            kind: kind.as_str().to_owned(),
+            auth_domain: Some(auth_domain.clone()),
+            unionid_group: Some("sandbox".to_owned()),
+        });
+        config.apps.push(AppConfig {
+            id: AppId::parse(id)?,
+            kind,
+            wechat: AppCredentials {
+                appid: WxAppId::parse(appid)?,
+                secret: SecretString::from(secret),
+                api_base: sim_base.clone(),
+                open_base: sim_base.clone(),
+            },
+            push_token: None,
+            encoding_aes_key: None,
+            token_mode: TokenMode::Stable,
+        });
+    }
+    let api_key = std::env::var("WXLINK_SANDBOX_API_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| format!("dev_{}", crate::domain::OneTimeCode::generate().expose()));
+    let sha = hex::decode(hash_token(&api_key))?;
+    config.api_keys.push(ApiKey {
+        name: "sandbox".into(),
+        sha256: sha.try_into().map_err(|_| anyhow::anyhow!("sha256 length"))?,
+    });
+    config
+        .return_to_allow
+        .push(Url::parse(&format!("{}/sandbox/", public_url.as_str().trim_end_matches('/')))?);
+    Ok(Sandbox { sim, api_key })
+}
+
+/// The database URL without a password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

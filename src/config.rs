@@ -1,0 +1,455 @@
+//! Configuration: a TOML file (`--config` / `WXLINK_CONFIG`) with environment overrides,
+//! parsed once at start-up into typed values. Every refusal names the setting.
+
+use crate::domain::{AppId, ReturnToAllowList, WxAppId};
+use crate::wechat::AppCredentials;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use url::Url;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error in `{setting}`: {problem}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            setting: setting.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    OfficialAccount,
+    MiniProgram,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OfficialAccount => "official_account",
+            Self::MiniProgram => "mini_program",
+        }
+    }
+}
+
+/// How the global access token is fetched (used by the token manager).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenMode {
+    #[default]
+    Stable,
+    Classic,
+}
+
+/// One configured WeChat app.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub id: AppId,
+    pub kind: AppKind,
+    pub wechat: AppCredentials,
+    pub push_token: Option<SecretString>,
+    pub encoding_aes_key: Option<SecretString>,
+    pub token_mode: TokenMode,
+}
+
+/// A backend API key, kept only as its SHA-256.
+#[derive(Clone, Debug)]
+pub struct ApiKey {
+    pub name: String,
+    pub sha256: [u8; 32],
+}
+
+/// Lifetimes of the short-lived things of the authorization flow, in seconds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthTimings {
+    pub state_ttl_secs: i64,
+    pub ticket_ttl_secs: i64,
+    pub login_code_ttl_secs: i64,
+}
+
+impl Default for OAuthTimings {
+    fn default() -> Self {
+        Self {
+            state_ttl_secs: 600,
+            ticket_ttl_secs: 600,
+            login_code_ttl_secs: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where browsers reach us; derived from the bound address when unset.
+    pub public_url: Option<Url>,
+    pub database_url: String,
+    pub return_to_allow: ReturnToAllowList,
+    pub api_keys: Vec<ApiKey>,
+    pub apps: Vec<AppConfig>,
+    pub oauth: OAuthTimings,
+    pub max_body_bytes: usize,
+    /// No configuration given: built-in simulator, sandbox apps, a development API key.
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    public_url: Option<String>,
+    database_url: Option<String>,
+    return_to_allow: Vec<String>,
+    api_keys: Vec<RawApiKey>,
+    apps: Vec<RawApp>,
+    oauth: OAuthTimings,
+    max_body_bytes: Option<usize>,
+    sandbox: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApiKey {
+    name: String,
+    key_sha256: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    id: String,
+    kind: AppKind,
+    appid: String,
+    secret: String,
+    push_token: Option<String>,
+    encoding_aes_key: Option<String>,
+    #[serde(default)]
+    token_mode: TokenMode,
+    api_base: Option<String>,
+    open_base: Option<String>,
+}
+
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
+
+impl Config {
+    /// Reads the file (if any) and the environment. `path = None` and no apps means sandbox.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = path {
+            if !path.exists() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(Env::prefixed("WXLINK_").only(&[
+                "listen",
+                "public_url",
+                "database_url",
+                "max_body_bytes",
+                "sandbox",
+            ]));
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            let setting = e
+                .path
+                .last()
+                .cloned()
+                .unwrap_or_else(|| "configuration file".into());
+            ConfigError::new(setting, e.kind.to_string())
+        })?;
+        Self::from_raw(raw, path.is_some())
+    }
+
+    fn from_raw(raw: RawConfig, from_file: bool) -> Result<Self, ConfigError> {
+        let sandbox = raw.sandbox.unwrap_or(!from_file && raw.apps.is_empty());
+        let default_listen = if sandbox {
+            "127.0.0.1:8080"
+        } else {
+            "0.0.0.0:8080"
+        };
+        let listen_str = raw.listen.as_deref().unwrap_or(default_listen);
+        let listen: SocketAddr = listen_str.parse().map_err(|_| {
+            ConfigError::new(
+                "listen",
+                format!("{listen_str:?} is not an address like 0.0.0.0:8080"),
+            )
+        })?;
+
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .map(|s| {
+                let url = Url::parse(s)
+                    .map_err(|e| ConfigError::new("public_url", format!("{s:?}: {e}")))?;
+                if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                    return Err(ConfigError::new(
+                        "public_url",
+                        "must be an http(s) URL without a query",
+                    ));
+                }
+                Ok(url)
+            })
+            .transpose()?;
+
+        let database_url = raw
+            .database_url
+            .unwrap_or_else(|| DEFAULT_SQLITE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
+        }
+
+        let return_to_allow = ReturnToAllowList::parse(&raw.return_to_allow)
+            .map_err(|e| ConfigError::new("return_to_allow", e.0))?;
+
+        let api_keys = raw
+            .api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| parse_api_key(i, k))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut apps: Vec<AppConfig> = Vec::new();
+        for (i, a) in raw.apps.iter().enumerate() {
+            let app = parse_app(i, a)?;
+            if apps.iter().any(|x| x.id == app.id) {
+                return Err(ConfigError::new(
+                    format!("apps[{i}].id"),
+                    format!("app {:?} is configured twice", app.id.as_str()),
+                ));
+            }
+            apps.push(app);
+        }
+
+        let t = &raw.oauth;
+        for (name, v, max) in [
+            ("oauth.state_ttl_secs", t.state_ttl_secs, 3600),
+            ("oauth.ticket_ttl_secs", t.ticket_ttl_secs, 600),
+            ("oauth.login_code_ttl_secs", t.login_code_ttl_secs, 3600),
+        ] {
+            if v < 1 || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range 1..={max}"),
+                ));
+            }
+        }
+
+        if !sandbox {
+            if apps.is_empty() {
+                return Err(ConfigError::new(
+                    "apps",
+                    "no app configured; add an [[apps]] section (or run without configuration for the sandbox)",
+                ));
+            }
+            if api_keys.is_empty() {
+                return Err(ConfigError::new(
+                    "api_keys",
+                    "no API key configured; the backend API would refuse every call",
+                ));
+            }
+        }
+
+        Ok(Self {
+            listen,
+            public_url,
+            database_url,
+            return_to_allow,
+            api_keys,
+            apps,
+            oauth: raw.oauth,
+            max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
+            sandbox,
+        })
+    }
+
+    pub fn app(&self, id: &AppId) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| &a.id == id)
+    }
+}
+
+fn parse_api_key(i: usize, k: &RawApiKey) -> Result<ApiKey, ConfigError> {
+    let setting = format!("api_keys[{i}].key_sha256");
+    let bytes = hex::decode(k.key_sha256.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| ConfigError::new(&setting, "must be 64 hex digits (sha256 of the key)"))?;
+    if k.name.trim().is_empty() {
+        return Err(ConfigError::new(format!("api_keys[{i}].name"), "is empty"));
+    }
+    Ok(ApiKey {
+        name: k.name.clone(),
+        sha256: bytes,
+    })
+}
+
+fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
+    let id = AppId::parse(&a.id).map_err(|e| ConfigError::new(format!("apps[{i}].id"), e.0))?;
+    let appid =
+        WxAppId::parse(&a.appid).map_err(|e| ConfigError::new(format!("apps[{i}].appid"), e.0))?;
+    let env_name = |field: &str| {
+        format!(
+            "WXLINK_APP_{}_{}",
+            id.as_str().to_ascii_uppercase().replace('-', "_"),
+            field
+        )
+    };
+    let secret = resolve_secret(
+        &format!("apps[{i}].secret"),
+        Some(&a.secret),
+        &env_name("SECRET"),
+    )?
+    .ok_or_else(|| ConfigError::new(format!("apps[{i}].secret"), "is empty"))?;
+    let push_token = resolve_secret(
+        &format!("apps[{i}].push_token"),
+        a.push_token.as_ref(),
+        &env_name("PUSH_TOKEN"),
+    )?;
+    let encoding_aes_key = resolve_secret(
+        &format!("apps[{i}].encoding_aes_key"),
+        a.encoding_aes_key.as_ref(),
+        &env_name("ENCODING_AES_KEY"),
+    )?;
+    let base = |field: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
+        let s = v.as_deref().unwrap_or(default);
+        let url =
+            Url::parse(s).map_err(|e| ConfigError::new(format!("apps[{i}].{field}"), e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::new(
+                format!("apps[{i}].{field}"),
+                "must be an http(s) URL",
+            ));
+        }
+        Ok(s.trim_end_matches('/').to_owned())
+    };
+    Ok(AppConfig {
+        wechat: AppCredentials {
+            appid,
+            secret,
+            api_base: base("api_base", &a.api_base, "https://api.weixin.qq.com")?,
+            open_base: base("open_base", &a.open_base, "https://open.weixin.qq.com")?,
+        },
+        id,
+        kind: a.kind,
+        push_token,
+        encoding_aes_key,
+        token_mode: a.token_mode,
+    })
+}
+
+/// `env:NAME` reads the variable NAME; `WXLINK_APP_<ID>_<FIELD>` overrides the file.
+fn resolve_secret(
+    setting: &str,
+    value: Option<&String>,
+    override_var: &str,
+) -> Result<Option<SecretString>, ConfigError> {
+    if let Ok(v) = std::env::var(override_var)
+        && !v.is_empty()
+    {
+        return Ok(Some(SecretString::from(v)));
+    }
+    let Some(value) = value else { return Ok(None) };
+    if let Some(var) = value.strip_prefix("env:") {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(SecretString::from(v))),
+            _ => Err(ConfigError::new(
+                setting,
+                format!("refers to environment variable {var}, which is not set"),
+            )),
+        };
+    }
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(SecretString::from(value.clone())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = Figment::new()
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::new("x", e.to_string()))?;
+        Config::from_raw(raw, true)
+    }
+
+    const KEY: &str = "ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0";
+
+    #[test]
+    fn a_minimal_file_parses() {
+        let c = parse(&format!(
+            r#"
+            public_url = "https://auth.example.com"
+            [[api_keys]]
+            name = "orders"
+            key_sha256 = "{KEY}"
+            [[apps]]
+            id = "oa"
+            kind = "official_account"
+            appid = "wx2c2769f8efd9abc2"
+            secret = "s3cret"
+            "#
+        ))
+        .unwrap();
+        assert!(!c.sandbox);
+        assert_eq!(c.apps[0].wechat.api_base, "https://api.weixin.qq.com");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let e = parse(&format!(
+            r#"
+            [[api_keys]]
+            name = "orders"
+            key_sha256 = "{KEY}"
+            [[apps]]
+            id = "oa"
+            kind = "official_account"
+            appid = "notanappid"
+            secret = "s"
+            "#
+        ))
+        .unwrap_err();
+        assert_eq!(e.setting, "apps[0].appid");
+
+        let e = parse(
+            r#"
+            [[apps]]
+            id = "oa"
+            kind = "official_account"
+            appid = "wx2c2769f8efd9abc2"
+            secret = "env:WXLINK_TEST_SURELY_UNSET_VAR"
+            "#,
+        )
+        .unwrap_err();
+        assert_eq!(e.setting, "apps[0].secret");
+        assert!(e.problem.contains("WXLINK_TEST_SURELY_UNSET_VAR"));
+
+        let e = parse(r#"listen = "nope""#).unwrap_err();
+        assert_eq!(e.setting, "listen");
+    }
+}

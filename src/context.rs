@@ -1,0 +1,32 @@
+//! What every handler shares: configuration, store, WeChat client, clock.
+
+use crate::clock::Clock;
+use crate::config::{AppConfig, Config};
+use crate::domain::AppId;
+use crate::store::Store;
+use crate::wechat::WechatClient;
+use std::sync::Arc;
+use url::Url;
+
+pub type Ctx = Arc<Context>;
+
+pub struct Context {
+    pub config: Config,
+    /// Resolved at start-up: configured, or derived from the bound address.
+    pub public_url: Url,
+    pub store: Store,
+    pub wechat: WechatClient,
+    pub clock: Clock,
+    pub sandbox: Option<crate::http::sandbox::Sandbox>,
+}
+
+impl Context {
+    pub fn app(&self, id: &AppId) -> Option<&AppConfig> {
+        self.config.app(id)
+    }
+
+    /// An absolute URL of ours for a path starting with `/`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.public_url.as_str().trim_end_matches('/'), path)
+    }
+}

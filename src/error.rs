@@ -1,0 +1,182 @@
+//! The error type of each HTTP boundary and its one mapping to a response: JSON for the
+//! backend API, a page for browsers.
+
+use crate::store::StoreError;
+use crate::wechat::WechatError;
+use askama::Template;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Errors of the backend JSON API, answered as `{"error":{"code","message",...}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        /// Extra machine-readable fields merged into the error object.
+        details: Value,
+    },
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error(transparent)]
+    Upstream(#[from] WechatError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),
+            Self::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::Gone { code, .. } => (StatusCode::GONE, code),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "wechat_error"),
+            Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
+            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            Self::Store(e) => {
+                tracing::error!(error = %e, "store failure while serving the API");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    "the database is not answering; try again shortly".to_owned()
+                } else {
+                    "internal error; the cause is in the service log".to_owned()
+                }
+            }
+            Self::Upstream(e) => {
+                tracing::warn!(error = %e, "WeChat call failed while serving the API");
+                e.to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut error = json!({ "code": code, "message": message });
+        if let Self::Conflict { details, .. } = &self
+            && let (Some(obj), Some(extra)) = (error.as_object_mut(), details.as_object())
+        {
+            obj.extend(extra.clone());
+        }
+        if let Self::Upstream(WechatError::Api { code, .. }) = &self {
+            error["errcode"] = json!(code.code());
+        }
+        (status, Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// A link shown on a page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PageLink {
+    pub href: String,
+    pub label: String,
+}
+
+/// A browser-facing answer: a result or an error, rendered by `templates/page.html`.
+/// Serializable so that a repeated OAuth callback can be answered with the same page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Page {
+    pub status: u16,
+    /// Machine-readable outcome, also written into the page (`data-outcome`).
+    pub outcome: String,
+    pub title: String,
+    pub message: String,
+    pub details: Vec<String>,
+    pub link: Option<PageLink>,
+}
+
+impl Page {
+    pub fn new(status: StatusCode, outcome: &str, title: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: status.as_u16(),
+            outcome: outcome.to_owned(),
+            title: title.to_owned(),
+            message: message.into(),
+            details: Vec::new(),
+            link: None,
+        }
+    }
+
+    pub fn detail(mut self, line: impl Into<String>) -> Self {
+        self.details.push(line.into());
+        self
+    }
+
+    pub fn link(mut self, href: impl Into<String>, label: impl Into<String>) -> Self {
+        self.link = Some(PageLink {
+            href: href.into(),
+            label: label.into(),
+        });
+        self
+    }
+}
+
+#[derive(Template)]
+#[template(path = "page.html")]
+struct PageTemplate<'a> {
+    page: &'a Page,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match (PageTemplate { page: &self }).render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "page template failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Page {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure while serving a page");
+        Page::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "internal_error",
+            "服务暂时不可用 / Service unavailable",
+            "Something went wrong on our side. Please try again in a moment.",
+        )
+    }
+}

@@ -1,0 +1,106 @@
+//! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
+
+mod login_codes;
+mod users;
+
+use crate::context::Ctx;
+use crate::domain::{AppId, UserId, hash_token};
+use crate::error::ApiError;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+
+pub fn router(max_body_bytes: usize) -> Router<Ctx> {
+    Router::new()
+        .merge(users::router())
+        .merge(login_codes::router())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The backend that called, identified by its API key.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+}
+
+impl FromRequestParts<Ctx> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::Unauthorized {
+                code: "missing_api_key",
+                message: "send the API key as `Authorization: Bearer <key>`".into(),
+            });
+        };
+        let invalid = || ApiError::Unauthorized {
+            code: "invalid_api_key",
+            message: "the API key is not valid".into(),
+        };
+        let key = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(invalid)?;
+        let presented = hex::decode(hash_token(key)).expect("hex of our own hash");
+        // Compare against every key without stopping early, in constant time each.
+        let mut found: Option<&str> = None;
+        for k in &ctx.config.api_keys {
+            if bool::from(k.sha256.ct_eq(presented.as_slice())) {
+                found = Some(&k.name);
+            }
+        }
+        let name = found.ok_or_else(invalid)?;
+        tracing::Span::current().record("api_key", name);
+        Ok(Caller { name: name.to_owned() })
+    }
+}
+
+/// `Json<T>` whose rejections are answered in the API's error format.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Ctx> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, ctx: &Ctx) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, ctx).await {
+            Ok(axum::Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(rejection, ctx.config.max_body_bytes)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection, limit: usize) -> ApiError {
+    match r {
+        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
+            "send the body as JSON with `Content-Type: application/json`".into(),
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
+        JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::invalid("invalid_json", e.body_text()),
+        other => ApiError::invalid("invalid_body", other.body_text()),
+    }
+}
+
+pub(crate) fn parse_user(s: &str) -> Result<UserId, ApiError> {
+    UserId::parse(s).map_err(|e| ApiError::invalid("invalid_user_id", e.0))
+}
+
+/// A configured app by name, or 404.
+pub(crate) fn known_app<'a>(ctx: &'a Ctx, s: &str) -> Result<&'a crate::config::AppConfig, ApiError> {
+    AppId::parse(s)
+        .ok()
+        .and_then(|id| ctx.app(&id))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_app",
+                format!("no app named {:?} is configured", s.chars().take(40).collect::<String>()),
+            )
+        })
+}

@@ -1,0 +1,54 @@
+//! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API,
+//! and the sandbox page. The root only merges them and adds the shared layers.
+
+pub mod api;
+pub mod oauth;
+pub mod sandbox;
+
+use crate::context::Ctx;
+use crate::error::{ApiError, Page};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+
+/// The routes a browser visits; the caller wraps them in the session layer.
+pub fn browser_router() -> Router<Ctx> {
+    oauth::router().merge(sandbox::router())
+}
+
+/// Everything, given the browser routes already wrapped in their session layer.
+pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
+    Router::new()
+        .merge(browser)
+        .merge(api::router(ctx.config.max_body_bytes))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(ctx)
+}
+
+async fn healthz(State(ctx): State<Ctx>) -> Response {
+    match ctx.store.ping().await {
+        Ok(()) => axum::Json(json!({"status": "ok", "store": ctx.store.backend_name()})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: store not answering");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"status": "unavailable", "reason": "database not answering"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        ApiError::not_found("no_such_route", format!("no route {} {}", req.method(), req.uri().path()))
+            .into_response()
+    } else {
+        Page::new(StatusCode::NOT_FOUND, "not_found", "页面不存在 / Not found", "There is no page here.")
+            .into_response()
+    }
+}

@@ -1,0 +1,500 @@
+//! Browser routes of the web authorization flow: `/oauth/{app}/authorize` and
+//! `/oauth/{app}/callback`.
+
+use crate::config::{AppConfig, AppKind};
+use crate::context::Ctx;
+use crate::domain::{OAuthScope, OAuthState, OneTimeCode, OpenId, ReturnTo, UnionId, hash_token};
+use crate::error::Page;
+use crate::link;
+use crate::store::{CodeProblem, NewIdentity, WebToken};
+use crate::wechat::{ErrCode, WechatError, oauth::authorize_url};
+use askama::Template;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tower_sessions::Session;
+
+const SESSION_KEY: &str = "wxlink.oauth";
+/// Pending authorizations kept per browser (several tabs); the oldest drop off.
+const MAX_PENDING: usize = 8;
+/// Web tokens last 2 h, refresh tokens 30 days (WeChat's rules).
+const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 3600;
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/oauth/{app}/authorize", get(authorize))
+        .route("/oauth/{app}/callback", get(callback))
+}
+
+/// One authorization this browser started, kept in its session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PendingAuth {
+    state: OAuthState,
+    app: String,
+    scope: OAuthScope,
+    return_to: Option<ReturnTo>,
+    ticket_hash: Option<String>,
+    created_at: i64,
+    /// Set once a code was exchanged under this state; only that code may come back.
+    used_code_hash: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AuthorizeQuery {
+    scope: Option<String>,
+    return_to: Option<String>,
+    ticket: Option<String>,
+    /// Sandbox only: treat this browser as WeChat's.
+    wxsim: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "open_in_wechat.html")]
+struct OpenInWechat {
+    url: String,
+    qr_svg: String,
+    sandbox_url: Option<String>,
+}
+
+fn web_app<'a>(ctx: &'a Ctx, app: &str) -> Result<&'a AppConfig, Page> {
+    let app_cfg = crate::domain::AppId::parse(app)
+        .ok()
+        .and_then(|id| ctx.app(&id))
+        .ok_or_else(|| {
+            Page::new(
+                StatusCode::NOT_FOUND,
+                "unknown_app",
+                "链接无效 / Unknown app",
+                format!("There is no app named {:?} here.", app.chars().take(40).collect::<String>()),
+            )
+        })?;
+    if app_cfg.kind != AppKind::OfficialAccount {
+        return Err(Page::new(
+            StatusCode::BAD_REQUEST,
+            "not_web_app",
+            "链接无效 / Not a web app",
+            format!(
+                "App {} is a mini-program; web authorization needs an Official Account app.",
+                app_cfg.id
+            ),
+        ));
+    }
+    Ok(app_cfg)
+}
+
+fn ticket_page(problem: CodeProblem) -> Page {
+    let (status, outcome, msg) = match problem {
+        CodeProblem::Unknown => (StatusCode::NOT_FOUND, "ticket_unknown", "This link is not valid."),
+        CodeProblem::Used => (StatusCode::GONE, "ticket_used", "This link has already been used."),
+        CodeProblem::Expired => (StatusCode::GONE, "ticket_expired", "This link has expired."),
+    };
+    Page::new(status, outcome, "链接已失效 / Link no longer valid", msg)
+        .detail("请回到小程序重新打开 / Go back to the mini-program and open it again.")
+}
+
+async fn authorize(
+    State(ctx): State<Ctx>,
+    Path(app): Path<String>,
+    Query(q): Query<AuthorizeQuery>,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    session: Session,
+) -> Result<Response, Page> {
+    let app_cfg = web_app(&ctx, &app)?;
+    let now = ctx.clock.now();
+
+    let (scope, return_to, ticket_hash) = if let Some(ticket) = &q.ticket {
+        let hash = hash_token(ticket);
+        let t = ctx.store.check_ticket(&hash, now).await?.map_err(ticket_page)?;
+        if t.app != app_cfg.id {
+            return Err(ticket_page(CodeProblem::Unknown));
+        }
+        let return_to = t
+            .return_to
+            .as_deref()
+            .map(|r| ReturnTo::parse(r, &ctx.config.return_to_allow))
+            .transpose()
+            .map_err(|e| bad_request("return_to_not_allowed", e.0))?;
+        (t.scope, return_to, Some(hash))
+    } else {
+        let scope = OAuthScope::parse(q.scope.as_deref().unwrap_or("snsapi_base"))
+            .map_err(|e| bad_request("invalid_scope", e.0))?;
+        let return_to = q
+            .return_to
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|r| ReturnTo::parse(r, &ctx.config.return_to_allow))
+            .transpose()
+            .map_err(|e| bad_request("return_to_not_allowed", e.0))?;
+        (scope, return_to, None)
+    };
+
+    let in_wechat = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger"))
+        || (ctx.sandbox.is_some() && q.wxsim.as_deref() == Some("1"));
+    if !in_wechat {
+        let here = match &raw_query {
+            Some(qs) => ctx.url(&format!("/oauth/{}/authorize?{qs}", app_cfg.id)),
+            None => ctx.url(&format!("/oauth/{}/authorize", app_cfg.id)),
+        };
+        let qr_svg = qrcode::QrCode::new(here.as_bytes())
+            .map(|c| {
+                c.render::<qrcode::render::svg::Color>()
+                    .min_dimensions(200, 200)
+                    .build()
+            })
+            .unwrap_or_default();
+        let sandbox_url = ctx.sandbox.as_ref().map(|_| {
+            let sep = if here.contains('?') { '&' } else { '?' };
+            format!("{here}{sep}wxsim=1")
+        });
+        let page = OpenInWechat {
+            url: here,
+            qr_svg,
+            sandbox_url,
+        };
+        return Ok(Html(page.render().map_err(|e| {
+            tracing::error!(error = %e, "template failed");
+            Page::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Error", "template error")
+        })?)
+        .into_response());
+    }
+
+    let state = OAuthState::generate();
+    let mut pending: Vec<PendingAuth> = session.get(SESSION_KEY).await.map_err(session_error)?.unwrap_or_default();
+    pending.retain(|p| p.created_at + ctx.config.oauth.state_ttl_secs > now);
+    pending.push(PendingAuth {
+        state: state.clone(),
+        app: app_cfg.id.to_string(),
+        scope,
+        return_to,
+        ticket_hash,
+        created_at: now,
+        used_code_hash: None,
+    });
+    if pending.len() > MAX_PENDING {
+        pending.drain(..pending.len() - MAX_PENDING);
+    }
+    session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+
+    let redirect_uri = ctx.url(&format!("/oauth/{}/callback", app_cfg.id));
+    let location = authorize_url(
+        &app_cfg.wechat.open_base,
+        app_cfg.wechat.appid.as_str(),
+        &redirect_uri,
+        scope,
+        &state,
+    );
+    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}
+
+fn bad_request(outcome: &str, message: impl Into<String>) -> Page {
+    Page::new(StatusCode::BAD_REQUEST, outcome, "请求无效 / Invalid request", message)
+}
+
+fn session_error(e: tower_sessions::session::Error) -> Page {
+    tracing::error!(error = %e, "session store failed");
+    Page::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_unavailable",
+        "服务暂时不可用 / Service unavailable",
+        "Your browser session could not be read or saved. Please try again.",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+}
+
+/// What a callback answered, kept so a repeated callback gets the very same answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Answer {
+    Redirect { location: String },
+    Page(Page),
+}
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        match self {
+            Answer::Redirect { location } => {
+                (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+            }
+            Answer::Page(p) => p.into_response(),
+        }
+    }
+}
+
+async fn callback(
+    State(ctx): State<Ctx>,
+    Path(app): Path<String>,
+    Query(q): Query<CallbackQuery>,
+    session: Session,
+) -> Result<Response, Page> {
+    let app_cfg = web_app(&ctx, &app)?;
+    let now = ctx.clock.now();
+    let restart = |p: Page| p.link(ctx.url(&format!("/oauth/{}/authorize", app_cfg.id)), "重新授权 / Start again");
+
+    let state = q
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad_request("state_missing", "The authorization response carries no state; nothing was exchanged."))?;
+    let state = OAuthState::parse(state).map_err(|_| bad_request("state_invalid", "The state in the authorization response is malformed; nothing was exchanged."))?;
+
+    let mut pending: Vec<PendingAuth> = session.get(SESSION_KEY).await.map_err(session_error)?.unwrap_or_default();
+    let Some(idx) = pending.iter().position(|p| p.state == state && p.app == app_cfg.id.as_str()) else {
+        return Err(restart(bad_request(
+            "state_unknown",
+            "This authorization was not started in this browser (or already finished long ago); nothing was exchanged.",
+        )));
+    };
+    if pending[idx].created_at + ctx.config.oauth.state_ttl_secs <= now {
+        pending.remove(idx);
+        session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+        return Err(restart(bad_request(
+            "state_expired",
+            "This authorization took too long and has expired; nothing was exchanged.",
+        )));
+    }
+
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        pending.remove(idx);
+        session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+        return Ok(restart(Page::new(
+            StatusCode::OK,
+            "declined",
+            "你已拒绝授权 / Authorization declined",
+            "You chose not to authorize. Nothing was stored.",
+        ))
+        .into_response());
+    };
+    let code_hash = hash_token(&code);
+    let state_hash = hash_token(state.as_str());
+    if let Some(used) = &pending[idx].used_code_hash
+        && *used != code_hash
+    {
+        return Err(restart(bad_request("state_used", "This authorization has already been completed.")));
+    }
+
+    let entry = pending[idx].clone();
+    let answer = if ctx.store.claim_exchange(&code_hash, &app_cfg.id, &state_hash, now).await? {
+        let answer = complete(&ctx, app_cfg, &entry, &code).await?;
+        let stored = serde_json::to_string(&answer).expect("answer serializes");
+        ctx.store.finish_exchange(&code_hash, &stored, ctx.clock.now()).await?;
+        answer
+    } else {
+        replay(&ctx, &code_hash, &state_hash).await?
+    };
+    pending[idx].used_code_hash = Some(code_hash);
+    session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+    Ok(answer.into_response())
+}
+
+/// A second callback with the same code (WeChat's double redirect): wait for the first to
+/// finish and answer the same. Only the browser that holds the same state gets it.
+async fn replay(ctx: &Ctx, code_hash: &str, state_hash: &str) -> Result<Answer, Page> {
+    for _ in 0..100 {
+        let Some(ex) = ctx.store.exchange(code_hash).await? else {
+            break;
+        };
+        if ex.state_hash != state_hash {
+            return Err(bad_request("code_reused", "This authorization code belongs to another sign-in."));
+        }
+        if let Some(outcome) = ex.outcome {
+            return serde_json::from_str(&outcome).map_err(|e| {
+                tracing::error!(error = %e, "stored callback answer does not parse");
+                Page::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Error", "internal error")
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Page::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "in_progress",
+        "正在处理 / Still working",
+        "This authorization is still being completed. Reload the page in a moment.",
+    ))
+}
+
+/// The one exchange of a code: store the identity, bind it, mint the login code.
+/// Every failure becomes a page, which is stored like a success.
+async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &str) -> Result<Answer, Page> {
+    let restart_link = ctx.url(&format!("/oauth/{}/authorize", app_cfg.id));
+    let tok = match ctx.wechat.exchange_code(&app_cfg.wechat, code).await {
+        Ok(t) => t,
+        Err(e) => return Ok(Answer::Page(wechat_failure_page(&e).link(restart_link, "重新授权 / Start again"))),
+    };
+    let bad_answer = |what: &str| {
+        tracing::error!(app = %app_cfg.id, "WeChat returned a malformed {what}");
+        Answer::Page(Page::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_error",
+            "微信返回异常 / WeChat answered oddly",
+            format!("WeChat returned a malformed {what}."),
+        ))
+    };
+    let Ok(openid) = OpenId::parse(&tok.openid) else {
+        return Ok(bad_answer("openid"));
+    };
+    let unionid = match tok.unionid.as_deref().filter(|u| !u.is_empty()).map(UnionId::parse) {
+        None => None,
+        Some(Ok(u)) => Some(u),
+        Some(Err(_)) => return Ok(bad_answer("unionid")),
+    };
+    let scope = OAuthScope::from_granted(&tok.scope);
+    let now = ctx.clock.now();
+
+    if tok.is_snapshotuser == 1 {
+        let record = NewIdentity {
+            app: app_cfg.id.clone(),
+            openid,
+            unionid: None,
+            scope,
+            profile: None,
+            is_snapshot: true,
+        };
+        ctx.store.upsert_identity(&record, now).await?;
+        return Ok(Answer::Page(
+            Page::new(
+                StatusCode::OK,
+                "snapshot",
+                "请打开完整页面 / Open the full page",
+                "你正在浏览快照页面。请点击页面底部的“使用完整服务”后重试。",
+            )
+            .detail("You are viewing a snapshot of this page. Tap \"use full service\" at the bottom, then try again.")
+            .link(restart_link, "重新授权 / Start again"),
+        ));
+    }
+
+    ctx.store
+        .save_web_token(
+            &app_cfg.id,
+            &openid,
+            &WebToken {
+                access_token: &tok.access_token,
+                refresh_token: &tok.refresh_token,
+                scope,
+                expires_at: now + tok.expires_in,
+                refresh_expires_at: now + REFRESH_TOKEN_SECS,
+            },
+            now,
+        )
+        .await?;
+
+    let profile = if scope == OAuthScope::UserInfo {
+        match ctx.wechat.userinfo(&app_cfg.wechat, &tok.access_token, &openid).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(app = %app_cfg.id, error = %e, "userinfo failed; storing the identity without a profile");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let identity = ctx
+        .store
+        .upsert_identity(
+            &NewIdentity {
+                app: app_cfg.id.clone(),
+                openid: openid.clone(),
+                unionid: unionid.or_else(|| profile.as_ref().and_then(|p| p.unionid.as_deref()).and_then(|u| UnionId::parse(u).ok())),
+                scope,
+                profile,
+                is_snapshot: false,
+            },
+            now,
+        )
+        .await?;
+
+    let user_id = if let Some(ticket_hash) = &entry.ticket_hash {
+        let ticket = match ctx.store.consume_ticket(ticket_hash, now).await? {
+            Ok(t) if t.app == app_cfg.id => t,
+            Ok(_) => return Ok(Answer::Page(ticket_page(CodeProblem::Unknown))),
+            Err(problem) => return Ok(Answer::Page(ticket_page(problem))),
+        };
+        match link::bind_user(&ctx.store, &app_cfg.id, &openid, &ticket.user_id, now).await {
+            Ok(Ok(i)) => i.user_id,
+            Ok(Err(conflict)) => {
+                tracing::warn!(app = %app_cfg.id, openid = %openid.redacted(), via = conflict.via, "binding conflict");
+                return Ok(Answer::Page(
+                    Page::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        "绑定冲突 / Already linked to another account",
+                        "这个微信身份已绑定到另一个账号，未做任何更改。",
+                    )
+                    .detail(conflict.message()),
+                ));
+            }
+            Err(link::BindError::NotFound) => None,
+            Err(link::BindError::Store(e)) => return Err(e.into()),
+        }
+    } else {
+        link::auto_bind(&ctx.store, &identity, now).await?
+    };
+    tracing::info!(app = %app_cfg.id, openid = %openid.redacted(), bound = user_id.is_some(), "authorization completed");
+
+    if let Some(return_to) = &entry.return_to {
+        let login_code = OneTimeCode::generate();
+        ctx.store
+            .create_login_code(&login_code.hash(), &app_cfg.id, &openid, now, now + ctx.config.oauth.login_code_ttl_secs)
+            .await?;
+        return Ok(Answer::Redirect {
+            location: return_to.with_param("wxlink_code", login_code.expose()),
+        });
+    }
+    let mut page = Page::new(
+        StatusCode::OK,
+        "linked",
+        "授权成功 / Authorized",
+        "你已完成微信授权，可以关闭此页面。",
+    )
+    .detail(format!("App: {}", app_cfg.id));
+    if let Some(u) = &user_id {
+        page = page.detail(format!("Linked to user {u}"));
+    }
+    Ok(Answer::Page(page))
+}
+
+fn wechat_failure_page(e: &WechatError) -> Page {
+    match e.code() {
+        Some(ErrCode::CodeUsed | ErrCode::InvalidCode | ErrCode::CodeExpired | ErrCode::MissingCode) => {
+            tracing::info!(error = %e, "authorization code refused");
+            Page::new(
+                StatusCode::BAD_REQUEST,
+                "code_invalid",
+                "授权已失效 / Authorization expired",
+                "This authorization can no longer be completed. Please start again.",
+            )
+            .detail(format!("WeChat: {}", e.code().map(|c| c.to_string()).unwrap_or_default()))
+        }
+        Some(code) => {
+            tracing::error!(error = %e, "WeChat refused the code exchange");
+            Page::new(
+                StatusCode::BAD_GATEWAY,
+                "wechat_error",
+                "微信授权失败 / WeChat refused",
+                format!("WeChat answered error {code}."),
+            )
+        }
+        None => {
+            tracing::error!(error = %e, "WeChat unreachable during code exchange");
+            Page::new(
+                StatusCode::BAD_GATEWAY,
+                "wechat_unreachable",
+                "无法连接微信 / WeChat unreachable",
+                "WeChat did not answer. Please try again in a moment.",
+            )
+        }
+    }
+}

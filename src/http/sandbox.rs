@@ -1,0 +1,151 @@
+//! The sandbox page at `/`: walk the whole flow in a desktop browser as a simulated WeChat
+//! user, against the built-in simulator. Only mounted in sandbox mode.
+
+use crate::context::Ctx;
+use crate::domain::{AppId, OAuthScope, ReturnTo, UserId, hash_token};
+use crate::error::Page;
+use crate::sim::Sim;
+use askama::Template;
+use axum::extract::{Form, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+/// What the sandbox adds to the context.
+pub struct Sandbox {
+    pub sim: Sim,
+    /// The development API key, printed at start-up and shown on the page.
+    pub api_key: String,
+}
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/", get(index))
+        .route("/sandbox/people", post(add_person))
+        .route("/sandbox/ticket", post(ticket))
+        .route("/sandbox/result", get(result))
+}
+
+#[derive(Template)]
+#[template(path = "sandbox.html")]
+struct IndexPage {
+    base: String,
+    api_key: String,
+    people: Vec<crate::sim::Person>,
+    current: String,
+    return_to: String,
+}
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct PlainIndex;
+
+fn render<T: Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn current_person(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix("wxsim_person=").map(str::to_owned))
+        .unwrap_or_default()
+}
+
+async fn index(State(ctx): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
+    let Some(sb) = &ctx.sandbox else {
+        return render(&PlainIndex);
+    };
+    render(&IndexPage {
+        base: ctx.url(""),
+        api_key: sb.api_key.clone(),
+        people: sb.sim.people(),
+        current: current_person(&headers),
+        return_to: ctx.url("/sandbox/result"),
+    })
+}
+
+fn sandbox_only(ctx: &Ctx) -> Result<&Sandbox, Page> {
+    ctx.sandbox.as_ref().ok_or_else(|| {
+        Page::new(StatusCode::NOT_FOUND, "not_found", "页面不存在 / Not found", "The sandbox is off.")
+    })
+}
+
+#[derive(Deserialize)]
+struct PersonForm {
+    nickname: Option<String>,
+    snapshot: Option<String>,
+}
+
+async fn add_person(State(ctx): State<Ctx>, Form(f): Form<PersonForm>) -> Result<Response, Page> {
+    let sb = sandbox_only(&ctx)?;
+    let nickname = f.nickname.filter(|n| !n.trim().is_empty()).map(|n| n.trim().chars().take(32).collect());
+    let p = sb.sim.add_person(nickname, f.snapshot.is_some());
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, "/".to_owned()),
+            (header::SET_COOKIE, format!("wxsim_person={}; Path=/; SameSite=Lax", p.id)),
+        ],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct TicketForm {
+    user_id: String,
+    scope: String,
+}
+
+/// Plays the backend's part of the jump-out flow: mint a ticket, then open it "in WeChat".
+async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Response, Page> {
+    sandbox_only(&ctx)?;
+    let bad = |m: String| Page::new(StatusCode::BAD_REQUEST, "invalid", "请求无效 / Invalid request", m);
+    let user = UserId::parse(f.user_id.trim()).map_err(|e| bad(e.0))?;
+    let scope = OAuthScope::parse(&f.scope).map_err(|e| bad(e.0))?;
+    let app = ctx.app(&AppId::parse("oa").expect("valid")).ok_or_else(|| bad("no oa app".into()))?;
+    let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow).map_err(|e| bad(e.0))?;
+    let (url, _) = crate::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
+    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{url}&wxsim=1"))]).into_response())
+}
+
+#[derive(Deserialize)]
+struct ResultQuery {
+    wxlink_code: Option<String>,
+}
+
+/// Plays the backend's part after the callback: redeem the login code and show what it gives.
+async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<Response, Page> {
+    sandbox_only(&ctx)?;
+    let Some(code) = q.wxlink_code else {
+        return Err(Page::new(StatusCode::BAD_REQUEST, "invalid", "缺少 wxlink_code", "No wxlink_code in the URL."));
+    };
+    let now = ctx.clock.now();
+    let (app, openid) = ctx
+        .store
+        .redeem_login_code(&hash_token(&code), now)
+        .await?
+        .map_err(|p| Page::new(StatusCode::GONE, "login_code_invalid", "登录码无效 / Login code not valid", format!("{p:?}")))?;
+    let identity = ctx.store.identity(&app, &openid).await?;
+    let json = serde_json::to_string_pretty(&identity).unwrap_or_default();
+    let mut page = Page::new(
+        StatusCode::OK,
+        "linked",
+        "授权完成 / Authorization complete",
+        "Your backend received a wxlink_code on its return_to URL and redeemed it with POST /api/v1/login-codes/redeem. This is what it got:",
+    );
+    for line in json.lines() {
+        page = page.detail(line.to_owned());
+    }
+    Ok(page.link("/", "返回 / Back to the sandbox").into_response())
+}

@@ -1,0 +1,28 @@
+//! wxlink links WeChat identities to a company's own user ids, owns each app's global
+//! access token, and sends WeChat notifications by business user id.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file and environment, parsed once into typed values.
+//! - [`app`]: start-up; binds the listener, opens the store, wires routes, sets up the sandbox.
+//! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, OAuthState, ReturnTo...).
+//! - [`link`]: the rules that bind identities to business users.
+//! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
+//! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
+//! - [`http`]: browser OAuth pages, the backend JSON API, the sandbox page.
+//! - [`error`]: the error of each HTTP boundary and its single mapping to a response.
+//! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
+//! - [`clock`]: time with an offset, so tests move time instead of sleeping.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod context;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod link;
+pub mod sim;
+pub mod store;
+pub mod telemetry;
+pub mod wechat;

@@ -1,0 +1,142 @@
+//! The linking rules: which business user an identity belongs to.
+//!
+//! - An openid bound to one user is never re-pointed to another (conflict).
+//! - A unionid joins a person's identities across apps: an unbound identity whose unionid
+//!   is already bound to exactly one user is bound to that user.
+//! - Binding an identity to a user while its unionid belongs to a different user is a
+//!   conflict too: the two users are never merged silently.
+
+use crate::domain::{AppId, OpenId, UserId};
+use crate::store::{BindOutcome, Identity, Store, StoreError};
+
+/// Why an identity could not be bound to the requested user.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub existing: UserId,
+    pub requested: UserId,
+    /// `openid` (that identity is bound elsewhere) or `unionid` (the same person is).
+    pub via: &'static str,
+}
+
+impl Conflict {
+    pub fn message(&self) -> String {
+        match self.via {
+            "openid" => format!(
+                "this WeChat identity is already bound to user {}; unbind it first to bind it to user {}",
+                self.existing, self.requested
+            ),
+            _ => format!(
+                "this person's unionid is already bound to user {}; refusing to join them with user {}",
+                self.existing, self.requested
+            ),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("no such identity")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Binds `(app, openid)` to `user` under the rules above.
+pub async fn bind_user(
+    store: &Store,
+    app: &AppId,
+    openid: &OpenId,
+    user: &UserId,
+    now: i64,
+) -> Result<Result<Identity, Conflict>, BindError> {
+    let identity = store
+        .identity(app, openid)
+        .await?
+        .filter(|i| !i.is_snapshot)
+        .ok_or(BindError::NotFound)?;
+    if let Some(existing) = identity.user_id.as_ref().filter(|u| *u != user) {
+        return Ok(Err(Conflict {
+            existing: existing.clone(),
+            requested: user.clone(),
+            via: "openid",
+        }));
+    }
+    if let Some(unionid) = &identity.unionid
+        && let Some(other) = store
+            .users_with_unionid(unionid)
+            .await?
+            .into_iter()
+            .find(|u| u != user)
+    {
+        return Ok(Err(Conflict {
+            existing: other,
+            requested: user.clone(),
+            via: "unionid",
+        }));
+    }
+    match store.bind_identity(app, openid, user, now).await? {
+        BindOutcome::Bound(i) => Ok(Ok(i)),
+        BindOutcome::Conflict { existing } => Ok(Err(Conflict {
+            existing,
+            requested: user.clone(),
+            via: "openid",
+        })),
+        BindOutcome::NotFound => Err(BindError::NotFound),
+    }
+}
+
+/// For an identity that arrived without a ticket: its current user, or the one user its
+/// unionid already belongs to. Ambiguity (two users) binds nothing.
+pub async fn auto_bind(store: &Store, identity: &Identity, now: i64) -> Result<Option<UserId>, StoreError> {
+    if let Some(u) = &identity.user_id {
+        return Ok(Some(u.clone()));
+    }
+    let Some(unionid) = &identity.unionid else {
+        return Ok(None);
+    };
+    let users = store.users_with_unionid(unionid).await?;
+    let [user] = users.as_slice() else {
+        if users.len() > 1 {
+            tracing::warn!(
+                app = %identity.app,
+                openid = %identity.openid.redacted(),
+                "unionid is bound to several users; not binding automatically"
+            );
+        }
+        return Ok(None);
+    };
+    match bind_user(store, &identity.app, &identity.openid, user, now).await {
+        Ok(Ok(i)) => Ok(i.user_id),
+        Ok(Err(_)) | Err(BindError::NotFound) => Ok(None),
+        Err(BindError::Store(e)) => Err(e),
+    }
+}
+
+/// Mints a single-use authorization link for `user`: the jump-out URL a mini-program opens
+/// in its web-view. Returns the URL and its expiry.
+pub async fn mint_ticket(
+    ctx: &crate::context::Context,
+    app: &crate::config::AppConfig,
+    user: &UserId,
+    scope: crate::domain::OAuthScope,
+    return_to: Option<&crate::domain::ReturnTo>,
+) -> Result<(String, i64), StoreError> {
+    let now = ctx.clock.now();
+    let expires_at = now + ctx.config.oauth.ticket_ttl_secs;
+    let ticket = crate::domain::OneTimeCode::generate();
+    ctx.store
+        .create_ticket(
+            &crate::store::NewTicket {
+                ticket_hash: ticket.hash(),
+                app: &app.id,
+                user_id: user,
+                scope,
+                return_to: return_to.map(|r| r.as_str()),
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    let url = ctx.url(&format!("/oauth/{}/authorize?ticket={}", app.id, ticket.expose()));
+    Ok((url, expires_at))
+}

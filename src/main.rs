@@ -1,0 +1,89 @@
+//! The `wxlink` command: `serve` (default), `sim`, `hash-key`.
+
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use wxlink::app::App;
+use wxlink::clock::Clock;
+use wxlink::config::Config;
+
+#[derive(Parser)]
+#[command(version, about = "WeChat identity linking, central access token and notifications")]
+struct Cli {
+    /// Configuration file (TOML). Without one, and without apps, wxlink starts the sandbox.
+    #[arg(long, global = true, env = "WXLINK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Run the WeChat simulator alone (apps and people through its /_sim/ routes).
+    Sim {
+        #[arg(long, env = "WXLINK_SIM_LISTEN", default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+    },
+    /// Print the key_sha256 to put in [[api_keys]] for a key read from standard input.
+    HashKey,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    wxlink::telemetry::init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wxlink: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = Config::load(cli.config.as_deref())?;
+            let app = App::build(config, Clock::system()).await?;
+            let ctx = app.context().clone();
+            if let Some(sb) = &ctx.sandbox {
+                println!("wxlink sandbox: SQLite at {}, WeChat simulator at {}sim", ctx.config.database_url, app.public_url());
+                println!("  open {} in a browser to try the authorization flow", app.public_url());
+                println!("  development API key: {}", sb.api_key);
+            } else {
+                tracing::info!(url = %app.public_url(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
+            }
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Sim { listen } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("WeChat simulator on http://{}", listener.local_addr()?);
+            let sim = wxlink::sim::Sim::new(Clock::system());
+            wxlink::sim::serve(listener, sim, shutdown_signal()).await?;
+        }
+        Command::HashKey => {
+            let mut key = String::new();
+            std::io::stdin().read_line(&mut key)?;
+            println!("{}", wxlink::domain::hash_token(key.trim()));
+        }
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,173 @@
+//! A WeChat stand-in that keeps WeChat's rules: strict authorize links, single-use codes
+//! that die after 5 minutes, refresh tokens for 30 days, unionid across apps of one group,
+//! snapshot-mode people. Served alone by `wxlink sim`, or under `/sim` in the sandbox.
+//!
+//! Control routes under `/_sim/` register apps, create people, move the clock and report
+//! what was served.
+
+mod control;
+mod oauth;
+
+use crate::clock::Clock;
+use crate::domain::hash_token;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A code dies this long after it was issued.
+const CODE_TTL_SECS: i64 = 300;
+const WEB_TOKEN_TTL_SECS: i64 = 7200;
+const REFRESH_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
+
+/// An app the simulator knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimApp {
+    pub appid: String,
+    pub secret: String,
+    /// `official_account` or `mini_program`.
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    /// The web-authorization domain (`host` or `host:port`) redirect_uri must match.
+    #[serde(default)]
+    pub auth_domain: Option<String>,
+    /// Apps in the same group share unionids (one Open Platform account).
+    #[serde(default)]
+    pub unionid_group: Option<String>,
+}
+
+fn default_kind() -> String {
+    "official_account".into()
+}
+
+/// A simulated WeChat user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Person {
+    pub id: String,
+    pub nickname: String,
+    pub headimgurl: String,
+    /// In snapshot-page mode WeChat hands out a virtual openid and `is_snapshotuser=1`.
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Clone)]
+struct IssuedCode {
+    appid: String,
+    person: String,
+    scope: String,
+    issued_at: i64,
+    used: bool,
+}
+
+#[derive(Debug, Clone)]
+struct WebGrant {
+    appid: String,
+    person: String,
+    scope: String,
+    expires_at: i64,
+}
+
+#[derive(Default)]
+struct SimState {
+    apps: BTreeMap<String, SimApp>,
+    people: BTreeMap<String, Person>,
+    codes: HashMap<String, IssuedCode>,
+    access_tokens: HashMap<String, WebGrant>,
+    refresh_tokens: HashMap<String, WebGrant>,
+    stats: BTreeMap<String, u64>,
+    next_id: u64,
+}
+
+/// The simulator; cheap to clone.
+#[derive(Clone)]
+pub struct Sim {
+    state: Arc<Mutex<SimState>>,
+    clock: Clock,
+}
+
+impl Sim {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(SimState::default())),
+            clock,
+        }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock leaves plain data behind; keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The simulator's routes, to be served at its base URL.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .merge(oauth::router())
+            .merge(control::router())
+            .with_state(self.clone())
+    }
+
+    pub fn add_app(&self, app: SimApp) {
+        self.lock().apps.insert(app.appid.clone(), app);
+    }
+
+    pub fn add_person(&self, nickname: Option<String>, snapshot: bool) -> Person {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let id = format!("p{}", st.next_id);
+        let person = Person {
+            nickname: nickname.unwrap_or_else(|| format!("微信用户{}", st.next_id)),
+            headimgurl: format!("https://thirdwx.qlogo.cn/mmopen/sim/{id}/132"),
+            id: id.clone(),
+            snapshot,
+        };
+        st.people.insert(id, person.clone());
+        person
+    }
+
+    pub fn people(&self) -> Vec<Person> {
+        self.lock().people.values().cloned().collect()
+    }
+
+    pub fn person(&self, id: &str) -> Option<Person> {
+        self.lock().people.get(id).cloned()
+    }
+
+    /// The openid this person has in that app (virtual for snapshot-mode people).
+    pub fn openid_of(&self, appid: &str, person: &str) -> String {
+        let snapshot = self.person(person).is_some_and(|p| p.snapshot);
+        let tag = if snapshot { "snapshot" } else { "openid" };
+        format!("o{}", &hash_token(&format!("{tag}|{appid}|{person}"))[..27])
+    }
+
+    /// The person's unionid for that app, when the app belongs to a group.
+    pub fn unionid_of(&self, appid: &str, person: &str) -> Option<String> {
+        let group = self.lock().apps.get(appid)?.unionid_group.clone()?;
+        if self.person(person).is_some_and(|p| p.snapshot) {
+            return None;
+        }
+        Some(format!("u{}", &hash_token(&format!("unionid|{group}|{person}"))[..27]))
+    }
+
+    fn count(&self, what: &str) {
+        *self.lock().stats.entry(what.to_owned()).or_default() += 1;
+    }
+
+    pub fn stats(&self) -> BTreeMap<String, u64> {
+        self.lock().stats.clone()
+    }
+}
+
+/// Runs the simulator alone on a listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sim: Sim,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, sim.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,215 @@
+//! Identities and their binding to business users.
+
+use super::{Store, StoreError, corrupt, with_pool};
+use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
+use crate::wechat::types::UserInfo;
+use serde::Serialize;
+
+/// One person's identity in one app.
+#[derive(Debug, Clone, Serialize)]
+pub struct Identity {
+    pub app: AppId,
+    pub openid: OpenId,
+    pub unionid: Option<UnionId>,
+    pub user_id: Option<UserId>,
+    pub scope: OAuthScope,
+    pub profile: Option<UserInfo>,
+    #[serde(skip)]
+    pub is_snapshot: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub bound_at: Option<i64>,
+}
+
+/// What we learnt about a person from WeChat.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    pub app: AppId,
+    pub openid: OpenId,
+    pub unionid: Option<UnionId>,
+    pub scope: OAuthScope,
+    pub profile: Option<UserInfo>,
+    /// WeChat's snapshot-page mode: the openid is virtual, kept only for the record.
+    pub is_snapshot: bool,
+}
+
+#[derive(Debug)]
+pub enum BindOutcome {
+    /// Now bound to the user (it may have been already).
+    Bound(Identity),
+    /// Bound to someone else; never re-pointed silently.
+    Conflict { existing: UserId },
+    NotFound,
+}
+
+#[derive(sqlx::FromRow)]
+struct IdentityRow {
+    app: String,
+    openid: String,
+    unionid: Option<String>,
+    user_id: Option<String>,
+    scope: String,
+    profile: Option<String>,
+    is_snapshot: bool,
+    created_at: i64,
+    updated_at: i64,
+    bound_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, bound_at";
+
+impl TryFrom<IdentityRow> for Identity {
+    type Error = StoreError;
+    fn try_from(r: IdentityRow) -> Result<Self, StoreError> {
+        let bad = |e: crate::domain::ParseError| corrupt("identities", e);
+        Ok(Identity {
+            app: AppId::parse(&r.app).map_err(bad)?,
+            openid: OpenId::parse(&r.openid).map_err(bad)?,
+            unionid: r.unionid.as_deref().map(UnionId::parse).transpose().map_err(bad)?,
+            user_id: r.user_id.as_deref().map(UserId::parse).transpose().map_err(bad)?,
+            scope: OAuthScope::parse(&r.scope).map_err(bad)?,
+            profile: r
+                .profile
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| corrupt("identities", e))?,
+            is_snapshot: r.is_snapshot,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            bound_at: r.bound_at,
+        })
+    }
+}
+
+impl Store {
+    /// Inserts or refreshes an identity. A later snsapi_base visit never downgrades the
+    /// scope or drops a profile or unionid we already have.
+    pub async fn upsert_identity(&self, id: &NewIdentity, now: i64) -> Result<Identity, StoreError> {
+        let profile = id
+            .profile
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("profile serializes"));
+        let sql = format!(
+            "INSERT INTO identities (app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at)
+             VALUES ($1, $2, $3, NULL, $4, $5, $7, $6, $6)
+             ON CONFLICT (app, openid) DO UPDATE SET
+                unionid = COALESCE(excluded.unionid, identities.unionid),
+                scope = CASE WHEN excluded.scope = 'snsapi_userinfo' THEN excluded.scope ELSE identities.scope END,
+                profile = COALESCE(excluded.profile, identities.profile),
+                updated_at = excluded.updated_at
+             RETURNING {COLUMNS}"
+        );
+        let row: IdentityRow = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id.app.as_str())
+                .bind(id.openid.as_str())
+                .bind(id.unionid.as_ref().map(|u| u.as_str()))
+                .bind(id.scope.as_str())
+                .bind(profile.as_deref())
+                .bind(now)
+                .bind(id.is_snapshot)
+                .fetch_one(pool)
+                .await?
+        });
+        row.try_into()
+    }
+
+    pub async fn identity(&self, app: &AppId, openid: &OpenId) -> Result<Option<Identity>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM identities WHERE app = $1 AND openid = $2");
+        let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(app.as_str())
+                .bind(openid.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Identity::try_from).transpose()
+    }
+
+    /// The distinct business users already bound to any identity with this unionid.
+    pub async fn users_with_unionid(&self, unionid: &UnionId) -> Result<Vec<UserId>, StoreError> {
+        let sql = "SELECT DISTINCT user_id FROM identities
+                   WHERE unionid = $1 AND user_id IS NOT NULL AND NOT is_snapshot
+                   ORDER BY user_id";
+        let rows: Vec<(String,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(unionid.as_str()).fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(u,)| UserId::parse(&u).map_err(|e| corrupt("identities", e)))
+            .collect()
+    }
+
+    /// Binds an unbound identity to `user`, atomically: two racing binds cannot both win.
+    pub async fn bind_identity(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+        user: &UserId,
+        now: i64,
+    ) -> Result<BindOutcome, StoreError> {
+        let sql = format!(
+            "UPDATE identities SET user_id = $1, bound_at = $2, updated_at = $2
+             WHERE app = $3 AND openid = $4 AND user_id IS NULL AND NOT is_snapshot
+             RETURNING {COLUMNS}"
+        );
+        let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(user.as_str())
+                .bind(now)
+                .bind(app.as_str())
+                .bind(openid.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        if let Some(row) = row {
+            return Ok(BindOutcome::Bound(row.try_into()?));
+        }
+        Ok(match self.identity(app, openid).await? {
+            None => BindOutcome::NotFound,
+            Some(i) if i.is_snapshot => BindOutcome::NotFound,
+            Some(i) => match &i.user_id {
+                Some(existing) if existing == user => BindOutcome::Bound(i),
+                Some(existing) => BindOutcome::Conflict {
+                    existing: existing.clone(),
+                },
+                // Unbound again between our two statements: let the caller retry.
+                None => BindOutcome::NotFound,
+            },
+        })
+    }
+
+    /// Unbinds one identity from `user`; false when it was not bound to that user.
+    pub async fn unbind_identity(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+        user: &UserId,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
+                   WHERE app = $2 AND openid = $3 AND user_id = $4";
+        let done = with_pool!(&self.db, |pool| {
+            sqlx::query(sql)
+                .bind(now)
+                .bind(app.as_str())
+                .bind(openid.as_str())
+                .bind(user.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    pub async fn user_identities(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND NOT is_snapshot ORDER BY app, openid"
+        );
+        let rows: Vec<IdentityRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).bind(user.as_str()).fetch_all(pool).await?
+        });
+        rows.into_iter().map(Identity::try_from).collect()
+    }
+}

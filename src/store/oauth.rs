@@ -1,0 +1,257 @@
+//! The short-lived things of the authorization flow: link tickets, login codes, code
+//! exchanges, and the per-person web tokens.
+
+use super::{Store, StoreError, corrupt, with_pool};
+use crate::domain::{AppId, OAuthScope, OpenId, UserId};
+
+/// Why a one-time code or ticket was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeProblem {
+    Unknown,
+    Used,
+    Expired,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    pub ticket_hash: String,
+    pub app: &'a AppId,
+    pub user_id: &'a UserId,
+    pub scope: OAuthScope,
+    pub return_to: Option<&'a str>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkTicket {
+    pub app: AppId,
+    pub user_id: UserId,
+    pub scope: OAuthScope,
+    pub return_to: Option<String>,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TicketRow {
+    app: String,
+    user_id: String,
+    scope: String,
+    return_to: Option<String>,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl TryFrom<TicketRow> for LinkTicket {
+    type Error = StoreError;
+    fn try_from(r: TicketRow) -> Result<Self, StoreError> {
+        let bad = |e: crate::domain::ParseError| corrupt("link_tickets", e);
+        Ok(LinkTicket {
+            app: AppId::parse(&r.app).map_err(bad)?,
+            user_id: UserId::parse(&r.user_id).map_err(bad)?,
+            scope: OAuthScope::parse(&r.scope).map_err(bad)?,
+            return_to: r.return_to,
+            expires_at: r.expires_at,
+            used_at: r.used_at,
+        })
+    }
+}
+
+/// A claimed code exchange and, once finished, its outcome (serialized by the caller).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Exchange {
+    pub app: String,
+    pub state_hash: String,
+    pub outcome: Option<String>,
+}
+
+/// A person's web token pair; the refresh token never leaves the server.
+#[derive(Clone)]
+pub struct WebToken<'a> {
+    pub access_token: &'a str,
+    pub refresh_token: &'a str,
+    pub scope: OAuthScope,
+    pub expires_at: i64,
+    pub refresh_expires_at: i64,
+}
+
+const TICKET_COLUMNS: &str = "app, user_id, scope, return_to, expires_at, used_at";
+
+impl Store {
+    pub async fn create_ticket(&self, t: &NewTicket<'_>, now: i64) -> Result<(), StoreError> {
+        let sql = "INSERT INTO link_tickets (ticket_hash, app, user_id, scope, return_to, created_at, expires_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        with_pool!(&self.db, |pool| {
+            sqlx::query(sql)
+                .bind(&t.ticket_hash)
+                .bind(t.app.as_str())
+                .bind(t.user_id.as_str())
+                .bind(t.scope.as_str())
+                .bind(t.return_to)
+                .bind(now)
+                .bind(t.expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Looks a ticket up without using it, to refuse a bad link before sending the person
+    /// to WeChat.
+    pub async fn check_ticket(&self, hash: &str, now: i64) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
+        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
+        });
+        let Some(row) = row else {
+            return Ok(Err(CodeProblem::Unknown));
+        };
+        let t = LinkTicket::try_from(row)?;
+        Ok(if t.used_at.is_some() {
+            Err(CodeProblem::Used)
+        } else if t.expires_at <= now {
+            Err(CodeProblem::Expired)
+        } else {
+            Ok(t)
+        })
+    }
+
+    /// Uses a ticket up: of any number of concurrent callers exactly one succeeds.
+    pub async fn consume_ticket(&self, hash: &str, now: i64) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
+        let sql = format!(
+            "UPDATE link_tickets SET used_at = $1
+             WHERE ticket_hash = $2 AND used_at IS NULL AND expires_at > $1
+             RETURNING {TICKET_COLUMNS}"
+        );
+        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).bind(now).bind(hash).fetch_optional(pool).await?
+        });
+        match row {
+            Some(row) => Ok(Ok(row.try_into()?)),
+            None => Ok(Err(self.check_ticket(hash, now).await?.err().unwrap_or(CodeProblem::Used))),
+        }
+    }
+
+    pub async fn create_login_code(
+        &self,
+        hash: &str,
+        app: &AppId,
+        openid: &OpenId,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO login_codes (code_hash, app, openid, created_at, expires_at)
+                   VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(&self.db, |pool| {
+            sqlx::query(sql)
+                .bind(hash)
+                .bind(app.as_str())
+                .bind(openid.as_str())
+                .bind(now)
+                .bind(expires_at)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Uses a login code up and says whose it was.
+    pub async fn redeem_login_code(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Result<(AppId, OpenId), CodeProblem>, StoreError> {
+        let sql = "UPDATE login_codes SET used_at = $1
+                   WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
+                   RETURNING app, openid";
+        let row: Option<(String, String)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(now).bind(hash).fetch_optional(pool).await?
+        });
+        if let Some((app, openid)) = row {
+            let bad = |e: crate::domain::ParseError| corrupt("login_codes", e);
+            return Ok(Ok((
+                AppId::parse(&app).map_err(bad)?,
+                OpenId::parse(&openid).map_err(bad)?,
+            )));
+        }
+        let sql = "SELECT used_at, expires_at FROM login_codes WHERE code_hash = $1";
+        let row: Option<(Option<i64>, i64)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?
+        });
+        Ok(Err(match row {
+            None => CodeProblem::Unknown,
+            Some((Some(_), _)) => CodeProblem::Used,
+            Some((None, _)) => CodeProblem::Expired,
+        }))
+    }
+
+    /// Claims the right to exchange an authorization code. True for exactly one caller.
+    pub async fn claim_exchange(
+        &self,
+        code_hash: &str,
+        app: &AppId,
+        state_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO oauth_exchanges (code_hash, app, state_hash, created_at)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT (code_hash) DO NOTHING";
+        let n = with_pool!(&self.db, |pool| {
+            sqlx::query(sql)
+                .bind(code_hash)
+                .bind(app.as_str())
+                .bind(state_hash)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn finish_exchange(&self, code_hash: &str, outcome: &str, now: i64) -> Result<(), StoreError> {
+        let sql = "UPDATE oauth_exchanges SET outcome = $1, finished_at = $2 WHERE code_hash = $3";
+        with_pool!(&self.db, |pool| {
+            sqlx::query(sql).bind(outcome).bind(now).bind(code_hash).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn exchange(&self, code_hash: &str) -> Result<Option<Exchange>, StoreError> {
+        let sql = "SELECT app, state_hash, outcome FROM oauth_exchanges WHERE code_hash = $1";
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(code_hash).fetch_optional(pool).await?
+        }))
+    }
+
+    pub async fn save_web_token(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+        t: &WebToken<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO web_tokens (app, openid, access_token, refresh_token, scope, expires_at, refresh_expires_at, updated_at)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                   ON CONFLICT (app, openid) DO UPDATE SET
+                      access_token = excluded.access_token,
+                      refresh_token = excluded.refresh_token,
+                      scope = excluded.scope,
+                      expires_at = excluded.expires_at,
+                      refresh_expires_at = excluded.refresh_expires_at,
+                      updated_at = excluded.updated_at";
+        with_pool!(&self.db, |pool| {
+            sqlx::query(sql)
+                .bind(app.as_str())
+                .bind(openid.as_str())
+                .bind(t.access_token)
+                .bind(t.refresh_token)
+                .bind(t.scope.as_str())
+                .bind(t.expires_at)
+                .bind(t.refresh_expires_at)
+                .bind(now)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Wire types of the WeChat APIs, shared by the client (which parses them) and the simulator
+//! (which produces them), so both sides agree on one definition.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// `{"errcode","errmsg"}`, present on every error and on some successes.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub errcode: i64,
+    #[serde(default)]
+    pub errmsg: String,
+}
+
+impl ErrorBody {
+    pub fn new(errcode: i64, errmsg: impl Into<String>) -> Self {
+        Self {
+            errcode,
+            errmsg: errmsg.into(),
+        }
+    }
+}
+
+/// `/sns/oauth2/access_token` and `/sns/oauth2/refresh_token`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct WebTokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub openid: String,
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "is_zero", deserialize_with = "lenient_i64")]
+    pub is_snapshotuser: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+}
+
+impl std::fmt::Debug for WebTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebTokenResponse")
+            .field("openid", &self.openid)
+            .field("scope", &self.scope)
+            .field("is_snapshotuser", &self.is_snapshotuser)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `/sns/userinfo`. Since 2021 sex is 0 and the region fields are empty; kept anyway.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserInfo {
+    pub openid: String,
+    #[serde(default)]
+    pub nickname: String,
+    #[serde(default, deserialize_with = "lenient_i64")]
+    pub sex: i64,
+    #[serde(default)]
+    pub province: String,
+    #[serde(default)]
+    pub city: String,
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub headimgurl: String,
+    #[serde(default)]
+    pub privilege: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+/// WeChat sends some numbers as strings (wechatpy's fixture has `"sex":"1"`).
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrString {
+        Num(i64),
+        Str(String),
+    }
+    Ok(match NumOrString::deserialize(d)? {
+        NumOrString::Num(n) => n,
+        NumOrString::Str(s) => s.trim().parse().unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_parses_string_sex_and_missing_fields() {
+        let u: UserInfo =
+            serde_json::from_str(r#"{"openid":"o1","nickname":"n","sex":"1","privilege":[]}"#)
+                .unwrap();
+        assert_eq!(u.sex, 1);
+        assert_eq!(u.city, "");
+        assert_eq!(u.unionid, None);
+    }
+
+    #[test]
+    fn web_token_debug_hides_tokens() {
+        let t = WebTokenResponse {
+            access_token: "SECRET_AT".into(),
+            expires_in: 7200,
+            refresh_token: "SECRET_RT".into(),
+            openid: "o1".into(),
+            scope: "snsapi_base".into(),
+            is_snapshotuser: 0,
+            unionid: None,
+        };
+        let s = format!("{t:?}");
+        assert!(!s.contains("SECRET"));
+    }
+}
