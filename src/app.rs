@@ -58,7 +58,12 @@ impl App {
 
         let store = Store::connect(&config.database_url)
             .await
-            .with_context(|| format!("cannot open the database (setting `database_url`, {})", redact_url(&config.database_url)))?;
+            .with_context(|| {
+                format!(
+                    "cannot open the database (setting `database_url`, {})",
+                    redact_url(&config.database_url)
+                )
+            })?;
 
         let ctx: Ctx = Arc::new(Context {
             config,
@@ -73,15 +78,35 @@ impl App {
         let mut router = match &store.db {
             Db::Sqlite(pool) => {
                 let sessions = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
-                sessions.migrate().await.context("session table migration")?;
-                tokio::spawn(sessions.clone().continuously_delete_expired(Duration::from_secs(300)));
-                http::router(ctx.clone(), http::browser_router().layer(session_layer(sessions, secure)))
+                sessions
+                    .migrate()
+                    .await
+                    .context("session table migration")?;
+                tokio::spawn(
+                    sessions
+                        .clone()
+                        .continuously_delete_expired(Duration::from_secs(300)),
+                );
+                http::router(
+                    ctx.clone(),
+                    http::browser_router().layer(session_layer(sessions, secure)),
+                )
             }
             Db::Postgres(pool) => {
                 let sessions = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
-                sessions.migrate().await.context("session table migration")?;
-                tokio::spawn(sessions.clone().continuously_delete_expired(Duration::from_secs(300)));
-                http::router(ctx.clone(), http::browser_router().layer(session_layer(sessions, secure)))
+                sessions
+                    .migrate()
+                    .await
+                    .context("session table migration")?;
+                tokio::spawn(
+                    sessions
+                        .clone()
+                        .continuously_delete_expired(Duration::from_secs(300)),
+                );
+                http::router(
+                    ctx.clone(),
+                    http::browser_router().layer(session_layer(sessions, secure)),
+                )
             }
         };
         if let Some(sb) = &ctx.sandbox {
@@ -111,14 +136,20 @@ impl App {
         &self.ctx
     }
 
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
     }
 }
 
-fn session_layer<S: tower_sessions::SessionStore + Clone>(store: S, secure: bool) -> SessionManagerLayer<S> {
+fn session_layer<S: tower_sessions::SessionStore + Clone>(
+    store: S,
+    secure: bool,
+) -> SessionManagerLayer<S> {
     SessionManagerLayer::new(store)
         .with_name("wxlink_sid")
         .with_secure(secure)
@@ -172,11 +203,14 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
     let sha = hex::decode(hash_token(&api_key))?;
     config.api_keys.push(ApiKey {
         name: "sandbox".into(),
-        sha256: sha.try_into().map_err(|_| anyhow::anyhow!("sha256 length"))?,
+        sha256: sha
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("sha256 length"))?,
     });
-    config
-        .return_to_allow
-        .push(Url::parse(&format!("{}/sandbox/", public_url.as_str().trim_end_matches('/')))?);
+    config.return_to_allow.push(Url::parse(&format!(
+        "{}/sandbox/",
+        public_url.as_str().trim_end_matches('/')
+    ))?);
     Ok(Sandbox { sim, api_key })
 }
 

@@ -155,15 +155,16 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment
-            .merge(Env::raw().only(&["database_url"]))
-            .merge(Env::prefixed("WXLINK_").only(&[
-                "listen",
-                "public_url",
-                "database_url",
-                "max_body_bytes",
-                "sandbox",
-            ]));
+        figment =
+            figment
+                .merge(Env::raw().only(&["database_url"]))
+                .merge(Env::prefixed("WXLINK_").only(&[
+                    "listen",
+                    "public_url",
+                    "database_url",
+                    "max_body_bytes",
+                    "sandbox",
+                ]));
         let raw: RawConfig = figment.extract().map_err(|e| {
             let setting = e
                 .path
@@ -173,6 +174,22 @@ impl Config {
             ConfigError::new(setting, e.kind.to_string())
         })?;
         Self::from_raw(raw, path.is_some())
+    }
+
+    /// Parses configuration given as TOML text, as if read from a file (no environment).
+    pub fn from_toml_str(toml: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = Figment::new()
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| {
+                let setting = e
+                    .path
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "configuration".into());
+                ConfigError::new(setting, e.kind.to_string())
+            })?;
+        Self::from_raw(raw, true)
     }
 
     fn from_raw(raw: RawConfig, from_file: bool) -> Result<Self, ConfigError> {
@@ -332,8 +349,8 @@ fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
     )?;
     let base = |field: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
         let s = v.as_deref().unwrap_or(default);
-        let url =
-            Url::parse(s).map_err(|e| ConfigError::new(format!("apps[{i}].{field}"), e.to_string()))?;
+        let url = Url::parse(s)
+            .map_err(|e| ConfigError::new(format!("apps[{i}].{field}"), e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(ConfigError::new(
                 format!("apps[{i}].{field}"),
@@ -389,11 +406,7 @@ mod tests {
     use super::*;
 
     fn parse(toml: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = Figment::new()
-            .merge(Toml::string(toml))
-            .extract()
-            .map_err(|e| ConfigError::new("x", e.to_string()))?;
-        Config::from_raw(raw, true)
+        Config::from_toml_str(toml)
     }
 
     const KEY: &str = "ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0";

@@ -14,6 +14,10 @@
 //! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
 //! - [`clock`]: time with an offset, so tests move time instead of sleeping.
 
+// Handlers return pages and responses as their error types; those are built at most once
+// per request, so their size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 pub mod app;
 pub mod clock;
 pub mod config;

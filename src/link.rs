@@ -75,7 +75,7 @@ pub async fn bind_user(
         }));
     }
     match store.bind_identity(app, openid, user, now).await? {
-        BindOutcome::Bound(i) => Ok(Ok(i)),
+        BindOutcome::Bound(i) => Ok(Ok(*i)),
         BindOutcome::Conflict { existing } => Ok(Err(Conflict {
             existing,
             requested: user.clone(),
@@ -87,7 +87,11 @@ pub async fn bind_user(
 
 /// For an identity that arrived without a ticket: its current user, or the one user its
 /// unionid already belongs to. Ambiguity (two users) binds nothing.
-pub async fn auto_bind(store: &Store, identity: &Identity, now: i64) -> Result<Option<UserId>, StoreError> {
+pub async fn auto_bind(
+    store: &Store,
+    identity: &Identity,
+    now: i64,
+) -> Result<Option<UserId>, StoreError> {
     if let Some(u) = &identity.user_id {
         return Ok(Some(u.clone()));
     }
@@ -137,6 +141,10 @@ pub async fn mint_ticket(
             now,
         )
         .await?;
-    let url = ctx.url(&format!("/oauth/{}/authorize?ticket={}", app.id, ticket.expose()));
+    let url = ctx.url(&format!(
+        "/oauth/{}/authorize?ticket={}",
+        app.id,
+        ticket.expose()
+    ));
     Ok((url, expires_at))
 }

@@ -8,7 +8,10 @@ use wxlink::clock::Clock;
 use wxlink::config::Config;
 
 #[derive(Parser)]
-#[command(version, about = "WeChat identity linking, central access token and notifications")]
+#[command(
+    version,
+    about = "WeChat identity linking, central access token and notifications"
+)]
 struct Cli {
     /// Configuration file (TOML). Without one, and without apps, wxlink starts the sandbox.
     #[arg(long, global = true, env = "WXLINK_CONFIG")]
@@ -49,8 +52,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::build(config, Clock::system()).await?;
             let ctx = app.context().clone();
             if let Some(sb) = &ctx.sandbox {
-                println!("wxlink sandbox: SQLite at {}, WeChat simulator at {}sim", ctx.config.database_url, app.public_url());
-                println!("  open {} in a browser to try the authorization flow", app.public_url());
+                println!(
+                    "wxlink sandbox: SQLite at {}, WeChat simulator at {}sim",
+                    ctx.config.database_url,
+                    app.public_url()
+                );
+                println!(
+                    "  open {} in a browser to try the authorization flow",
+                    app.public_url()
+                );
                 println!("  development API key: {}", sb.api_key);
             } else {
                 tracing::info!(url = %app.public_url(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
@@ -78,7 +88,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

@@ -141,7 +141,8 @@ pub struct ReturnTo(String);
 
 impl ReturnTo {
     pub fn parse(s: &str, allow: &ReturnToAllowList) -> Result<Self, ParseError> {
-        let url = Url::parse(s).map_err(|_| ParseError("return_to is not an absolute URL".into()))?;
+        let url =
+            Url::parse(s).map_err(|_| ParseError("return_to is not an absolute URL".into()))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(ParseError("return_to must not carry credentials".into()));
         }

@@ -31,7 +31,9 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
 
 async fn healthz(State(ctx): State<Ctx>) -> Response {
     match ctx.store.ping().await {
-        Ok(()) => axum::Json(json!({"status": "ok", "store": ctx.store.backend_name()})).into_response(),
+        Ok(()) => {
+            axum::Json(json!({"status": "ok", "store": ctx.store.backend_name()})).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check: store not answering");
             (
@@ -45,10 +47,18 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
 
 async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/api/") {
-        ApiError::not_found("no_such_route", format!("no route {} {}", req.method(), req.uri().path()))
-            .into_response()
+        ApiError::not_found(
+            "no_such_route",
+            format!("no route {} {}", req.method(), req.uri().path()),
+        )
+        .into_response()
     } else {
-        Page::new(StatusCode::NOT_FOUND, "not_found", "页面不存在 / Not found", "There is no page here.")
-            .into_response()
+        Page::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "页面不存在 / Not found",
+            "There is no page here.",
+        )
+        .into_response()
     }
 }

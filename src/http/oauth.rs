@@ -9,11 +9,11 @@ use crate::link;
 use crate::store::{CodeProblem, NewIdentity, WebToken};
 use crate::wechat::{ErrCode, WechatError, oauth::authorize_url};
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tower_sessions::Session;
@@ -69,7 +69,10 @@ fn web_app<'a>(ctx: &'a Ctx, app: &str) -> Result<&'a AppConfig, Page> {
                 StatusCode::NOT_FOUND,
                 "unknown_app",
                 "链接无效 / Unknown app",
-                format!("There is no app named {:?} here.", app.chars().take(40).collect::<String>()),
+                format!(
+                    "There is no app named {:?} here.",
+                    app.chars().take(40).collect::<String>()
+                ),
             )
         })?;
     if app_cfg.kind != AppKind::OfficialAccount {
@@ -88,8 +91,16 @@ fn web_app<'a>(ctx: &'a Ctx, app: &str) -> Result<&'a AppConfig, Page> {
 
 fn ticket_page(problem: CodeProblem) -> Page {
     let (status, outcome, msg) = match problem {
-        CodeProblem::Unknown => (StatusCode::NOT_FOUND, "ticket_unknown", "This link is not valid."),
-        CodeProblem::Used => (StatusCode::GONE, "ticket_used", "This link has already been used."),
+        CodeProblem::Unknown => (
+            StatusCode::NOT_FOUND,
+            "ticket_unknown",
+            "This link is not valid.",
+        ),
+        CodeProblem::Used => (
+            StatusCode::GONE,
+            "ticket_used",
+            "This link has already been used.",
+        ),
         CodeProblem::Expired => (StatusCode::GONE, "ticket_expired", "This link has expired."),
     };
     Page::new(status, outcome, "链接已失效 / Link no longer valid", msg)
@@ -109,7 +120,11 @@ async fn authorize(
 
     let (scope, return_to, ticket_hash) = if let Some(ticket) = &q.ticket {
         let hash = hash_token(ticket);
-        let t = ctx.store.check_ticket(&hash, now).await?.map_err(ticket_page)?;
+        let t = ctx
+            .store
+            .check_ticket(&hash, now)
+            .await?
+            .map_err(ticket_page)?;
         if t.app != app_cfg.id {
             return Err(ticket_page(CodeProblem::Unknown));
         }
@@ -161,13 +176,22 @@ async fn authorize(
         };
         return Ok(Html(page.render().map_err(|e| {
             tracing::error!(error = %e, "template failed");
-            Page::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Error", "template error")
+            Page::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Error",
+                "template error",
+            )
         })?)
         .into_response());
     }
 
     let state = OAuthState::generate();
-    let mut pending: Vec<PendingAuth> = session.get(SESSION_KEY).await.map_err(session_error)?.unwrap_or_default();
+    let mut pending: Vec<PendingAuth> = session
+        .get(SESSION_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
     pending.retain(|p| p.created_at + ctx.config.oauth.state_ttl_secs > now);
     pending.push(PendingAuth {
         state: state.clone(),
@@ -181,7 +205,10 @@ async fn authorize(
     if pending.len() > MAX_PENDING {
         pending.drain(..pending.len() - MAX_PENDING);
     }
-    session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+    session
+        .insert(SESSION_KEY, &pending)
+        .await
+        .map_err(session_error)?;
 
     let redirect_uri = ctx.url(&format!("/oauth/{}/callback", app_cfg.id));
     let location = authorize_url(
@@ -195,7 +222,12 @@ async fn authorize(
 }
 
 fn bad_request(outcome: &str, message: impl Into<String>) -> Page {
-    Page::new(StatusCode::BAD_REQUEST, outcome, "请求无效 / Invalid request", message)
+    Page::new(
+        StatusCode::BAD_REQUEST,
+        outcome,
+        "请求无效 / Invalid request",
+        message,
+    )
 }
 
 fn session_error(e: tower_sessions::session::Error) -> Page {
@@ -241,17 +273,39 @@ async fn callback(
 ) -> Result<Response, Page> {
     let app_cfg = web_app(&ctx, &app)?;
     let now = ctx.clock.now();
-    let restart = |p: Page| p.link(ctx.url(&format!("/oauth/{}/authorize", app_cfg.id)), "重新授权 / Start again");
+    let restart = |p: Page| {
+        p.link(
+            ctx.url(&format!("/oauth/{}/authorize", app_cfg.id)),
+            "重新授权 / Start again",
+        )
+    };
 
     let state = q
         .state
         .as_deref()
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad_request("state_missing", "The authorization response carries no state; nothing was exchanged."))?;
-    let state = OAuthState::parse(state).map_err(|_| bad_request("state_invalid", "The state in the authorization response is malformed; nothing was exchanged."))?;
+        .ok_or_else(|| {
+            bad_request(
+                "state_missing",
+                "The authorization response carries no state; nothing was exchanged.",
+            )
+        })?;
+    let state = OAuthState::parse(state).map_err(|_| {
+        bad_request(
+            "state_invalid",
+            "The state in the authorization response is malformed; nothing was exchanged.",
+        )
+    })?;
 
-    let mut pending: Vec<PendingAuth> = session.get(SESSION_KEY).await.map_err(session_error)?.unwrap_or_default();
-    let Some(idx) = pending.iter().position(|p| p.state == state && p.app == app_cfg.id.as_str()) else {
+    let mut pending: Vec<PendingAuth> = session
+        .get(SESSION_KEY)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
+    let Some(idx) = pending
+        .iter()
+        .position(|p| p.state == state && p.app == app_cfg.id.as_str())
+    else {
         return Err(restart(bad_request(
             "state_unknown",
             "This authorization was not started in this browser (or already finished long ago); nothing was exchanged.",
@@ -259,7 +313,10 @@ async fn callback(
     };
     if pending[idx].created_at + ctx.config.oauth.state_ttl_secs <= now {
         pending.remove(idx);
-        session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+        session
+            .insert(SESSION_KEY, &pending)
+            .await
+            .map_err(session_error)?;
         return Err(restart(bad_request(
             "state_expired",
             "This authorization took too long and has expired; nothing was exchanged.",
@@ -268,7 +325,10 @@ async fn callback(
 
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
         pending.remove(idx);
-        session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+        session
+            .insert(SESSION_KEY, &pending)
+            .await
+            .map_err(session_error)?;
         return Ok(restart(Page::new(
             StatusCode::OK,
             "declined",
@@ -282,20 +342,32 @@ async fn callback(
     if let Some(used) = &pending[idx].used_code_hash
         && *used != code_hash
     {
-        return Err(restart(bad_request("state_used", "This authorization has already been completed.")));
+        return Err(restart(bad_request(
+            "state_used",
+            "This authorization has already been completed.",
+        )));
     }
 
     let entry = pending[idx].clone();
-    let answer = if ctx.store.claim_exchange(&code_hash, &app_cfg.id, &state_hash, now).await? {
+    let answer = if ctx
+        .store
+        .claim_exchange(&code_hash, &app_cfg.id, &state_hash, now)
+        .await?
+    {
         let answer = complete(&ctx, app_cfg, &entry, &code).await?;
         let stored = serde_json::to_string(&answer).expect("answer serializes");
-        ctx.store.finish_exchange(&code_hash, &stored, ctx.clock.now()).await?;
+        ctx.store
+            .finish_exchange(&code_hash, &stored, ctx.clock.now())
+            .await?;
         answer
     } else {
         replay(&ctx, &code_hash, &state_hash).await?
     };
     pending[idx].used_code_hash = Some(code_hash);
-    session.insert(SESSION_KEY, &pending).await.map_err(session_error)?;
+    session
+        .insert(SESSION_KEY, &pending)
+        .await
+        .map_err(session_error)?;
     Ok(answer.into_response())
 }
 
@@ -307,12 +379,20 @@ async fn replay(ctx: &Ctx, code_hash: &str, state_hash: &str) -> Result<Answer, 
             break;
         };
         if ex.state_hash != state_hash {
-            return Err(bad_request("code_reused", "This authorization code belongs to another sign-in."));
+            return Err(bad_request(
+                "code_reused",
+                "This authorization code belongs to another sign-in.",
+            ));
         }
         if let Some(outcome) = ex.outcome {
             return serde_json::from_str(&outcome).map_err(|e| {
                 tracing::error!(error = %e, "stored callback answer does not parse");
-                Page::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "Error", "internal error")
+                Page::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "Error",
+                    "internal error",
+                )
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -327,11 +407,20 @@ async fn replay(ctx: &Ctx, code_hash: &str, state_hash: &str) -> Result<Answer, 
 
 /// The one exchange of a code: store the identity, bind it, mint the login code.
 /// Every failure becomes a page, which is stored like a success.
-async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &str) -> Result<Answer, Page> {
+async fn complete(
+    ctx: &Ctx,
+    app_cfg: &AppConfig,
+    entry: &PendingAuth,
+    code: &str,
+) -> Result<Answer, Page> {
     let restart_link = ctx.url(&format!("/oauth/{}/authorize", app_cfg.id));
     let tok = match ctx.wechat.exchange_code(&app_cfg.wechat, code).await {
         Ok(t) => t,
-        Err(e) => return Ok(Answer::Page(wechat_failure_page(&e).link(restart_link, "重新授权 / Start again"))),
+        Err(e) => {
+            return Ok(Answer::Page(
+                wechat_failure_page(&e).link(restart_link, "重新授权 / Start again"),
+            ));
+        }
     };
     let bad_answer = |what: &str| {
         tracing::error!(app = %app_cfg.id, "WeChat returned a malformed {what}");
@@ -345,7 +434,12 @@ async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &st
     let Ok(openid) = OpenId::parse(&tok.openid) else {
         return Ok(bad_answer("openid"));
     };
-    let unionid = match tok.unionid.as_deref().filter(|u| !u.is_empty()).map(UnionId::parse) {
+    let unionid = match tok
+        .unionid
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .map(UnionId::parse)
+    {
         None => None,
         Some(Ok(u)) => Some(u),
         Some(Err(_)) => return Ok(bad_answer("unionid")),
@@ -391,7 +485,11 @@ async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &st
         .await?;
 
     let profile = if scope == OAuthScope::UserInfo {
-        match ctx.wechat.userinfo(&app_cfg.wechat, &tok.access_token, &openid).await {
+        match ctx
+            .wechat
+            .userinfo(&app_cfg.wechat, &tok.access_token, &openid)
+            .await
+        {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::warn!(app = %app_cfg.id, error = %e, "userinfo failed; storing the identity without a profile");
@@ -407,7 +505,12 @@ async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &st
             &NewIdentity {
                 app: app_cfg.id.clone(),
                 openid: openid.clone(),
-                unionid: unionid.or_else(|| profile.as_ref().and_then(|p| p.unionid.as_deref()).and_then(|u| UnionId::parse(u).ok())),
+                unionid: unionid.or_else(|| {
+                    profile
+                        .as_ref()
+                        .and_then(|p| p.unionid.as_deref())
+                        .and_then(|u| UnionId::parse(u).ok())
+                }),
                 scope,
                 profile,
                 is_snapshot: false,
@@ -447,7 +550,13 @@ async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &st
     if let Some(return_to) = &entry.return_to {
         let login_code = OneTimeCode::generate();
         ctx.store
-            .create_login_code(&login_code.hash(), &app_cfg.id, &openid, now, now + ctx.config.oauth.login_code_ttl_secs)
+            .create_login_code(
+                &login_code.hash(),
+                &app_cfg.id,
+                &openid,
+                now,
+                now + ctx.config.oauth.login_code_ttl_secs,
+            )
             .await?;
         return Ok(Answer::Redirect {
             location: return_to.with_param("wxlink_code", login_code.expose()),
@@ -468,7 +577,9 @@ async fn complete(ctx: &Ctx, app_cfg: &AppConfig, entry: &PendingAuth, code: &st
 
 fn wechat_failure_page(e: &WechatError) -> Page {
     match e.code() {
-        Some(ErrCode::CodeUsed | ErrCode::InvalidCode | ErrCode::CodeExpired | ErrCode::MissingCode) => {
+        Some(
+            ErrCode::CodeUsed | ErrCode::InvalidCode | ErrCode::CodeExpired | ErrCode::MissingCode,
+        ) => {
             tracing::info!(error = %e, "authorization code refused");
             Page::new(
                 StatusCode::BAD_REQUEST,
@@ -476,7 +587,10 @@ fn wechat_failure_page(e: &WechatError) -> Page {
                 "授权已失效 / Authorization expired",
                 "This authorization can no longer be completed. Please start again.",
             )
-            .detail(format!("WeChat: {}", e.code().map(|c| c.to_string()).unwrap_or_default()))
+            .detail(format!(
+                "WeChat: {}",
+                e.code().map(|c| c.to_string()).unwrap_or_default()
+            ))
         }
         Some(code) => {
             tracing::error!(error = %e, "WeChat refused the code exchange");

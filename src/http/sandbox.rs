@@ -6,11 +6,11 @@ use crate::domain::{AppId, OAuthScope, ReturnTo, UserId, hash_token};
 use crate::error::Page;
 use crate::sim::Sim;
 use askama::Template;
+use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 /// What the sandbox adds to the context.
@@ -77,7 +77,12 @@ async fn index(State(ctx): State<Ctx>, headers: axum::http::HeaderMap) -> Respon
 
 fn sandbox_only(ctx: &Ctx) -> Result<&Sandbox, Page> {
     ctx.sandbox.as_ref().ok_or_else(|| {
-        Page::new(StatusCode::NOT_FOUND, "not_found", "页面不存在 / Not found", "The sandbox is off.")
+        Page::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "页面不存在 / Not found",
+            "The sandbox is off.",
+        )
     })
 }
 
@@ -89,13 +94,19 @@ struct PersonForm {
 
 async fn add_person(State(ctx): State<Ctx>, Form(f): Form<PersonForm>) -> Result<Response, Page> {
     let sb = sandbox_only(&ctx)?;
-    let nickname = f.nickname.filter(|n| !n.trim().is_empty()).map(|n| n.trim().chars().take(32).collect());
+    let nickname = f
+        .nickname
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| n.trim().chars().take(32).collect());
     let p = sb.sim.add_person(nickname, f.snapshot.is_some());
     Ok((
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, "/".to_owned()),
-            (header::SET_COOKIE, format!("wxsim_person={}; Path=/; SameSite=Lax", p.id)),
+            (
+                header::SET_COOKIE,
+                format!("wxsim_person={}; Path=/; SameSite=Lax", p.id),
+            ),
         ],
     )
         .into_response())
@@ -110,13 +121,27 @@ struct TicketForm {
 /// Plays the backend's part of the jump-out flow: mint a ticket, then open it "in WeChat".
 async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Response, Page> {
     sandbox_only(&ctx)?;
-    let bad = |m: String| Page::new(StatusCode::BAD_REQUEST, "invalid", "请求无效 / Invalid request", m);
+    let bad = |m: String| {
+        Page::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "请求无效 / Invalid request",
+            m,
+        )
+    };
     let user = UserId::parse(f.user_id.trim()).map_err(|e| bad(e.0))?;
     let scope = OAuthScope::parse(&f.scope).map_err(|e| bad(e.0))?;
-    let app = ctx.app(&AppId::parse("oa").expect("valid")).ok_or_else(|| bad("no oa app".into()))?;
-    let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow).map_err(|e| bad(e.0))?;
+    let app = ctx
+        .app(&AppId::parse("oa").expect("valid"))
+        .ok_or_else(|| bad("no oa app".into()))?;
+    let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
+        .map_err(|e| bad(e.0))?;
     let (url, _) = crate::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
-    Ok((StatusCode::SEE_OTHER, [(header::LOCATION, format!("{url}&wxsim=1"))]).into_response())
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, format!("{url}&wxsim=1"))],
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -128,14 +153,26 @@ struct ResultQuery {
 async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<Response, Page> {
     sandbox_only(&ctx)?;
     let Some(code) = q.wxlink_code else {
-        return Err(Page::new(StatusCode::BAD_REQUEST, "invalid", "缺少 wxlink_code", "No wxlink_code in the URL."));
+        return Err(Page::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "缺少 wxlink_code",
+            "No wxlink_code in the URL.",
+        ));
     };
     let now = ctx.clock.now();
     let (app, openid) = ctx
         .store
         .redeem_login_code(&hash_token(&code), now)
         .await?
-        .map_err(|p| Page::new(StatusCode::GONE, "login_code_invalid", "登录码无效 / Login code not valid", format!("{p:?}")))?;
+        .map_err(|p| {
+            Page::new(
+                StatusCode::GONE,
+                "login_code_invalid",
+                "登录码无效 / Login code not valid",
+                format!("{p:?}"),
+            )
+        })?;
     let identity = ctx.store.identity(&app, &openid).await?;
     let json = serde_json::to_string_pretty(&identity).unwrap_or_default();
     let mut page = Page::new(

@@ -40,7 +40,10 @@ struct NewPerson {
     snapshot: bool,
 }
 
-async fn add_person(State(sim): State<Sim>, body: Option<Json<NewPerson>>) -> (StatusCode, Json<Value>) {
+async fn add_person(
+    State(sim): State<Sim>,
+    body: Option<Json<NewPerson>>,
+) -> (StatusCode, Json<Value>) {
     let req = body.map(|Json(b)| b).unwrap_or_default();
     let p = sim.add_person(req.nickname, req.snapshot);
     (StatusCode::CREATED, Json(describe(&sim, &p.id)))
@@ -51,7 +54,10 @@ async fn list_people(State(sim): State<Sim>) -> Json<Value> {
     Json(json!({ "people": people }))
 }
 
-async fn get_person(State(sim): State<Sim>, Path(id): Path<String>) -> Result<Json<Value>, StatusCode> {
+async fn get_person(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, StatusCode> {
     if sim.person(&id).is_none() {
         return Err(StatusCode::NOT_FOUND);
     }
@@ -60,7 +66,9 @@ async fn get_person(State(sim): State<Sim>, Path(id): Path<String>) -> Result<Js
 
 /// A person with their openid (and unionid) in every registered app.
 fn describe(sim: &Sim, id: &str) -> Value {
-    let Some(p) = sim.person(id) else { return Value::Null };
+    let Some(p) = sim.person(id) else {
+        return Value::Null;
+    };
     let appids: Vec<String> = sim.lock().apps.keys().cloned().collect();
     let mut openids = serde_json::Map::new();
     let mut unionids = serde_json::Map::new();

@@ -149,7 +149,10 @@ impl Sim {
         if self.person(person).is_some_and(|p| p.snapshot) {
             return None;
         }
-        Some(format!("u{}", &hash_token(&format!("unionid|{group}|{person}"))[..27]))
+        Some(format!(
+            "u{}",
+            &hash_token(&format!("unionid|{group}|{person}"))[..27]
+        ))
     }
 
     fn count(&self, what: &str) {

@@ -73,7 +73,12 @@ fn check_authorize(sim: &Sim, raw: &str) -> Result<AuthRequest, Response> {
         .collect();
     let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
     const ORDER: [&str; 4] = ["appid", "redirect_uri", "response_type", "scope"];
-    if keys.len() < 4 || keys[..4] != ORDER || keys.get(4).is_some_and(|k| *k != "state" && keys.contains(&"state")) {
+    if keys.len() < 4
+        || keys[..4] != ORDER
+        || keys
+            .get(4)
+            .is_some_and(|k| *k != "state" && keys.contains(&"state"))
+    {
         return Err(error_page(
             10001,
             "链接参数顺序错误 / authorize parameters must come in the order appid, redirect_uri, response_type, scope, state",
@@ -84,9 +89,18 @@ fn check_authorize(sim: &Sim, raw: &str) -> Result<AuthRequest, Response> {
         .find_map(|seg| seg.strip_prefix("redirect_uri="))
         .unwrap_or_default();
     if raw_redirect.contains(':') || raw_redirect.contains('/') {
-        return Err(error_page(10001, "redirect_uri 未经 urlencode / redirect_uri must be percent-encoded"));
+        return Err(error_page(
+            10001,
+            "redirect_uri 未经 urlencode / redirect_uri must be percent-encoded",
+        ));
     }
-    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let req = AuthRequest {
         appid: get("appid"),
         redirect_uri: get("redirect_uri"),
@@ -101,7 +115,10 @@ fn check_authorize(sim: &Sim, raw: &str) -> Result<AuthRequest, Response> {
         return Err(error_page(10016, "appid 参数错误 / unknown appid"));
     };
     if !matches!(req.scope.as_str(), "snsapi_base" | "snsapi_userinfo") {
-        return Err(error_page(10005, "此公众号并没有这些scope的权限 / scope not permitted"));
+        return Err(error_page(
+            10005,
+            "此公众号并没有这些scope的权限 / scope not permitted",
+        ));
     }
     let redirect_host = Url::parse(&req.redirect_uri).ok().and_then(|u| {
         let host = u.host_str()?.to_owned();
@@ -130,7 +147,11 @@ fn person_from(headers: &HeaderMap, sim: &Sim) -> Option<String> {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
-            .find_map(|c| c.trim().strip_prefix(&format!("{PERSON_COOKIE}=")).map(str::to_owned))
+            .find_map(|c| {
+                c.trim()
+                    .strip_prefix(&format!("{PERSON_COOKIE}="))
+                    .map(str::to_owned)
+            })
     };
     from_header
         .or_else(from_cookie)
@@ -168,19 +189,30 @@ fn redirect_back(sim: &Sim, req: &AuthRequest, person: &str, allow: bool) -> Res
         sim.count("consents_declined");
     }
     params.push(format!("state={}", urlencoding::encode(&req.state)));
-    let sep = if req.redirect_uri.contains('?') { '&' } else { '?' };
+    let sep = if req.redirect_uri.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
     let location = format!("{}{sep}{}", req.redirect_uri, params.join("&"));
     (
         StatusCode::FOUND,
         [
             (header::LOCATION, location),
-            (header::SET_COOKIE, format!("{PERSON_COOKIE}={person}; Path=/; SameSite=Lax")),
+            (
+                header::SET_COOKIE,
+                format!("{PERSON_COOKIE}={person}; Path=/; SameSite=Lax"),
+            ),
         ],
     )
         .into_response()
 }
 
-async fn authorize(State(sim): State<Sim>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
+async fn authorize(
+    State(sim): State<Sim>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Response {
     sim.count("authorize_requests");
     let req = match check_authorize(&sim, raw.as_deref().unwrap_or("")) {
         Ok(r) => r,
@@ -282,7 +314,10 @@ fn token_response(sim: &Sim, grant: &WebGrant, refresh_token: String) -> WebToke
     }
 }
 
-async fn access_token(State(sim): State<Sim>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn access_token(
+    State(sim): State<Sim>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     sim.count("code_exchanges");
     if let Err(e) = check_app(&sim, &q, true) {
         return e;
@@ -324,12 +359,17 @@ async fn access_token(State(sim): State<Sim>, Query(q): Query<HashMap<String, St
         expires_at: now + REFRESH_TOKEN_TTL_SECS,
     };
     let refresh = random_token(64);
-    sim.lock().refresh_tokens.insert(refresh.clone(), grant.clone());
+    sim.lock()
+        .refresh_tokens
+        .insert(refresh.clone(), grant.clone());
     sim.count("codes_exchanged");
     Json(token_response(&sim, &grant, refresh)).into_response()
 }
 
-async fn refresh_token(State(sim): State<Sim>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn refresh_token(
+    State(sim): State<Sim>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     sim.count("refreshes");
     if let Err(e) = check_app(&sim, &q, false) {
         return e;
@@ -355,7 +395,10 @@ fn web_grant(sim: &Sim, q: &HashMap<String, String>) -> Result<WebGrant, Respons
     }
     let grant = sim.lock().access_tokens.get(at).cloned();
     let Some(g) = grant else {
-        return Err(wx_error(40001, "invalid credential, access_token is invalid or not latest"));
+        return Err(wx_error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        ));
     };
     if sim.clock.now() >= g.expires_at {
         return Err(wx_error(42001, "access_token expired"));

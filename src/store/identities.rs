@@ -36,9 +36,11 @@ pub struct NewIdentity {
 #[derive(Debug)]
 pub enum BindOutcome {
     /// Now bound to the user (it may have been already).
-    Bound(Identity),
+    Bound(Box<Identity>),
     /// Bound to someone else; never re-pointed silently.
-    Conflict { existing: UserId },
+    Conflict {
+        existing: UserId,
+    },
     NotFound,
 }
 
@@ -66,8 +68,18 @@ impl TryFrom<IdentityRow> for Identity {
         Ok(Identity {
             app: AppId::parse(&r.app).map_err(bad)?,
             openid: OpenId::parse(&r.openid).map_err(bad)?,
-            unionid: r.unionid.as_deref().map(UnionId::parse).transpose().map_err(bad)?,
-            user_id: r.user_id.as_deref().map(UserId::parse).transpose().map_err(bad)?,
+            unionid: r
+                .unionid
+                .as_deref()
+                .map(UnionId::parse)
+                .transpose()
+                .map_err(bad)?,
+            user_id: r
+                .user_id
+                .as_deref()
+                .map(UserId::parse)
+                .transpose()
+                .map_err(bad)?,
             scope: OAuthScope::parse(&r.scope).map_err(bad)?,
             profile: r
                 .profile
@@ -86,7 +98,11 @@ impl TryFrom<IdentityRow> for Identity {
 impl Store {
     /// Inserts or refreshes an identity. A later snsapi_base visit never downgrades the
     /// scope or drops a profile or unionid we already have.
-    pub async fn upsert_identity(&self, id: &NewIdentity, now: i64) -> Result<Identity, StoreError> {
+    pub async fn upsert_identity(
+        &self,
+        id: &NewIdentity,
+        now: i64,
+    ) -> Result<Identity, StoreError> {
         let profile = id
             .profile
             .as_ref()
@@ -116,7 +132,11 @@ impl Store {
         row.try_into()
     }
 
-    pub async fn identity(&self, app: &AppId, openid: &OpenId) -> Result<Option<Identity>, StoreError> {
+    pub async fn identity(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<Identity>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM identities WHERE app = $1 AND openid = $2");
         let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
@@ -134,7 +154,10 @@ impl Store {
                    WHERE unionid = $1 AND user_id IS NOT NULL AND NOT is_snapshot
                    ORDER BY user_id";
         let rows: Vec<(String,)> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql).bind(unionid.as_str()).fetch_all(pool).await?
+            sqlx::query_as(sql)
+                .bind(unionid.as_str())
+                .fetch_all(pool)
+                .await?
         });
         rows.into_iter()
             .map(|(u,)| UserId::parse(&u).map_err(|e| corrupt("identities", e)))
@@ -164,13 +187,13 @@ impl Store {
                 .await?
         });
         if let Some(row) = row {
-            return Ok(BindOutcome::Bound(row.try_into()?));
+            return Ok(BindOutcome::Bound(Box::new(row.try_into()?)));
         }
         Ok(match self.identity(app, openid).await? {
             None => BindOutcome::NotFound,
             Some(i) if i.is_snapshot => BindOutcome::NotFound,
             Some(i) => match &i.user_id {
-                Some(existing) if existing == user => BindOutcome::Bound(i),
+                Some(existing) if existing == user => BindOutcome::Bound(Box::new(i)),
                 Some(existing) => BindOutcome::Conflict {
                     existing: existing.clone(),
                 },
@@ -208,7 +231,10 @@ impl Store {
             "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND NOT is_snapshot ORDER BY app, openid"
         );
         let rows: Vec<IdentityRow> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(&sql).bind(user.as_str()).fetch_all(pool).await?
+            sqlx::query_as(&sql)
+                .bind(user.as_str())
+                .fetch_all(pool)
+                .await?
         });
         rows.into_iter().map(Identity::try_from).collect()
     }

@@ -98,7 +98,11 @@ impl Store {
 
     /// Looks a ticket up without using it, to refuse a bad link before sending the person
     /// to WeChat.
-    pub async fn check_ticket(&self, hash: &str, now: i64) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
+    pub async fn check_ticket(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
         let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
@@ -117,18 +121,30 @@ impl Store {
     }
 
     /// Uses a ticket up: of any number of concurrent callers exactly one succeeds.
-    pub async fn consume_ticket(&self, hash: &str, now: i64) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
+    pub async fn consume_ticket(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!(
             "UPDATE link_tickets SET used_at = $1
              WHERE ticket_hash = $2 AND used_at IS NULL AND expires_at > $1
              RETURNING {TICKET_COLUMNS}"
         );
         let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(&sql).bind(now).bind(hash).fetch_optional(pool).await?
+            sqlx::query_as(&sql)
+                .bind(now)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
         });
         match row {
             Some(row) => Ok(Ok(row.try_into()?)),
-            None => Ok(Err(self.check_ticket(hash, now).await?.err().unwrap_or(CodeProblem::Used))),
+            None => Ok(Err(self
+                .check_ticket(hash, now)
+                .await?
+                .err()
+                .unwrap_or(CodeProblem::Used))),
         }
     }
 
@@ -165,7 +181,11 @@ impl Store {
                    WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
                    RETURNING app, openid";
         let row: Option<(String, String)> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql).bind(now).bind(hash).fetch_optional(pool).await?
+            sqlx::query_as(sql)
+                .bind(now)
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
         });
         if let Some((app, openid)) = row {
             let bad = |e: crate::domain::ParseError| corrupt("login_codes", e);
@@ -208,10 +228,20 @@ impl Store {
         Ok(n == 1)
     }
 
-    pub async fn finish_exchange(&self, code_hash: &str, outcome: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn finish_exchange(
+        &self,
+        code_hash: &str,
+        outcome: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE oauth_exchanges SET outcome = $1, finished_at = $2 WHERE code_hash = $3";
         with_pool!(&self.db, |pool| {
-            sqlx::query(sql).bind(outcome).bind(now).bind(code_hash).execute(pool).await?;
+            sqlx::query(sql)
+                .bind(outcome)
+                .bind(now)
+                .bind(code_hash)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
@@ -219,7 +249,10 @@ impl Store {
     pub async fn exchange(&self, code_hash: &str) -> Result<Option<Exchange>, StoreError> {
         let sql = "SELECT app, state_hash, outcome FROM oauth_exchanges WHERE code_hash = $1";
         Ok(with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql).bind(code_hash).fetch_optional(pool).await?
+            sqlx::query_as(sql)
+                .bind(code_hash)
+                .fetch_optional(pool)
+                .await?
         }))
     }
 

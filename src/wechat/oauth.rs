@@ -67,14 +67,11 @@ impl WechatClient {
         web_access_token: &str,
         openid: &OpenId,
     ) -> Result<UserInfo, WechatError> {
-        let req = self
-            .http
-            .get(join(&app.api_base, "/sns/userinfo"))
-            .query(&[
-                ("access_token", web_access_token),
-                ("openid", openid.as_str()),
-                ("lang", "zh_CN"),
-            ]);
+        let req = self.http.get(join(&app.api_base, "/sns/userinfo")).query(&[
+            ("access_token", web_access_token),
+            ("openid", openid.as_str()),
+            ("lang", "zh_CN"),
+        ]);
         self.call("sns/userinfo", req).await
     }
 
@@ -85,10 +82,10 @@ impl WechatClient {
         web_access_token: &str,
         openid: &OpenId,
     ) -> Result<bool, WechatError> {
-        let req = self
-            .http
-            .get(join(&app.api_base, "/sns/auth"))
-            .query(&[("access_token", web_access_token), ("openid", openid.as_str())]);
+        let req = self.http.get(join(&app.api_base, "/sns/auth")).query(&[
+            ("access_token", web_access_token),
+            ("openid", openid.as_str()),
+        ]);
         match self.call::<ErrorBody>("sns/auth", req).await {
             Ok(_) => Ok(true),
             Err(WechatError::Api { code, .. })

@@ -29,7 +29,11 @@ pub struct WebTokenResponse {
     pub refresh_token: String,
     pub openid: String,
     pub scope: String,
-    #[serde(default, skip_serializing_if = "is_zero", deserialize_with = "lenient_i64")]
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "lenient_i64"
+    )]
     pub is_snapshotuser: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unionid: Option<String>,

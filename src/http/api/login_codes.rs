@@ -28,10 +28,17 @@ async fn redeem(
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let now = ctx.clock.now();
-    let (app, openid) = match ctx.store.redeem_login_code(&hash_token(&req.code), now).await? {
+    let (app, openid) = match ctx
+        .store
+        .redeem_login_code(&hash_token(&req.code), now)
+        .await?
+    {
         Ok(v) => v,
         Err(CodeProblem::Unknown) => {
-            return Err(ApiError::not_found("login_code_unknown", "no such login code"));
+            return Err(ApiError::not_found(
+                "login_code_unknown",
+                "no such login code",
+            ));
         }
         Err(CodeProblem::Used) => {
             return Err(ApiError::Gone {
@@ -46,11 +53,12 @@ async fn redeem(
             });
         }
     };
-    let identity = ctx
-        .store
-        .identity(&app, &openid)
-        .await?
-        .ok_or_else(|| ApiError::not_found("identity_gone", "the identity behind this code no longer exists"))?;
+    let identity = ctx.store.identity(&app, &openid).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "identity_gone",
+            "the identity behind this code no longer exists",
+        )
+    })?;
     Ok(Json(json!({
         "app": identity.app,
         "openid": identity.openid,

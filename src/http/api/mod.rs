@@ -58,7 +58,9 @@ impl FromRequestParts<Ctx> for Caller {
         }
         let name = found.ok_or_else(invalid)?;
         tracing::Span::current().record("api_key", name);
-        Ok(Caller { name: name.to_owned() })
+        Ok(Caller {
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -93,14 +95,20 @@ pub(crate) fn parse_user(s: &str) -> Result<UserId, ApiError> {
 }
 
 /// A configured app by name, or 404.
-pub(crate) fn known_app<'a>(ctx: &'a Ctx, s: &str) -> Result<&'a crate::config::AppConfig, ApiError> {
+pub(crate) fn known_app<'a>(
+    ctx: &'a Ctx,
+    s: &str,
+) -> Result<&'a crate::config::AppConfig, ApiError> {
     AppId::parse(s)
         .ok()
         .and_then(|id| ctx.app(&id))
         .ok_or_else(|| {
             ApiError::not_found(
                 "unknown_app",
-                format!("no app named {:?} is configured", s.chars().take(40).collect::<String>()),
+                format!(
+                    "no app named {:?} is configured",
+                    s.chars().take(40).collect::<String>()
+                ),
             )
         })
 }

@@ -61,7 +61,8 @@ async fn bind(
     let req: BindRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BindRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("invalid_json", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid("invalid_json", e.to_string()))?
     };
     let unionid = req
         .unionid
@@ -167,7 +168,8 @@ async fn create_ticket(
         .map(|r| ReturnTo::parse(r, &ctx.config.return_to_allow))
         .transpose()
         .map_err(|e| ApiError::invalid("return_to_not_allowed", e.0))?;
-    let (url, expires_at) = link::mint_ticket(&ctx, app_cfg, &user, scope, return_to.as_ref()).await?;
+    let (url, expires_at) =
+        link::mint_ticket(&ctx, app_cfg, &user, scope, return_to.as_ref()).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "url": url, "expires_at": expires_at, "scope": scope })),

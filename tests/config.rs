@@ -1,0 +1,78 @@
+//! Start-up configuration: bad settings stop the service with a message naming them.
+
+use std::process::Command;
+
+fn run_with_config(toml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wxlink.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .env_remove("DATABASE_URL")
+        .env_remove("WXLINK_LISTEN")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const KEY: &str = "ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0";
+
+#[test]
+fn invalid_settings_stop_start_up_naming_the_setting() {
+    let cases = [
+        ("listen = \"everywhere\"", "`listen`"),
+        (
+            &format!(
+                "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"nope\"\nsecret = \"s\"\n"
+            ),
+            "`apps[0].appid`",
+        ),
+        (
+            "[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n",
+            "`api_keys`",
+        ),
+        (
+            &format!(
+                "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"website\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
+            ),
+            "`kind`",
+        ),
+        ("return_to_allow = [\"not a url\"]", "`return_to_allow`"),
+        (
+            "[oauth]\nticket_ttl_secs = 3600\n",
+            "`oauth.ticket_ttl_secs`",
+        ),
+        ("unknown_setting = 1", "unknown_setting"),
+    ];
+    for (toml, setting) in cases {
+        let (ok, stderr) = run_with_config(toml);
+        assert!(!ok, "{toml} should be refused");
+        assert!(stderr.contains(setting), "{toml}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .args(["--config", "/nonexistent/wxlink.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/wxlink.toml"));
+}
+
+#[test]
+fn secrets_come_from_the_environment() {
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"shop-oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"env:WXLINK_TEST_UNSET_SECRET_VAR\"\n"
+    );
+    let (ok, stderr) = run_with_config(&toml);
+    assert!(!ok);
+    assert!(
+        stderr.contains("`apps[0].secret`") && stderr.contains("WXLINK_TEST_UNSET_SECRET_VAR"),
+        "{stderr}"
+    );
+}

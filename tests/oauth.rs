@@ -1,0 +1,628 @@
+//! The web authorization flow, end to end against the simulator.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+const RETURN_TO: &str = "https://shop.example.com/after-login?from=wx";
+
+fn authorize_path(app: &str, scope: &str) -> String {
+    format!(
+        "/oauth/{app}/authorize?scope={scope}&return_to={}",
+        encode(RETURN_TO)
+    )
+}
+
+#[tokio::test]
+async fn snsapi_base_stores_the_identity_and_hands_a_login_code_to_return_to() {
+    let t = TestApp::spawn().await;
+    let p = t.person("小明").await;
+    let b = t.wechat_browser();
+
+    let r = t
+        .sign_in(
+            &b,
+            &authorize_path("oa", "snsapi_base"),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to = location(&r);
+    assert!(
+        to.starts_with("https://shop.example.com/after-login?from=wx&wxlink_code="),
+        "{to}"
+    );
+
+    let id = t.redeem_from(&r).await;
+    assert_eq!(id["app"], "oa");
+    assert_eq!(id["openid"], p["openids"][OA_APPID]);
+    assert_eq!(id["unionid"], p["unionids"][OA_APPID]);
+    assert_eq!(id["scope"], "snsapi_base");
+    assert!(id["user_id"].is_null());
+    assert!(id["profile"].is_null());
+    assert!(id.get("refresh_token").is_none() && id.get("access_token").is_none());
+}
+
+#[tokio::test]
+async fn snsapi_userinfo_fetches_and_stores_the_profile() {
+    let t = TestApp::spawn().await;
+    let p = t.person("小红").await;
+    let b = t.wechat_browser();
+    let r = t
+        .sign_in(
+            &b,
+            &authorize_path("oa", "snsapi_userinfo"),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let id = t.redeem_from(&r).await;
+    assert_eq!(id["scope"], "snsapi_userinfo");
+    assert_eq!(id["profile"]["nickname"], "小红");
+    assert_eq!(id["profile"]["headimgurl"], p["headimgurl"]);
+    assert_eq!(t.sim_stats().await["userinfo"], 1);
+}
+
+#[tokio::test]
+async fn a_declined_consent_shows_a_page_and_exchanges_nothing() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let r = t
+        .sign_in(
+            &b,
+            &authorize_path("oa", "snsapi_userinfo"),
+            p["id"].as_str().unwrap(),
+            "deny",
+        )
+        .await;
+    let (status, outcome, body) = outcome(r).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(outcome, "declined");
+    assert!(body.contains("拒绝授权"));
+    assert_eq!(t.code_exchanges().await, 0);
+}
+
+#[tokio::test]
+async fn a_repeated_callback_is_answered_from_the_first_exchange() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url(&authorize_path("oa", "snsapi_base")),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+
+    // WeChat's double redirect: the same callback twice at once, then once more.
+    let (r1, r2) = tokio::join!(b.get(&callback).send(), b.get(&callback).send());
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    let r3 = b.get(&callback).send().await.unwrap();
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(r.status(), StatusCode::FOUND);
+    }
+    assert_eq!(location(&r1), location(&r2));
+    assert_eq!(location(&r1), location(&r3));
+    assert_eq!(
+        t.code_exchanges().await,
+        1,
+        "the code went to WeChat exactly once"
+    );
+    let stats = t.sim_stats().await;
+    assert!(
+        stats.get("code_rejected_used").is_none(),
+        "no 40163: {stats}"
+    );
+    // The login code in the repeated answer works once.
+    let id = t.redeem_from(&r3).await;
+    assert_eq!(id["openid"], p["openids"][OA_APPID]);
+}
+
+#[tokio::test]
+async fn a_callback_replayed_from_another_browser_is_refused() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url(&authorize_path("oa", "snsapi_base")),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+
+    let attacker = t.wechat_browser();
+    let (status, outcome, _) = outcome(attacker.get(&callback).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(outcome, "state_unknown");
+    assert_eq!(t.code_exchanges().await, 1);
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused_with_a_page() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url(&authorize_path("oa", "snsapi_base")),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    t.sim_clock.advance(301);
+    let (status, outcome, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(outcome, "code_invalid");
+    assert!(body.contains("42003"), "{body}");
+    assert_eq!(t.sim_stats().await["code_rejected_expired"], 1);
+}
+
+#[tokio::test]
+async fn missing_forged_and_foreign_states_are_refused_without_an_exchange() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url(&authorize_path("oa", "snsapi_base")),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    let code = query_param(&callback, "code").unwrap();
+
+    let cases = [
+        (format!("/oauth/oa/callback?code={code}"), "state_missing"),
+        (
+            format!("/oauth/oa/callback?code={code}&state=forged123"),
+            "state_unknown",
+        ),
+        (
+            format!("/oauth/oa/callback?code={code}&state=bad-chars!"),
+            "state_invalid",
+        ),
+        // The right state, but on another app's callback.
+        (
+            callback
+                .replacen("/oauth/oa/", "/oauth/oa2/", 1)
+                .replacen(&t.base, "", 1),
+            "state_unknown",
+        ),
+    ];
+    for (path, expected) in cases {
+        let (status, got, _) = outcome(b.get(t.url(&path)).send().await.unwrap()).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::BAD_REQUEST, expected),
+            "{path}"
+        );
+    }
+    // Another browser (another session) with the genuine callback URL.
+    let other = t.wechat_browser();
+    let (status, got, _) = outcome(other.get(&callback).send().await.unwrap()).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::BAD_REQUEST, "state_unknown")
+    );
+    assert_eq!(t.code_exchanges().await, 0);
+
+    // The genuine callback still works afterwards.
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url(&authorize_path("oa", "snsapi_base")),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    t.clock.advance(601);
+    let (status, got, _) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::BAD_REQUEST, "state_expired")
+    );
+    assert_eq!(t.code_exchanges().await, 0);
+}
+
+#[tokio::test]
+async fn a_return_to_off_the_allow_list_is_refused_before_wechat() {
+    let t = TestApp::spawn().await;
+    let b = t.wechat_browser();
+    for bad in [
+        "https://evil.example.com/",
+        "https://shop.example.com.evil.io/",
+        "javascript:alert(1)",
+        "//evil.io/",
+    ] {
+        let path = format!(
+            "/oauth/oa/authorize?scope=snsapi_base&return_to={}",
+            encode(bad)
+        );
+        let (status, got, _) = outcome(b.get(t.url(&path)).send().await.unwrap()).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::BAD_REQUEST, "return_to_not_allowed"),
+            "{bad}"
+        );
+    }
+    let r = t
+        .api_post(
+            "/api/v1/users/42/link-tickets",
+            json!({"app": "oa", "return_to": "https://evil.example.com/"}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "return_to_not_allowed");
+    assert_eq!(
+        t.sim_stats().await["authorize_requests"],
+        serde_json::Value::Null
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_scope_or_app_is_refused() {
+    let t = TestApp::spawn().await;
+    let b = t.wechat_browser();
+    let (status, got, _) = outcome(
+        b.get(t.url("/oauth/oa/authorize?scope=snsapi_login"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_scope")
+    );
+    let (status, got, _) =
+        outcome(b.get(t.url("/oauth/nope/authorize")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::NOT_FOUND, "unknown_app")
+    );
+    let (status, got, _) = outcome(
+        b.get(t.url("/oauth/nope/callback?code=x&state=y"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::NOT_FOUND, "unknown_app")
+    );
+    // A mini-program cannot do web authorization.
+    let (status, got, _) = outcome(b.get(t.url("/oauth/mp/authorize")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::BAD_REQUEST, "not_web_app")
+    );
+}
+
+#[tokio::test]
+async fn outside_wechat_the_link_is_shown_as_a_qr_code() {
+    let t = TestApp::spawn().await;
+    let path = authorize_path("oa", "snsapi_base");
+    let (status, got, body) =
+        outcome(t.desktop_browser().get(t.url(&path)).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::OK, "open_in_wechat"));
+    assert!(body.contains("<svg"), "a QR code is drawn");
+    assert!(body.contains("请在微信中打开"));
+    // Not in the sandbox: no way to pretend to be WeChat.
+    assert!(!body.contains("wxsim=1"));
+    let r = t
+        .desktop_browser()
+        .get(t.url(&format!("{path}&wxsim=1")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_link_ticket_binds_the_openid_to_its_user() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let r = t
+        .api_post(
+            "/api/v1/users/42/link-tickets",
+            json!({"app": "oa", "scope": "snsapi_base", "return_to": RETURN_TO}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let ticket: serde_json::Value = r.json().await.unwrap();
+    let url = ticket["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/oauth/oa/authorize?ticket=", t.base)),
+        "{url}"
+    );
+    assert!(ticket["expires_at"].as_i64().unwrap() <= t.clock.now() + 600);
+
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(&b, url, p["id"].as_str().unwrap(), "allow")
+        .await;
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let id = t.redeem_from(&r).await;
+    assert_eq!(id["user_id"], "42");
+
+    let user: serde_json::Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
+    assert_eq!(user["identities"][0]["openid"], p["openids"][OA_APPID]);
+    assert_eq!(user["identities"][0]["app"], "oa");
+
+    // Single use: the same link again is refused before WeChat.
+    let (status, got, _) = outcome(t.wechat_browser().get(url).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_used"));
+}
+
+#[tokio::test]
+async fn expired_and_unknown_tickets_are_refused() {
+    let t = TestApp::spawn().await;
+    let r = t
+        .api_post("/api/v1/users/42/link-tickets", json!({"app": "oa"}))
+        .await;
+    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.clock.advance(601);
+    let b = t.wechat_browser();
+    let (status, got, _) = outcome(b.get(&url).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_expired"));
+    let (status, got, _) = outcome(
+        b.get(t.url("/oauth/oa/authorize?ticket=nosuchticket"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::NOT_FOUND, "ticket_unknown")
+    );
+}
+
+#[tokio::test]
+async fn a_ticket_that_expires_while_the_person_is_at_wechat_binds_nothing() {
+    let t = TestApp::spawn_with(Options {
+        extra_toml: "[oauth]\nticket_ttl_secs = 60\n".into(),
+    })
+    .await;
+    let p = t.person("a").await;
+    let r = t
+        .api_post("/api/v1/users/42/link-tickets", json!({"app": "oa"}))
+        .await;
+    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
+        .await;
+    t.clock.advance(61); // the ticket has expired, the state (600 s) has not
+    let (status, got, _) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_expired"));
+    assert_eq!(
+        t.api_get("/api/v1/users/42").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // The identity itself was stored and can still be bound explicitly.
+    let openid = p["openids"][OA_APPID].as_str().unwrap();
+    let r = t
+        .api_put(
+            &format!("/api/v1/users/42/identities/oa/{openid}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_unionid_already_bound_through_another_app_binds_automatically() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    // The backend learnt the mini-program identity from its own login and bound it.
+    let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
+    let r = t
+        .api_put(
+            &format!("/api/v1/users/7/identities/mp/{mp_openid}"),
+            json!({"unionid": p["unionids"][MP_APPID]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The same person authorizes the Official Account without any ticket.
+    let b = t.wechat_browser();
+    let r = t
+        .sign_in(
+            &b,
+            &authorize_path("oa", "snsapi_base"),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    let id = t.redeem_from(&r).await;
+    assert_eq!(id["user_id"], "7");
+    let user: serde_json::Value = t.api_get("/api/v1/users/7").await.json().await.unwrap();
+    let apps: Vec<&str> = user["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["app"].as_str().unwrap())
+        .collect();
+    assert_eq!(apps, ["mp", "oa"]);
+
+    // An account without an Open Platform group has no unionid: nothing is joined.
+    let r = t
+        .sign_in(
+            &b,
+            &authorize_path("oa2", "snsapi_base"),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    let id = t.redeem_from(&r).await;
+    assert!(id["unionid"].is_null());
+    assert!(id["user_id"].is_null());
+}
+
+#[tokio::test]
+async fn an_openid_bound_to_one_user_is_never_repointed() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let person = p["id"].as_str().unwrap();
+    for (user, expected_status) in [("1", StatusCode::FOUND), ("2", StatusCode::CONFLICT)] {
+        let r = t
+            .api_post(
+                &format!("/api/v1/users/{user}/link-tickets"),
+                json!({"app": "oa", "return_to": RETURN_TO}),
+            )
+            .await;
+        let url = r.json::<serde_json::Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let b = t.wechat_browser();
+        let callback = t.through_wechat(&b, &url, person, "allow").await;
+        let r = b.get(&callback).send().await.unwrap();
+        assert_eq!(r.status(), expected_status);
+        if expected_status == StatusCode::CONFLICT {
+            let (_, got, body) = outcome(r).await;
+            assert_eq!(got, "conflict");
+            assert!(body.contains("already bound to user 1"), "{body}");
+        }
+    }
+    let user1: serde_json::Value = t.api_get("/api/v1/users/1").await.json().await.unwrap();
+    assert_eq!(user1["identities"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.api_get("/api/v1/users/2").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // The API says the same.
+    let openid = p["openids"][OA_APPID].as_str().unwrap();
+    let r = t
+        .api_put(
+            &format!("/api/v1/users/2/identities/oa/{openid}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "identity_conflict");
+    assert_eq!(body["error"]["existing_user_id"], "1");
+    assert_eq!(body["error"]["requested_user_id"], "2");
+}
+
+#[tokio::test]
+async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
+    t.api_put(
+        &format!("/api/v1/users/7/identities/mp/{mp_openid}"),
+        json!({"unionid": p["unionids"][MP_APPID]}),
+    )
+    .await;
+    let r = t
+        .api_post("/api/v1/users/8/link-tickets", json!({"app": "oa"}))
+        .await;
+    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
+        .await;
+    let (status, got, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "conflict"));
+    assert!(
+        body.contains("unionid is already bound to user 7"),
+        "{body}"
+    );
+    assert_eq!(
+        t.api_get("/api/v1/users/8").await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_snapshot_mode_user_is_never_bound() {
+    let t = TestApp::spawn().await;
+    let p = t
+        .new_person(json!({"nickname": "snap", "snapshot": true}))
+        .await;
+    let r = t
+        .api_post(
+            "/api/v1/users/42/link-tickets",
+            json!({"app": "oa", "return_to": RETURN_TO}),
+        )
+        .await;
+    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
+        .await;
+    let (status, got, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::OK, "snapshot"));
+    assert!(body.contains("完整"));
+    assert_eq!(
+        t.api_get("/api/v1/users/42").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    // Nor can the API bind the virtual openid.
+    let openid = p["openids"][OA_APPID].as_str().unwrap();
+    let r = t
+        .api_put(
+            &format!("/api/v1/users/42/identities/oa/{openid}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn without_return_to_the_callback_shows_a_result_page() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let r = t
+        .sign_in(
+            &b,
+            "/oauth/oa/authorize",
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    let (status, got, _) = outcome(r).await;
+    assert_eq!((status, got.as_str()), (StatusCode::OK, "linked"));
+}

@@ -1,0 +1,84 @@
+//! The authorization flow on PostgreSQL: identities, tickets, login codes, code exchanges
+//! and browser sessions all live there. Skipped (and says so) without
+//! `WXLINK_TEST_POSTGRES_URL`.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn ticket_binding_replay_and_redeem_on_postgres() {
+    let Some(server) = postgres_url() else { return };
+    let t = TestApp::spawn_with(Options {
+        postgres: Some(server),
+        ..Default::default()
+    })
+    .await;
+    let health: serde_json::Value = t
+        .api
+        .get(t.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["store"], "postgres");
+
+    let p = t.person("a").await;
+    let r = t
+        .api_post(
+            "/api/v1/users/42/link-tickets",
+            json!({"app": "oa", "scope": "snsapi_userinfo", "return_to": "https://shop.example.com/x"}),
+        )
+        .await;
+    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
+        .await;
+    let (r1, r2) = tokio::join!(b.get(&callback).send(), b.get(&callback).send());
+    let (r1, r2) = (r1.unwrap(), r2.unwrap());
+    assert_eq!(r1.status(), StatusCode::FOUND);
+    assert_eq!(location(&r1), location(&r2));
+    assert_eq!(t.code_exchanges().await, 1);
+    let id = t.redeem_from(&r1).await;
+    assert_eq!(id["user_id"], "42");
+    assert_eq!(id["profile"]["nickname"], "a");
+
+    let again = t
+        .api_post(
+            "/api/v1/login-codes/redeem",
+            json!({"code": query_param(&location(&r2), "wxlink_code")}),
+        )
+        .await;
+    assert_eq!(again.status(), StatusCode::GONE);
+
+    // Unionid auto-binding and conflicts behave the same.
+    let mp = p["openids"][MP_APPID].as_str().unwrap();
+    let r = t
+        .api_put(
+            &format!("/api/v1/users/43/identities/mp/{mp}"),
+            json!({"unionid": p["unionids"][MP_APPID]}),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "the unionid already belongs to user 42"
+    );
+    let r = t
+        .api_put(
+            &format!("/api/v1/users/42/identities/mp/{mp}"),
+            json!({"unionid": p["unionids"][MP_APPID]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let user: serde_json::Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
+    assert_eq!(user["identities"].as_array().unwrap().len(), 2);
+}

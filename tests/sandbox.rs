@@ -1,0 +1,146 @@
+//! The sandbox: no configuration, the simulator on the same listener, a page at `/` that
+//! walks the flow in a desktop browser.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+use wxlink::app::App;
+use wxlink::clock::Clock;
+use wxlink::config::Config;
+
+struct Sandbox {
+    base: String,
+    api_key: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn sandbox() -> Sandbox {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml_str(&format!(
+        "sandbox = true\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}\"\n",
+        dir.path().join("sb.db").display()
+    ))
+    .unwrap();
+    let app = App::build(config, Clock::system()).await.unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let api_key = app.context().sandbox.as_ref().unwrap().api_key.clone();
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Sandbox {
+        base,
+        api_key,
+        _dir: dir,
+    }
+}
+
+fn desktop() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_desktop_browser_walks_the_userinfo_flow() {
+    let sb = sandbox().await;
+    let b = desktop();
+    let page = b
+        .get(format!("{}/", sb.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("sandbox") && page.contains(&sb.api_key));
+
+    let r = b
+        .post(format!("{}/sandbox/people", sb.base))
+        .form(&[("nickname", "沙箱用户")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    let return_to = format!("{}/sandbox/result", sb.base);
+    let r = b
+        .get(format!(
+            "{}/oauth/oa/authorize?scope=snsapi_userinfo&return_to={}&wxsim=1",
+            sb.base,
+            encode(&return_to)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let to_sim = location(&r);
+    assert!(
+        to_sim.starts_with(&format!("{}/sim/connect/oauth2/authorize?", sb.base)),
+        "{to_sim}"
+    );
+
+    // The simulated consent page, answered as a click on "allow" would.
+    let consent = b.get(&to_sim).send().await.unwrap();
+    let (_, got, body) = outcome(consent).await;
+    assert_eq!(got, "sim_authorize");
+    assert!(body.contains("沙箱用户"));
+    let mut form: Vec<(String, String)> = ["appid", "redirect_uri", "scope", "state"]
+        .iter()
+        .map(|k| (k.to_string(), query_param(&to_sim, k).unwrap()))
+        .collect();
+    form.push(("person".into(), "p1".into()));
+    form.push(("decision".into(), "allow".into()));
+    let r = b
+        .post(format!("{}/sim/connect/oauth2/answer", sb.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let callback = location(&r);
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    let result = location(&r);
+    assert!(result.starts_with(&return_to));
+    let (status, got, body) = outcome(b.get(&result).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::OK, "linked"));
+    assert!(body.contains("沙箱用户"), "the profile is shown");
+}
+
+#[tokio::test]
+async fn the_jump_out_form_binds_a_business_user() {
+    let sb = sandbox().await;
+    let b = desktop();
+    b.post(format!("{}/sandbox/people", sb.base))
+        .form(&[("nickname", "x")])
+        .send()
+        .await
+        .unwrap();
+    let r = b
+        .post(format!("{}/sandbox/ticket", sb.base))
+        .form(&[("user_id", "42"), ("scope", "snsapi_base")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mut url = location(&r);
+    // authorize -> simulator (silent, the person comes from the cookie) -> callback -> result
+    for _ in 0..3 {
+        let r = b.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "{url}");
+        url = location(&r);
+    }
+    assert!(url.contains("/sandbox/result?wxlink_code="));
+    let user: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/users/42", sb.base))
+        .bearer_auth(&sb.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["identities"][0]["app"], "oa");
+}

@@ -1,0 +1,131 @@
+//! The simulator keeps WeChat's rules, so tests against it mean something.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn sim_page(t: &TestApp, query: &str) -> (StatusCode, String) {
+    let r = t
+        .wechat_browser()
+        .get(format!("{}/connect/oauth2/authorize?{query}", t.sim_base))
+        .header("x-wxsim-person", "p1")
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_authorize_page_refuses_malformed_links() {
+    let t = TestApp::spawn().await;
+    t.person("a").await;
+    let redirect = encode(&t.url("/oauth/oa/callback"));
+    let good = format!(
+        "appid={OA_APPID}&redirect_uri={redirect}&response_type=code&scope=snsapi_base&state=s"
+    );
+    let (status, _) = sim_page(&t, &good).await;
+    assert_eq!(status, StatusCode::FOUND);
+
+    let cases = [
+        (
+            format!(
+                "redirect_uri={redirect}&appid={OA_APPID}&response_type=code&scope=snsapi_base&state=s"
+            ),
+            "sim_error_10001",
+        ),
+        (
+            format!(
+                "appid={OA_APPID}&redirect_uri={}&response_type=code&scope=snsapi_base&state=s",
+                t.url("/cb")
+            ),
+            "sim_error_10001",
+        ),
+        (
+            format!(
+                "appid={OA_APPID}&redirect_uri={redirect}&response_type=code&scope=snsapi_login&state=s"
+            ),
+            "sim_error_10005",
+        ),
+        (
+            format!(
+                "appid={OA_APPID}&redirect_uri={}&response_type=code&scope=snsapi_base&state=s",
+                encode("https://evil.example.com/cb")
+            ),
+            "sim_error_10003",
+        ),
+        (
+            format!(
+                "appid={OA_APPID}&redirect_uri={}&response_type=code&scope=snsapi_base&state=s",
+                encode("http://127.0.0.1:1/cb")
+            ),
+            "sim_error_10003",
+        ),
+        (
+            format!(
+                "appid=wxunknown&redirect_uri={redirect}&response_type=code&scope=snsapi_base&state=s"
+            ),
+            "sim_error_10016",
+        ),
+    ];
+    for (q, expected) in cases {
+        let (status, body) = sim_page(&t, &q).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(body.contains(expected), "{q}: expected {expected}");
+    }
+}
+
+#[tokio::test]
+async fn codes_are_single_use_and_secrets_are_checked() {
+    let t = TestApp::spawn().await;
+    let p = t.person("a").await;
+    let b = t.wechat_browser();
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url("/oauth/oa/authorize"),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    let code = query_param(&callback, "code").unwrap();
+    let exchange = |secret: &str| {
+        t.api
+            .get(format!("{}/sns/oauth2/access_token", t.sim_base))
+            .query(&[
+                ("appid", OA_APPID),
+                ("secret", secret),
+                ("code", &code),
+                ("grant_type", "authorization_code"),
+            ])
+            .send()
+    };
+    let errcode = |v: Value| v["errcode"].as_i64().unwrap_or(0);
+    assert_eq!(
+        errcode(exchange("wrong").await.unwrap().json().await.unwrap()),
+        40125
+    );
+    let ok: Value = exchange("oa-secret").await.unwrap().json().await.unwrap();
+    assert_eq!(ok["openid"], p["openids"][OA_APPID]);
+    assert_eq!(
+        errcode(exchange("oa-secret").await.unwrap().json().await.unwrap()),
+        40163
+    );
+
+    // A snsapi_base token may not read the profile.
+    let info: Value = t
+        .api
+        .get(format!("{}/sns/userinfo", t.sim_base))
+        .query(&[
+            ("access_token", ok["access_token"].as_str().unwrap()),
+            ("openid", ok["openid"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(errcode(info), 48001);
+}
