@@ -410,6 +410,7 @@ async fn expired_and_unknown_tickets_are_refused() {
 async fn a_ticket_that_expires_while_the_person_is_at_wechat_binds_nothing() {
     let t = TestApp::spawn_with(Options {
         extra_toml: "[oauth]\nticket_ttl_secs = 60\n".into(),
+        ..Default::default()
     })
     .await;
     let p = t.person("a").await;
