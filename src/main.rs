@@ -24,7 +24,8 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Serve,
-    /// Run the WeChat simulator alone (apps and people through its /_sim/ routes).
+    /// Run the WeChat simulator alone. With --config it registers the configured apps;
+    /// more apps and people through its /_sim/ routes.
     Sim {
         #[arg(long, env = "WXLINK_SIM_LISTEN", default_value = "127.0.0.1:9090")]
         listen: SocketAddr,
@@ -71,6 +72,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("WeChat simulator on http://{}", listener.local_addr()?);
             let sim = wxlink::sim::Sim::new(Clock::system());
+            if let Some(path) = cli.config.as_deref() {
+                register_configured_apps(&sim, &Config::load(Some(path))?);
+            }
             wxlink::sim::serve(listener, sim, shutdown_signal()).await?;
         }
         Command::HashKey => {
@@ -80,6 +84,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `wxlink sim --config` knows the same apps as the service: same appids and secrets, the
+/// service's public host as authorization domain, and one unionid group.
+fn register_configured_apps(sim: &wxlink::sim::Sim, config: &Config) {
+    use secrecy::ExposeSecret;
+    let auth_domain = config.public_url.as_ref().and_then(|u| {
+        let host = u.host_str()?;
+        Some(match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_owned(),
+        })
+    });
+    for app in &config.apps {
+        sim.add_app(wxlink::sim::SimApp {
+            appid: app.wechat.appid.to_string(),
+            secret: app.wechat.secret.expose_secret().to_owned(),
+            kind: app.kind.as_str().to_owned(),
+            auth_domain: auth_domain.clone(),
+            unionid_group: Some("configured".to_owned()),
+        });
+        println!("  app {} ({})", app.id, app.wechat.appid);
+    }
 }
 
 async fn shutdown_signal() {
