@@ -75,22 +75,15 @@ impl App {
         });
 
         let secure = public_url.scheme() == "https";
-        let mut router = match &store.db {
+        // The two session stores are different types with inherent migrate(); the rest is shared.
+        let browser = match &store.db {
             Db::Sqlite(pool) => {
                 let sessions = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
                 sessions
                     .migrate()
                     .await
                     .context("session table migration")?;
-                tokio::spawn(
-                    sessions
-                        .clone()
-                        .continuously_delete_expired(Duration::from_secs(300)),
-                );
-                http::router(
-                    ctx.clone(),
-                    http::browser_router().layer(session_layer(sessions, secure)),
-                )
+                with_sessions(sessions, secure)
             }
             Db::Postgres(pool) => {
                 let sessions = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
@@ -98,17 +91,10 @@ impl App {
                     .migrate()
                     .await
                     .context("session table migration")?;
-                tokio::spawn(
-                    sessions
-                        .clone()
-                        .continuously_delete_expired(Duration::from_secs(300)),
-                );
-                http::router(
-                    ctx.clone(),
-                    http::browser_router().layer(session_layer(sessions, secure)),
-                )
+                with_sessions(sessions, secure)
             }
         };
+        let mut router = http::router(ctx.clone(), browser);
         if let Some(sb) = &ctx.sandbox {
             router = router.nest("/sim", sb.sim.router());
         }
@@ -144,6 +130,19 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// The browser routes behind the session layer, with expired sessions swept in the background.
+fn with_sessions<S>(store: S, secure: bool) -> Router<Ctx>
+where
+    S: tower_sessions::SessionStore + ExpiredDeletion + Clone,
+{
+    tokio::spawn(
+        store
+            .clone()
+            .continuously_delete_expired(Duration::from_secs(300)),
+    );
+    http::browser_router().layer(session_layer(store, secure))
 }
 
 fn session_layer<S: tower_sessions::SessionStore + Clone>(

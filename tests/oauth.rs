@@ -382,13 +382,7 @@ async fn a_link_ticket_binds_the_openid_to_its_user() {
 #[tokio::test]
 async fn expired_and_unknown_tickets_are_refused() {
     let t = TestApp::spawn().await;
-    let r = t
-        .api_post("/api/v1/users/42/link-tickets", json!({"app": "oa"}))
-        .await;
-    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = t.link_ticket("42", json!({"app": "oa"})).await;
     t.clock.advance(601);
     let b = t.wechat_browser();
     let (status, got, _) = outcome(b.get(&url).send().await.unwrap()).await;
@@ -414,13 +408,7 @@ async fn a_ticket_that_expires_while_the_person_is_at_wechat_binds_nothing() {
     })
     .await;
     let p = t.person("a").await;
-    let r = t
-        .api_post("/api/v1/users/42/link-tickets", json!({"app": "oa"}))
-        .await;
-    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = t.link_ticket("42", json!({"app": "oa"})).await;
     let b = t.wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
@@ -498,16 +486,9 @@ async fn an_openid_bound_to_one_user_is_never_repointed() {
     let p = t.person("a").await;
     let person = p["id"].as_str().unwrap();
     for (user, expected_status) in [("1", StatusCode::FOUND), ("2", StatusCode::CONFLICT)] {
-        let r = t
-            .api_post(
-                &format!("/api/v1/users/{user}/link-tickets"),
-                json!({"app": "oa", "return_to": RETURN_TO}),
-            )
+        let url = t
+            .link_ticket(user, json!({"app": "oa", "return_to": RETURN_TO}))
             .await;
-        let url = r.json::<serde_json::Value>().await.unwrap()["url"]
-            .as_str()
-            .unwrap()
-            .to_owned();
         let b = t.wechat_browser();
         let callback = t.through_wechat(&b, &url, person, "allow").await;
         let r = b.get(&callback).send().await.unwrap();
@@ -550,13 +531,7 @@ async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
         json!({"unionid": p["unionids"][MP_APPID]}),
     )
     .await;
-    let r = t
-        .api_post("/api/v1/users/8/link-tickets", json!({"app": "oa"}))
-        .await;
-    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = t.link_ticket("8", json!({"app": "oa"})).await;
     let b = t.wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
@@ -579,16 +554,9 @@ async fn a_snapshot_mode_user_is_never_bound() {
     let p = t
         .new_person(json!({"nickname": "snap", "snapshot": true}))
         .await;
-    let r = t
-        .api_post(
-            "/api/v1/users/42/link-tickets",
-            json!({"app": "oa", "return_to": RETURN_TO}),
-        )
+    let url = t
+        .link_ticket("42", json!({"app": "oa", "return_to": RETURN_TO}))
         .await;
-    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let b = t.wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")

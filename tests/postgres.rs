@@ -28,16 +28,7 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
     assert_eq!(health["store"], "postgres");
 
     let p = t.person("a").await;
-    let r = t
-        .api_post(
-            "/api/v1/users/42/link-tickets",
-            json!({"app": "oa", "scope": "snsapi_userinfo", "return_to": "https://shop.example.com/x"}),
-        )
-        .await;
-    let url = r.json::<serde_json::Value>().await.unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let url = t.link_ticket("42", json!({"app": "oa", "scope": "snsapi_userinfo", "return_to": "https://shop.example.com/x"})).await;
     let b = t.wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")

@@ -315,6 +315,16 @@ impl TestApp {
         browser.get(callback).send().await.unwrap()
     }
 
+    /// Mints a link ticket for `user` through the API and returns its URL.
+    pub async fn link_ticket(&self, user: &str, body: Value) -> String {
+        let r = self
+            .api_post(&format!("/api/v1/users/{user}/link-tickets"), body)
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        v["url"].as_str().unwrap().to_owned()
+    }
+
     /// Redeems the `wxlink_code` of a redirect to return_to; returns the identity JSON.
     pub async fn redeem_from(&self, redirect: &Response) -> Value {
         let code =
