@@ -9,6 +9,7 @@ use crate::http;
 use crate::http::sandbox::Sandbox;
 use crate::sim::{Sim, SimApp};
 use crate::store::{Db, Store};
+use crate::token::TokenManager;
 use crate::wechat::{AppCredentials, WechatClient};
 use anyhow::Context as _;
 use axum::Router;
@@ -17,6 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
@@ -65,12 +67,21 @@ impl App {
                 )
             })?;
 
+        let wechat = WechatClient::new()?;
+        let tokens = TokenManager::new(
+            &config.apps,
+            store.clone(),
+            wechat.clone(),
+            clock.clone(),
+            config.tokens.clone(),
+        );
         let ctx: Ctx = Arc::new(Context {
             config,
             public_url: public_url.clone(),
             store: store.clone(),
-            wechat: WechatClient::new()?,
+            wechat,
             clock,
+            tokens,
             sandbox,
         });
 
@@ -122,10 +133,14 @@ impl App {
         &self.ctx
     }
 
+    /// Serves HTTP and runs the background work (token refreshers) until `shutdown`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        let _stop_background = stop.clone().drop_guard();
+        self.ctx.tokens.spawn_refreshers(stop.clone());
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -180,6 +195,7 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
             kind: kind.as_str().to_owned(),
             auth_domain: Some(auth_domain.clone()),
             unionid_group: Some("sandbox".to_owned()),
+            token_ttl_secs: None,
         });
         config.apps.push(AppConfig {
             id: AppId::parse(id)?,

@@ -32,3 +32,8 @@ impl Clock {
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);
     }
 }
+
+/// The day number in Beijing time (UTC+8), when WeChat's daily quotas reset.
+pub fn beijing_day(unix_secs: i64) -> i64 {
+    (unix_secs + 8 * 3600).div_euclid(86_400)
+}

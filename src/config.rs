@@ -89,6 +89,32 @@ impl Default for OAuthTimings {
     }
 }
 
+/// How the token manager refreshes global access tokens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Refresh this long before expiry. A stable token is only renewed in its last 5
+    /// minutes, so keep this at 300 or less for `token_mode = "stable"`.
+    pub refresh_margin_secs: i64,
+    /// Each instance waits a random part of this inside the window, so they do not collide.
+    pub jitter_secs: i64,
+    /// How long one instance may hold the refresh lease before another may take over.
+    pub lease_secs: i64,
+    /// How often each instance looks at the stored token.
+    pub check_interval_ms: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            refresh_margin_secs: 300,
+            jitter_secs: 60,
+            lease_secs: 60,
+            check_interval_ms: 1000,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -99,6 +125,7 @@ pub struct Config {
     pub api_keys: Vec<ApiKey>,
     pub apps: Vec<AppConfig>,
     pub oauth: OAuthTimings,
+    pub tokens: TokenSettings,
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
@@ -114,6 +141,7 @@ struct RawConfig {
     api_keys: Vec<RawApiKey>,
     apps: Vec<RawApp>,
     oauth: OAuthTimings,
+    tokens: TokenSettings,
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
 }
@@ -272,6 +300,36 @@ impl Config {
             }
         }
 
+        let tk = &raw.tokens;
+        for (name, v, min, max) in [
+            (
+                "tokens.refresh_margin_secs",
+                tk.refresh_margin_secs,
+                10,
+                3600,
+            ),
+            (
+                "tokens.jitter_secs",
+                tk.jitter_secs,
+                0,
+                tk.refresh_margin_secs / 2,
+            ),
+            ("tokens.lease_secs", tk.lease_secs, 5, 600),
+            (
+                "tokens.check_interval_ms",
+                tk.check_interval_ms as i64,
+                50,
+                60_000,
+            ),
+        ] {
+            if v < min || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ));
+            }
+        }
+
         if !sandbox {
             if apps.is_empty() {
                 return Err(ConfigError::new(
@@ -295,6 +353,7 @@ impl Config {
             api_keys,
             apps,
             oauth: raw.oauth,
+            tokens: raw.tokens,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
         })

@@ -17,6 +17,7 @@ pub struct Context {
     pub store: Store,
     pub wechat: WechatClient,
     pub clock: Clock,
+    pub tokens: crate::token::TokenManager,
     pub sandbox: Option<crate::http::sandbox::Sandbox>,
 }
 

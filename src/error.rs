@@ -28,6 +28,21 @@ pub enum ApiError {
     },
     #[error("{message}")]
     Gone { code: &'static str, message: String },
+    #[error("{message}")]
+    TooManyRequests {
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<i64>,
+    },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    /// WeChat answered with an error retrying cannot fix; `errcode` is passed on.
+    #[error("{message}")]
+    WechatRefused {
+        code: &'static str,
+        message: String,
+        errcode: i64,
+    },
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -60,6 +75,9 @@ impl ApiError {
             Self::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::Gone { code, .. } => (StatusCode::GONE, code),
+            Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
+            Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
+            Self::WechatRefused { code, .. } => (StatusCode::BAD_GATEWAY, code),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -100,7 +118,21 @@ impl IntoResponse for ApiError {
         if let Self::Upstream(WechatError::Api { code, .. }) = &self {
             error["errcode"] = json!(code.code());
         }
-        (status, Json(json!({ "error": error }))).into_response()
+        if let Self::WechatRefused { errcode, .. } = &self {
+            error["errcode"] = json!(errcode);
+        }
+        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        if let Self::TooManyRequests {
+            retry_after_secs: Some(secs),
+            ..
+        } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
+        response
     }
 }
 
@@ -178,5 +210,42 @@ impl From<StoreError> for Page {
             "服务暂时不可用 / Service unavailable",
             "Something went wrong on our side. Please try again in a moment.",
         )
+    }
+}
+
+impl From<crate::token::TokenError> for ApiError {
+    fn from(e: crate::token::TokenError) -> Self {
+        use crate::store::ForceRefreshDenied;
+        use crate::token::TokenError as T;
+        let message = e.to_string();
+        match e {
+            T::UnknownApp(_) => ApiError::NotFound {
+                code: "unknown_app",
+                message,
+            },
+            T::Unavailable { .. } => ApiError::Unavailable {
+                code: "token_unavailable",
+                message,
+            },
+            T::Refused { code, .. } => ApiError::WechatRefused {
+                code: "wechat_refused",
+                message,
+                errcode: code.code(),
+            },
+            T::Quota { code, .. } => ApiError::WechatRefused {
+                code: "wechat_quota",
+                message,
+                errcode: code.code(),
+            },
+            T::ForceRefreshBudget { denied, .. } => ApiError::TooManyRequests {
+                code: "force_refresh_budget",
+                message,
+                retry_after_secs: match denied {
+                    ForceRefreshDenied::TooSoon { retry_after_secs } => Some(retry_after_secs),
+                    ForceRefreshDenied::DailyBudgetSpent => None,
+                },
+            },
+            T::Store(e) => ApiError::Store(e),
+        }
     }
 }

@@ -29,4 +29,5 @@ pub mod link;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod token;
 pub mod wechat;

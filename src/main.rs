@@ -104,6 +104,7 @@ fn register_configured_apps(sim: &wxlink::sim::Sim, config: &Config) {
             kind: app.kind.as_str().to_owned(),
             auth_domain: auth_domain.clone(),
             unionid_group: Some("configured".to_owned()),
+            token_ttl_secs: None,
         });
         println!("  app {} ({})", app.id, app.wechat.appid);
     }

@@ -15,6 +15,7 @@ pub fn router() -> Router<Sim> {
         .route("/_sim/people/{id}", get(get_person))
         .route("/_sim/clock/advance", post(advance_clock))
         .route("/_sim/stats", get(stats))
+        .route("/_sim/faults", post(set_faults))
 }
 
 async fn add_app(State(sim): State<Sim>, Json(app): Json<SimApp>) -> (StatusCode, Json<Value>) {
@@ -96,4 +97,9 @@ async fn advance_clock(State(sim): State<Sim>, Json(a): Json<Advance>) -> Json<V
 
 async fn stats(State(sim): State<Sim>) -> Json<Value> {
     Json(json!(sim.stats()))
+}
+
+async fn set_faults(State(sim): State<Sim>, Json(f): Json<super::faults::Faults>) -> Json<Value> {
+    sim.set_faults(f.clone());
+    Json(json!(f))
 }

@@ -6,7 +6,9 @@
 //! what was served.
 
 mod control;
+mod faults;
 mod oauth;
+mod token;
 
 use crate::clock::Clock;
 use crate::domain::hash_token;
@@ -34,6 +36,20 @@ pub struct SimApp {
     /// Apps in the same group share unionids (one Open Platform account).
     #[serde(default)]
     pub unionid_group: Option<String>,
+    /// Lifetime of global access tokens (WeChat: 7200); shorten it to test expiry.
+    #[serde(default)]
+    pub token_ttl_secs: Option<i64>,
+}
+
+impl SimApp {
+    fn token_ttl(&self) -> i64 {
+        self.token_ttl_secs.unwrap_or(7200).max(1)
+    }
+
+    /// The "last 5 minutes" of a token, shrunk for short test lifetimes.
+    fn renewal_window(&self) -> i64 {
+        (self.token_ttl() / 4).min(300)
+    }
 }
 
 fn default_kind() -> String {
@@ -76,6 +92,8 @@ struct SimState {
     refresh_tokens: HashMap<String, WebGrant>,
     stats: BTreeMap<String, u64>,
     next_id: u64,
+    tokens: token::TokenState,
+    faults: faults::Faults,
 }
 
 /// The simulator; cheap to clone.
@@ -106,6 +124,11 @@ impl Sim {
     pub fn router(&self) -> Router {
         Router::new()
             .merge(oauth::router())
+            .merge(token::router())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                faults::inject,
+            ))
             .merge(control::router())
             .with_state(self.clone())
     }
@@ -162,6 +185,18 @@ impl Sim {
     pub fn stats(&self) -> BTreeMap<String, u64> {
         self.lock().stats.clone()
     }
+}
+
+/// Random letters and digits, for codes and tokens.
+pub(crate) fn random_token(len: usize) -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            A[rng.random_range(0..A.len())] as char
+        })
+        .collect()
 }
 
 /// Runs the simulator alone on a listener until `shutdown` resolves.

@@ -1,6 +1,9 @@
 //! The simulator's web authorization: `/connect/oauth2/authorize` and `/sns/...`.
 
-use super::{CODE_TTL_SECS, IssuedCode, REFRESH_TOKEN_TTL_SECS, Sim, WEB_TOKEN_TTL_SECS, WebGrant};
+use super::{
+    CODE_TTL_SECS, IssuedCode, REFRESH_TOKEN_TTL_SECS, Sim, WEB_TOKEN_TTL_SECS, WebGrant,
+    random_token,
+};
 use crate::wechat::types::{ErrorBody, UserInfo, WebTokenResponse};
 use askama::Template;
 use axum::extract::{Form, Query, RawQuery, State};
@@ -8,7 +11,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use rand::RngExt;
 use serde::Deserialize;
 use std::collections::HashMap;
 use url::Url;
@@ -156,16 +158,6 @@ fn person_from(headers: &HeaderMap, sim: &Sim) -> Option<String> {
     from_header
         .or_else(from_cookie)
         .filter(|id| sim.person(id).is_some())
-}
-
-fn random_token(len: usize) -> String {
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| {
-            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-            A[rng.random_range(0..A.len())] as char
-        })
-        .collect()
 }
 
 /// Sends the browser back: with a code when allowed, without one when declined.

@@ -4,9 +4,13 @@
 
 mod identities;
 mod oauth;
+mod tokens;
 
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
+pub use tokens::{
+    FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
+};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

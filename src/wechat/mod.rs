@@ -3,6 +3,7 @@
 
 mod errcode;
 pub mod oauth;
+pub mod token;
 pub mod types;
 
 pub use errcode::{ErrCode, ErrorClass};

@@ -21,6 +21,30 @@ impl ErrorBody {
     }
 }
 
+/// `/cgi-bin/token` and `/cgi-bin/stable_token`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AccessTokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for AccessTokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessTokenResponse")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /cgi-bin/stable_token` body.
+#[derive(Serialize, Deserialize)]
+pub struct StableTokenRequest<'a> {
+    pub grant_type: &'a str,
+    pub appid: &'a str,
+    pub secret: &'a str,
+    pub force_refresh: bool,
+}
+
 /// `/sns/oauth2/access_token` and `/sns/oauth2/refresh_token`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct WebTokenResponse {

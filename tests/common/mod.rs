@@ -14,6 +14,8 @@ use wxlink::sim::Sim;
 pub const OA_APPID: &str = "wxtestoa00000001";
 pub const MP_APPID: &str = "wxtestmp00000002";
 pub const OA2_APPID: &str = "wxtestoa20000003";
+/// An Official Account whose token is fetched the classic way.
+pub const CL_APPID: &str = "wxtestcl00000004";
 pub const API_KEY: &str = "test-api-key-0123456789";
 pub const WECHAT_UA: &str =
     "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI";
@@ -28,6 +30,10 @@ pub struct TestApp {
     /// The simulator's clock (code and token expiry).
     pub sim_clock: Clock,
     pub api: Client,
+    /// The service's shared state (token manager, store...).
+    pub ctx: wxlink::context::Ctx,
+    config_toml: String,
+    token: CancellationToken,
     _guard: DropGuard,
     _dir: tempfile::TempDir,
 }
@@ -35,7 +41,12 @@ pub struct TestApp {
 /// Extra TOML appended to the generated configuration.
 #[derive(Default)]
 pub struct Options {
+    /// Appended to the configuration (e.g. more `[[apps]]`).
     pub extra_toml: String,
+    /// Lines of the `[tokens]` section (the default checks the store every 50 ms).
+    pub tokens_toml: Option<String>,
+    /// Lifetime of the simulator's global access tokens (WeChat: 7200 s).
+    pub sim_token_ttl_secs: Option<i64>,
     /// Run on PostgreSQL instead of SQLite: the server URL (a fresh database is created).
     pub postgres: Option<String>,
 }
@@ -132,47 +143,97 @@ impl TestApp {
             secret = "oa2-secret"
             api_base = "{sim_base}"
             open_base = "{sim_base}"
+
+            [[apps]]
+            id = "cl"
+            kind = "official_account"
+            appid = "{CL_APPID}"
+            secret = "cl-secret"
+            token_mode = "classic"
+            api_base = "{sim_base}"
+            open_base = "{sim_base}"
             {extra}
+
+            [tokens]
+            {tokens}
             "#,
             key = wxlink::domain::hash_token(API_KEY),
-            extra = opts.extra_toml,
+            extra = opts.extra_toml.replace("{SIM}", &sim_base),
+            tokens = opts
+                .tokens_toml
+                .as_deref()
+                .unwrap_or("check_interval_ms = 50\njitter_secs = 60"),
         );
-        let config = Config::from_toml_str(&toml).expect("test configuration");
         let clock = Clock::system();
-        let app = App::build(config, clock.clone())
-            .await
-            .expect("service starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let t = token.clone();
-        tokio::spawn(app.run_until_stopped(async move { t.cancelled().await }));
+        // The simulator knows the apps before the service (and its token refreshers) start.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let base = format!("http://127.0.0.1:{port}");
+        let domain = format!("127.0.0.1:{port}");
+        for (appid, secret, kind, group) in [
+            (OA_APPID, "oa-secret", "official_account", Some("g1")),
+            (MP_APPID, "mp-secret", "mini_program", Some("g1")),
+            (OA2_APPID, "oa2-secret", "official_account", None),
+            (CL_APPID, "cl-secret", "official_account", None),
+        ] {
+            let r = Client::new()
+                .post(format!("{sim_base}/_sim/apps"))
+                .json(&json!({"appid": appid, "secret": secret, "kind": kind,
+                              "auth_domain": domain, "unionid_group": group,
+                              "token_ttl_secs": opts.sim_token_ttl_secs}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::CREATED);
+        }
+        let toml = toml.replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        let (_, ctx) = start_instance(&toml, clock.clone(), token.clone()).await;
 
-        let test = TestApp {
+        TestApp {
             base,
             sim_base,
             sim,
             clock,
             sim_clock,
             api: Client::new(),
-            _guard: token.drop_guard(),
+            ctx,
+            config_toml: toml,
+            _guard: token.clone().drop_guard(),
+            token,
             _dir: dir,
-        };
-        let domain = test.base.trim_start_matches("http://").to_owned();
-        for (appid, secret, kind, group) in [
-            (OA_APPID, "oa-secret", "official_account", Some("g1")),
-            (MP_APPID, "mp-secret", "mini_program", Some("g1")),
-            (OA2_APPID, "oa2-secret", "official_account", None),
-        ] {
-            let r = test
-                .api
-                .post(format!("{}/_sim/apps", test.sim_base))
-                .json(&json!({"appid": appid, "secret": secret, "kind": kind,
-                              "auth_domain": domain, "unionid_group": group}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
         }
-        test
+    }
+
+    /// Another wxlink instance on the same database and simulator (what a second process or
+    /// a restart sees), with its own clock. Returns its base URL and state.
+    pub async fn another_instance(&self, clock: Clock) -> (String, wxlink::context::Ctx) {
+        let port = self.base.rsplit(':').next().unwrap();
+        let toml = self
+            .config_toml
+            .replace(
+                &format!("listen = \"127.0.0.1:{port}\""),
+                "listen = \"127.0.0.1:0\"",
+            )
+            .replace(
+                "return_to_allow",
+                &format!("public_url = \"{}\"\nreturn_to_allow", self.base),
+            );
+        start_instance(&toml, clock, self.token.clone()).await
+    }
+
+    /// Moves both the service's and the simulator's clocks.
+    pub fn advance(&self, secs: i64) {
+        self.clock.advance(secs);
+        self.sim_clock.advance(secs);
+    }
+
+    /// A simulator counter, e.g. `stable_token_calls:<appid>`.
+    pub async fn counter(&self, name: &str) -> u64 {
+        self.sim_stats().await[name].as_u64().unwrap_or(0)
     }
 
     /// A new simulated WeChat user: `{id, nickname, openids: {appid: openid}, unionids}`.
@@ -335,6 +396,19 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::OK);
         r.json().await.unwrap()
     }
+}
+
+async fn start_instance(
+    toml: &str,
+    clock: Clock,
+    stop: CancellationToken,
+) -> (String, wxlink::context::Ctx) {
+    let config = Config::from_toml_str(toml).expect("test configuration");
+    let app = App::build(config, clock).await.expect("service starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let ctx = app.context().clone();
+    tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }));
+    (base, ctx)
 }
 
 fn browser(headers: HeaderMap) -> Client {

@@ -1,6 +1,7 @@
 //! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
 
 mod login_codes;
+mod tokens;
 mod users;
 
 use crate::context::Ctx;
@@ -18,6 +19,7 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
     Router::new()
         .merge(users::router())
         .merge(login_codes::router())
+        .merge(tokens::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 

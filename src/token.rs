@@ -1,0 +1,504 @@
+//! The central control of each app's global access token.
+//!
+//! One [`TokenManager`] per process keeps every app's token in memory and refreshes it in the
+//! background before it expires. Across processes sharing a store, a lease lets exactly one
+//! instance call WeChat per refresh, and compare-and-set on a version number keeps an older
+//! token from ever overwriting a newer one. Callers that see a token fail report it
+//! ([`TokenManager::invalidate`]); it is replaced only if it is still the current one.
+
+use crate::clock::Clock;
+use crate::config::{AppConfig, TokenMode, TokenSettings};
+use crate::domain::AppId;
+use crate::store::{ForceRefreshDenied, Store, StoreError, StoredToken};
+use crate::wechat::types::AccessTokenResponse;
+use crate::wechat::{ErrCode, ErrorClass, WechatClient, WechatError};
+use rand::RngExt;
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// A token is never handed out with less than this many seconds left.
+const SAFETY_SECS: i64 = 5;
+/// Attempts per upstream fetch for transient failures (-1, timeouts, connection errors).
+const FETCH_ATTEMPTS: u32 = 3;
+/// The same upstream error is logged at error level at most once per this window.
+const LOG_WINDOW_SECS: i64 = 300;
+
+/// A token handed to a caller.
+#[derive(Clone)]
+pub struct AccessToken {
+    pub token: Arc<str>,
+    pub expires_at: i64,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("no app named {0} is configured")]
+    UnknownApp(String),
+    /// No valid token, and none could be had right now.
+    #[error("no valid access token for app {app}: {reason}")]
+    Unavailable { app: AppId, reason: String },
+    /// WeChat refused for a reason retrying cannot fix (credentials, IP whitelist...).
+    #[error("WeChat refused the access token for app {app}: {code}")]
+    Refused { app: AppId, code: ErrCode },
+    /// WeChat's quota (45009 daily, 45011 per minute); not hammered.
+    #[error("WeChat quota reached for app {app}: {code}")]
+    Quota { app: AppId, code: ErrCode },
+    #[error(
+        "force_refresh for app {app} refused by our budget (WeChat allows 20 a day, 30 s apart): {denied:?}"
+    )]
+    ForceRefreshBudget {
+        app: AppId,
+        denied: ForceRefreshDenied,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a refresh is wanted; decides whether a token someone else stored will do.
+#[derive(Debug, Clone)]
+enum Reason {
+    /// No usable token in memory.
+    Missing,
+    /// The token is in its refresh window.
+    Proactive,
+    /// A caller reported this token as refused by WeChat.
+    Invalidated(Arc<str>),
+}
+
+#[derive(Clone)]
+struct Current {
+    token: Arc<str>,
+    expires_at: i64,
+    version: i64,
+}
+
+#[derive(Default)]
+struct Health {
+    /// errcode (or 0 for transport) -> when it was last logged at error level
+    logged: HashMap<i64, i64>,
+    /// The last failure, for the 503 message.
+    last_failure: Option<String>,
+}
+
+struct AppToken {
+    app: AppConfig,
+    current: RwLock<Option<Current>>,
+    /// Single flight within this process.
+    refresh: tokio::sync::Mutex<()>,
+    health: Mutex<Health>,
+    /// This instance's extra delay inside the refresh window, so instances do not all try at once.
+    jitter: i64,
+}
+
+/// Owns every configured app's access token; cheap to clone.
+#[derive(Clone)]
+pub struct TokenManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    apps: HashMap<AppId, Arc<AppToken>>,
+    store: Store,
+    wechat: WechatClient,
+    clock: Clock,
+    settings: TokenSettings,
+    /// Names this instance in the refresh lease.
+    owner: String,
+}
+
+impl TokenManager {
+    pub fn new(
+        apps: &[AppConfig],
+        store: Store,
+        wechat: WechatClient,
+        clock: Clock,
+        settings: TokenSettings,
+    ) -> Self {
+        let mut rng = rand::rng();
+        let apps = apps
+            .iter()
+            .map(|a| {
+                let jitter = if settings.jitter_secs > 0 {
+                    rng.random_range(0..=settings.jitter_secs)
+                } else {
+                    0
+                };
+                let t = AppToken {
+                    app: a.clone(),
+                    current: RwLock::new(None),
+                    refresh: tokio::sync::Mutex::new(()),
+                    health: Mutex::new(Health::default()),
+                    jitter,
+                };
+                (a.id.clone(), Arc::new(t))
+            })
+            .collect();
+        let owner = format!("wxlink-{}", crate::domain::OneTimeCode::generate().expose());
+        Self {
+            inner: Arc::new(Inner {
+                apps,
+                store,
+                wechat,
+                clock,
+                settings,
+                owner,
+            }),
+        }
+    }
+
+    fn app(&self, id: &AppId) -> Result<&Arc<AppToken>, TokenError> {
+        self.inner
+            .apps
+            .get(id)
+            .ok_or_else(|| TokenError::UnknownApp(id.to_string()))
+    }
+
+    /// A valid token: from memory when there is one (the hot path), else refreshed once for
+    /// all concurrent callers.
+    pub async fn get(&self, app: &AppId) -> Result<AccessToken, TokenError> {
+        let at = self.app(app)?;
+        let now = self.inner.clock.now();
+        if let Some(c) = at.cached()
+            && c.expires_at - SAFETY_SECS > now
+        {
+            return Ok(c.into());
+        }
+        self.refresh(at, Reason::Missing).await
+    }
+
+    /// "This token failed for me": replaced only if it is still the current one; otherwise
+    /// the current one is returned without calling WeChat.
+    pub async fn invalidate(&self, app: &AppId, failed: &str) -> Result<AccessToken, TokenError> {
+        let at = self.app(app)?;
+        let now = self.inner.clock.now();
+        if let Some(c) = at.cached()
+            && &*c.token != failed
+            && c.expires_at - SAFETY_SECS > now
+        {
+            return Ok(c.into());
+        }
+        self.refresh(at, Reason::Invalidated(Arc::from(failed)))
+            .await
+    }
+
+    /// Calls a WeChat API with the app's token; on a token-invalid answer (40001, 40014,
+    /// 42001, 41001) reports the token, and retries once with the replacement.
+    pub async fn call<T, F, Fut>(&self, app: &AppId, f: F) -> Result<T, CallError>
+    where
+        F: Fn(Arc<str>) -> Fut,
+        Fut: Future<Output = Result<T, WechatError>>,
+    {
+        let tok = self.get(app).await?;
+        match f(tok.token.clone()).await {
+            Err(e) if e.code().map(ErrCode::class) == Some(ErrorClass::TokenInvalid) => {
+                tracing::warn!(app = %app, error = %e, "access token refused; invalidating and retrying once");
+                let fresh = self.invalidate(app, &tok.token).await?;
+                f(fresh.token).await.map_err(CallError::Wechat)
+            }
+            other => other.map_err(CallError::Wechat),
+        }
+    }
+
+    async fn refresh(&self, at: &AppToken, reason: Reason) -> Result<AccessToken, TokenError> {
+        let _single_flight = at.refresh.lock().await;
+        let s = &self.inner;
+        let id = &at.app.id;
+        let mode = mode_name(at.app.token_mode);
+        // Waiting on another instance's lease is bounded by the lease itself.
+        let give_up =
+            tokio::time::Instant::now() + Duration::from_secs(s.settings.lease_secs as u64 + 5);
+        loop {
+            let now = s.clock.now();
+            if let Some(c) = at.cached()
+                && self.will_do(at, &reason, &c, now)
+            {
+                return Ok(c.into());
+            }
+            let row = s.store.stored_token(id, mode, now).await?;
+            if let Some(c) = current_of(&row)
+                && self.will_do(at, &reason, &c, now)
+            {
+                at.set(c.clone());
+                return Ok(c.into());
+            }
+            if !s
+                .store
+                .try_token_lease(id, &s.owner, row.version, now, s.settings.lease_secs)
+                .await?
+            {
+                if tokio::time::Instant::now() >= give_up {
+                    return self.unavailable(
+                        at,
+                        "another instance holds the refresh lease and has not finished",
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let force =
+                matches!(reason, Reason::Invalidated(_)) && at.app.token_mode == TokenMode::Stable;
+            let fetched = match self.fetch(at, force).await {
+                Ok(t) => t,
+                Err(e) => {
+                    s.store.release_token_lease(id, &s.owner).await?;
+                    // Upstream trouble while the token still works: keep serving it.
+                    if !matches!(reason, Reason::Invalidated(_))
+                        && let Some(c) = at.cached().or_else(|| current_of(&row))
+                        && c.expires_at - SAFETY_SECS > s.clock.now()
+                    {
+                        return Ok(c.into());
+                    }
+                    return Err(e);
+                }
+            };
+            let now = s.clock.now();
+            let expires_at = now + fetched.expires_in;
+            let day = crate::clock::beijing_day(now);
+            match s
+                .store
+                .save_token(id, row.version, &fetched.access_token, expires_at, now, day)
+                .await?
+            {
+                Some(version) => {
+                    let c = Current {
+                        token: Arc::from(fetched.access_token),
+                        expires_at,
+                        version,
+                    };
+                    at.set(c.clone());
+                    at.health
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .last_failure = None;
+                    tracing::info!(app = %id, mode, force, version, expires_at, "access token refreshed");
+                    return Ok(c.into());
+                }
+                // Someone wrote a newer token while we fetched (our lease ran out): theirs wins.
+                None => continue,
+            }
+        }
+    }
+
+    /// Whether `c` satisfies the refresh that was asked for.
+    fn will_do(&self, at: &AppToken, reason: &Reason, c: &Current, now: i64) -> bool {
+        let valid = c.expires_at - SAFETY_SECS > now;
+        match reason {
+            Reason::Missing => valid,
+            Reason::Proactive => valid && now < self.refresh_at(at, c),
+            Reason::Invalidated(bad) => valid && c.token != *bad,
+        }
+    }
+
+    fn refresh_at(&self, at: &AppToken, c: &Current) -> i64 {
+        c.expires_at - self.inner.settings.refresh_margin_secs + at.jitter
+    }
+
+    /// One upstream fetch, with bounded retries for transient failures only.
+    async fn fetch(&self, at: &AppToken, force: bool) -> Result<AccessTokenResponse, TokenError> {
+        let s = &self.inner;
+        let id = &at.app.id;
+        if force {
+            let now = s.clock.now();
+            if let Err(denied) = s
+                .store
+                .reserve_force_refresh(id, now, crate::clock::beijing_day(now))
+                .await?
+            {
+                let e = TokenError::ForceRefreshBudget {
+                    app: id.clone(),
+                    denied,
+                };
+                self.note_failure(at, -2, &e.to_string());
+                return Err(e);
+            }
+        }
+        let mut delay = Duration::from_millis(200);
+        let mut last = String::new();
+        for attempt in 1..=FETCH_ATTEMPTS {
+            let result = match at.app.token_mode {
+                TokenMode::Stable => s.wechat.fetch_stable_token(&at.app.wechat, force).await,
+                TokenMode::Classic => s.wechat.fetch_classic_token(&at.app.wechat).await,
+            };
+            let e = match result {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            match e.code() {
+                Some(code @ (ErrCode::DailyQuota | ErrCode::MinuteQuota)) => {
+                    self.note_failure(at, code.code(), &e.to_string());
+                    return Err(TokenError::Quota {
+                        app: id.clone(),
+                        code,
+                    });
+                }
+                Some(code) if code.class() != ErrorClass::Retryable => {
+                    self.note_failure(at, code.code(), &e.to_string());
+                    return Err(TokenError::Refused {
+                        app: id.clone(),
+                        code,
+                    });
+                }
+                _ => {}
+            }
+            last = e.to_string();
+            if attempt < FETCH_ATTEMPTS {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        self.note_failure(at, 0, &last);
+        Err(TokenError::Unavailable {
+            app: id.clone(),
+            reason: last,
+        })
+    }
+
+    fn unavailable(&self, at: &AppToken, reason: &str) -> Result<AccessToken, TokenError> {
+        Err(TokenError::Unavailable {
+            app: at.app.id.clone(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// Records a failure; logs it at error level once per window per code.
+    fn note_failure(&self, at: &AppToken, code: i64, message: &str) {
+        let now = self.inner.clock.now();
+        let mut h = at.health.lock().unwrap_or_else(|e| e.into_inner());
+        h.last_failure = Some(message.to_owned());
+        let last = h.logged.get(&code).copied();
+        if last.is_none_or(|t| now - t >= LOG_WINDOW_SECS) {
+            h.logged.insert(code, now);
+            tracing::error!(app = %at.app.id, error = message, "access token refresh failed");
+        } else {
+            tracing::debug!(app = %at.app.id, error = message, "access token refresh failed again");
+        }
+    }
+
+    /// The last refresh failure of an app, if the last attempt failed.
+    pub fn last_failure(&self, app: &AppId) -> Option<String> {
+        let at = self.inner.apps.get(app)?;
+        at.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_failure
+            .clone()
+    }
+
+    /// Keeps every app's token fresh until `stop`: adopts tokens other instances stored,
+    /// refreshes in the refresh window, backs off while WeChat is unreachable.
+    pub fn spawn_refreshers(&self, stop: CancellationToken) {
+        for at in self.inner.apps.values() {
+            let this = self.clone();
+            let at = at.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move { this.refresher(at, stop).await });
+        }
+    }
+
+    async fn refresher(&self, at: Arc<AppToken>, stop: CancellationToken) {
+        let s = &self.inner;
+        let tick = Duration::from_millis(s.settings.check_interval_ms);
+        let mut next_attempt = 0i64;
+        let mut backoff = 5i64;
+        loop {
+            let now = s.clock.now();
+            // Pick up a token another instance stored, so every instance serves the same one.
+            match s
+                .store
+                .stored_token(&at.app.id, mode_name(at.app.token_mode), now)
+                .await
+            {
+                Ok(row) => {
+                    if let Some(c) = current_of(&row)
+                        && at.cached().is_none_or(|mine| c.version > mine.version)
+                        && c.expires_at - SAFETY_SECS > now
+                    {
+                        at.set(c);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(app = %at.app.id, error = %e, "cannot read the stored access token")
+                }
+            }
+            let due = at.cached().is_none_or(|c| now >= self.refresh_at(&at, &c));
+            if due && now >= next_attempt {
+                match self.refresh(&at, Reason::Proactive).await {
+                    Ok(_) => {
+                        backoff = 5;
+                        next_attempt = s.clock.now() + 1;
+                    }
+                    Err(_) => {
+                        next_attempt = s.clock.now() + backoff;
+                        backoff = (backoff * 2).min(60);
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+}
+
+/// The error of [`TokenManager::call`].
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Wechat(WechatError),
+}
+
+impl AppToken {
+    fn cached(&self) -> Option<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the cached token unless it would go back to an older version.
+    fn set(&self, c: Current) {
+        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if cur.as_ref().is_none_or(|old| c.version >= old.version) {
+            *cur = Some(c);
+        }
+    }
+}
+
+impl From<Current> for AccessToken {
+    fn from(c: Current) -> Self {
+        AccessToken {
+            token: c.token,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+fn current_of(row: &StoredToken) -> Option<Current> {
+    Some(Current {
+        token: Arc::from(row.access_token.as_deref()?),
+        expires_at: row.expires_at,
+        version: row.version,
+    })
+}
+
+fn mode_name(mode: TokenMode) -> &'static str {
+    match mode {
+        TokenMode::Stable => "stable",
+        TokenMode::Classic => "classic",
+    }
+}
