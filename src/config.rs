@@ -305,7 +305,7 @@ impl Config {
             (
                 "tokens.refresh_margin_secs",
                 tk.refresh_margin_secs,
-                10,
+                1,
                 3600,
             ),
             (

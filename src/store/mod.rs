@@ -55,19 +55,21 @@ impl Store {
     /// Connects and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let db = if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
-                .connect_with(opts)
-                .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            Db::Sqlite(pool)
+            // Several processes opening a new file at once race on creating it, switching it
+            // to WAL and migrating it (sqlx takes no lock for SQLite migrations). The losers
+            // see "database is locked" or "already exists"; each migration runs in its own
+            // transaction, so a retry finds the winner's work committed and skips it.
+            let mut attempt = 0;
+            loop {
+                match Self::open_sqlite(url).await {
+                    Ok(pool) => break Db::Sqlite(pool),
+                    Err(e) if attempt < 20 && is_startup_race(&e) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
         } else {
             let opts = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -79,6 +81,22 @@ impl Store {
             Db::Postgres(pool)
         };
         Ok(Self { db })
+    }
+
+    async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(pool)
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -95,6 +113,11 @@ impl Store {
         });
         Ok(())
     }
+}
+
+fn is_startup_race(e: &StoreError) -> bool {
+    let text = e.to_string();
+    text.contains("database is locked") || text.contains("already exists")
 }
 
 fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> StoreError {

@@ -1,0 +1,138 @@
+//! Two real wxlink processes on one SQLite file share one token: one upstream fetch per
+//! refresh window, both serve the same token. Real time here (other processes cannot share
+//! our clock), so the simulator's tokens live 8 seconds.
+
+mod common;
+
+use reqwest::Client;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+use wxlink::clock::Clock;
+use wxlink::sim::Sim;
+
+const APPID: &str = "wxproc0000000001";
+const KEY: &str = "process-test-key";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
+    let sim = Sim::new(Clock::system());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(wxlink::sim::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    let client = Client::new();
+    client
+        .post(format!("{sim_base}/_sim/apps"))
+        .json(&json!({"appid": APPID, "secret": "s", "token_ttl_secs": 8}))
+        .send()
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wxlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{db}\"\n\
+             [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\n\
+             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+             [[apps]]\nid = \"cl\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
+             token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
+            db = dir.path().join("shared.db").display(),
+            key = wxlink::domain::hash_token(KEY),
+        ),
+    )
+    .unwrap();
+    let ports = [free_port(), free_port()];
+    let mut children: Vec<_> = ports
+        .iter()
+        .map(|port| {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
+                .args(["--config", config.to_str().unwrap()])
+                .env("WXLINK_LISTEN", format!("127.0.0.1:{port}"))
+                .env("RUST_LOG", "warn")
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+
+    let get = async |port: u16| -> Option<String> {
+        let r = client
+            .get(format!(
+                "http://127.0.0.1:{port}/api/v1/apps/cl/access-token"
+            ))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .ok()?;
+        let v: Value = r.json().await.ok()?;
+        v["access_token"].as_str().map(str::to_owned)
+    };
+    let works = async |token: &str| -> bool {
+        let v: Value = client
+            .get(format!("{sim_base}/cgi-bin/get_api_domain_ip"))
+            .query(&[("access_token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v.get("ip_list").is_some()
+    };
+
+    // Observe for 12 seconds: about three token lifetimes' worth of refresh windows.
+    let start = Instant::now();
+    let mut seen = HashSet::new();
+    while start.elapsed() < Duration::from_secs(12) {
+        for port in ports {
+            if let Some(tok) = get(port).await {
+                assert!(works(&tok).await, "a served token always works at WeChat");
+                seen.insert(tok);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for c in &mut children {
+        assert!(c.try_wait().unwrap().is_none(), "both processes still run");
+    }
+    let fetches = sim
+        .stats()
+        .get(&format!("token_fetches:{APPID}"))
+        .copied()
+        .unwrap_or(0);
+    // Tokens live 8 s and are renewed 3-4 s before expiry: one fetch at start, then one per
+    // window. Two uncoordinated processes would fetch about twice as often (8 or more).
+    // Token times are whole seconds, so a token is renewed 3 to 5 s after its fetch.
+    assert!((3..=6).contains(&fetches), "fetches: {fetches}");
+    assert_eq!(
+        seen.len() as u64,
+        fetches,
+        "every fetched token was served: none wasted"
+    );
+    // Both processes converge on the same token.
+    let mut same = false;
+    for _ in 0..20 {
+        if let (Some(a), Some(b)) = (get(ports[0]).await, get(ports[1]).await)
+            && a == b
+        {
+            same = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(same, "both processes serve the same token");
+}
