@@ -313,4 +313,14 @@ async fn unknown_routes_answer_json_under_the_api_and_pages_elsewhere() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
+    let live: Value = t
+        .api
+        .get(t.url("/livez"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["status"], "ok");
 }

@@ -73,3 +73,47 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
     let user: serde_json::Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
     assert_eq!(user["identities"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn two_instances_share_one_token_on_postgres() {
+    let Some(server) = postgres_url() else { return };
+    let t = TestApp::spawn_with(Options {
+        postgres: Some(server),
+        ..Default::default()
+    })
+    .await;
+    let get = async |base: &str| -> serde_json::Value {
+        t.api
+            .get(format!("{base}/api/v1/apps/oa/access-token"))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    };
+    let first = get(&t.base).await;
+    let (other, _) = t.another_instance(t.clock.clone()).await;
+    assert_eq!(
+        get(&other).await,
+        first,
+        "the second instance reuses the stored token"
+    );
+    let calls = format!("stable_token_calls:{OA_APPID}");
+    assert_eq!(t.counter(&calls).await, 1);
+
+    t.advance(7200 - 300 + 61);
+    for _ in 0..100 {
+        let (a, b) = (get(&t.base).await, get(&other).await);
+        if a != first && a == b {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (a, b) = (get(&t.base).await, get(&other).await);
+    assert_ne!(a, first);
+    assert_eq!(a, b);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(t.counter(&calls).await, 2, "one fetch for the window");
+}

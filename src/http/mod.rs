@@ -25,6 +25,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
         .merge(browser)
         .merge(api::router(ctx.config.max_body_bytes))
         .route("/healthz", get(healthz))
+        .route("/livez", get(livez))
         .fallback(not_found)
         .with_state(ctx)
 }
@@ -43,6 +44,11 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Liveness without touching the database (for load balancers that probe often).
+async fn livez() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok"}))
 }
 
 async fn not_found(req: Request) -> Response {

@@ -9,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -19,16 +20,17 @@ pub fn router() -> Router<Ctx> {
         )
 }
 
+/// Serialized straight from the shared token: no copy on the hot path.
 #[derive(Serialize)]
 struct TokenBody {
-    access_token: String,
+    access_token: Arc<str>,
     expires_at: i64,
 }
 
 impl From<AccessToken> for TokenBody {
     fn from(t: AccessToken) -> Self {
         Self {
-            access_token: t.token.to_string(),
+            access_token: t.token,
             expires_at: t.expires_at,
         }
     }
