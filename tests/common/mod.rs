@@ -106,7 +106,15 @@ impl TestApp {
         }));
 
         let dir = tempfile::tempdir().unwrap();
-        let db = match &opts.postgres {
+        // WXLINK_TEST_ALL_ON_POSTGRES=1 (with WXLINK_TEST_POSTGRES_URL) runs every test on PostgreSQL.
+        let everything_on_postgres =
+            std::env::var("WXLINK_TEST_ALL_ON_POSTGRES").as_deref() == Ok("1");
+        let server = opts.postgres.clone().or_else(|| {
+            everything_on_postgres
+                .then(|| std::env::var("WXLINK_TEST_POSTGRES_URL").ok())
+                .flatten()
+        });
+        let db = match &server {
             Some(server) => fresh_postgres_database(server).await,
             None => format!("sqlite://{}", dir.path().join("wxlink.db").display()),
         };
