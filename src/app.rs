@@ -67,6 +67,9 @@ impl App {
                 )
             })?;
 
+        if sandbox.is_some() {
+            store.forget_access_tokens().await?;
+        }
         let wechat = WechatClient::new()?;
         let tokens = TokenManager::new(
             &config.apps,

@@ -13,14 +13,23 @@ use wxlink::config::Config;
 struct Sandbox {
     base: String,
     api_key: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 async fn sandbox() -> Sandbox {
-    let dir = tempfile::tempdir().unwrap();
+    sandbox_in(tempfile::tempdir().unwrap()).await
+}
+
+async fn sandbox_in(dir: tempfile::TempDir) -> Sandbox {
+    let mut sb = sandbox_at(dir.path()).await;
+    sb._dir = Some(dir);
+    sb
+}
+
+async fn sandbox_at(path: &std::path::Path) -> Sandbox {
     let config = Config::from_toml_str(&format!(
         "sandbox = true\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}\"\n",
-        dir.path().join("sb.db").display()
+        path.join("sb.db").display()
     ))
     .unwrap();
     let app = App::build(config, Clock::system()).await.unwrap();
@@ -30,7 +39,7 @@ async fn sandbox() -> Sandbox {
     Sandbox {
         base,
         api_key,
-        _dir: dir,
+        _dir: None,
     }
 }
 
@@ -143,4 +152,38 @@ async fn the_jump_out_form_binds_a_business_user() {
         .await
         .unwrap();
     assert_eq!(user["identities"][0]["app"], "oa");
+}
+
+#[tokio::test]
+async fn a_restarted_sandbox_hands_out_tokens_its_new_simulator_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let first = sandbox_in(dir).await;
+    let token_of = async |sb: &Sandbox| -> String {
+        let v: Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/apps/oa/access-token", sb.base))
+            .bearer_auth(&sb.api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    };
+    let old = token_of(&first).await;
+    // Same database file, a new process (and so a new simulator).
+    let second = sandbox_at(&path).await;
+    let new = token_of(&second).await;
+    assert_ne!(new, old);
+    let check: Value = reqwest::Client::new()
+        .get(format!("{}/sim/cgi-bin/get_api_domain_ip", second.base))
+        .query(&[("access_token", new.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(check.get("ip_list").is_some(), "{check}");
 }

@@ -56,6 +56,17 @@ impl Store {
         }))
     }
 
+    /// Drops every stored token: the sandbox's simulator starts afresh each run and would
+    /// refuse tokens a previous run stored.
+    pub async fn forget_access_tokens(&self) -> Result<(), StoreError> {
+        with_pool!(&self.db, |pool| {
+            sqlx::query("DELETE FROM access_tokens")
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Takes (or renews) the right to refresh the token that is at `version` now. True for
     /// one instance at a time; a lease left by a dead instance runs out after `lease_secs`.
     pub async fn try_token_lease(
