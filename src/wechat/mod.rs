@@ -1,6 +1,7 @@
 //! A thin typed client for the WeChat server APIs, over configurable base URLs so that the
 //! sandbox and the tests point it at the simulator.
 
+pub mod crypto;
 mod errcode;
 pub mod oauth;
 pub mod token;
