@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
@@ -115,9 +115,7 @@ impl App {
         let router = router
             .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(
-                crate::telemetry::RequestIds::default(),
-            ));
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
 
         Ok(Self {
             listener,
@@ -182,10 +180,7 @@ fn session_layer<S: tower_sessions::SessionStore + Clone>(
 fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow::Result<Sandbox> {
     let sim = Sim::new(clock.clone());
     let sim_base = format!("{}/sim", public_url.as_str().trim_end_matches('/'));
-    let auth_domain = match public_url.port() {
-        Some(p) => format!("{}:{p}", public_url.host_str().unwrap_or("127.0.0.1")),
-        None => public_url.host_str().unwrap_or("127.0.0.1").to_owned(),
-    };
+    let auth_domain = crate::domain::host_and_port(public_url);
     for (id, kind, appid) in [
         ("oa", AppKind::OfficialAccount, "wxsandbox0a000001"),
         ("mp", AppKind::MiniProgram, "wxsandbox0b000002"),
@@ -198,7 +193,7 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
             appid: appid.to_owned(),
             secret: secret.clone(),
             kind: kind.as_str().to_owned(),
-            auth_domain: Some(auth_domain.clone()),
+            auth_domain: auth_domain.clone(),
             unionid_group: Some("sandbox".to_owned()),
             token_ttl_secs: None,
         });

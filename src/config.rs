@@ -19,6 +19,16 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// Names the innermost key figment complained about.
+    fn from_figment(e: figment::Error) -> Self {
+        let setting = e
+            .path
+            .last()
+            .cloned()
+            .unwrap_or_else(|| "configuration file".into());
+        Self::new(setting, e.kind.to_string())
+    }
+
     fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
@@ -50,6 +60,15 @@ pub enum TokenMode {
     #[default]
     Stable,
     Classic,
+}
+
+impl TokenMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stable => "stable",
+            Self::Classic => "classic",
+        }
+    }
 }
 
 /// One configured WeChat app.
@@ -193,14 +212,7 @@ impl Config {
                     "max_body_bytes",
                     "sandbox",
                 ]));
-        let raw: RawConfig = figment.extract().map_err(|e| {
-            let setting = e
-                .path
-                .last()
-                .cloned()
-                .unwrap_or_else(|| "configuration file".into());
-            ConfigError::new(setting, e.kind.to_string())
-        })?;
+        let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
         Self::from_raw(raw, path.is_some())
     }
 
@@ -209,14 +221,7 @@ impl Config {
         let raw: RawConfig = Figment::new()
             .merge(Toml::string(toml))
             .extract()
-            .map_err(|e| {
-                let setting = e
-                    .path
-                    .last()
-                    .cloned()
-                    .unwrap_or_else(|| "configuration".into());
-                ConfigError::new(setting, e.kind.to_string())
-            })?;
+            .map_err(ConfigError::from_figment)?;
         Self::from_raw(raw, true)
     }
 

@@ -7,10 +7,6 @@ use wxlink::app::App;
 use wxlink::clock::Clock;
 use wxlink::config::Config;
 
-/// mimalloc: allocation was a tenth of the request hot path with the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     version,
@@ -94,13 +90,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// service's public host as authorization domain, and one unionid group.
 fn register_configured_apps(sim: &wxlink::sim::Sim, config: &Config) {
     use secrecy::ExposeSecret;
-    let auth_domain = config.public_url.as_ref().and_then(|u| {
-        let host = u.host_str()?;
-        Some(match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_owned(),
-        })
-    });
+    let auth_domain = config
+        .public_url
+        .as_ref()
+        .and_then(wxlink::domain::host_and_port);
     for app in &config.apps {
         sim.add_app(wxlink::sim::SimApp {
             appid: app.wechat.appid.to_string(),

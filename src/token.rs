@@ -215,7 +215,7 @@ impl TokenManager {
         let _single_flight = at.refresh.lock().await;
         let s = &self.inner;
         let id = &at.app.id;
-        let mode = mode_name(at.app.token_mode);
+        let mode = at.app.token_mode.as_str();
         // Waiting on another instance's lease is bounded by the lease itself.
         let give_up =
             tokio::time::Instant::now() + Duration::from_secs(s.settings.lease_secs as u64 + 5);
@@ -417,7 +417,7 @@ impl TokenManager {
             // Pick up a token another instance stored, so every instance serves the same one.
             match s
                 .store
-                .stored_token(&at.app.id, mode_name(at.app.token_mode), now)
+                .stored_token(&at.app.id, at.app.token_mode.as_str(), now)
                 .await
             {
                 Ok(row) => {
@@ -494,11 +494,4 @@ fn current_of(row: &StoredToken) -> Option<Current> {
         expires_at: row.expires_at,
         version: row.version,
     })
-}
-
-fn mode_name(mode: TokenMode) -> &'static str {
-    match mode {
-        TokenMode::Stable => "stable",
-        TokenMode::Classic => "classic",
-    }
 }

@@ -6,8 +6,8 @@ mod oauth;
 mod secret;
 
 pub use ids::{AppId, OpenId, UnionId, UserId, WxAppId};
-pub use oauth::{OAuthScope, OAuthState, ReturnTo, ReturnToAllowList};
-pub use secret::{OneTimeCode, hash_token};
+pub use oauth::{OAuthScope, OAuthState, ReturnTo, ReturnToAllowList, host_and_port};
+pub use secret::{OneTimeCode, hash_token, random_alphanumeric};
 
 /// Why a value was refused; the message is meant for the person who sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,7 +1,6 @@
 //! Values of the web authorization flow: scope, CSRF state, and the open-redirect guard.
 
 use super::ParseError;
-use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
@@ -61,15 +60,7 @@ impl OAuthState {
     const LEN: usize = 32;
 
     pub fn generate() -> Self {
-        let mut rng = rand::rng();
-        let s = (0..Self::LEN)
-            .map(|_| {
-                const ALPHABET: &[u8] =
-                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-                ALPHABET[rng.random_range(0..ALPHABET.len())] as char
-            })
-            .collect();
-        Self(s)
+        Self(super::random_alphanumeric(Self::LEN))
     }
 
     pub fn parse(s: &str) -> Result<Self, ParseError> {
@@ -88,6 +79,15 @@ impl fmt::Debug for OAuthState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("OAuthState(…)")
     }
+}
+
+/// `host` or `host:port` of a URL: what WeChat compares with the web-authorization domain.
+pub fn host_and_port(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_owned(),
+    })
 }
 
 /// The configured `return_to_allow` prefixes.

@@ -9,15 +9,18 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct OneTimeCode(String);
 
+/// `len` random letters and digits: codes, tickets, states, simulated tokens.
+pub fn random_alphanumeric(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 impl OneTimeCode {
     pub fn generate() -> Self {
-        let mut rng = rand::rng();
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-        Self(
-            (0..40)
-                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-                .collect(),
-        )
+        Self(random_alphanumeric(40))
     }
 
     pub fn expose(&self) -> &str {

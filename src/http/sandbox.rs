@@ -52,16 +52,6 @@ fn render<T: Template>(t: &T) -> Response {
     }
 }
 
-fn current_person(headers: &axum::http::HeaderMap) -> String {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix("wxsim_person=").map(str::to_owned))
-        .unwrap_or_default()
-}
-
 async fn index(State(ctx): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
     let Some(sb) = &ctx.sandbox else {
         return render(&PlainIndex);
@@ -70,7 +60,7 @@ async fn index(State(ctx): State<Ctx>, headers: axum::http::HeaderMap) -> Respon
         base: ctx.url(""),
         api_key: sb.api_key.clone(),
         people: sb.sim.people(),
-        current: current_person(&headers),
+        current: crate::sim::person_cookie(&headers).unwrap_or_default(),
         return_to: ctx.url("/sandbox/result"),
     })
 }
@@ -103,10 +93,7 @@ async fn add_person(State(ctx): State<Ctx>, Form(f): Form<PersonForm>) -> Result
         StatusCode::SEE_OTHER,
         [
             (header::LOCATION, "/".to_owned()),
-            (
-                header::SET_COOKIE,
-                format!("wxsim_person={}; Path=/; SameSite=Lax", p.id),
-            ),
+            (header::SET_COOKIE, crate::sim::set_person_cookie(&p.id)),
         ],
     )
         .into_response())

@@ -178,6 +178,27 @@ impl Sim {
         ))
     }
 
+    /// Checks appid and (when given) secret, in constant time: 40013 for an unknown appid,
+    /// 40125 for a wrong secret.
+    fn check_credentials(
+        &self,
+        appid: &str,
+        secret: Option<&str>,
+    ) -> Result<SimApp, axum::response::Response> {
+        let app = self.lock().apps.get(appid).cloned();
+        let Some(app) = app else {
+            return Err(wx_error(40013, "invalid appid"));
+        };
+        if let Some(secret) = secret {
+            let ok: bool =
+                subtle::ConstantTimeEq::ct_eq(app.secret.as_bytes(), secret.as_bytes()).into();
+            if !ok {
+                return Err(wx_error(40125, "invalid appsecret"));
+            }
+        }
+        Ok(app)
+    }
+
     fn count(&self, what: &str) {
         *self.lock().stats.entry(what.to_owned()).or_default() += 1;
     }
@@ -187,16 +208,29 @@ impl Sim {
     }
 }
 
-/// Random letters and digits, for codes and tokens.
-pub(crate) fn random_token(len: usize) -> String {
-    use rand::RngExt;
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| {
-            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-            A[rng.random_range(0..A.len())] as char
-        })
-        .collect()
+/// WeChat's error answer: HTTP 200 with `{"errcode","errmsg"}`.
+fn wx_error(code: i64, msg: &str) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(crate::wechat::types::ErrorBody::new(code, msg)).into_response()
+}
+
+/// The cookie that remembers which simulated person uses this browser.
+pub const PERSON_COOKIE: &str = "wxsim_person";
+
+/// The simulated person named by the `wxsim_person` cookie, if any.
+pub fn person_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    let prefix = format!("{PERSON_COOKIE}=");
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&prefix).map(str::to_owned))
+}
+
+/// The `Set-Cookie` value that makes `person` this browser's simulated person.
+pub fn set_person_cookie(person: &str) -> String {
+    format!("{PERSON_COOKIE}={person}; Path=/; SameSite=Lax")
 }
 
 /// Runs the simulator alone on a listener until `shutdown` resolves.

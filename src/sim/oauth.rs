@@ -2,8 +2,9 @@
 
 use super::{
     CODE_TTL_SECS, IssuedCode, REFRESH_TOKEN_TTL_SECS, Sim, WEB_TOKEN_TTL_SECS, WebGrant,
-    random_token,
+    person_cookie, set_person_cookie, wx_error,
 };
+use crate::domain::{host_and_port, random_alphanumeric as random_token};
 use crate::wechat::types::{ErrorBody, UserInfo, WebTokenResponse};
 use askama::Template;
 use axum::extract::{Form, Query, RawQuery, State};
@@ -27,7 +28,6 @@ pub fn router() -> Router<Sim> {
 
 /// The header (or cookie) that says which simulated person is using "WeChat".
 pub const PERSON_HEADER: &str = "x-wxsim-person";
-pub const PERSON_COOKIE: &str = "wxsim_person";
 /// `allow` or `deny`: answers the snsapi_userinfo consent page without a click.
 pub const CONSENT_HEADER: &str = "x-wxsim-consent";
 
@@ -122,13 +122,9 @@ fn check_authorize(sim: &Sim, raw: &str) -> Result<AuthRequest, Response> {
             "此公众号并没有这些scope的权限 / scope not permitted",
         ));
     }
-    let redirect_host = Url::parse(&req.redirect_uri).ok().and_then(|u| {
-        let host = u.host_str()?.to_owned();
-        Some(match u.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        })
-    });
+    let redirect_host = Url::parse(&req.redirect_uri)
+        .ok()
+        .and_then(|u| host_and_port(&u));
     if redirect_host.is_none() || redirect_host != app.auth_domain {
         return Err(error_page(
             10003,
@@ -143,20 +139,8 @@ fn person_from(headers: &HeaderMap, sim: &Sim) -> Option<String> {
         .get(PERSON_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let from_cookie = || {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .find_map(|c| {
-                c.trim()
-                    .strip_prefix(&format!("{PERSON_COOKIE}="))
-                    .map(str::to_owned)
-            })
-    };
     from_header
-        .or_else(from_cookie)
+        .or_else(|| person_cookie(headers))
         .filter(|id| sim.person(id).is_some())
 }
 
@@ -191,10 +175,7 @@ fn redirect_back(sim: &Sim, req: &AuthRequest, person: &str, allow: bool) -> Res
         StatusCode::FOUND,
         [
             (header::LOCATION, location),
-            (
-                header::SET_COOKIE,
-                format!("{PERSON_COOKIE}={person}; Path=/; SameSite=Lax"),
-            ),
+            (header::SET_COOKIE, set_person_cookie(person)),
         ],
     )
         .into_response()
@@ -269,22 +250,6 @@ async fn answer(State(sim): State<Sim>, Form(f): Form<AnswerForm>) -> Response {
     redirect_back(&sim, &req, &person, f.decision == "allow")
 }
 
-fn wx_error(code: i64, msg: &str) -> Response {
-    Json(ErrorBody::new(code, msg)).into_response()
-}
-
-fn check_app(sim: &Sim, q: &HashMap<String, String>, need_secret: bool) -> Result<(), Response> {
-    let appid = q.get("appid").map(String::as_str).unwrap_or("");
-    let app = sim.lock().apps.get(appid).cloned();
-    let Some(app) = app else {
-        return Err(wx_error(40013, "invalid appid"));
-    };
-    if need_secret && q.get("secret").map(String::as_str) != Some(app.secret.as_str()) {
-        return Err(wx_error(40125, "invalid appsecret"));
-    }
-    Ok(())
-}
-
 fn token_response(sim: &Sim, grant: &WebGrant, refresh_token: String) -> WebTokenResponse {
     let access_token = random_token(64);
     sim.lock().access_tokens.insert(
@@ -311,7 +276,11 @@ async fn access_token(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     sim.count("code_exchanges");
-    if let Err(e) = check_app(&sim, &q, true) {
+    let appid = q.get("appid").map(String::as_str).unwrap_or("");
+    if let Err(e) = sim.check_credentials(
+        appid,
+        Some(q.get("secret").map(String::as_str).unwrap_or("")),
+    ) {
         return e;
     }
     if q.get("grant_type").map(String::as_str) != Some("authorization_code") {
@@ -363,7 +332,7 @@ async fn refresh_token(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     sim.count("refreshes");
-    if let Err(e) = check_app(&sim, &q, false) {
+    if let Err(e) = sim.check_credentials(q.get("appid").map(String::as_str).unwrap_or(""), None) {
         return e;
     }
     let rt = q.get("refresh_token").cloned().unwrap_or_default();

@@ -6,9 +6,10 @@
 //! `force_refresh` issues a new one and kills the old at once (UNCONFIRMED whether WeChat
 //! keeps an overlap there; we take the strict reading), 20 a day, 30 s apart.
 
-use super::{Sim, random_token};
+use super::{Sim, wx_error};
 use crate::clock::beijing_day;
-use crate::wechat::types::{AccessTokenResponse, ErrorBody};
+use crate::domain::random_alphanumeric as random_token;
+use crate::wechat::types::AccessTokenResponse;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,23 +46,6 @@ pub fn router() -> Router<Sim> {
         .route("/cgi-bin/token", get(classic))
         .route("/cgi-bin/stable_token", post(stable))
         .route("/cgi-bin/get_api_domain_ip", get(api_domain_ip))
-}
-
-fn wx_error(code: i64, msg: &str) -> Response {
-    Json(ErrorBody::new(code, msg)).into_response()
-}
-
-/// Checks appid and secret; WeChat answers 40013 for an unknown appid, 40125 for a wrong secret.
-fn check_credentials(sim: &Sim, appid: &str, secret: &str) -> Result<super::SimApp, Response> {
-    let app = sim.lock().apps.get(appid).cloned();
-    let Some(app) = app else {
-        return Err(wx_error(40013, "invalid appid"));
-    };
-    let ok: bool = subtle::ConstantTimeEq::ct_eq(app.secret.as_bytes(), secret.as_bytes()).into();
-    if !ok {
-        return Err(wx_error(40125, "invalid appsecret"));
-    }
-    Ok(app)
 }
 
 impl Sim {
@@ -142,7 +126,7 @@ async fn classic(State(sim): State<Sim>, Query(q): Query<ClassicQuery>) -> Respo
     if q.grant_type.as_deref() != Some("client_credential") {
         return wx_error(40002, "invalid grant_type");
     }
-    let app = match check_credentials(&sim, &appid, q.secret.as_deref().unwrap_or("")) {
+    let app = match sim.check_credentials(&appid, Some(q.secret.as_deref().unwrap_or(""))) {
         Ok(a) => a,
         Err(e) => return e,
     };
@@ -181,7 +165,7 @@ async fn stable(State(sim): State<Sim>, Json(req): Json<StableRequest>) -> Respo
     if req.grant_type.as_deref() != Some("client_credential") {
         return wx_error(40002, "invalid grant_type");
     }
-    let app = match check_credentials(&sim, &appid, req.secret.as_deref().unwrap_or("")) {
+    let app = match sim.check_credentials(&appid, Some(req.secret.as_deref().unwrap_or(""))) {
         Ok(a) => a,
         Err(e) => return e,
     };

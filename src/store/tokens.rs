@@ -32,7 +32,9 @@ pub enum ForceRefreshDenied {
 const COLUMNS: &str = "access_token, expires_at, version, lease_owner, lease_until, fetch_day, fetch_count, force_day, force_count, last_force_at";
 
 impl Store {
-    /// The app's token row, created empty on first use.
+    /// The app's token row, created empty on first use. Every refresher reads this each
+    /// tick, so it only writes when the row is missing (an insert, even a no-op one, takes
+    /// SQLite's write lock).
     pub async fn stored_token(
         &self,
         app: &AppId,
@@ -43,16 +45,25 @@ impl Store {
                       ON CONFLICT (app) DO NOTHING";
         let select = format!("SELECT {COLUMNS} FROM access_tokens WHERE app = $1");
         Ok(with_pool!(&self.db, |pool| {
-            sqlx::query(insert)
+            let row = sqlx::query_as(&select)
                 .bind(app.as_str())
-                .bind(mode)
-                .bind(now)
-                .execute(pool)
+                .fetch_optional(pool)
                 .await?;
-            sqlx::query_as(&select)
-                .bind(app.as_str())
-                .fetch_one(pool)
-                .await?
+            match row {
+                Some(row) => row,
+                None => {
+                    sqlx::query(insert)
+                        .bind(app.as_str())
+                        .bind(mode)
+                        .bind(now)
+                        .execute(pool)
+                        .await?;
+                    sqlx::query_as(&select)
+                        .bind(app.as_str())
+                        .fetch_one(pool)
+                        .await?
+                }
+            }
         }))
     }
 
