@@ -4,7 +4,7 @@ use super::{
     CODE_TTL_SECS, IssuedCode, REFRESH_TOKEN_TTL_SECS, Sim, WEB_TOKEN_TTL_SECS, WebGrant,
     person_cookie, set_person_cookie, wx_error,
 };
-use crate::domain::{host_and_port, random_alphanumeric as random_token};
+use crate::domain::{host_and_port, random_alphanumeric};
 use crate::wechat::types::{ErrorBody, UserInfo, WebTokenResponse};
 use askama::Template;
 use axum::extract::{Form, Query, RawQuery, State};
@@ -148,7 +148,7 @@ fn person_from(headers: &HeaderMap, sim: &Sim) -> Option<String> {
 fn redirect_back(sim: &Sim, req: &AuthRequest, person: &str, allow: bool) -> Response {
     let mut params = Vec::new();
     if allow {
-        let code = random_token(32);
+        let code = random_alphanumeric(32);
         sim.lock().codes.insert(
             code.clone(),
             IssuedCode {
@@ -251,7 +251,7 @@ async fn answer(State(sim): State<Sim>, Form(f): Form<AnswerForm>) -> Response {
 }
 
 fn token_response(sim: &Sim, grant: &WebGrant, refresh_token: String) -> WebTokenResponse {
-    let access_token = random_token(64);
+    let access_token = random_alphanumeric(64);
     sim.lock().access_tokens.insert(
         access_token.clone(),
         WebGrant {
@@ -319,7 +319,7 @@ async fn access_token(
         scope: issued.scope,
         expires_at: now + REFRESH_TOKEN_TTL_SECS,
     };
-    let refresh = random_token(64);
+    let refresh = random_alphanumeric(64);
     sim.lock()
         .refresh_tokens
         .insert(refresh.clone(), grant.clone());

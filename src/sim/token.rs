@@ -8,7 +8,7 @@
 
 use super::{Sim, wx_error};
 use crate::clock::beijing_day;
-use crate::domain::random_alphanumeric as random_token;
+use crate::domain::random_alphanumeric;
 use crate::wechat::types::AccessTokenResponse;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -66,7 +66,7 @@ impl Sim {
     }
 
     fn issue(&self, app: &super::SimApp) -> (String, i64) {
-        let token = random_token(136);
+        let token = random_alphanumeric(136);
         let expires_at = self.clock.now() + app.token_ttl();
         self.lock().tokens.tokens.insert(
             token.clone(),
