@@ -422,12 +422,7 @@ async fn a_ticket_that_expires_while_the_person_is_at_wechat_binds_nothing() {
     );
     // The identity itself was stored and can still be bound explicitly.
     let openid = p["openids"][OA_APPID].as_str().unwrap();
-    let r = t
-        .api_put(
-            &format!("/api/v1/users/42/identities/oa/{openid}"),
-            json!({}),
-        )
-        .await;
+    let r = t.bind("42", "oa", openid, json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -438,8 +433,10 @@ async fn a_unionid_already_bound_through_another_app_binds_automatically() {
     // The backend learnt the mini-program identity from its own login and bound it.
     let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
     let r = t
-        .api_put(
-            &format!("/api/v1/users/7/identities/mp/{mp_openid}"),
+        .bind(
+            "7",
+            "mp",
+            mp_openid,
             json!({"unionid": p["unionids"][MP_APPID]}),
         )
         .await;
@@ -508,12 +505,7 @@ async fn an_openid_bound_to_one_user_is_never_repointed() {
 
     // The API says the same.
     let openid = p["openids"][OA_APPID].as_str().unwrap();
-    let r = t
-        .api_put(
-            &format!("/api/v1/users/2/identities/oa/{openid}"),
-            json!({}),
-        )
-        .await;
+    let r = t.bind("2", "oa", openid, json!({})).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "identity_conflict");
@@ -526,8 +518,10 @@ async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
     let t = TestApp::spawn().await;
     let p = t.person("a").await;
     let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
-    t.api_put(
-        &format!("/api/v1/users/7/identities/mp/{mp_openid}"),
+    t.bind(
+        "7",
+        "mp",
+        mp_openid,
         json!({"unionid": p["unionids"][MP_APPID]}),
     )
     .await;
@@ -570,12 +564,7 @@ async fn a_snapshot_mode_user_is_never_bound() {
     );
     // Nor can the API bind the virtual openid.
     let openid = p["openids"][OA_APPID].as_str().unwrap();
-    let r = t
-        .api_put(
-            &format!("/api/v1/users/42/identities/oa/{openid}"),
-            json!({}),
-        )
-        .await;
+    let r = t.bind("42", "oa", openid, json!({})).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 

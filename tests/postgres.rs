@@ -53,10 +53,7 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
     // Unionid auto-binding and conflicts behave the same.
     let mp = p["openids"][MP_APPID].as_str().unwrap();
     let r = t
-        .api_put(
-            &format!("/api/v1/users/43/identities/mp/{mp}"),
-            json!({"unionid": p["unionids"][MP_APPID]}),
-        )
+        .bind("43", "mp", mp, json!({"unionid": p["unionids"][MP_APPID]}))
         .await;
     assert_eq!(
         r.status(),
@@ -64,10 +61,7 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
         "the unionid already belongs to user 42"
     );
     let r = t
-        .api_put(
-            &format!("/api/v1/users/42/identities/mp/{mp}"),
-            json!({"unionid": p["unionids"][MP_APPID]}),
-        )
+        .bind("42", "mp", mp, json!({"unionid": p["unionids"][MP_APPID]}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let user: serde_json::Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();

@@ -324,6 +324,15 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Binds `(app, openid)` to `user` through the API.
+    pub async fn bind(&self, user: &str, app: &str, openid: &str, body: Value) -> Response {
+        self.api_put(
+            &format!("/api/v1/users/{user}/identities/{app}/{openid}"),
+            body,
+        )
+        .await
+    }
+
     pub async fn api_delete(&self, path: &str) -> Response {
         self.api
             .delete(self.url(path))
