@@ -7,6 +7,7 @@ use crate::context::{Context, Ctx};
 use crate::domain::{AppId, WxAppId, hash_token};
 use crate::http;
 use crate::http::sandbox::Sandbox;
+use crate::outbox::Outbox;
 use crate::sim::{Sim, SimApp};
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
@@ -78,7 +79,16 @@ impl App {
             clock.clone(),
             config.tokens.clone(),
         );
+        let outbox = Outbox::new(
+            &config.apps,
+            store.clone(),
+            tokens.clone(),
+            wechat.clone(),
+            clock.clone(),
+            config.outbox.clone(),
+        );
         let ctx: Ctx = Arc::new(Context {
+            outbox,
             config,
             public_url: public_url.clone(),
             store: store.clone(),
@@ -136,7 +146,8 @@ impl App {
         &self.ctx
     }
 
-    /// Serves HTTP and runs the background work (token refreshers) until `shutdown`.
+    /// Serves HTTP and runs the background work (token refreshers, outbox workers) until
+    /// `shutdown`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -144,6 +155,7 @@ impl App {
         let stop = CancellationToken::new();
         let _stop_background = stop.clone().drop_guard();
         self.ctx.tokens.spawn_refreshers(stop.clone());
+        self.ctx.outbox.spawn(stop.clone());
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

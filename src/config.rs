@@ -134,6 +134,49 @@ impl Default for TokenSettings {
     }
 }
 
+/// How the outbox sends messages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Messages this instance sends at the same time.
+    pub concurrency: usize,
+    /// Most messages claimed in one store round trip.
+    pub claim_batch: i64,
+    /// How long a claimed message belongs to its instance; after that (the instance died)
+    /// another instance takes it over.
+    pub lease_secs: i64,
+    /// Attempts for retryable failures (-1, timeouts, 45011) before a message is `failed`.
+    pub max_attempts: i64,
+    /// First retry delay; doubled each attempt, with jitter, up to `backoff_max_ms`.
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    /// Sends per second to WeChat per app, per instance.
+    pub rate_per_sec: u32,
+    /// How often an idle instance looks for due messages (new messages wake it at once).
+    pub poll_interval_ms: u64,
+    /// How long a fetched template list is trusted.
+    pub template_cache_secs: u64,
+    /// The longest `?wait=` a send request may ask for.
+    pub max_wait_secs: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            claim_batch: 100,
+            lease_secs: 60,
+            max_attempts: 8,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 300_000,
+            rate_per_sec: 1000,
+            poll_interval_ms: 500,
+            template_cache_secs: 300,
+            max_wait_secs: 30,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -145,6 +188,7 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     pub oauth: OAuthTimings,
     pub tokens: TokenSettings,
+    pub outbox: OutboxSettings,
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
@@ -161,6 +205,7 @@ struct RawConfig {
     apps: Vec<RawApp>,
     oauth: OAuthTimings,
     tokens: TokenSettings,
+    outbox: OutboxSettings,
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
 }
@@ -335,6 +380,42 @@ impl Config {
             }
         }
 
+        let ob = &raw.outbox;
+        for (name, v, min, max) in [
+            ("outbox.concurrency", ob.concurrency as i64, 1, 4096),
+            ("outbox.claim_batch", ob.claim_batch, 1, 1000),
+            ("outbox.lease_secs", ob.lease_secs, 5, 3600),
+            ("outbox.max_attempts", ob.max_attempts, 1, 100),
+            ("outbox.backoff_base_ms", ob.backoff_base_ms, 1, 3_600_000),
+            (
+                "outbox.backoff_max_ms",
+                ob.backoff_max_ms,
+                ob.backoff_base_ms,
+                86_400_000,
+            ),
+            ("outbox.rate_per_sec", ob.rate_per_sec as i64, 1, 1_000_000),
+            (
+                "outbox.poll_interval_ms",
+                ob.poll_interval_ms as i64,
+                10,
+                60_000,
+            ),
+            (
+                "outbox.template_cache_secs",
+                ob.template_cache_secs as i64,
+                1,
+                86_400,
+            ),
+            ("outbox.max_wait_secs", ob.max_wait_secs as i64, 0, 300),
+        ] {
+            if v < min || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ));
+            }
+        }
+
         if !sandbox {
             if apps.is_empty() {
                 return Err(ConfigError::new(
@@ -359,6 +440,7 @@ impl Config {
             apps,
             oauth: raw.oauth,
             tokens: raw.tokens,
+            outbox: raw.outbox,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
         })

@@ -18,6 +18,7 @@ pub struct Context {
     pub wechat: WechatClient,
     pub clock: Clock,
     pub tokens: crate::token::TokenManager,
+    pub outbox: crate::outbox::Outbox,
     pub sandbox: Option<crate::http::sandbox::Sandbox>,
 }
 

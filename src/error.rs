@@ -16,9 +16,18 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        message: String,
+        /// Extra machine-readable fields merged into the error object (e.g. `field`).
+        details: Value,
+    },
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -58,6 +67,7 @@ impl ApiError {
         Self::Invalid {
             code,
             message: message.into(),
+            details: Value::Null,
         }
     }
 
@@ -65,7 +75,27 @@ impl ApiError {
         Self::NotFound {
             code,
             message: message.into(),
+            details: Value::Null,
         }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// Adds machine-readable fields to the error object (where the variant carries them).
+    pub fn with_details(mut self, extra: Value) -> Self {
+        if let Self::Invalid { details, .. }
+        | Self::NotFound { details, .. }
+        | Self::Conflict { details, .. } = &mut self
+        {
+            *details = extra;
+        }
+        self
     }
 
     fn parts(&self) -> (StatusCode, &'static str) {
@@ -110,7 +140,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut error = json!({ "code": code, "message": message });
-        if let Self::Conflict { details, .. } = &self
+        if let Self::Conflict { details, .. }
+        | Self::Invalid { details, .. }
+        | Self::NotFound { details, .. } = &self
             && let (Some(obj), Some(extra)) = (error.as_object_mut(), details.as_object())
         {
             obj.extend(extra.clone());
@@ -219,10 +251,7 @@ impl From<crate::token::TokenError> for ApiError {
         use crate::token::TokenError as T;
         let message = e.to_string();
         match e {
-            T::UnknownApp(_) => ApiError::NotFound {
-                code: "unknown_app",
-                message,
-            },
+            T::UnknownApp(_) => ApiError::not_found("unknown_app", message),
             T::Unavailable { .. } => ApiError::Unavailable {
                 code: "token_unavailable",
                 message,

@@ -7,8 +7,12 @@
 
 mod control;
 mod faults;
+mod message;
+mod message_control;
 mod oauth;
 mod token;
+
+pub use message::{ReceivedMessage, SimTemplate};
 
 use crate::clock::Clock;
 use crate::domain::hash_token;
@@ -93,6 +97,7 @@ struct SimState {
     stats: BTreeMap<String, u64>,
     next_id: u64,
     tokens: token::TokenState,
+    messages: message::MessageState,
     faults: faults::Faults,
 }
 
@@ -125,11 +130,13 @@ impl Sim {
         Router::new()
             .merge(oauth::router())
             .merge(token::router())
+            .merge(message::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 faults::inject,
             ))
             .merge(control::router())
+            .merge(message_control::router())
             .with_state(self.clone())
     }
 

@@ -226,6 +226,26 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// The identity a message to `user` in `app` goes to: the most recently bound one.
+    pub async fn user_identity(
+        &self,
+        user: &UserId,
+        app: &AppId,
+    ) -> Result<Option<Identity>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND app = $2 AND NOT is_snapshot
+             ORDER BY bound_at DESC, openid LIMIT 1"
+        );
+        let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(user.as_str())
+                .bind(app.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Identity::try_from).transpose()
+    }
+
     pub async fn user_identities(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {
         let sql = format!(
             "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND NOT is_snapshot ORDER BY app, openid"

@@ -3,11 +3,15 @@
 //! sqlx's SQLite driver accepts `$N` placeholders.
 
 mod identities;
+mod ledger;
 mod oauth;
+mod outbox;
 mod tokens;
 
 pub use identities::{BindOutcome, Identity, NewIdentity};
+pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
+pub use outbox::{Claimed, Enqueued, Message, NewMessage, Outcome};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
@@ -45,6 +49,47 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// What differs between the two backends beyond the SQL both accept.
+pub(crate) trait Backend {
+    type Database: sqlx::Database;
+
+    /// A transaction that will write. SQLite must take the write lock up front: a read
+    /// transaction that later writes fails with "database is locked" instead of waiting.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>,
+    > + Send;
+
+    /// The suffix that lets several instances claim rows without waiting on each other.
+    fn skip_locked(&self) -> &'static str;
+}
+
+impl Backend for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    // One writer at a time: a claiming UPDATE is atomic on its own.
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
+}
+
+impl Backend for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        "FOR UPDATE SKIP LOCKED"
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Store {

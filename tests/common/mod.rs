@@ -49,6 +49,9 @@ pub struct Options {
     pub sim_token_ttl_secs: Option<i64>,
     /// Run on PostgreSQL instead of SQLite: the server URL (a fresh database is created).
     pub postgres: Option<String>,
+    /// Lines of the `[outbox]` section (the default polls every 20 ms and retries after
+    /// 20 ms, doubling up to 200 ms).
+    pub outbox_toml: Option<String>,
 }
 
 /// The PostgreSQL server tests may use, from `WXLINK_TEST_POSTGRES_URL` (set by `.ci/run`).
@@ -164,6 +167,9 @@ impl TestApp {
 
             [tokens]
             {tokens}
+
+            [outbox]
+            {outbox}
             "#,
             key = wxlink::domain::hash_token(API_KEY),
             extra = opts.extra_toml.replace("{SIM}", &sim_base),
@@ -171,6 +177,10 @@ impl TestApp {
                 .tokens_toml
                 .as_deref()
                 .unwrap_or("check_interval_ms = 50\njitter_secs = 60"),
+            outbox = opts
+                .outbox_toml
+                .as_deref()
+                .unwrap_or("poll_interval_ms = 20\nbackoff_base_ms = 20\nbackoff_max_ms = 200"),
         );
         let clock = Clock::system();
         // The simulator knows the apps before the service (and its token refreshers) start.
@@ -340,6 +350,109 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A template registered in the simulator for an app: `kind` is `template`,
+    /// `subscribe` or `form`. Returns its id.
+    pub async fn template(&self, appid: &str, kind: &str, content: &str) -> String {
+        let r = self
+            .api
+            .post(format!("{}/_sim/templates", self.sim_base))
+            .json(&json!({"appid": appid, "kind": kind, "title": "测试模板", "content": content}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["template_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A simulated person bound to `user` in `app` (by their openid there); returns the
+    /// person's id and openid.
+    pub async fn person_for(&self, user: &str, app: &str, appid: &str) -> (String, String) {
+        let p = self.person(&format!("user {user}")).await;
+        let id = p["id"].as_str().unwrap().to_owned();
+        let openid = p["openids"][appid].as_str().unwrap().to_owned();
+        let r = self.bind(user, app, &openid, json!({})).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        (id, openid)
+    }
+
+    /// `POST /api/v1/users/{user}/messages`.
+    pub async fn send(&self, user: &str, body: Value) -> Response {
+        self.api_post(&format!("/api/v1/users/{user}/messages"), body)
+            .await
+    }
+
+    /// Sends with an `Idempotency-Key`.
+    pub async fn send_keyed(&self, user: &str, key: &str, body: Value) -> Response {
+        self.api
+            .post(self.url(&format!("/api/v1/users/{user}/messages")))
+            .bearer_auth(API_KEY)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends and expects 202; returns the message id.
+    pub async fn send_ok(&self, user: &str, body: Value) -> String {
+        let r = self.send(user, body).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["status"], "queued");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /api/v1/messages/{id}`.
+    pub async fn message(&self, id: &str) -> Value {
+        let r = self.api_get(&format!("/api/v1/messages/{id}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// Polls a message until its status is one of `states` (10 s at most).
+    pub async fn message_until(&self, id: &str, states: &[&str]) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..500 {
+            last = self.message(id).await;
+            if states.iter().any(|s| last["status"] == *s) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("message {id} never reached {states:?}: {last:#}");
+    }
+
+    /// What the simulator received, e.g. `?channel=template`.
+    pub async fn sim_messages(&self, query: &str) -> Vec<Value> {
+        let v: Value = self
+            .api
+            .get(format!("{}/_sim/messages{query}", self.sim_base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["messages"].as_array().unwrap().clone()
+    }
+
+    /// `POST {sim}/_sim/...` with a JSON body; expects a 2xx.
+    pub async fn sim_post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .api
+            .post(format!("{}{path}", self.sim_base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
     }
 
     /// Opens an authorize URL of ours in `browser` and lets the simulator answer as

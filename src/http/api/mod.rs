@@ -1,6 +1,8 @@
 //! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
 
+mod ledger;
 mod login_codes;
+mod messages;
 mod tokens;
 mod users;
 
@@ -21,6 +23,8 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
         .merge(users::router())
         .merge(login_codes::router())
         .merge(tokens::router())
+        .merge(messages::router())
+        .merge(ledger::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
