@@ -2,13 +2,16 @@
 //! that die after 5 minutes, refresh tokens for 30 days, unionid across apps of one group,
 //! snapshot-mode people. Served alone by `wxlink sim`, or under `/sim` in the sandbox.
 //!
-//! Control routes under `/_sim/` register apps, create people, move the clock and report
-//! what was served.
+//! Control routes under `/_sim/` register apps, create people, mint mini-program login
+//! codes, block people, move the clock and report what was served.
 
 mod control;
 mod faults;
+mod miniprogram;
 mod oauth;
 mod token;
+
+pub use miniprogram::MintError;
 
 use crate::clock::Clock;
 use crate::domain::hash_token;
@@ -93,6 +96,7 @@ struct SimState {
     stats: BTreeMap<String, u64>,
     next_id: u64,
     tokens: token::TokenState,
+    login: miniprogram::LoginState,
     faults: faults::Faults,
 }
 
@@ -125,11 +129,13 @@ impl Sim {
         Router::new()
             .merge(oauth::router())
             .merge(token::router())
+            .merge(miniprogram::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 faults::inject,
             ))
             .merge(control::router())
+            .merge(miniprogram::control_router())
             .with_state(self.clone())
     }
 

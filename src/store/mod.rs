@@ -4,6 +4,7 @@
 
 mod identities;
 mod oauth;
+mod sessions;
 mod tokens;
 
 pub use identities::{BindOutcome, Identity, NewIdentity};

@@ -3,6 +3,7 @@
 
 pub mod crypto;
 mod errcode;
+pub mod miniprogram;
 pub mod oauth;
 pub mod token;
 pub mod types;
