@@ -8,6 +8,7 @@ use crate::domain::{AppId, WxAppId, hash_token};
 use crate::http;
 use crate::http::sandbox::Sandbox;
 use crate::outbox::Outbox;
+use crate::seal::StorageKey;
 use crate::sim::{Sim, SimApp};
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
@@ -58,6 +59,9 @@ impl App {
         } else {
             None
         };
+        if config.sandbox && config.storage_key.is_none() {
+            config.storage_key = Some(sandbox_storage_key(&config.database_url)?);
+        }
 
         let store = Store::connect(&config.database_url)
             .await
@@ -239,6 +243,55 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
         public_url.as_str().trim_end_matches('/')
     ))?);
     Ok(Sandbox { sim, api_key })
+}
+
+/// The sandbox's storage key when none is configured: kept in `<database file>.storage-key`
+/// so a restarted sandbox still opens the session keys it sealed. An in-memory or
+/// PostgreSQL sandbox gets a fresh key each start (its sealed values then no longer open).
+fn sandbox_storage_key(database_url: &str) -> anyhow::Result<StorageKey> {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+    let file = database_url
+        .starts_with("sqlite:")
+        .then(|| SqliteConnectOptions::from_str(database_url).ok())
+        .flatten()
+        .map(|o| o.get_filename().to_owned())
+        .filter(|f| f.as_os_str() != ":memory:" && !database_url.contains("mode=memory"));
+    let Some(db_file) = file else {
+        tracing::warn!(
+            "sandbox without a database file: a fresh storage_key this run (set storage_key to keep one)"
+        );
+        return Ok(StorageKey::generate());
+    };
+    let mut path = db_file.into_os_string();
+    path.push(".storage-key");
+    let path = std::path::PathBuf::from(path);
+    let read = |path: &std::path::Path| -> anyhow::Result<StorageKey> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the sandbox storage key {}", path.display()))?;
+        StorageKey::parse(&text)
+            .map_err(|e| anyhow::anyhow!("sandbox storage key {} {}", path.display(), e.0))
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    let key = StorageKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(key.to_base64().as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(key)
+        }
+        // Another sandbox process on the same file won the race: use its key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot create the sandbox storage key {}", path.display())),
+    }
 }
 
 /// The database URL without a password, for messages.

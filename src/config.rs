@@ -2,6 +2,7 @@
 //! parsed once at start-up into typed values. Every refusal names the setting.
 
 use crate::domain::{AppId, ReturnToAllowList, WxAppId};
+use crate::seal::StorageKey;
 use crate::wechat::AppCredentials;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -192,6 +193,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
+    /// Seals stored secrets (mini-program session keys). Required when a mini-program is
+    /// configured; the sandbox keeps a generated one beside its database.
+    pub storage_key: Option<StorageKey>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -208,6 +212,7 @@ struct RawConfig {
     outbox: OutboxSettings,
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
+    storage_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -416,6 +421,29 @@ impl Config {
             }
         }
 
+        let storage_key = resolve_secret(
+            "storage_key",
+            raw.storage_key.as_ref(),
+            "WXLINK_STORAGE_KEY",
+        )?
+        .map(|k| {
+            use secrecy::ExposeSecret;
+            StorageKey::parse(k.expose_secret()).map_err(|e| ConfigError::new("storage_key", e.0))
+        })
+        .transpose()?;
+        if !sandbox
+            && storage_key.is_none()
+            && let Some(i) = apps.iter().position(|a| a.kind == AppKind::MiniProgram)
+        {
+            return Err(ConfigError::new(
+                "storage_key",
+                format!(
+                    "is required because apps[{i}] is a mini_program: it encrypts mini-program session keys at rest. \
+                     Set 32 random bytes as base64 or hex (e.g. `openssl rand -base64 32`), in the file or in WXLINK_STORAGE_KEY"
+                ),
+            ));
+        }
+
         if !sandbox {
             if apps.is_empty() {
                 return Err(ConfigError::new(
@@ -443,6 +471,7 @@ impl Config {
             outbox: raw.outbox,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
+            storage_key,
         })
     }
 
@@ -610,5 +639,40 @@ mod tests {
 
         let e = parse(r#"listen = "nope""#).unwrap_err();
         assert_eq!(e.setting, "listen");
+    }
+
+    fn with_mini_program(extra: &str) -> Result<Config, ConfigError> {
+        parse(&format!(
+            r#"
+            {extra}
+            [[api_keys]]
+            name = "orders"
+            key_sha256 = "{KEY}"
+            [[apps]]
+            id = "mp"
+            kind = "mini_program"
+            appid = "wx2c2769f8efd9abc2"
+            secret = "s3cret"
+            "#
+        ))
+    }
+
+    #[test]
+    fn a_mini_program_needs_a_valid_storage_key() {
+        let e = with_mini_program("").unwrap_err();
+        assert_eq!(e.setting, "storage_key");
+        assert!(e.problem.contains("apps[0]"), "{}", e.problem);
+
+        let e = with_mini_program(r#"storage_key = "c2hvcnQ=""#).unwrap_err();
+        assert_eq!(e.setting, "storage_key");
+        assert!(e.problem.contains("32 bytes"), "{}", e.problem);
+
+        let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let c = with_mini_program(&format!("storage_key = \"{key}\"")).unwrap();
+        assert!(c.storage_key.is_some());
+        assert!(
+            !format!("{c:?}").contains(key),
+            "the key never shows in Debug"
+        );
     }
 }

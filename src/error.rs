@@ -52,6 +52,16 @@ pub enum ApiError {
         message: String,
         errcode: i64,
     },
+    /// WeChat refused for a reason in the caller's hands (a bad or used login code, a
+    /// blocked person, a per-person rate limit): a 4xx carrying WeChat's `errcode`.
+    #[error("{message}")]
+    WechatRejected {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        errcode: i64,
+        retry_after_secs: Option<i64>,
+    },
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -108,6 +118,7 @@ impl ApiError {
             Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::WechatRefused { code, .. } => (StatusCode::BAD_GATEWAY, code),
+            Self::WechatRejected { status, code, .. } => (*status, code),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -150,11 +161,15 @@ impl IntoResponse for ApiError {
         if let Self::Upstream(WechatError::Api { code, .. }) = &self {
             error["errcode"] = json!(code.code());
         }
-        if let Self::WechatRefused { errcode, .. } = &self {
+        if let Self::WechatRefused { errcode, .. } | Self::WechatRejected { errcode, .. } = &self {
             error["errcode"] = json!(errcode);
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let Self::TooManyRequests {
+            retry_after_secs: Some(secs),
+            ..
+        }
+        | Self::WechatRejected {
             retry_after_secs: Some(secs),
             ..
         } = &self

@@ -9,6 +9,8 @@
 //! - [`link`]: the rules that bind identities to business users.
 //! - [`outbox`]: send by business user id: checks before queueing, the durable outbox, its
 //!   workers, retries and quota holds.
+//! - [`login`]: mini-program login (jscode2session): store, seal the session key, bind.
+//! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`).
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
 //! - [`http`]: browser OAuth pages, the backend JSON API, the sandbox page.
@@ -28,7 +30,9 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod link;
+pub mod login;
 pub mod outbox;
+pub mod seal;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

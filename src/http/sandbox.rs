@@ -25,6 +25,7 @@ pub fn router() -> Router<Ctx> {
         .route("/", get(index))
         .route("/sandbox/people", post(add_person))
         .route("/sandbox/ticket", post(ticket))
+        .route("/sandbox/mp-login", post(mp_login))
         .route("/sandbox/result", get(result))
 }
 
@@ -132,6 +133,72 @@ async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Res
 }
 
 #[derive(Deserialize)]
+struct MpLoginForm {
+    user_id: String,
+}
+
+/// The jump-out flow from the start: the simulated person logs in to the sandbox
+/// mini-program (`wx.login` + `POST /api/v1/apps/mp/sessions` with the user id), then the
+/// mini-program opens a link ticket for that user in its web-view.
+async fn mp_login(
+    State(ctx): State<Ctx>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<MpLoginForm>,
+) -> Result<Response, Page> {
+    let sb = sandbox_only(&ctx)?;
+    let bad = |status: StatusCode, m: String| {
+        Page::new(status, "invalid", "请求无效 / Invalid request", m)
+    };
+    let user = UserId::parse(f.user_id.trim()).map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
+    let person = match crate::sim::person_cookie(&headers).filter(|p| sb.sim.person(p).is_some()) {
+        Some(p) => p,
+        None => sb.sim.add_person(None, false).id,
+    };
+    let (mp, oa) = (
+        ctx.app(&AppId::parse("mp").expect("valid")),
+        ctx.app(&AppId::parse("oa").expect("valid")),
+    );
+    let (Some(mp), Some(oa)) = (mp, oa) else {
+        return Err(bad(
+            StatusCode::NOT_FOUND,
+            "the sandbox apps mp and oa are not both configured".into(),
+        ));
+    };
+    let code = sb
+        .sim
+        .mint_login_code(mp.wechat.appid.as_str(), &person)
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("wx.login failed: {e:?}")))?;
+    crate::login::mini_program_login(&ctx, mp, &code, Some(&user))
+        .await
+        .map_err(|e| {
+            let status = match &e {
+                crate::login::LoginError::Conflict { .. }
+                | crate::login::LoginError::Ambiguous { .. } => StatusCode::CONFLICT,
+                crate::login::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Page::new(
+                status,
+                "mp_login_failed",
+                "小程序登录失败 / Mini-program login failed",
+                e.to_string(),
+            )
+        })?;
+    let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
+    let (url, _) =
+        crate::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to)).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, format!("{url}&wxsim=1")),
+            (header::SET_COOKIE, crate::sim::set_person_cookie(&person)),
+        ],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
 struct ResultQuery {
     wxlink_code: Option<String>,
 }
@@ -170,6 +237,19 @@ async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<
     );
     for line in json.lines() {
         page = page.detail(line.to_owned());
+    }
+    if let Some(user) = identity.as_ref().and_then(|i| i.user_id.as_ref()) {
+        page = page.detail(format!(
+            "GET /api/v1/users/{user}: every identity bound to this user"
+        ));
+        for i in ctx.store.user_identities(user).await? {
+            page = page.detail(format!(
+                "{}: openid {}, unionid {}",
+                i.app,
+                i.openid,
+                i.unionid.as_ref().map_or("-", |u| u.as_str())
+            ));
+        }
     }
     Ok(page.link("/", "返回 / Back to the sandbox").into_response())
 }

@@ -2,17 +2,19 @@
 //! that die after 5 minutes, refresh tokens for 30 days, unionid across apps of one group,
 //! snapshot-mode people. Served alone by `wxlink sim`, or under `/sim` in the sandbox.
 //!
-//! Control routes under `/_sim/` register apps, create people, move the clock and report
-//! what was served.
+//! Control routes under `/_sim/` register apps, create people, mint mini-program login
+//! codes, block people, move the clock and report what was served.
 
 mod control;
 mod faults;
 mod message;
 mod message_control;
+mod miniprogram;
 mod oauth;
 mod token;
 
 pub use message::{ReceivedMessage, SimTemplate};
+pub use miniprogram::MintError;
 
 use crate::clock::Clock;
 use crate::domain::hash_token;
@@ -98,6 +100,7 @@ struct SimState {
     next_id: u64,
     tokens: token::TokenState,
     messages: message::MessageState,
+    login: miniprogram::LoginState,
     faults: faults::Faults,
 }
 
@@ -131,12 +134,14 @@ impl Sim {
             .merge(oauth::router())
             .merge(token::router())
             .merge(message::router())
+            .merge(miniprogram::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 faults::inject,
             ))
             .merge(control::router())
             .merge(message_control::router())
+            .merge(miniprogram::control_router())
             .with_state(self.clone())
     }
 

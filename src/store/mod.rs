@@ -6,6 +6,7 @@ mod identities;
 mod ledger;
 mod oauth;
 mod outbox;
+mod sessions;
 mod tokens;
 
 pub use identities::{BindOutcome, Identity, NewIdentity};

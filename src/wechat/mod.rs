@@ -4,6 +4,7 @@
 pub mod crypto;
 mod errcode;
 pub mod message;
+pub mod miniprogram;
 pub mod oauth;
 pub mod token;
 pub mod types;

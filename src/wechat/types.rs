@@ -74,6 +74,26 @@ impl std::fmt::Debug for WebTokenResponse {
     }
 }
 
+/// `/sns/jscode2session`: a mini-program login. `session_key` is the person's secret with
+/// this mini-program: never returned to a client, never logged (Debug leaves it out).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Code2SessionResponse {
+    pub openid: String,
+    pub session_key: String,
+    /// Only when the mini-program is bound to an Open Platform account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
+}
+
+impl std::fmt::Debug for Code2SessionResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Code2SessionResponse")
+            .field("openid", &self.openid)
+            .field("unionid", &self.unionid)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `/sns/userinfo`. Since 2021 sex is 0 and the region fields are empty; kept anyway.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct UserInfo {
@@ -265,5 +285,15 @@ mod tests {
         };
         let s = format!("{t:?}");
         assert!(!s.contains("SECRET"));
+    }
+
+    #[test]
+    fn code2session_debug_hides_the_session_key() {
+        let r: Code2SessionResponse =
+            serde_json::from_str(r#"{"session_key":"SECRET_SK+w==","openid":"o1","unionid":"u1"}"#)
+                .unwrap();
+        assert_eq!(r.unionid.as_deref(), Some("u1"));
+        let s = format!("{r:?}");
+        assert!(!s.contains("SECRET") && s.contains("o1"), "{s}");
     }
 }

@@ -16,6 +16,11 @@ pub const MP_APPID: &str = "wxtestmp00000002";
 pub const OA2_APPID: &str = "wxtestoa20000003";
 /// An Official Account whose token is fetched the classic way.
 pub const CL_APPID: &str = "wxtestcl00000004";
+/// A mini-program outside any unionid group, known to the simulator only; a test that
+/// needs it in the service adds it with `Options::extra_toml`.
+pub const MP2_APPID: &str = "wxtestmp20000005";
+/// The test services' storage_key (32 bytes, base64).
+pub const STORAGE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const API_KEY: &str = "test-api-key-0123456789";
 pub const WECHAT_UA: &str =
     "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI";
@@ -126,6 +131,7 @@ impl TestApp {
             listen = "127.0.0.1:0"
             database_url = "{db}"
             return_to_allow = ["https://shop.example.com/"]
+            storage_key = "{STORAGE_KEY}"
 
             [[api_keys]]
             name = "tests"
@@ -194,6 +200,7 @@ impl TestApp {
             (MP_APPID, "mp-secret", "mini_program", Some("g1")),
             (OA2_APPID, "oa2-secret", "official_account", None),
             (CL_APPID, "cl-secret", "official_account", None),
+            (MP2_APPID, "mp2-secret", "mini_program", None),
         ] {
             let r = Client::new()
                 .post(format!("{sim_base}/_sim/apps"))
@@ -514,6 +521,26 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::CREATED);
         let v: Value = r.json().await.unwrap();
         v["url"].as_str().unwrap().to_owned()
+    }
+
+    /// What `wx.login` returns to `person` inside the mini-program `appid` (simulator).
+    pub async fn login_code(&self, person: &str, appid: &str) -> String {
+        let r = self
+            .api
+            .post(format!("{}/_sim/login-codes", self.sim_base))
+            .json(&json!({ "person": person, "appid": appid }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        v["code"].as_str().unwrap().to_owned()
+    }
+
+    /// Mini-program login through the API: `POST /api/v1/apps/{app}/sessions`.
+    pub async fn mp_session(&self, app: &str, body: Value) -> Response {
+        self.api_post(&format!("/api/v1/apps/{app}/sessions"), body)
+            .await
     }
 
     /// Redeems the `wxlink_code` of a redirect to return_to; returns the identity JSON.

@@ -3,6 +3,7 @@
 mod ledger;
 mod login_codes;
 mod messages;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -25,6 +26,7 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
         .merge(tokens::router())
         .merge(messages::router())
         .merge(ledger::router())
+        .merge(sessions::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
