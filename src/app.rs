@@ -104,7 +104,8 @@ impl App {
 
         let secure = public_url.scheme() == "https";
         // The two session stores are different types with inherent migrate(); the rest is shared.
-        let browser = match &store.db {
+        // Sessions are written on every authorization: on SQLite they go through the writer.
+        let browser = match &store.write {
             Db::Sqlite(pool) => {
                 let sessions = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
                 sessions

@@ -271,6 +271,28 @@ async fn idempotency_keys_return_the_same_message_and_refuse_a_different_body() 
     let got = t.sim_messages("?channel=template").await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["client_msg_id"], "order-339208499-shipped");
+
+    // Twenty at once under one new key (they share a commit): one message for all.
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (api, url, body) = (t.api.clone(), t.url("/api/v1/users/42/messages"), body.clone());
+        set.spawn(async move {
+            let r = api
+                .post(url)
+                .bearer_auth(API_KEY)
+                .header("idempotency-key", "concurrent-key")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+        });
+    }
+    let ids = set.join_all().await;
+    assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    let list: Value = t.api_get("/api/v1/users/42/messages").await.json().await.unwrap();
+    assert_eq!(list["messages"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -414,20 +436,20 @@ async fn a_message_of_a_dead_worker_is_taken_over_after_its_lease() {
     let new_id = format!("m{:012x}deadworker", now_ms);
     store
         .enqueue(
-            &wxlink::store::NewMessage {
-                id: &new_id,
-                caller: "tests",
+            &[wxlink::store::NewMessage {
+                id: new_id.clone(),
+                caller: "tests".into(),
                 idempotency_key: None,
-                request_hash: "x",
-                user_id: &m.user_id,
-                app: &m.app,
+                request_hash: "x".into(),
+                user_id: m.user_id,
+                app: m.app,
                 channel: m.channel,
-                openid: &m.openid,
-                template_id: &m.template_id,
+                openid: m.openid,
+                template_id: m.template_id,
                 category: None,
-                payload: &m.payload,
+                payload: m.payload,
                 note: None,
-            },
+            }],
             now_ms,
         )
         .await

@@ -142,25 +142,21 @@ impl Outbox {
         let truncated = p.payload.data.truncated_fields();
         let note = (!truncated.is_empty())
             .then(|| format!("shortened to fit the field rules: {}", truncated.join(", ")));
-        let outcome = s
-            .store
-            .enqueue(
-                &NewMessage {
-                    id: &id,
-                    caller,
-                    idempotency_key: key,
-                    request_hash,
-                    user_id: user,
-                    app: &p.app.id,
-                    channel: p.channel,
-                    openid,
-                    template_id: &p.template_id,
-                    category: p.category.as_ref(),
-                    payload: &p.payload,
-                    note,
-                },
-                now_ms,
-            )
+        let outcome = self
+            .enqueue(NewMessage {
+                id: id.clone(),
+                caller: caller.to_owned(),
+                idempotency_key: key.cloned(),
+                request_hash: request_hash.to_owned(),
+                user_id: user.clone(),
+                app: p.app.id.clone(),
+                channel: p.channel,
+                openid: openid.clone(),
+                template_id: p.template_id.clone(),
+                category: p.category.clone(),
+                payload: p.payload.clone(),
+                note,
+            })
             .await?;
         match outcome {
             Enqueued::New => {
@@ -171,8 +167,18 @@ impl Outbox {
                     replayed: false,
                 })
             }
-            Enqueued::Existing(m) => replay(*m, request_hash),
-            Enqueued::KeyConflict { existing_id } => Err(key_conflict(&existing_id)),
+            Enqueued::KeyTaken => {
+                let key = key.expect("only a keyed message can find its key taken");
+                let existing = s.store.message_by_key(caller, key).await?.ok_or_else(|| {
+                    ApiError::Unavailable {
+                        code: "idempotency_race",
+                        message:
+                            "the message stored under this Idempotency-Key vanished; try again"
+                                .into(),
+                    }
+                })?;
+                replay(existing, request_hash)
+            }
             Enqueued::NoSubscription => Err(ApiError::conflict(
                 "no_subscription",
                 format!(

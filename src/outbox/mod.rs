@@ -10,7 +10,7 @@ pub mod templates;
 use crate::clock::Clock;
 use crate::config::{AppConfig, OutboxSettings};
 use crate::domain::AppId;
-use crate::store::{Message, Outcome, Store, StoreError};
+use crate::store::{Enqueued, Message, NewMessage, Outcome, Store, StoreError};
 use crate::token::TokenManager;
 use crate::wechat::WechatClient;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -24,6 +24,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Most finished attempts written in one transaction.
 const FINISH_BATCH: usize = 256;
+/// Most accepted messages written in one transaction.
+const ENQUEUE_BATCH: usize = 256;
+
+/// An accepted message on its way into the store, and who waits for the answer.
+type EnqueueJob = (NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>);
 
 /// States after which a message's WeChat outcome is known.
 pub fn is_settled(status: &str) -> bool {
@@ -52,6 +57,8 @@ struct Inner {
     wake: Notify,
     /// `?wait=` requests, woken when their message settles here.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// To the task that writes accepted messages in shared transactions.
+    enqueue: mpsc::UnboundedSender<EnqueueJob>,
 }
 
 impl Outbox {
@@ -75,6 +82,8 @@ impl Outbox {
                 )
             })
             .collect();
+        let (enqueue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(enqueuer(store.clone(), clock.clone(), jobs));
         let templates = Templates::new(
             tokens.clone(),
             wechat.clone(),
@@ -92,6 +101,7 @@ impl Outbox {
                 pacers,
                 wake: Notify::new(),
                 waiters: Mutex::new(HashMap::new()),
+                enqueue,
                 settings,
             }),
         }
@@ -99,6 +109,23 @@ impl Outbox {
 
     pub fn templates(&self) -> &Templates {
         &self.inner.templates
+    }
+
+    /// Writes an accepted message, sharing a transaction with whatever else is being
+    /// accepted at the same moment (group commit).
+    pub(crate) async fn enqueue(&self, m: NewMessage) -> Result<Enqueued, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError((m, _))) = self.inner.enqueue.send((m, tx)) {
+            // The writer task is gone (shutting down): write alone.
+            let now = self.inner.clock.now_ms();
+            return Ok(self.inner.store.enqueue(&[m], now).await?[0]);
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Corrupt {
+                table: "messages",
+                detail: "the enqueue task ended before answering".into(),
+            })
+        })
     }
 
     /// Tells the workers a message is waiting.
@@ -255,6 +282,40 @@ impl Outbox {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Writes accepted messages in batches: whatever arrived while the previous commit ran goes
+/// into the next one. When a batch fails, each message is tried alone, so each request gets
+/// its own answer.
+async fn enqueuer(store: Store, clock: Clock, mut jobs: mpsc::UnboundedReceiver<EnqueueJob>) {
+    let mut batch: Vec<EnqueueJob> = Vec::with_capacity(ENQUEUE_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < ENQUEUE_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
+        let now = clock.now_ms();
+        match store.enqueue(&messages, now).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(r));
+                }
+            }
+            Err(e) if messages.len() == 1 => {
+                let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            }
+            Err(_) => {
+                for (m, reply) in messages.into_iter().zip(replies) {
+                    let r = store.enqueue(std::slice::from_ref(&m), now).await;
+                    let _ = reply.send(r.map(|v| v[0]));
                 }
             }
         }

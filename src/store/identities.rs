@@ -117,7 +117,7 @@ impl Store {
                 updated_at = excluded.updated_at
              RETURNING {COLUMNS}"
         );
-        let row: IdentityRow = with_pool!(&self.db, |pool| {
+        let row: IdentityRow = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(id.app.as_str())
                 .bind(id.openid.as_str())
@@ -177,7 +177,7 @@ impl Store {
              WHERE app = $3 AND openid = $4 AND user_id IS NULL AND NOT is_snapshot
              RETURNING {COLUMNS}"
         );
-        let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
+        let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(user.as_str())
                 .bind(now)
@@ -213,7 +213,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
                    WHERE app = $2 AND openid = $3 AND user_id = $4";
-        let done = with_pool!(&self.db, |pool| {
+        let done = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(now)
                 .bind(app.as_str())

@@ -101,7 +101,7 @@ impl Store {
                        long_term = subscriptions.long_term OR excluded.long_term,
                        updated_at = excluded.updated_at
                    RETURNING template_id, remaining, long_term, updated_at";
-        Ok(with_pool!(&self.db, |pool| {
+        Ok(with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(app.as_str())
                 .bind(openid.as_str())
@@ -145,7 +145,7 @@ impl Store {
                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (app, form_id) DO NOTHING";
         let select = "SELECT form_id, kind, uses_left, created_at, expires_at FROM form_ids
                       WHERE app = $1 AND form_id = $2";
-        let row: FormIdRow = with_pool!(&self.db, |pool| {
+        let row: FormIdRow = with_pool!(&self.write, |pool| {
             sqlx::query(insert)
                 .bind(app.as_str())
                 .bind(form_id)
@@ -200,7 +200,7 @@ impl Store {
     }
 
     async fn exec2(&self, sql: &str, a: &str, b: &str) -> Result<(), StoreError> {
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql).bind(a).bind(b).execute(pool).await?;
         });
         Ok(())
@@ -213,7 +213,7 @@ impl Store {
         categories: &[Category],
         now: i64,
     ) -> Result<(), StoreError> {
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM muted_categories WHERE user_id = $1")
                 .bind(user.as_str())

@@ -94,13 +94,17 @@ impl Backend for PgPool {
 
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pub(crate) db: Db,
+    /// Writes. On SQLite one connection: writers then queue here, in order, instead of in
+    /// SQLite's busy handler, which sleeps in steps of up to 100 ms and ruins latency.
+    pub(crate) write: Db,
 }
 
 impl Store {
     /// Connects and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let db = if url.starts_with("sqlite:") {
+        let (db, write) = if url.starts_with("sqlite:") {
             // Several processes opening a new file at once race on creating it, switching it
             // to WAL and migrating it (sqlx takes no lock for SQLite migrations). The losers
             // see "database is locked" or "already exists"; each migration runs in its own
@@ -108,7 +112,7 @@ impl Store {
             let mut attempt = 0;
             loop {
                 match Self::open_sqlite(url).await {
-                    Ok(pool) => break Db::Sqlite(pool),
+                    Ok((read, write)) => break (Db::Sqlite(read), Db::Sqlite(write)),
                     Err(e) if attempt < 20 && is_startup_race(&e) => {
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
@@ -124,25 +128,31 @@ impl Store {
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Db::Postgres(pool)
+            (Db::Postgres(pool.clone()), Db::Postgres(pool))
         };
-        Ok(Self { db })
+        Ok(Self { db, write })
     }
 
-    async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+    /// The readers' pool and the one-connection writer.
+    async fn open_sqlite(url: &str) -> Result<(SqlitePool, SqlitePool), StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(pool)
+        Ok((read, write))
     }
 
     pub fn backend_name(&self) -> &'static str {

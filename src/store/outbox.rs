@@ -10,34 +10,30 @@ use serde_json::{Value, json};
 
 /// A message as accepted, ready to be written.
 #[derive(Debug, Clone)]
-pub struct NewMessage<'a> {
-    pub id: &'a str,
+pub struct NewMessage {
+    pub id: String,
     /// The API key's name: idempotency keys are per caller.
-    pub caller: &'a str,
-    pub idempotency_key: Option<&'a IdempotencyKey>,
+    pub caller: String,
+    pub idempotency_key: Option<IdempotencyKey>,
     /// SHA-256 of the request, to tell a retry from a different request under the same key.
-    pub request_hash: &'a str,
-    pub user_id: &'a UserId,
-    pub app: &'a AppId,
+    pub request_hash: String,
+    pub user_id: UserId,
+    pub app: AppId,
     pub channel: Channel,
-    pub openid: &'a OpenId,
-    pub template_id: &'a TemplateId,
-    pub category: Option<&'a Category>,
-    pub payload: &'a Payload,
+    pub openid: OpenId,
+    pub template_id: TemplateId,
+    pub category: Option<Category>,
+    pub payload: Payload,
     /// Extra facts for the first history line (e.g. fields shortened by `truncate`).
     pub note: Option<String>,
 }
 
 /// What writing a message came to.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     New,
-    /// The same caller sent the same request with this idempotency key before.
-    Existing(Box<Message>),
-    /// The same caller used this idempotency key for a different request.
-    KeyConflict {
-        existing_id: String,
-    },
+    /// The caller used this idempotency key before (see [`Store::message_by_key`]).
+    KeyTaken,
     /// A subscribe message, and the person has no subscription left for the template.
     NoSubscription,
 }
@@ -228,81 +224,86 @@ pub(crate) fn history_line(status: &str, at_ms: i64, extra: Value) -> String {
 }
 
 impl Store {
-    /// Writes an accepted message. A subscribe message takes one unit of the person's
-    /// subscription in the same transaction, so a crash can neither lose nor double it.
-    pub async fn enqueue(&self, m: &NewMessage<'_>, now_ms: i64) -> Result<Enqueued, StoreError> {
-        let payload = serde_json::to_string(m.payload).expect("payload serializes");
-        let extra = match &m.note {
-            Some(note) => json!({ "detail": note }),
-            None => Value::Null,
-        };
-        let history = history_line("queued", now_ms, extra);
+    /// Writes accepted messages in one transaction (concurrent requests share a commit).
+    /// A subscribe message takes one unit of the person's subscription in the same
+    /// transaction, so a crash can neither lose nor double it.
+    pub async fn enqueue(
+        &self,
+        batch: &[NewMessage],
+        now_ms: i64,
+    ) -> Result<Vec<Enqueued>, StoreError> {
         let take_subscription = "UPDATE subscriptions
                 SET remaining = CASE WHEN long_term THEN remaining ELSE remaining - 1 END, updated_at = $1
                 WHERE app = $2 AND openid = $3 AND template_id = $4 AND (long_term OR remaining > 0)
                 RETURNING long_term";
+        let give_back = "UPDATE subscriptions SET remaining = remaining + 1
+                WHERE app = $1 AND openid = $2 AND template_id = $3";
         let insert = "INSERT INTO messages (id, caller, idempotency_key, request_hash, user_id, app, channel,
                     openid, template_id, category, payload, status, next_attempt_ms, holds_subscription,
                     history, created_ms, updated_ms)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $14, $12, $12)
                 ON CONFLICT (caller, idempotency_key) DO NOTHING";
-        let inserted = with_pool!(&self.db, |pool| {
+        let mut out = Vec::with_capacity(batch.len());
+        with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut holds_subscription = false;
-            if m.channel == Channel::Subscribe {
-                let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
-                    .bind(now_ms / 1000)
+            for m in batch {
+                let mut holds_subscription = false;
+                if m.channel == Channel::Subscribe {
+                    let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
+                        .bind(now_ms / 1000)
+                        .bind(m.app.as_str())
+                        .bind(m.openid.as_str())
+                        .bind(m.template_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match taken {
+                        None => {
+                            out.push(Enqueued::NoSubscription);
+                            continue;
+                        }
+                        Some((long_term,)) => holds_subscription = !long_term,
+                    }
+                }
+                let payload = serde_json::to_string(&m.payload).expect("payload serializes");
+                let extra = match &m.note {
+                    Some(note) => json!({ "detail": note }),
+                    None => Value::Null,
+                };
+                let n = sqlx::query(insert)
+                    .bind(&m.id)
+                    .bind(&m.caller)
+                    .bind(m.idempotency_key.as_ref().map(|k| k.as_str()))
+                    .bind(&m.request_hash)
+                    .bind(m.user_id.as_str())
                     .bind(m.app.as_str())
+                    .bind(m.channel.as_str())
                     .bind(m.openid.as_str())
                     .bind(m.template_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match taken {
-                    None => return Ok(Enqueued::NoSubscription),
-                    Some((long_term,)) => holds_subscription = !long_term,
+                    .bind(m.category.as_ref().map(|c| c.as_str()))
+                    .bind(&payload)
+                    .bind(now_ms)
+                    .bind(holds_subscription)
+                    .bind(history_line("queued", now_ms, extra))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    out.push(Enqueued::New);
+                    continue;
                 }
+                if holds_subscription {
+                    sqlx::query(give_back)
+                        .bind(m.app.as_str())
+                        .bind(m.openid.as_str())
+                        .bind(m.template_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                out.push(Enqueued::KeyTaken);
             }
-            let n = sqlx::query(insert)
-                .bind(m.id)
-                .bind(m.caller)
-                .bind(m.idempotency_key.map(|k| k.as_str()))
-                .bind(m.request_hash)
-                .bind(m.user_id.as_str())
-                .bind(m.app.as_str())
-                .bind(m.channel.as_str())
-                .bind(m.openid.as_str())
-                .bind(m.template_id.as_str())
-                .bind(m.category.map(|c| c.as_str()))
-                .bind(&payload)
-                .bind(now_ms)
-                .bind(holds_subscription)
-                .bind(&history)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 1 {
-                tx.commit().await?;
-                true
-            } else {
-                // Dropping the transaction gives the subscription unit back.
-                false
-            }
+            tx.commit().await?;
         });
-        if inserted {
-            return Ok(Enqueued::New);
-        }
-        let key = m.idempotency_key.expect("only a keyed insert can conflict");
-        let existing = self
-            .message_by_key(m.caller, key)
-            .await?
-            .ok_or_else(|| bad("idempotency key conflict without a row"))?;
-        Ok(if existing.request_hash == m.request_hash {
-            Enqueued::Existing(Box::new(existing))
-        } else {
-            Enqueued::KeyConflict {
-                existing_id: existing.id,
-            }
-        })
+        Ok(out)
     }
 
     /// The message a caller sent under an idempotency key, if any.
@@ -365,7 +366,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let head = format!(r#"{{"status":"sending","at_ms":{now_ms},"attempt":"#);
-        let rows: Vec<ClaimedRow> = with_pool!(&self.db, |pool| {
+        let rows: Vec<ClaimedRow> = with_pool!(&self.write, |pool| {
             let sql = format!(
                 "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until_ms = $2,
                         attempts = attempts + 1, updated_ms = $3,
@@ -403,7 +404,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
         let mut updated = Vec::with_capacity(done.len());
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             for (id, outcome) in done {
                 let (status, msgid, errcode, reason, next_ms, attempts_delta, line) =
@@ -474,7 +475,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO send_holds (app, channel, until_ms, reason) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (app, channel) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(app.as_str())
                 .bind(channel.as_str())

@@ -19,7 +19,7 @@ impl Store {
                       session_key = excluded.session_key,
                       logins = mp_sessions.logins + 1,
                       updated_at = excluded.updated_at";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(app.as_str())
                 .bind(openid.as_str())
