@@ -275,7 +275,11 @@ async fn idempotency_keys_return_the_same_message_and_refuse_a_different_body() 
     // Twenty at once under one new key (they share a commit): one message for all.
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..20 {
-        let (api, url, body) = (t.api.clone(), t.url("/api/v1/users/42/messages"), body.clone());
+        let (api, url, body) = (
+            t.api.clone(),
+            t.url("/api/v1/users/42/messages"),
+            body.clone(),
+        );
         set.spawn(async move {
             let r = api
                 .post(url)
@@ -286,12 +290,20 @@ async fn idempotency_keys_return_the_same_message_and_refuse_a_different_body() 
                 .await
                 .unwrap();
             assert_eq!(r.status(), StatusCode::ACCEPTED);
-            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned()
+            r.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         });
     }
     let ids = set.join_all().await;
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
-    let list: Value = t.api_get("/api/v1/users/42/messages").await.json().await.unwrap();
+    let list: Value = t
+        .api_get("/api/v1/users/42/messages")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["messages"].as_array().unwrap().len(), 2);
 }
 

@@ -32,6 +32,7 @@ pub struct Faults {
     /// How many requests the fault applies to; absent means until changed.
     #[serde(default)]
     pub count: Option<u64>,
+    /// Added to every answer, after the request took effect.
     #[serde(default)]
     pub latency_ms: u64,
     /// The code answered in `errcode` mode.
@@ -63,11 +64,8 @@ pub async fn inject(State(sim): State<Sim>, req: Request, next: Next) -> Respons
         };
         (mode, f.latency_ms, f.errcode, f.busy_rate, f.drop_rate)
     };
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
-    }
     let roll = |rate: f64| rate > 0.0 && rand::rng().random_bool(rate.min(1.0));
-    match mode {
+    let answer = match mode {
         FaultMode::None if roll(busy_rate) => {
             sim.count("faults_busy");
             axum::Json(crate::wechat::types::ErrorBody::new(-1, "system error")).into_response()
@@ -94,7 +92,13 @@ pub async fn inject(State(sim): State<Sim>, req: Request, next: Next) -> Respons
             sim.count("faults_down");
             (StatusCode::SERVICE_UNAVAILABLE, "upstream unavailable").into_response()
         }
+    };
+    // The delay comes after the work, as on a slow network: a caller that gives up (or
+    // dies) while waiting cannot tell whether its request took effect.
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
     }
+    answer
 }
 
 /// The answer's head goes out, then the body fails: the connection is cut mid-answer.
