@@ -228,6 +228,7 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
             token_mode: TokenMode::Stable,
         });
     }
+    crate::http::sandbox::register_templates(&sim, "wxsandbox0a000001", "wxsandbox0b000002");
     let api_key = std::env::var("WXLINK_SANDBOX_API_KEY")
         .ok()
         .filter(|k| !k.is_empty())

@@ -108,6 +108,11 @@ impl ApiError {
         self
     }
 
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized { code, .. } => (StatusCode::UNAUTHORIZED, code),

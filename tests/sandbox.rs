@@ -201,6 +201,55 @@ async fn the_mini_program_form_walks_the_whole_jump_out_recipe() {
         user["identities"][0]["unionid"],
         user["identities"][1]["unionid"]
     );
+
+    // The same user now gets notifications on both channels from the send form.
+    for channel in ["template", "subscribe"] {
+        let r = b
+            .post(format!("{}/sandbox/send", sb.base))
+            .form(&[
+                ("user_id", "1001"),
+                ("channel", channel),
+                ("text", "您的订单已发货"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let (status, got, body) = outcome(r).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::OK, "message"),
+            "{body}"
+        );
+        assert!(
+            body.contains("&#34;status&#34;: &#34;sent&#34;")
+                || body.contains("\"status\": \"sent\""),
+            "{channel}: {body}"
+        );
+    }
+    // And from the backend API, with the sandbox's templates.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/users/1001/messages?wait=5", sb.base))
+        .bearer_auth(&sb.api_key)
+        .json(&serde_json::json!({"channel": "template", "app": "oa",
+            "template_id": "sandbox_order_shipped", "data": {"keyword1": "339208499", "keyword2": "顺丰"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "sent");
+    // A user without a mini-program identity is told what to do.
+    let r = b
+        .post(format!("{}/sandbox/send", sb.base))
+        .form(&[("user_id", "77"), ("channel", "subscribe"), ("text", "x")])
+        .send()
+        .await
+        .unwrap();
+    let (status, got, body) = outcome(r).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::NOT_FOUND, "send_refused")
+    );
+    assert!(body.contains("card 4"), "{body}");
 }
 
 #[tokio::test]

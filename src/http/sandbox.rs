@@ -27,6 +27,51 @@ pub fn router() -> Router<Ctx> {
         .route("/sandbox/ticket", post(ticket))
         .route("/sandbox/mp-login", post(mp_login))
         .route("/sandbox/result", get(result))
+        .route("/sandbox/send", post(send))
+}
+
+/// The sandbox apps' templates, registered in the built-in simulator at start-up.
+pub const ORDER_SHIPPED: &str = "sandbox_order_shipped";
+pub const ORDER_STATUS: &str = "sandbox_order_status";
+pub const LEGACY_ORDER: &str = "sandbox_legacy_order";
+
+/// Gives the sandbox's Official Account a template message and its mini-program a
+/// subscribe and a legacy template, so sends can be tried at once.
+pub fn register_templates(sim: &Sim, oa_appid: &str, mp_appid: &str) {
+    for (appid, id, kind, title, content) in [
+        (
+            oa_appid,
+            ORDER_SHIPPED,
+            "template",
+            "订单发货通知",
+            "{{first.DATA}}\n订单号：{{keyword1.DATA}}\n快递公司：{{keyword2.DATA}}\n{{remark.DATA}}",
+        ),
+        (
+            mp_appid,
+            ORDER_STATUS,
+            "subscribe",
+            "订单状态通知",
+            "订单内容：{{thing1.DATA}}\n更新时间：{{time2.DATA}}",
+        ),
+        (
+            mp_appid,
+            LEGACY_ORDER,
+            "form",
+            "订单通知",
+            "订单：{{keyword1.DATA}}",
+        ),
+    ] {
+        sim.add_template(
+            appid,
+            crate::sim::SimTemplate {
+                template_id: id.to_owned(),
+                kind: kind.to_owned(),
+                title: title.to_owned(),
+                content: content.to_owned(),
+                example: String::new(),
+            },
+        );
+    }
 }
 
 #[derive(Template)]
@@ -250,6 +295,85 @@ async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<
                 i.unionid.as_ref().map_or("-", |u| u.as_str())
             ));
         }
+    }
+    Ok(page.link("/", "返回 / Back to the sandbox").into_response())
+}
+
+#[derive(Deserialize)]
+struct SendForm {
+    user_id: String,
+    channel: String,
+    text: String,
+}
+
+/// Plays the backend's part of a notification: `POST /api/v1/users/{id}/messages?wait=5`.
+/// For a subscribe message the person first "taps allow" in the mini-program, and the
+/// backend records the acceptance.
+async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Response, Page> {
+    let sb = sandbox_only(&ctx)?;
+    let refused = |status: StatusCode, m: String| {
+        Page::new(status, "send_refused", "无法发送 / Not sent", m).link("/", "返回 / Back")
+    };
+    let user =
+        UserId::parse(f.user_id.trim()).map_err(|e| refused(StatusCode::BAD_REQUEST, e.0))?;
+    let body = match f.channel.as_str() {
+        "template" => serde_json::json!({
+            "channel": "template", "app": "oa", "template_id": ORDER_SHIPPED,
+            "data": {"keyword1": f.text, "keyword2": "沙箱快递"}, "url": ctx.url("/"),
+            "truncate": true,
+        }),
+        _ => {
+            let mp = AppId::parse("mp").expect("valid");
+            let identity = ctx.store.user_identity(&user, &mp).await?.ok_or_else(|| {
+                refused(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "user {user} has no mini-program identity yet: log in with card 4 first"
+                    ),
+                )
+            })?;
+            if let Some(app) = ctx.app(&mp) {
+                sb.sim.accept_subscription_by_openid(
+                    app.wechat.appid.as_str(),
+                    identity.openid.as_str(),
+                    ORDER_STATUS,
+                );
+            }
+            let template = crate::domain::TemplateId::parse(ORDER_STATUS).expect("valid");
+            ctx.store
+                .add_subscription(&mp, &identity.openid, &template, 1, false, ctx.clock.now())
+                .await?;
+            serde_json::json!({
+                "channel": "subscribe", "app": "mp", "template_id": ORDER_STATUS,
+                "data": {"thing1": f.text, "time2": "2026-11-25 15:01"}, "page": "pages/index",
+                "truncate": true,
+            })
+        }
+    };
+    let hash = hash_token(&format!("{user}\n{body}"));
+    let req: crate::outbox::accept::SendRequest = serde_json::from_value(body)
+        .map_err(|e| refused(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let accepted = ctx
+        .outbox
+        .accept("sandbox", &user, None, &req, &hash)
+        .await
+        .map_err(|e| refused(e.status(), e.to_string()))?;
+    let m = ctx
+        .outbox
+        .wait_settled(&accepted.id, std::time::Duration::from_secs(5))
+        .await?;
+    let mut page = Page::new(
+        StatusCode::OK,
+        "message",
+        "消息 / Message",
+        format!(
+            "Your backend called POST /api/v1/users/{user}/messages?wait=5; GET /api/v1/messages/{} shows:",
+            accepted.id
+        ),
+    );
+    let json = serde_json::to_string_pretty(&m).unwrap_or_default();
+    for line in json.lines() {
+        page = page.detail(line.to_owned());
     }
     Ok(page.link("/", "返回 / Back to the sandbox").into_response())
 }

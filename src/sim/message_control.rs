@@ -112,6 +112,13 @@ impl Sim {
         }
     }
 
+    /// The person behind `openid` accepts one more send of a subscribe template.
+    pub fn accept_subscription_by_openid(&self, appid: &str, openid: &str, template_id: &str) {
+        if let Some(person) = self.person_by_openid(appid, openid) {
+            self.accept_subscription(appid, &person, template_id, 1, false, false);
+        }
+    }
+
     /// The person accepts (or, with `revoke`, turns off) a subscribe template.
     pub fn accept_subscription(
         &self,
