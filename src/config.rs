@@ -421,6 +421,18 @@ impl Config {
             }
         }
 
+        // Claimed messages wait for the pacer while they hold their lease: a full round of
+        // `concurrency` sends must fit well inside it, or another instance takes them over.
+        if ob.concurrency as f64 / ob.rate_per_sec as f64 > ob.lease_secs as f64 / 2.0 {
+            return Err(ConfigError::new(
+                "outbox.concurrency",
+                format!(
+                    "{} sends at {} per second take longer than half of outbox.lease_secs ({} s): lower concurrency or raise rate_per_sec or lease_secs",
+                    ob.concurrency, ob.rate_per_sec, ob.lease_secs
+                ),
+            ));
+        }
+
         let storage_key = resolve_secret(
             "storage_key",
             raw.storage_key.as_ref(),

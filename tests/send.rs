@@ -511,6 +511,31 @@ async fn a_fifth_of_requests_failing_still_delivers_everything_once() {
 }
 
 #[tokio::test]
+async fn sends_are_paced_per_app() {
+    let t = TestApp::spawn_with(Options {
+        outbox_toml: Some("poll_interval_ms = 20\nrate_per_sec = 20".into()),
+        ..Default::default()
+    })
+    .await;
+    let (_, body) = template_setup(&t).await;
+    prime(&t, &body).await;
+    let start = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(t.send_ok("42", body.clone()).await);
+    }
+    for id in &ids {
+        t.message_until(id, &["sent"]).await;
+    }
+    // 20 a second with a burst of 2: 30 sends cannot take less than (30 - 2) / 20 s.
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(1400),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_users_messages_are_listed_newest_first_in_pages() {
     let t = TestApp::spawn().await;
     let (_, body) = template_setup(&t).await;
