@@ -11,13 +11,12 @@
 use super::{Sim, wx_error};
 use crate::clock::beijing_day;
 use crate::wechat::types::{
-    ErrorBody, FormSendRequest, PrivateTemplate, SubscribeSendRequest, SubscribeTemplate,
-    TemplateSendRequest, WireDataItem,
+    ErrorBody, FormSendRequest, SubscribeSendRequest, TemplateSendRequest, WireDataItem,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -58,7 +57,7 @@ pub(super) struct SimFormId {
 }
 
 /// What the simulator accepted and "delivered", readable at `/_sim/messages`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ReceivedMessage {
     pub channel: &'static str,
     pub appid: String,
@@ -112,18 +111,11 @@ pub fn router() -> Router<Sim> {
         .route("/cgi-bin/message/template/send", post(send_template))
         .route("/cgi-bin/message/subscribe/send", post(send_subscribe))
         .route("/cgi-bin/message/wxopen/template/send", post(send_form))
-        .route(
-            "/cgi-bin/template/get_all_private_template",
-            get(private_templates),
-        )
-        .route("/cgi-bin/template/api_add_template", post(add_template))
-        .route("/cgi-bin/template/del_private_template", post(del_template))
-        .route("/wxaapi/newtmpl/gettemplate", get(subscribe_templates))
-        .route("/cgi-bin/wxopen/template/list", post(wxopen_templates))
+        .merge(super::templates::router())
 }
 
 #[derive(Deserialize)]
-struct TokenQuery {
+pub(super) struct TokenQuery {
     access_token: Option<String>,
 }
 
@@ -176,7 +168,7 @@ impl Sim {
             .insert(t.template_id.clone(), t);
     }
 
-    fn templates_of(&self, appid: &str, kind: &str) -> Vec<SimTemplate> {
+    pub(super) fn templates_of(&self, appid: &str, kind: &str) -> Vec<SimTemplate> {
         self.lock()
             .messages
             .templates
@@ -222,12 +214,8 @@ fn new_msgid() -> i64 {
     rand::rng().random_range((1i64 << 60)..i64::MAX)
 }
 
-fn ok_with_msgid(msgid: i64) -> Response {
-    Json(json!({ "errcode": 0, "errmsg": "ok", "msgid": msgid })).into_response()
-}
-
 /// The token's app, which must be of `kind` (48001 otherwise).
-fn caller_app(sim: &Sim, q: &TokenQuery, kind: &str) -> Result<String, Response> {
+pub(super) fn caller_app(sim: &Sim, q: &TokenQuery, kind: &str) -> Result<String, Response> {
     let appid = sim.check_access_token(q.access_token.as_deref())?;
     if sim.app_kind(&appid) != kind {
         return Err(wx_error(48001, "api unauthorized"));
@@ -236,14 +224,59 @@ fn caller_app(sim: &Sim, q: &TokenQuery, kind: &str) -> Result<String, Response>
 }
 
 /// 47001 for a body that is not the expected JSON.
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     b.map(|Json(v)| v)
         .map_err(|e| wx_error(47001, &format!("data format error: {}", e.body_text())))
 }
 
-fn recipient(sim: &Sim, appid: &str, touser: &str) -> Result<String, Response> {
-    sim.person_by_openid(appid, touser)
-        .ok_or_else(|| wx_error(40003, "invalid openid"))
+/// What every send names: a recipient and a template.
+trait SendBody {
+    fn touser(&self) -> &str;
+    fn template_id(&self) -> &str;
+}
+
+macro_rules! send_body {
+    ($($t:ty),*) => {$(
+        impl SendBody for $t {
+            fn touser(&self) -> &str { &self.touser }
+            fn template_id(&self) -> &str { &self.template_id }
+        }
+    )*};
+}
+send_body!(TemplateSendRequest, SubscribeSendRequest, FormSendRequest);
+
+/// The checks every send starts with: the token's app is of `app_kind` (48001), the body
+/// parses (47001), the openid is of that app (40003), the template is one of its
+/// `template_kind` templates (40037). Returns the appid, the body and the person.
+fn checked_send<T: SendBody>(
+    sim: &Sim,
+    q: &TokenQuery,
+    b: Result<Json<T>, JsonRejection>,
+    app_kind: &str,
+    template_kind: &str,
+) -> Result<(String, T, String), Response> {
+    let appid = caller_app(sim, q, app_kind)?;
+    let req = body(b)?;
+    let person = sim
+        .person_by_openid(&appid, req.touser())
+        .ok_or_else(|| wx_error(40003, "invalid openid"))?;
+    if sim
+        .template(&appid, template_kind, req.template_id())
+        .is_none()
+    {
+        return Err(wx_error(40037, "invalid template_id"));
+    }
+    Ok((appid, req, person))
+}
+
+fn answer(r: Result<Option<i64>, Response>) -> Response {
+    match r {
+        Ok(Some(msgid)) => {
+            Json(json!({ "errcode": 0, "errmsg": "ok", "msgid": msgid })).into_response()
+        }
+        Ok(None) => Json(ErrorBody::new(0, "ok")).into_response(),
+        Err(e) => e,
+    }
 }
 
 async fn send_template(
@@ -252,70 +285,64 @@ async fn send_template(
     b: Result<Json<TemplateSendRequest>, JsonRejection>,
 ) -> Response {
     sim.count("template_send_calls");
-    let result = (|| {
-        let appid = caller_app(&sim, &q, "official_account")?;
-        let req = body(b)?;
-        let person = recipient(&sim, &appid, &req.touser)?;
-        if sim.template(&appid, "template", &req.template_id).is_none() {
-            return Err(wx_error(40037, "invalid template_id"));
+    answer(template_send(&sim, &q, b).map(Some))
+}
+
+fn template_send(
+    sim: &Sim,
+    q: &TokenQuery,
+    b: Result<Json<TemplateSendRequest>, JsonRejection>,
+) -> Result<i64, Response> {
+    let (appid, req, person) = checked_send(sim, q, b, "official_account", "template")?;
+    {
+        let st = sim.lock();
+        let key = (appid.clone(), person.clone());
+        if st.messages.blocked.contains(&key) {
+            return Err(wx_error(43019, "require remove blacklist"));
         }
-        {
-            let st = sim.lock();
-            let key = (appid.clone(), person.clone());
-            if st.messages.blocked.contains(&key) {
-                return Err(wx_error(43019, "require remove blacklist"));
-            }
-            if st.messages.not_following.contains(&key) {
-                return Err(wx_error(43004, "require subscribe"));
-            }
+        if st.messages.not_following.contains(&key) {
+            return Err(wx_error(43004, "require subscribe"));
         }
-        if req.data.values().any(|v| v.value.contains(['\n', '\r'])) {
-            return Err(wx_error(47001, "data format error"));
-        }
-        let now = sim.clock.now();
-        if let Some(cmid) = &req.client_msg_id {
-            let key = (appid.clone(), req.touser.clone(), cmid.clone());
-            let seen = sim.lock().messages.client_msg_ids.get(&key).copied();
-            if let Some((msgid, at)) = seen
-                && now - at < CLIENT_MSG_ID_WINDOW_SECS
-            {
-                sim.count("template_duplicates_dropped");
-                return Ok(msgid);
-            }
-        }
-        if !sim.take_send_quota(&appid, "template", TEMPLATE_DAILY_LIMIT) {
-            return Err(wx_error(45009, "reach max api daily quota limit"));
-        }
-        let msgid = new_msgid();
-        if let Some(cmid) = &req.client_msg_id {
-            sim.lock().messages.client_msg_ids.insert(
-                (appid.clone(), req.touser.clone(), cmid.clone()),
-                (msgid, now),
-            );
-        }
-        sim.record(ReceivedMessage {
-            channel: "template",
-            appid,
-            touser: req.touser,
-            person,
-            template_id: req.template_id,
-            data: req.data,
-            url: req.url,
-            miniprogram: req.miniprogram.map(|m| json!(m)),
-            page: None,
-            client_msg_id: req.client_msg_id,
-            form_id: None,
-            miniprogram_state: None,
-            lang: None,
-            msgid: msgid.to_string(),
-            received_at: now,
-        });
-        Ok(msgid)
-    })();
-    match result {
-        Ok(msgid) => ok_with_msgid(msgid),
-        Err(e) => e,
     }
+    if req.data.values().any(|v| v.value.contains(['\n', '\r'])) {
+        return Err(wx_error(47001, "data format error"));
+    }
+    let now = sim.clock.now();
+    if let Some(cmid) = &req.client_msg_id {
+        let key = (appid.clone(), req.touser.clone(), cmid.clone());
+        let seen = sim.lock().messages.client_msg_ids.get(&key).copied();
+        if let Some((msgid, at)) = seen
+            && now - at < CLIENT_MSG_ID_WINDOW_SECS
+        {
+            sim.count("template_duplicates_dropped");
+            return Ok(msgid);
+        }
+    }
+    if !sim.take_send_quota(&appid, "template", TEMPLATE_DAILY_LIMIT) {
+        return Err(wx_error(45009, "reach max api daily quota limit"));
+    }
+    let msgid = new_msgid();
+    if let Some(cmid) = &req.client_msg_id {
+        sim.lock().messages.client_msg_ids.insert(
+            (appid.clone(), req.touser.clone(), cmid.clone()),
+            (msgid, now),
+        );
+    }
+    sim.record(ReceivedMessage {
+        channel: "template",
+        appid,
+        touser: req.touser,
+        person,
+        template_id: req.template_id,
+        data: req.data,
+        url: req.url,
+        miniprogram: req.miniprogram.map(|m| json!(m)),
+        client_msg_id: req.client_msg_id,
+        msgid: msgid.to_string(),
+        received_at: now,
+        ..Default::default()
+    });
+    Ok(msgid)
 }
 
 /// WeChat's subscribe value limits (characters); its message names the field.
@@ -361,69 +388,60 @@ async fn send_subscribe(
     b: Result<Json<SubscribeSendRequest>, JsonRejection>,
 ) -> Response {
     sim.count("subscribe_send_calls");
-    let result = (|| {
-        let appid = caller_app(&sim, &q, "mini_program")?;
-        let req = body(b)?;
-        let person = recipient(&sim, &appid, &req.touser)?;
-        if sim
-            .template(&appid, "subscribe", &req.template_id)
-            .is_none()
-        {
-            return Err(wx_error(40037, "invalid template_id"));
-        }
-        if let Some(problem) = req
-            .data
-            .iter()
-            .find_map(|(k, v)| subscribe_value_problem(k, &v.value))
-        {
-            return Err(wx_error(47003, &problem));
-        }
-        if req
-            .miniprogram_state
-            .as_deref()
-            .is_some_and(|s| !matches!(s, "developer" | "trial" | "formal"))
-        {
-            return Err(wx_error(47003, "argument invalid! miniprogram_state"));
-        }
-        if page_problem(&sim, &appid, req.page.as_deref()) {
-            return Err(wx_error(41030, "invalid page"));
-        }
-        {
-            let mut st = sim.lock();
-            let key = (appid.clone(), person.clone(), req.template_id.clone());
-            match st.messages.subscriptions.get_mut(&key) {
-                Some(s) if s.long_term => {}
-                Some(s) if s.remaining > 0 => s.remaining -= 1,
-                _ => return Err(wx_error(43101, "user refuse to accept the msg")),
-            }
-        }
-        if !sim.take_send_quota(&appid, "subscribe", SUBSCRIBE_DAILY_LIMIT) {
-            return Err(wx_error(45009, "reach max api daily quota limit"));
-        }
-        let msgid = new_msgid();
-        sim.record(ReceivedMessage {
-            channel: "subscribe",
-            appid,
-            touser: req.touser,
-            person,
-            template_id: req.template_id,
-            data: req.data,
-            url: None,
-            miniprogram: None,
-            page: req.page,
-            client_msg_id: None,
-            form_id: None,
-            miniprogram_state: req.miniprogram_state,
-            lang: req.lang,
-            msgid: msgid.to_string(),
-            received_at: sim.clock.now(),
-        });
-        Ok(msgid)
-    })();
-    match result {
-        Ok(msgid) => ok_with_msgid(msgid),
-        Err(e) => e,
+    answer(subscribe_send(&sim, &q, b).map(Some))
+}
+
+fn subscribe_send(
+    sim: &Sim,
+    q: &TokenQuery,
+    b: Result<Json<SubscribeSendRequest>, JsonRejection>,
+) -> Result<i64, Response> {
+    let (appid, req, person) = checked_send(sim, q, b, "mini_program", "subscribe")?;
+    if let Some(problem) = req
+        .data
+        .iter()
+        .find_map(|(k, v)| subscribe_value_problem(k, &v.value))
+    {
+        return Err(wx_error(47003, &problem));
     }
+    if req
+        .miniprogram_state
+        .as_deref()
+        .is_some_and(|s| !matches!(s, "developer" | "trial" | "formal"))
+    {
+        return Err(wx_error(47003, "argument invalid! miniprogram_state"));
+    }
+    if page_problem(sim, &appid, req.page.as_deref()) {
+        return Err(wx_error(41030, "invalid page"));
+    }
+    {
+        let mut st = sim.lock();
+        let key = (appid.clone(), person.clone(), req.template_id.clone());
+        match st.messages.subscriptions.get_mut(&key) {
+            Some(s) if s.long_term => {}
+            Some(s) if s.remaining > 0 => s.remaining -= 1,
+            _ => return Err(wx_error(43101, "user refuse to accept the msg")),
+        }
+    }
+    if !sim.take_send_quota(&appid, "subscribe", SUBSCRIBE_DAILY_LIMIT) {
+        return Err(wx_error(45009, "reach max api daily quota limit"));
+    }
+    let msgid = new_msgid();
+    sim.record(ReceivedMessage {
+        channel: "subscribe",
+        appid,
+        touser: req.touser,
+        person,
+        template_id: req.template_id,
+        data: req.data,
+        page: req.page,
+        miniprogram_state: req.miniprogram_state,
+        lang: req.lang,
+        msgid: msgid.to_string(),
+        received_at: sim.clock.now(),
+        ..Default::default()
+    });
+    Ok(msgid)
 }
 
 async fn send_form(
@@ -432,207 +450,51 @@ async fn send_form(
     b: Result<Json<FormSendRequest>, JsonRejection>,
 ) -> Response {
     sim.count("form_send_calls");
-    let result = (|| {
-        let appid = caller_app(&sim, &q, "mini_program")?;
-        let req = body(b)?;
-        let person = recipient(&sim, &appid, &req.touser)?;
-        if sim.template(&appid, "form", &req.template_id).is_none() {
-            return Err(wx_error(40037, "invalid template_id"));
-        }
-        if page_problem(&sim, &appid, req.page.as_deref()) {
-            return Err(wx_error(41030, "invalid page"));
-        }
-        let now = sim.clock.now();
-        {
-            let mut st = sim.lock();
-            let usable = st
-                .messages
-                .form_ids
-                .get_mut(&req.form_id)
-                .filter(|f| f.appid == appid && f.person == person);
-            match usable {
-                Some(f) if now < f.registered_at || now >= f.expires_at => {
-                    return Err(wx_error(41028, "invalid form id"));
-                }
-                Some(f) if f.uses_left == 0 => {
-                    return Err(wx_error(41029, "form id used count reach limit"));
-                }
-                Some(f) => f.uses_left -= 1,
-                None => return Err(wx_error(41028, "invalid form id")),
-            }
-        }
-        let msgid = new_msgid();
-        sim.record(ReceivedMessage {
-            channel: "form",
-            appid,
-            touser: req.touser,
-            person,
-            template_id: req.template_id,
-            data: req.data,
-            url: None,
-            miniprogram: None,
-            page: req.page,
-            client_msg_id: None,
-            form_id: Some(req.form_id),
-            miniprogram_state: None,
-            lang: None,
-            msgid: msgid.to_string(),
-            received_at: now,
-        });
-        Ok(())
-    })();
-    match result {
-        Ok(()) => Json(ErrorBody::new(0, "ok")).into_response(),
-        Err(e) => e,
+    answer(form_send(&sim, &q, b).map(|_| None))
+}
+
+/// The legacy send answers no msgid; one is still recorded for `/_sim/messages`.
+fn form_send(
+    sim: &Sim,
+    q: &TokenQuery,
+    b: Result<Json<FormSendRequest>, JsonRejection>,
+) -> Result<i64, Response> {
+    let (appid, req, person) = checked_send(sim, q, b, "mini_program", "form")?;
+    if page_problem(sim, &appid, req.page.as_deref()) {
+        return Err(wx_error(41030, "invalid page"));
     }
-}
-
-fn private_template(t: SimTemplate) -> PrivateTemplate {
-    PrivateTemplate {
-        template_id: t.template_id,
-        title: t.title,
-        primary_industry: "IT科技".into(),
-        deputy_industry: "互联网|电子商务".into(),
-        content: t.content,
-        example: t.example,
-    }
-}
-
-async fn private_templates(State(sim): State<Sim>, Query(q): Query<TokenQuery>) -> Response {
-    sim.count("template_list_calls");
-    match caller_app(&sim, &q, "official_account") {
-        Ok(appid) => {
-            let list: Vec<PrivateTemplate> = sim
-                .templates_of(&appid, "template")
-                .into_iter()
-                .map(private_template)
-                .collect();
-            Json(json!({ "template_list": list })).into_response()
-        }
-        Err(e) => e,
-    }
-}
-
-#[derive(Deserialize)]
-struct AddTemplate {
-    template_id_short: String,
-    #[serde(default)]
-    keyword_name_list: Vec<String>,
-}
-
-/// Adds an industry template to the account: its content lists the keywords.
-async fn add_template(
-    State(sim): State<Sim>,
-    Query(q): Query<TokenQuery>,
-    b: Result<Json<AddTemplate>, JsonRejection>,
-) -> Response {
-    let result = (|| {
-        let appid = caller_app(&sim, &q, "official_account")?;
-        let req = body(b)?;
-        let content = req
-            .keyword_name_list
-            .iter()
-            .enumerate()
-            .map(|(i, name)| format!("{name}：{{{{keyword{}.DATA}}}}", i + 1))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let id = crate::domain::random_alphanumeric(43);
-        sim.add_template(
-            &appid,
-            SimTemplate {
-                template_id: id.clone(),
-                kind: "template".into(),
-                title: req.template_id_short,
-                content,
-                example: String::new(),
-            },
-        );
-        Ok(id)
-    })();
-    match result {
-        Ok(id) => Json(json!({ "errcode": 0, "errmsg": "ok", "template_id": id })).into_response(),
-        Err(e) => e,
-    }
-}
-
-#[derive(Deserialize)]
-struct DelTemplate {
-    template_id: String,
-}
-
-async fn del_template(
-    State(sim): State<Sim>,
-    Query(q): Query<TokenQuery>,
-    b: Result<Json<DelTemplate>, JsonRejection>,
-) -> Response {
-    let result = (|| {
-        let appid = caller_app(&sim, &q, "official_account")?;
-        let req = body(b)?;
-        let removed = sim
-            .lock()
+    let now = sim.clock.now();
+    {
+        let mut st = sim.lock();
+        let usable = st
             .messages
-            .templates
-            .get_mut(&appid)
-            .and_then(|t| t.remove(&req.template_id));
-        removed.ok_or_else(|| wx_error(40037, "invalid template_id"))
-    })();
-    match result {
-        Ok(_) => Json(ErrorBody::new(0, "ok")).into_response(),
-        Err(e) => e,
-    }
-}
-
-async fn subscribe_templates(State(sim): State<Sim>, Query(q): Query<TokenQuery>) -> Response {
-    sim.count("template_list_calls");
-    match caller_app(&sim, &q, "mini_program") {
-        Ok(appid) => {
-            let data: Vec<SubscribeTemplate> = sim
-                .templates_of(&appid, "subscribe")
-                .into_iter()
-                .map(|t| SubscribeTemplate {
-                    pri_tmpl_id: t.template_id,
-                    title: t.title,
-                    content: t.content,
-                    example: t.example,
-                    kind: 2,
-                })
-                .collect();
-            Json(json!({ "errcode": 0, "errmsg": "ok", "data": data })).into_response()
+            .form_ids
+            .get_mut(&req.form_id)
+            .filter(|f| f.appid == appid && f.person == person);
+        match usable {
+            Some(f) if now < f.registered_at || now >= f.expires_at => {
+                return Err(wx_error(41028, "invalid form id"));
+            }
+            Some(f) if f.uses_left == 0 => {
+                return Err(wx_error(41029, "form id used count reach limit"));
+            }
+            Some(f) => f.uses_left -= 1,
+            None => return Err(wx_error(41028, "invalid form id")),
         }
-        Err(e) => e,
     }
-}
-
-#[derive(Deserialize)]
-struct Page {
-    #[serde(default)]
-    offset: usize,
-    #[serde(default)]
-    count: usize,
-}
-
-async fn wxopen_templates(
-    State(sim): State<Sim>,
-    Query(q): Query<TokenQuery>,
-    b: Result<Json<Page>, JsonRejection>,
-) -> Response {
-    sim.count("template_list_calls");
-    let result = (|| {
-        let appid = caller_app(&sim, &q, "mini_program")?;
-        let page = body(b)?;
-        if page.count == 0 || page.count > 20 {
-            return Err(wx_error(47003, "argument invalid! count"));
-        }
-        Ok(sim
-            .templates_of(&appid, "form")
-            .into_iter()
-            .skip(page.offset)
-            .take(page.count)
-            .map(private_template)
-            .collect::<Vec<_>>())
-    })();
-    match result {
-        Ok(list) => Json(json!({ "errcode": 0, "errmsg": "ok", "list": list })).into_response(),
-        Err(e) => e,
-    }
+    let msgid = new_msgid();
+    sim.record(ReceivedMessage {
+        channel: "form",
+        appid,
+        touser: req.touser,
+        person,
+        template_id: req.template_id,
+        data: req.data,
+        page: req.page,
+        form_id: Some(req.form_id),
+        msgid: msgid.to_string(),
+        received_at: now,
+        ..Default::default()
+    });
+    Ok(msgid)
 }

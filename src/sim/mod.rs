@@ -11,6 +11,7 @@ mod message;
 mod message_control;
 mod miniprogram;
 mod oauth;
+mod templates;
 mod token;
 
 pub use message::{ReceivedMessage, SimTemplate};
