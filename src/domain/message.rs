@@ -76,6 +76,51 @@ impl fmt::Display for Channel {
     }
 }
 
+/// Where a message is: `queued -> sending -> sent -> delivered | failed`, or `rejected`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Failed,
+    Rejected,
+}
+
+impl MessageStatus {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        Ok(match s {
+            "queued" => Self::Queued,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "failed" => Self::Failed,
+            "rejected" => Self::Rejected,
+            other => return Err(ParseError(format!("unknown message status {other:?}"))),
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    /// WeChat's answer is in: the message will not be sent again.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Self::Sent | Self::Delivered | Self::Failed | Self::Rejected
+        )
+    }
+}
+
 /// `#RRGGBB`, the colour of a template message value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -57,8 +57,8 @@ pub use fields::{FieldError, FieldKind, FieldValue};
 pub use ids::{AppId, OpenId, UnionId, UserId, WxAppId};
 pub use message::{
     CardUrl, Category, Channel, Color, DataError, DataItem, IdempotencyKey, Lang, MessageData,
-    MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue, TemplateId,
-    template_placeholders,
+    MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,
+    TemplateId, template_placeholders,
 };
 pub use oauth::{OAuthScope, OAuthState, ReturnTo, ReturnToAllowList, host_and_port};
 pub use secret::{OneTimeCode, hash_token, random_alphanumeric};

@@ -54,7 +54,7 @@ pub struct RawMiniProgram {
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub id: String,
-    pub status: String,
+    pub status: crate::domain::MessageStatus,
     /// The same request came before with this idempotency key: this is that message.
     pub replayed: bool,
 }
@@ -163,7 +163,7 @@ impl Outbox {
                 self.wake();
                 Ok(Accepted {
                     id,
-                    status: "queued".into(),
+                    status: crate::domain::MessageStatus::Queued,
                     replayed: false,
                 })
             }

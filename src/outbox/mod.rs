@@ -30,11 +30,6 @@ const ENQUEUE_BATCH: usize = 256;
 /// An accepted message on its way into the store, and who waits for the answer.
 type EnqueueJob = (NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>);
 
-/// States after which a message's WeChat outcome is known.
-pub fn is_settled(status: &str) -> bool {
-    matches!(status, "sent" | "delivered" | "failed" | "rejected")
-}
-
 /// The sending engine of one instance; cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -147,7 +142,7 @@ impl Outbox {
             self.waiters().entry(id.to_owned()).or_default().push(tx);
             let m = self.inner.store.message(id).await?;
             let now = tokio::time::Instant::now();
-            if m.as_ref().is_none_or(|m| is_settled(&m.status)) || now >= deadline {
+            if m.as_ref().is_none_or(|m| m.status.is_settled()) || now >= deadline {
                 return Ok(m);
             }
             // Another instance may settle it: look again now and then.

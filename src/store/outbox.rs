@@ -3,7 +3,7 @@
 
 use super::{Backend, Store, StoreError, corrupt, with_pool};
 use crate::domain::{
-    AppId, Category, Channel, IdempotencyKey, OpenId, Payload, TemplateId, UserId,
+    AppId, Category, Channel, IdempotencyKey, MessageStatus, OpenId, Payload, TemplateId, UserId,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -48,7 +48,7 @@ pub struct Message {
     pub openid: OpenId,
     pub template_id: TemplateId,
     pub category: Option<Category>,
-    pub status: String,
+    pub status: MessageStatus,
     /// WeChat's msgid as a string: a 64-bit integer does not survive a JSON float.
     #[serde(serialize_with = "msgid_as_string")]
     pub msgid: Option<i64>,
@@ -178,7 +178,7 @@ impl TryFrom<MessageRow> for Message {
                 .collect::<Result<_, _>>()
                 .map_err(bad)?,
             id: r.id,
-            status: r.status,
+            status: MessageStatus::parse(&r.status).map_err(bad)?,
             msgid: r.msgid,
             errcode: r.errcode,
             reason: r.reason,
@@ -213,7 +213,7 @@ impl TryFrom<ClaimedRow> for Claimed {
 }
 
 /// One line of a message's history.
-pub(crate) fn history_line(status: &str, at_ms: i64, extra: Value) -> String {
+pub(crate) fn history_line(status: MessageStatus, at_ms: i64, extra: Value) -> String {
     let mut v = json!({ "status": status, "at_ms": at_ms });
     if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
@@ -283,7 +283,7 @@ impl Store {
                     .bind(&payload)
                     .bind(now_ms)
                     .bind(holds_subscription)
-                    .bind(history_line("queued", now_ms, extra))
+                    .bind(history_line(MessageStatus::Queued, now_ms, extra))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -530,14 +530,14 @@ type Columns<'a> = (
 fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
     match o {
         Outcome::Sent { msgid } => (
-            "sent",
+            MessageStatus::Sent.as_str(),
             *msgid,
             None,
             None,
             now_ms,
             0,
             history_line(
-                "sent",
+                MessageStatus::Sent,
                 now_ms,
                 json!({ "msgid": msgid.map(|m| m.to_string()) }),
             ),
@@ -547,52 +547,52 @@ fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
             errcode,
             reason,
         } => (
-            "queued",
+            MessageStatus::Queued.as_str(),
             None,
             *errcode,
             Some(reason),
             *at_ms,
             0,
             history_line(
-                "queued",
+                MessageStatus::Queued,
                 now_ms,
                 json!({ "detail": reason, "errcode": errcode, "retry_at_ms": at_ms }),
             ),
         ),
         Outcome::Held { until_ms, reason } => (
-            "queued",
+            MessageStatus::Queued.as_str(),
             None,
             Some(45009),
             Some(reason),
             *until_ms,
             -1,
             history_line(
-                "queued",
+                MessageStatus::Queued,
                 now_ms,
                 json!({ "detail": reason, "errcode": 45009, "held_until_ms": until_ms }),
             ),
         ),
         Outcome::Rejected { errcode, errmsg } => (
-            "rejected",
+            MessageStatus::Rejected.as_str(),
             None,
             Some(*errcode),
             Some(errmsg),
             now_ms,
             0,
             history_line(
-                "rejected",
+                MessageStatus::Rejected,
                 now_ms,
                 json!({ "errcode": errcode, "detail": errmsg }),
             ),
         ),
         Outcome::Failed { reason } => (
-            "failed",
+            MessageStatus::Failed.as_str(),
             None,
             None,
             Some(reason),
             now_ms,
             0,
-            history_line("failed", now_ms, json!({ "detail": reason })),
+            history_line(MessageStatus::Failed, now_ms, json!({ "detail": reason })),
         ),
     }
 }

@@ -65,7 +65,7 @@ async fn send(
             .outbox
             .wait_settled(&accepted.id, Duration::from_secs(wait))
             .await?
-        && crate::outbox::is_settled(&m.status)
+        && m.status.is_settled()
     {
         return Ok(Json(view(&ctx, m).await?).into_response());
     }
@@ -116,7 +116,7 @@ async fn get_message(
 
 /// A message as the API shows it; a queued message of a held app says until when.
 async fn view(ctx: &Ctx, m: Message) -> Result<Value, ApiError> {
-    let hold = if m.status == "queued" {
+    let hold = if m.status == crate::domain::MessageStatus::Queued {
         ctx.store
             .channel_hold(&m.app, m.channel, ctx.clock.now_ms())
             .await?
