@@ -63,7 +63,7 @@ impl App {
             config.storage_key = Some(sandbox_storage_key(&config.database_url)?);
         }
 
-        let store = Store::connect(&config.database_url)
+        let store = Store::connect(&config.database_url, &config.database)
             .await
             .with_context(|| {
                 format!(

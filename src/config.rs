@@ -135,6 +135,29 @@ impl Default for TokenSettings {
     }
 }
 
+/// The database connection pool.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// PostgreSQL: connections per instance. SQLite: reading connections (writes always go
+    /// through one).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL: a statement running longer than this is cancelled.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout_ms: 5000,
+            statement_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// How the outbox sends messages.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -184,6 +207,7 @@ pub struct Config {
     /// Where browsers reach us; derived from the bound address when unset.
     pub public_url: Option<Url>,
     pub database_url: String,
+    pub database: DatabaseSettings,
     pub return_to_allow: ReturnToAllowList,
     pub api_keys: Vec<ApiKey>,
     pub apps: Vec<AppConfig>,
@@ -204,6 +228,7 @@ struct RawConfig {
     listen: Option<String>,
     public_url: Option<String>,
     database_url: Option<String>,
+    database: DatabaseSettings,
     return_to_allow: Vec<String>,
     api_keys: Vec<RawApiKey>,
     apps: Vec<RawApp>,
@@ -385,6 +410,35 @@ impl Config {
             }
         }
 
+        let db = &raw.database;
+        for (name, v, min, max) in [
+            (
+                "database.max_connections",
+                db.max_connections as i64,
+                1,
+                1000,
+            ),
+            (
+                "database.acquire_timeout_ms",
+                db.acquire_timeout_ms as i64,
+                10,
+                600_000,
+            ),
+            (
+                "database.statement_timeout_ms",
+                db.statement_timeout_ms as i64,
+                10,
+                3_600_000,
+            ),
+        ] {
+            if v < min || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ));
+            }
+        }
+
         let ob = &raw.outbox;
         for (name, v, min, max) in [
             ("outbox.concurrency", ob.concurrency as i64, 1, 4096),
@@ -475,6 +529,7 @@ impl Config {
             listen,
             public_url,
             database_url,
+            database: raw.database,
             return_to_allow,
             api_keys,
             apps,

@@ -129,7 +129,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "wechat_error"),
-            Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+            Self::Store(e) if e.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -144,7 +144,7 @@ impl IntoResponse for ApiError {
             Self::Store(e) => {
                 tracing::error!(error = %e, "store failure while serving the API");
                 if status == StatusCode::SERVICE_UNAVAILABLE {
-                    "the database is not answering; try again shortly".to_owned()
+                    format!("the database is not answering ({e}); try again shortly")
                 } else {
                     "internal error; the cause is in the service log".to_owned()
                 }

@@ -17,6 +17,7 @@ pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
 
+use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -103,7 +104,8 @@ pub struct Store {
 
 impl Store {
     /// Connects and applies migrations.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let acquire = Duration::from_millis(settings.acquire_timeout_ms);
         let (db, write) = if url.starts_with("sqlite:") {
             // Several processes opening a new file at once race on creating it, switching it
             // to WAL and migrating it (sqlx takes no lock for SQLite migrations). The losers
@@ -111,7 +113,7 @@ impl Store {
             // transaction, so a retry finds the winner's work committed and skips it.
             let mut attempt = 0;
             loop {
-                match Self::open_sqlite(url).await {
+                match Self::open_sqlite(url, settings.max_connections, acquire).await {
                     Ok((read, write)) => break (Db::Sqlite(read), Db::Sqlite(write)),
                     Err(e) if attempt < 20 && is_startup_race(&e) => {
                         attempt += 1;
@@ -121,10 +123,12 @@ impl Store {
                 }
             }
         } else {
-            let opts = PgConnectOptions::from_str(url)?;
+            let statement_timeout = format!("{}ms", settings.statement_timeout_ms);
+            let opts = PgConnectOptions::from_str(url)?
+                .options([("statement_timeout", statement_timeout.as_str())]);
             let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(settings.max_connections)
+                .acquire_timeout(acquire)
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -134,7 +138,11 @@ impl Store {
     }
 
     /// The readers' pool and the one-connection writer.
-    async fn open_sqlite(url: &str) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    async fn open_sqlite(
+        url: &str,
+        readers: u32,
+        acquire: Duration,
+    ) -> Result<(SqlitePool, SqlitePool), StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -143,13 +151,13 @@ impl Store {
             .foreign_keys(true);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(readers.min(8))
+            .acquire_timeout(acquire)
             .connect_with(opts)
             .await?;
         Ok((read, write))
@@ -168,6 +176,30 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+impl StoreError {
+    /// The database cannot be reached right now (down, restarting, pool exhausted): the
+    /// caller should be told to come back, not that we failed.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            // A connection cut during the handshake reads as a protocol error.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => true,
+            // PostgreSQL: 08xxx connection exceptions, 57P01-57P03 shutting down or starting;
+            // SQLite: 5 busy and 6 locked, past the busy timeout (another process writing).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6"
+            }),
+            _ => false,
+        }
     }
 }
 

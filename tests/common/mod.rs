@@ -610,3 +610,63 @@ pub async fn outcome(r: Response) -> (StatusCode, String, String) {
 pub fn encode(s: &str) -> String {
     urlencoding::encode(s).into_owned()
 }
+
+/// A TCP forwarder in front of PostgreSQL that a test can cut and restore: a database
+/// outage without touching the server every other test uses.
+pub struct DbProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl DbProxy {
+    pub async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let (u, g) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                let mut cut = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `url` with its host and port replaced by this proxy's.
+    pub fn url_for(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(self.port)).unwrap();
+        u.to_string()
+    }
+}
