@@ -1,15 +1,35 @@
-//! Logging set-up. Request spans carry method and path only: query strings hold
-//! authorization codes and tickets, which must never reach a log.
+//! Logging set-up. Request spans carry method, path and the request id, so every line
+//! written while a request is handled names it (JSON: in `span` and `spans`); never the
+//! query string or headers, which hold authorization codes, tickets and keys. Background
+//! work runs in spans of its own: `token_refresher{app}`, `outbox_claimer`,
+//! `outbox_send{message_id,app,channel,attempt}`, `outbox_finisher`.
 
 use axum::http::Request;
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
+/// The default filter when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_sessions=warn";
+
+/// Logs to standard output: `RUST_LOG` (default [`DEFAULT_FILTER`]), JSON lines with
+/// `WXLINK_LOG_FORMAT=json`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = if std::env::var("WXLINK_LOG_FORMAT").as_deref() == Ok("json") {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let json = std::env::var("WXLINK_LOG_FORMAT").as_deref() == Ok("json");
+    init_with(filter, json, std::io::stdout);
+}
+
+/// The same subscriber writing to `writer` (tests capture a whole run's logs with it).
+pub fn init_with<W>(filter: EnvFilter, json: bool, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let result = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
