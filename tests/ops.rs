@@ -431,3 +431,36 @@ async fn a_trusted_proxys_forwarded_for_names_the_client() {
     assert_eq!(&s[..3], &[200, 200, 200], "{s:?}");
     assert!(s[3..].contains(&429), "{s:?}");
 }
+
+#[tokio::test]
+async fn release_claims_gives_this_instances_sends_back_to_the_queue() {
+    let app = TestApp::spawn().await;
+    let template = app
+        .template(OA_APPID, "template", "订单号：{{keyword1.DATA}}")
+        .await;
+    app.person_for("r1", "oa", OA_APPID).await;
+    let body = |n: u32| {
+        json!({"channel": "template", "app": "oa", "template_id": template,
+               "data": {"keyword1": format!("order {n}")}})
+    };
+    // The first send fetches the template list and the token; then WeChat gets slow.
+    let first = app.send_ok("r1", body(0)).await;
+    app.message_until(&first, &["sent"]).await;
+    app.sim_post("/_sim/faults", json!({"mode": "none", "latency_ms": 2000}))
+        .await;
+    let id = app.send_ok("r1", body(1)).await;
+    app.message_until(&id, &["sending"]).await;
+
+    assert_eq!(app.ctx.outbox.release_claims().await.unwrap(), 1);
+    let m = app.message(&id).await;
+    let history = m["history"].as_array().unwrap();
+    assert!(
+        history.iter().any(
+            |h| h["status"] == "queued" && h["detail"] == "given back to the queue at shutdown"
+        ),
+        "{m:#}"
+    );
+    app.sim_post("/_sim/faults", json!({"mode": "none"})).await;
+    let m = app.message_until(&id, &["sent"]).await;
+    assert!(m["attempts"].as_i64().unwrap() <= 2, "{m:#}");
+}
