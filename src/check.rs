@@ -114,7 +114,14 @@ fn explain(e: &WechatError) -> String {
     let (code, errmsg) = match e {
         WechatError::Api { code, errmsg, .. } => (*code, errmsg.as_str()),
         WechatError::Transport { source, .. } => {
-            return format!("cannot reach WeChat: {source} (check `api_base` and the network)");
+            let mut cause = source.to_string();
+            let mut next = std::error::Error::source(source);
+            while let Some(e) = next {
+                cause.push_str(": ");
+                cause.push_str(&e.to_string());
+                next = e.source();
+            }
+            return format!("cannot reach WeChat: {cause} (check `api_base` and the network)");
         }
         WechatError::Protocol { detail, .. } => {
             return format!("the answer is not WeChat's: {detail} (check `api_base`)");

@@ -36,11 +36,9 @@ fn capture() -> Arc<Mutex<Vec<u8>>> {
     let buf = Arc::new(Mutex::new(Vec::new()));
     let writer = Capture(buf.clone());
     // cookie_store logs the cookies the tests' own browsers receive; wxlink does not use it.
-    wxlink::telemetry::init_with(
-        EnvFilter::new("debug,cookie_store=off"),
-        true,
-        move || writer.clone(),
-    );
+    wxlink::telemetry::init_with(EnvFilter::new("debug,cookie_store=off"), true, move || {
+        writer.clone()
+    });
     buf
 }
 
