@@ -38,7 +38,7 @@ where
     let _ = result;
 }
 
-/// The span of one HTTP request: no query string, no headers.
+/// The span of one HTTP request: no query string, no headers, openids in paths shortened.
 pub fn request_span<B>(req: &Request<B>) -> Span {
     let request_id = req
         .headers()
@@ -48,8 +48,41 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %loggable_path(req.uri().path()),
         request_id = %request_id,
         api_key = tracing::field::Empty,
     )
+}
+
+/// The path as logged: an openid in it (`/api/v1/users/{user}/identities/{app}/{openid}`)
+/// keeps its first 6 characters, as `OpenId::redacted` logs it elsewhere.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["", "api", "v1", "users", _, "identities", _, openid, ..]
+            if openid.chars().count() > 6 =>
+        {
+            let head: String = openid.chars().take(6).collect();
+            let mut out = segments.clone();
+            let short = format!("{head}…");
+            out[7] = &short;
+            out.join("/").into()
+        }
+        _ => path.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn openids_in_paths_are_shortened() {
+        assert_eq!(
+            loggable_path("/api/v1/users/42/identities/oa/o6_bmjrPTlm6_2sgVt7hMZOPfL2M"),
+            "/api/v1/users/42/identities/oa/o6_bmj…"
+        );
+        assert_eq!(loggable_path("/api/v1/users/42"), "/api/v1/users/42");
+        assert_eq!(loggable_path("/oauth/oa/callback"), "/oauth/oa/callback");
+    }
 }
