@@ -1,11 +1,14 @@
 //! Start-up: bind the listener (port 0 works), open the store, wire the routes, and, with no
-//! configuration, set up the sandbox with its built-in simulator.
+//! configuration, set up the sandbox with its built-in simulator. Shutdown: stop accepting,
+//! let requests and sends in flight finish within the grace period, give back the outbox's
+//! claims.
 
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
 use crate::context::{Context, Ctx};
 use crate::domain::{AppId, WxAppId, hash_token};
 use crate::http;
+use crate::http::ratelimit::RateLimits;
 use crate::http::sandbox::Sandbox;
 use crate::outbox::Outbox;
 use crate::seal::StorageKey;
@@ -17,6 +20,7 @@ use anyhow::Context as _;
 use axum::Router;
 use secrecy::SecretString;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -31,6 +35,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     ctx: Ctx,
+    rate_limits: Arc<RateLimits>,
 }
 
 const SESSION_IDLE: tower_sessions::cookie::time::Duration =
@@ -38,6 +43,7 @@ const SESSION_IDLE: tower_sessions::cookie::time::Duration =
 
 impl App {
     pub async fn build(mut config: Config, clock: Clock) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (setting `listen`)", config.listen))?;
@@ -127,7 +133,12 @@ impl App {
         if let Some(sb) = &ctx.sandbox {
             router = router.nest("/sim", sb.sim.router());
         }
+        let rate_limits = RateLimits::new(&ctx.config.rate_limits);
         let router = router
+            .layer(axum::middleware::from_fn_with_state(
+                rate_limits.clone(),
+                http::ratelimit::limit,
+            ))
             .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
@@ -136,6 +147,7 @@ impl App {
             listener,
             router,
             ctx,
+            rate_limits,
         })
     }
 
@@ -151,19 +163,69 @@ impl App {
         &self.ctx
     }
 
-    /// Serves HTTP and runs the background work (token refreshers, outbox workers) until
-    /// `shutdown`.
+    /// Serves HTTP and runs the background work (token refreshers, outbox workers, the
+    /// metrics sampler) until `shutdown`. Then: no new connections; requests in flight and
+    /// the outbox's sends in flight get until `shutdown_grace_secs` to finish; the messages
+    /// this instance still holds go back to the queue; background work stops.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let stop = CancellationToken::new();
-        let _stop_background = stop.clone().drop_guard();
-        self.ctx.tokens.spawn_refreshers(stop.clone());
-        self.ctx.outbox.spawn(stop.clone());
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        let ctx = self.ctx;
+        let background = CancellationToken::new();
+        let _stop_background = background.clone().drop_guard();
+        let outbox_stop = CancellationToken::new();
+        let _stop_outbox = outbox_stop.clone().drop_guard();
+        let http_stop = CancellationToken::new();
+
+        ctx.tokens.spawn_refreshers(background.clone());
+        let workers = ctx.outbox.spawn(outbox_stop.clone());
+        crate::metrics::spawn_sampler(
+            ctx.store.clone(),
+            ctx.tokens.clone(),
+            ctx.clock.clone(),
+            Duration::from_secs(ctx.config.metrics.refresh_secs),
+            background.clone(),
+        );
+        self.rate_limits.spawn_sweeper(background.clone());
+
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(http_stop.clone().cancelled_owned())
+        .into_future();
+        let mut server = std::pin::pin!(server);
+        tokio::select! {
+            // The listener failed on its own: nothing to drain for HTTP.
+            result = &mut server => {
+                outbox_stop.cancel();
+                return result;
+            }
+            _ = shutdown => {}
+        }
+
+        let grace = Duration::from_secs(ctx.config.shutdown_grace_secs);
+        let deadline = tokio::time::Instant::now() + grace;
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: no new connections; finishing requests and sends in flight"
+        );
+        http_stop.cancel();
+        outbox_stop.cancel();
+        let http = async {
+            match tokio::time::timeout_at(deadline, &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("requests still in flight at the end of the grace period");
+                    Ok(())
+                }
+            }
+        };
+        let (result, released) = tokio::join!(http, ctx.outbox.drain(workers, deadline));
+        tracing::info!(released, "stopped");
+        result
     }
 }
 

@@ -1,6 +1,9 @@
 //! Configuration: a TOML file (`--config` / `WXLINK_CONFIG`) with environment overrides,
 //! parsed once at start-up into typed values. Every refusal names the setting.
 
+mod ops;
+pub use ops::{DEFAULT_SHUTDOWN_GRACE_SECS, Limit, MetricsSettings, RateLimitSettings};
+
 use crate::domain::{AppId, ReturnToAllowList, WxAppId};
 use crate::seal::StorageKey;
 use crate::wechat::AppCredentials;
@@ -220,6 +223,10 @@ pub struct Config {
     /// Seals stored secrets (mini-program session keys). Required when a mini-program is
     /// configured; the sandbox keeps a generated one beside its database.
     pub storage_key: Option<StorageKey>,
+    pub metrics: MetricsSettings,
+    pub rate_limits: RateLimitSettings,
+    /// On SIGTERM: how long in-flight requests and sends may take before the process exits.
+    pub shutdown_grace_secs: u64,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -238,6 +245,9 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
     storage_key: Option<String>,
+    metrics: ops::RawMetrics,
+    rate_limits: ops::RawRateLimits,
+    shutdown_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -286,6 +296,7 @@ impl Config {
                     "database_url",
                     "max_body_bytes",
                     "sandbox",
+                    "shutdown_grace_secs",
                 ]));
         let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
         Self::from_raw(raw, path.is_some())
@@ -525,6 +536,13 @@ impl Config {
             }
         }
 
+        let metrics = raw.metrics.parse()?;
+        let rate_limits = raw.rate_limits.parse()?;
+        let shutdown_grace_secs = ops::check_grace(
+            raw.shutdown_grace_secs
+                .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
+        )?;
+
         Ok(Self {
             listen,
             public_url,
@@ -539,6 +557,9 @@ impl Config {
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
             storage_key,
+            metrics,
+            rate_limits,
+            shutdown_grace_secs,
         })
     }
 

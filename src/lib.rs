@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: the TOML file and environment, parsed once into typed values.
+//! - [`check`]: `wxlink check`, the read-only look at configuration, database and credentials.
 //! - [`app`]: start-up; binds the listener, opens the store, wires routes, sets up the sandbox.
 //! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, OAuthState, ReturnTo...).
 //! - [`link`]: the rules that bind identities to business users.
@@ -17,12 +18,15 @@
 //! - [`error`]: the error of each HTTP boundary and its single mapping to a response.
 //! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
 //! - [`clock`]: time with an offset, so tests move time instead of sleeping.
+//! - [`metrics`]: the Prometheus recorder, every series' helper, the gauge sampler.
+//! - [`telemetry`]: logs (text or JSON) and the request span.
 
 // Handlers return pages and responses as their error types; those are built at most once
 // per request, so their size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
 pub mod app;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod context;
@@ -31,6 +35,7 @@ pub mod error;
 pub mod http;
 pub mod link;
 pub mod login;
+pub mod metrics;
 pub mod outbox;
 pub mod seal;
 pub mod sim;

@@ -1,4 +1,4 @@
-//! The `wxlink` command: `serve` (default), `sim`, `hash-key`.
+//! The `wxlink` command: `serve` (default), `check`, `sim`, `hash-key`.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Serve,
+    /// Check the configuration, the database and each app's credentials against WeChat,
+    /// changing nothing; exits non-zero when anything failed.
+    Check,
     /// Run the WeChat simulator alone. With --config it registers the configured apps;
     /// more apps and people through its /_sim/ routes.
     Sim {
@@ -67,6 +70,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tracing::info!(url = %app.public_url(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
             }
             app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Check => {
+            let passed = wxlink::check::run(cli.config.as_deref(), &mut std::io::stdout()).await;
+            if !passed {
+                anyhow::bail!("check failed");
+            }
         }
         Command::Sim { listen } => {
             let listener = tokio::net::TcpListener::bind(listen).await?;

@@ -1,15 +1,35 @@
-//! Logging set-up. Request spans carry method and path only: query strings hold
-//! authorization codes and tickets, which must never reach a log.
+//! Logging set-up. Request spans carry method, path and the request id, so every line
+//! written while a request is handled names it (JSON: in `span` and `spans`); never the
+//! query string or headers, which hold authorization codes, tickets and keys. Background
+//! work runs in spans of its own: `token_refresher{app}`, `outbox_claimer`,
+//! `outbox_send{message_id,app,channel,attempt}`, `outbox_finisher`.
 
 use axum::http::Request;
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
+/// The default filter when `RUST_LOG` is not set.
+pub const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_sessions=warn";
+
+/// Logs to standard output: `RUST_LOG` (default [`DEFAULT_FILTER`]), JSON lines with
+/// `WXLINK_LOG_FORMAT=json`.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_sessions=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = if std::env::var("WXLINK_LOG_FORMAT").as_deref() == Ok("json") {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let json = std::env::var("WXLINK_LOG_FORMAT").as_deref() == Ok("json");
+    init_with(filter, json, std::io::stdout);
+}
+
+/// The same subscriber writing to `writer` (tests capture a whole run's logs with it).
+pub fn init_with<W>(filter: EnvFilter, json: bool, writer: W)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    let result = if json {
         builder.json().try_init()
     } else {
         builder.try_init()
@@ -18,7 +38,7 @@ pub fn init() {
     let _ = result;
 }
 
-/// The span of one HTTP request: no query string, no headers.
+/// The span of one HTTP request: no query string, no headers, openids in paths shortened.
 pub fn request_span<B>(req: &Request<B>) -> Span {
     let request_id = req
         .headers()
@@ -28,8 +48,41 @@ pub fn request_span<B>(req: &Request<B>) -> Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
-        path = %req.uri().path(),
+        path = %loggable_path(req.uri().path()),
         request_id = %request_id,
         api_key = tracing::field::Empty,
     )
+}
+
+/// The path as logged: an openid in it (`/api/v1/users/{user}/identities/{app}/{openid}`)
+/// keeps its first 6 characters, as `OpenId::redacted` logs it elsewhere.
+fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["", "api", "v1", "users", _, "identities", _, openid, ..]
+            if openid.chars().count() > 6 =>
+        {
+            let head: String = openid.chars().take(6).collect();
+            let mut out = segments.clone();
+            let short = format!("{head}…");
+            out[7] = &short;
+            out.join("/").into()
+        }
+        _ => path.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable_path;
+
+    #[test]
+    fn openids_in_paths_are_shortened() {
+        assert_eq!(
+            loggable_path("/api/v1/users/42/identities/oa/o6_bmjrPTlm6_2sgVt7hMZOPfL2M"),
+            "/api/v1/users/42/identities/oa/o6_bmj…"
+        );
+        assert_eq!(loggable_path("/api/v1/users/42"), "/api/v1/users/42");
+        assert_eq!(loggable_path("/oauth/oa/callback"), "/oauth/oa/callback");
+    }
 }

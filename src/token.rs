@@ -82,6 +82,20 @@ struct Current {
     token: Arc<str>,
     expires_at: i64,
     version: i64,
+    /// When WeChat issued it (as far as we know), for the token-age gauge.
+    fetched_at: i64,
+}
+
+/// What an instance knows about one app's token, for metrics and operators' pages.
+#[derive(Debug, Clone)]
+pub struct TokenStatus {
+    pub app: AppId,
+    pub mode: TokenMode,
+    /// When the served token was fetched; `None` while there is none.
+    pub fetched_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// The last refresh failure, while the last attempt failed.
+    pub last_failure: Option<String>,
 }
 
 #[derive(Default)]
@@ -226,10 +240,17 @@ impl TokenManager {
             {
                 return Ok(c.into());
             }
-            let row = s.store.stored_token(id, mode, now).await?;
+            let row = match s.store.stored_token(id, mode, now).await {
+                Ok(row) => row,
+                Err(e) => {
+                    crate::metrics::token_refresh(id, mode, "failed");
+                    return Err(e.into());
+                }
+            };
             if let Some(c) = current_of(&row)
                 && self.will_do(at, &reason, &c, now)
             {
+                crate::metrics::token_refresh(id, mode, "adopted");
                 at.set(c.clone());
                 return Ok(c.into());
             }
@@ -239,6 +260,7 @@ impl TokenManager {
                 .await?
             {
                 if tokio::time::Instant::now() >= give_up {
+                    crate::metrics::token_refresh(id, mode, "failed");
                     return self.unavailable(
                         at,
                         "another instance holds the refresh lease and has not finished",
@@ -256,8 +278,10 @@ impl TokenManager {
                         && let Some(c) = at.cached().or_else(|| current_of(&row))
                         && c.expires_at - SAFETY_SECS > s.clock.now()
                     {
+                        crate::metrics::token_refresh(id, mode, "kept");
                         return Ok(c.into());
                     }
+                    crate::metrics::token_refresh(id, mode, "failed");
                     return Err(e);
                 }
             };
@@ -274,7 +298,9 @@ impl TokenManager {
                         token: Arc::from(fetched.access_token),
                         expires_at,
                         version,
+                        fetched_at: now,
                     };
+                    crate::metrics::token_refresh(id, mode, "fetched");
                     at.set(c.clone());
                     at.health
                         .lock()
@@ -339,9 +365,12 @@ impl TokenManager {
                     denied,
                 };
                 self.note_failure(at, -2, &e.to_string());
+                crate::metrics::token_fetch(id, at.app.token_mode.as_str(), true, "budget");
                 return Err(e);
             }
         }
+        let mode = at.app.token_mode.as_str();
+        let counted = |result: &'static str| crate::metrics::token_fetch(id, mode, force, result);
         let mut delay = Duration::from_millis(200);
         let mut last = String::new();
         for attempt in 1..=FETCH_ATTEMPTS {
@@ -350,11 +379,15 @@ impl TokenManager {
                 TokenMode::Classic => s.wechat.fetch_classic_token(&at.app.wechat).await,
             };
             let e = match result {
-                Ok(t) => return Ok(t),
+                Ok(t) => {
+                    counted("ok");
+                    return Ok(t);
+                }
                 Err(e) => e,
             };
             match e.code() {
                 Some(code @ (ErrCode::DailyQuota | ErrCode::MinuteQuota)) => {
+                    counted("quota");
                     self.note_failure(at, code.code(), &e.to_string());
                     return Err(TokenError::Quota {
                         app: id.clone(),
@@ -362,13 +395,15 @@ impl TokenManager {
                     });
                 }
                 Some(code) if code.class() != ErrorClass::Retryable => {
+                    counted("refused");
                     self.note_failure(at, code.code(), &e.to_string());
                     return Err(TokenError::Refused {
                         app: id.clone(),
                         code,
                     });
                 }
-                _ => {}
+                Some(_) => counted("busy"),
+                None => counted("unreachable"),
             }
             last = e.to_string();
             if attempt < FETCH_ATTEMPTS {
@@ -414,6 +449,32 @@ impl TokenManager {
             .clone()
     }
 
+    /// What this instance knows about every app's token, sorted by app id.
+    pub fn status(&self) -> Vec<TokenStatus> {
+        let mut out: Vec<TokenStatus> = self
+            .inner
+            .apps
+            .values()
+            .map(|at| {
+                let c = at.cached();
+                TokenStatus {
+                    app: at.app.id.clone(),
+                    mode: at.app.token_mode,
+                    fetched_at: c.as_ref().map(|c| c.fetched_at),
+                    expires_at: c.as_ref().map(|c| c.expires_at),
+                    last_failure: at
+                        .health
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .last_failure
+                        .clone(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.app.as_str().cmp(b.app.as_str()));
+        out
+    }
+
     /// Keeps every app's token fresh until `stop`: adopts tokens other instances stored,
     /// refreshes in the refresh window, backs off while WeChat is unreachable.
     pub fn spawn_refreshers(&self, stop: CancellationToken) {
@@ -421,7 +482,11 @@ impl TokenManager {
             let this = self.clone();
             let at = at.clone();
             let stop = stop.clone();
-            tokio::spawn(async move { this.refresher(at, stop).await });
+            let span = tracing::info_span!("token_refresher", app = %at.app.id);
+            tokio::spawn(tracing::Instrument::instrument(
+                async move { this.refresher(at, stop).await },
+                span,
+            ));
         }
     }
 
@@ -511,5 +576,7 @@ fn current_of(row: &StoredToken) -> Option<Current> {
         token: Arc::from(row.access_token.as_deref()?),
         expires_at: row.expires_at,
         version: row.version,
+        // Rows written before fetched_at was read: a full-length token's start.
+        fetched_at: row.fetched_at.unwrap_or(row.expires_at - 7200),
     })
 }

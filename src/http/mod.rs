@@ -1,8 +1,11 @@
 //! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API,
-//! and the sandbox page. The root only merges them and adds the shared layers.
+//! the sandbox page, and `/metrics` for operators. The root only merges them; the shared
+//! layers (request ids, tracing, rate limits) are added in `app.rs`.
 
 pub mod api;
+pub mod metrics;
 pub mod oauth;
+pub mod ratelimit;
 pub mod sandbox;
 
 use crate::context::Ctx;
@@ -24,6 +27,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
     Router::new()
         .merge(browser)
         .merge(api::router(ctx.config.max_body_bytes))
+        .merge(metrics::router())
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .fallback(not_found)

@@ -160,6 +160,7 @@ impl Outbox {
             .await?;
         match outcome {
             Enqueued::New => {
+                crate::metrics::message(p.channel, "queued");
                 self.wake();
                 Ok(Accepted {
                     id,

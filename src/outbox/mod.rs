@@ -2,6 +2,10 @@
 //! this instance's workers under a lease, sent one attempt at a time ([`attempt`]), and
 //! finished in batches. A message whose instance died is taken over when its lease runs
 //! out; template messages carry a `client_msg_id`, so WeChat drops a repeated send.
+//!
+//! At shutdown the claimer stops first, the sends in flight finish and are recorded within
+//! the grace period ([`Outbox::drain`]), and what this instance still holds goes back to
+//! the queue at once instead of waiting for its lease to run out.
 
 pub mod accept;
 mod attempt;
@@ -9,7 +13,7 @@ pub mod templates;
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, OutboxSettings};
-use crate::domain::AppId;
+use crate::domain::{AppId, Channel};
 use crate::store::{Enqueued, Message, NewMessage, Outcome, Store, StoreError};
 use crate::token::TokenManager;
 use crate::wechat::WechatClient;
@@ -20,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use templates::Templates;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Most finished attempts written in one transaction.
 const FINISH_BATCH: usize = 256;
@@ -54,7 +60,19 @@ struct Inner {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     /// To the task that writes accepted messages in shared transactions.
     enqueue: mpsc::UnboundedSender<EnqueueJob>,
+    /// Cancelled once the claimer stopped: `?wait=` requests answer at once then, so that
+    /// shutdown does not wait for them.
+    stopped: CancellationToken,
 }
+
+/// The running workers of [`Outbox::spawn`], for [`Outbox::drain`].
+pub struct Workers {
+    claimer: JoinHandle<()>,
+    finisher: JoinHandle<()>,
+}
+
+/// A finished attempt on its way to the finisher.
+type Done = (String, Outcome, Channel);
 
 impl Outbox {
     pub fn new(
@@ -97,6 +115,7 @@ impl Outbox {
                 wake: Notify::new(),
                 waiters: Mutex::new(HashMap::new()),
                 enqueue,
+                stopped: CancellationToken::new(),
                 settings,
             }),
         }
@@ -145,9 +164,15 @@ impl Outbox {
             if m.as_ref().is_none_or(|m| m.status.is_settled()) || now >= deadline {
                 return Ok(m);
             }
+            if self.inner.stopped.is_cancelled() {
+                return Ok(m);
+            }
             // Another instance may settle it: look again now and then.
             let nap = (deadline - now).min(Duration::from_millis(250));
-            let _ = tokio::time::timeout(nap, rx).await;
+            tokio::select! {
+                _ = tokio::time::timeout(nap, rx) => {}
+                _ = self.inner.stopped.cancelled() => {}
+            }
         }
     }
 
@@ -167,24 +192,76 @@ impl Outbox {
         }
     }
 
-    /// Runs the workers until `stop`: one claimer, up to `concurrency` attempts at once,
-    /// and one writer that records finished attempts in batches.
-    pub fn spawn(&self, stop: CancellationToken) {
+    /// Runs the workers: one claimer (until `stop`), up to `concurrency` attempts at once,
+    /// and one writer that records finished attempts in batches (until the last attempt
+    /// claimed before `stop` is recorded).
+    pub fn spawn(&self, stop: CancellationToken) -> Workers {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        tokio::spawn(self.clone().finisher(done_rx, stop.clone()));
-        tokio::spawn(self.clone().claimer(done_tx, stop));
+        let finisher = tokio::spawn(
+            self.clone()
+                .finisher(done_rx)
+                .instrument(tracing::info_span!("outbox_finisher")),
+        );
+        let this = self.clone();
+        let claimer = tokio::spawn(
+            async move {
+                this.clone().claimer(done_tx, stop).await;
+                this.inner.stopped.cancel();
+            }
+            .instrument(tracing::info_span!("outbox_claimer")),
+        );
+        Workers { claimer, finisher }
     }
 
-    async fn claimer(
-        self,
-        done: mpsc::UnboundedSender<(String, Outcome)>,
-        stop: CancellationToken,
-    ) {
+    /// After the workers' `stop`: waits until `deadline` for the sends in flight to finish
+    /// and be recorded, then puts whatever this instance still holds back in the queue.
+    /// Returns how many messages were given back.
+    pub async fn drain(&self, workers: Workers, deadline: tokio::time::Instant) -> u64 {
+        let Workers { claimer, finisher } = workers;
+        let finisher_abort = finisher.abort_handle();
+        let finished = async {
+            let _ = claimer.await;
+            let _ = finisher.await;
+        };
+        if tokio::time::timeout_at(deadline, finished).await.is_err() {
+            finisher_abort.abort();
+            tracing::warn!("outbox: sends still in flight at the end of the grace period");
+        }
+        match self.release_claims().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "outbox: cannot give claimed messages back; they return when their lease runs out");
+                0
+            }
+        }
+    }
+
+    /// Puts this instance's claimed messages back in the queue (their attempt not counted),
+    /// for another instance or the next start to send.
+    pub async fn release_claims(&self) -> Result<u64, StoreError> {
+        let s = &self.inner;
+        let released = s.store.release_claims(&s.owner, s.clock.now_ms()).await?;
+        for channel in &released {
+            crate::metrics::message(*channel, "released");
+        }
+        if !released.is_empty() {
+            tracing::info!(
+                released = released.len(),
+                "outbox: claimed messages given back to the queue"
+            );
+        }
+        Ok(released.len() as u64)
+    }
+
+    async fn claimer(self, done: mpsc::UnboundedSender<Done>, stop: CancellationToken) {
         let s = &self.inner;
         let slots = Arc::new(Semaphore::new(s.settings.concurrency));
         let poll = Duration::from_millis(s.settings.poll_interval_ms);
         let lease_ms = s.settings.lease_secs * 1000;
         loop {
+            if stop.is_cancelled() {
+                return;
+            }
             // Claim no more than can start now: a claimed message waits for nobody.
             let free = slots.available_permits() as i64;
             let want = free.min(s.settings.claim_batch);
@@ -212,11 +289,16 @@ impl Outbox {
                     .expect("the semaphore is never closed");
                 let this = self.clone();
                 let done = done.clone();
-                tokio::spawn(async move {
-                    let outcome = this.attempt(&m).await;
-                    let _ = done.send((m.id, outcome));
-                    drop(permit);
-                });
+                let span = tracing::info_span!("outbox_send", message_id = %m.id, app = %m.app, channel = %m.channel, attempt = m.attempt);
+                tokio::spawn(
+                    async move {
+                        let outcome = this.attempt(&m).await;
+                        tracing::debug!(state = state_of(&outcome), "attempt finished");
+                        let _ = done.send((m.id, outcome, m.channel));
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
             if want > 0 && got == want {
                 continue;
@@ -238,27 +320,28 @@ impl Outbox {
     }
 
     /// Writes finished attempts in batches; a batch the database refused is kept and
-    /// written again, never dropped.
-    async fn finisher(
-        self,
-        mut done: mpsc::UnboundedReceiver<(String, Outcome)>,
-        stop: CancellationToken,
-    ) {
+    /// written again, never dropped. Ends when the claimer and every attempt it started
+    /// are done (the channel closes), or when [`Outbox::drain`] gives up on it.
+    async fn finisher(self, mut done: mpsc::UnboundedReceiver<Done>) {
         let s = &self.inner;
         let mut batch = Vec::with_capacity(FINISH_BATCH);
+        let mut channels = Vec::with_capacity(FINISH_BATCH);
         loop {
             if batch.is_empty() {
-                tokio::select! {
-                    got = done.recv() => match got {
-                        Some(item) => batch.push(item),
-                        None => return,
-                    },
-                    _ = stop.cancelled() => return,
+                match done.recv().await {
+                    Some((id, outcome, channel)) => {
+                        batch.push((id, outcome));
+                        channels.push(channel);
+                    }
+                    None => return,
                 }
             }
             while batch.len() < FINISH_BATCH {
                 match done.try_recv() {
-                    Ok(item) => batch.push(item),
+                    Ok((id, outcome, channel)) => {
+                        batch.push((id, outcome));
+                        channels.push(channel);
+                    }
                     Err(_) => break,
                 }
             }
@@ -268,17 +351,39 @@ impl Outbox {
                 .await
             {
                 Ok(updated) => {
+                    count_recorded(&batch, &channels, &updated);
                     self.notify_settled(&updated);
                     batch.clear();
+                    channels.clear();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, pending = batch.len(), "outbox: cannot record finished sends; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }
+        }
+    }
+}
+
+/// The `wxlink_messages_total` state an attempt's outcome moves its message to.
+fn state_of(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Sent { .. } => "sent",
+        Outcome::Retry { .. } => "retried",
+        Outcome::Held { .. } => "held",
+        Outcome::Rejected { .. } => "rejected",
+        Outcome::Failed { .. } => "failed",
+    }
+}
+
+/// Counts the outcomes the store recorded: `updated` is the recorded ids, in batch order
+/// (an attempt whose lease was lost is left out).
+fn count_recorded(batch: &[(String, Outcome)], channels: &[Channel], updated: &[String]) {
+    let mut next = updated.iter().peekable();
+    for ((id, outcome), channel) in batch.iter().zip(channels) {
+        if next.peek().is_some_and(|u| *u == id) {
+            next.next();
+            crate::metrics::message(*channel, state_of(outcome));
         }
     }
 }

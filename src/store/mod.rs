@@ -2,6 +2,7 @@
 //! (several instances); the same SQL text serves both wherever the dialects agree, since
 //! sqlx's SQLite driver accepts `$N` placeholders.
 
+mod check;
 mod identities;
 mod ledger;
 mod oauth;
@@ -9,6 +10,7 @@ mod outbox;
 mod sessions;
 mod tokens;
 
+pub use check::{Schema, check_database};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};

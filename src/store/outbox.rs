@@ -465,6 +465,36 @@ impl Store {
         Ok(updated)
     }
 
+    /// Puts every message `owner` is sending back in the queue, due at once, its lease
+    /// cleared and the attempt it was claimed for not counted (shutdown: the instance
+    /// will not finish them). Returns the channels of the messages given back.
+    pub async fn release_claims(
+        &self,
+        owner: &str,
+        now_ms: i64,
+    ) -> Result<Vec<Channel>, StoreError> {
+        let line = history_line(
+            MessageStatus::Queued,
+            now_ms,
+            json!({ "detail": "given back to the queue at shutdown" }),
+        );
+        let sql = "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_until_ms = 0,
+                          attempts = attempts - 1, updated_ms = $2, history = history || $3
+                   WHERE lease_owner = $1 AND status = 'sending'
+                   RETURNING channel";
+        let rows: Vec<(String,)> = with_pool!(&self.write, |pool| {
+            sqlx::query_as(sql)
+                .bind(owner)
+                .bind(now_ms)
+                .bind(&line)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.iter()
+            .map(|(c,)| Channel::parse(c).map_err(bad))
+            .collect()
+    }
+
     /// Holds an app's channel until `until_ms` (WeChat's daily quota is spent).
     pub async fn hold_channel(
         &self,

@@ -13,6 +13,8 @@ pub struct StoredToken {
     pub access_token: Option<String>,
     pub expires_at: i64,
     pub version: i64,
+    /// When the stored token was fetched from WeChat.
+    pub fetched_at: Option<i64>,
     pub lease_owner: Option<String>,
     pub lease_until: i64,
     pub fetch_day: i64,
@@ -29,7 +31,7 @@ pub enum ForceRefreshDenied {
     TooSoon { retry_after_secs: i64 },
 }
 
-const COLUMNS: &str = "access_token, expires_at, version, lease_owner, lease_until, fetch_day, fetch_count, force_day, force_count, last_force_at";
+const COLUMNS: &str = "access_token, expires_at, version, fetched_at, lease_owner, lease_until, fetch_day, fetch_count, force_day, force_count, last_force_at";
 
 impl Store {
     /// The app's token row, created empty on first use. Every refresher reads this each

@@ -74,8 +74,20 @@ impl WechatClient {
         Ok(Self { http })
     }
 
-    /// Sends a request and turns WeChat's `{"errcode":N}` convention into errors.
+    /// Sends a request and turns WeChat's `{"errcode":N}` convention into errors; every
+    /// call is counted and timed here (`wxlink_wechat_requests_total`).
     async fn call<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, WechatError> {
+        let started = std::time::Instant::now();
+        let result = self.call_untimed(endpoint, req).await;
+        crate::metrics::wechat_call(endpoint, &result, started.elapsed());
+        result
+    }
+
+    async fn call_untimed<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
         req: reqwest::RequestBuilder,

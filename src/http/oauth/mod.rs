@@ -263,13 +263,32 @@ impl IntoResponse for Answer {
     }
 }
 
+/// The callback, counted by outcome (`wxlink_oauth_callbacks_total`).
 async fn callback(
     State(ctx): State<Ctx>,
     Path(app): Path<String>,
     Query(q): Query<CallbackQuery>,
     session: Session,
-) -> Result<Response, Page> {
-    let app_cfg = web_app(&ctx, &app)?;
+) -> Result<Answer, Page> {
+    let answer = complete_callback(&ctx, &app, q, session).await;
+    let outcome = match &answer {
+        Ok(Answer::Redirect { .. }) => "linked",
+        Ok(Answer::Page(p)) | Err(p) => p.outcome.as_str(),
+    };
+    let app = crate::domain::AppId::parse(&app)
+        .ok()
+        .filter(|id| ctx.app(id).is_some());
+    crate::metrics::oauth_callback(app.as_ref(), outcome);
+    answer
+}
+
+async fn complete_callback(
+    ctx: &Ctx,
+    app: &str,
+    q: CallbackQuery,
+    session: Session,
+) -> Result<Answer, Page> {
+    let app_cfg = web_app(ctx, app)?;
     let now = ctx.clock.now();
     let restart = |p: Page| {
         p.link(
@@ -327,13 +346,12 @@ async fn callback(
             .insert(SESSION_KEY, &pending)
             .await
             .map_err(session_error)?;
-        return Ok(restart(Page::new(
+        return Ok(Answer::Page(restart(Page::new(
             StatusCode::OK,
             "declined",
             "你已拒绝授权 / Authorization declined",
             "You chose not to authorize. Nothing was stored.",
-        ))
-        .into_response());
+        ))));
     };
     let code_hash = hash_token(&code);
     let state_hash = hash_token(state.as_str());
@@ -352,19 +370,19 @@ async fn callback(
         .claim_exchange(&code_hash, &app_cfg.id, &state_hash, now)
         .await?
     {
-        let answer = exchange::complete(&ctx, app_cfg, &entry, &code).await?;
+        let answer = exchange::complete(ctx, app_cfg, &entry, &code).await?;
         let stored = serde_json::to_string(&answer).expect("answer serializes");
         ctx.store
             .finish_exchange(&code_hash, &stored, ctx.clock.now())
             .await?;
         answer
     } else {
-        exchange::replay(&ctx, &code_hash, &state_hash).await?
+        exchange::replay(ctx, &code_hash, &state_hash).await?
     };
     pending[idx].used_code_hash = Some(code_hash);
     session
         .insert(SESSION_KEY, &pending)
         .await
         .map_err(session_error)?;
-    Ok(answer.into_response())
+    Ok(answer)
 }

@@ -1,0 +1,254 @@
+//! Prometheus metrics: one recorder per process, the named helpers every other module calls,
+//! and the sampler that keeps the gauges (outbox depth, token ages) fresh.
+//!
+//! Counting happens through the helpers below, never through `metrics::counter!` scattered
+//! in the code, so that every series and its labels are listed here. Label values are
+//! `&'static str` wherever the set is fixed in code; app ids and WeChat error codes are the
+//! only owned ones (both bounded by configuration and WeChat's code list).
+//!
+//! The recorder is process-wide: tests that start several services in one process share
+//! it, and [`install`] may be called any number of times.
+
+use crate::domain::{AppId, Channel};
+use crate::store::Store;
+use crate::token::TokenManager;
+use crate::wechat::WechatError;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// WeChat answers in tens of milliseconds to a few seconds; our client gives up at 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the process-wide recorder once and returns the handle that renders it.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("wxlink_wechat_request_duration_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if ::metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder was installed first; /metrics stays empty");
+        }
+        describe();
+        ::metrics::gauge!("wxlink_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        handle
+    })
+}
+
+/// The metrics in Prometheus' text format.
+pub fn render() -> String {
+    install().render()
+}
+
+fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "wxlink_build_info",
+        "Always 1; the version label says which build runs."
+    );
+    describe_counter!(
+        "wxlink_token_fetches_total",
+        "Upstream access-token fetches by app, mode (stable|classic), force (true|false) and result (ok|busy|unreachable|quota|refused|budget)."
+    );
+    describe_counter!(
+        "wxlink_token_refreshes_total",
+        "Access-token refreshes by app, mode and outcome: fetched (from WeChat), adopted (another instance's token from the store), kept (WeChat failed, the valid token kept), failed."
+    );
+    describe_gauge!(
+        "wxlink_token_age_seconds",
+        Unit::Seconds,
+        "Age of the access token this instance serves, per app."
+    );
+    describe_gauge!(
+        "wxlink_token_expires_in_seconds",
+        Unit::Seconds,
+        "Seconds until the served access token expires, per app (0 when there is none)."
+    );
+    describe_counter!(
+        "wxlink_wechat_requests_total",
+        "Calls to WeChat by endpoint and errcode (0 for success, transport, protocol)."
+    );
+    describe_histogram!(
+        "wxlink_wechat_request_duration_seconds",
+        Unit::Seconds,
+        "Latency of calls to WeChat by endpoint."
+    );
+    describe_counter!(
+        "wxlink_messages_total",
+        "Message state changes by channel and state: queued (accepted), sent, retried, held, rejected, failed, released (given back at shutdown), delivered."
+    );
+    describe_gauge!(
+        "wxlink_outbox_depth",
+        "Messages queued or being sent (all instances sharing the database)."
+    );
+    describe_gauge!(
+        "wxlink_outbox_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest message queued or being sent; 0 when the outbox is empty."
+    );
+    describe_counter!(
+        "wxlink_pushes_total",
+        "WeChat server pushes by event and outcome (accepted, duplicate, refused), with the refusal reason."
+    );
+    describe_counter!(
+        "wxlink_oauth_callbacks_total",
+        "Web authorization callbacks by app and outcome (the page's data-outcome)."
+    );
+    describe_counter!(
+        "wxlink_rate_limited_total",
+        "Requests answered 429 by the inbound rate limit, by group (browser, push)."
+    );
+}
+
+fn app_label(app: &AppId) -> String {
+    app.as_str().to_owned()
+}
+
+/// One upstream token fetch attempt and how it ended.
+pub fn token_fetch(app: &AppId, mode: &'static str, force: bool, result: &'static str) {
+    ::metrics::counter!(
+        "wxlink_token_fetches_total",
+        "app" => app_label(app),
+        "mode" => mode,
+        "force" => if force { "true" } else { "false" },
+        "result" => result,
+    )
+    .increment(1);
+}
+
+/// How a refresh of the token manager ended: `fetched`, `adopted`, `kept` or `failed`.
+pub fn token_refresh(app: &AppId, mode: &'static str, outcome: &'static str) {
+    ::metrics::counter!(
+        "wxlink_token_refreshes_total",
+        "app" => app_label(app),
+        "mode" => mode,
+        "outcome" => outcome,
+    )
+    .increment(1);
+}
+
+/// One call to WeChat: its endpoint, how it ended, how long it took.
+pub fn wechat_call<T>(endpoint: &'static str, result: &Result<T, WechatError>, took: Duration) {
+    let errcode: ::metrics::SharedString = match result {
+        Ok(_) => "0".into(),
+        Err(WechatError::Api { code, .. }) => code.code().to_string().into(),
+        Err(WechatError::Transport { .. }) => "transport".into(),
+        Err(WechatError::Protocol { .. }) => "protocol".into(),
+    };
+    ::metrics::counter!("wxlink_wechat_requests_total", "endpoint" => endpoint, "errcode" => errcode)
+        .increment(1);
+    ::metrics::histogram!("wxlink_wechat_request_duration_seconds", "endpoint" => endpoint)
+        .record(took.as_secs_f64());
+}
+
+/// A message entered `state` (see `wxlink_messages_total`). The delivery report of the push
+/// endpoint counts `delivered` (or `failed`) here too.
+pub fn message(channel: Channel, state: &'static str) {
+    ::metrics::counter!("wxlink_messages_total", "channel" => channel.as_str(), "state" => state)
+        .increment(1);
+}
+
+/// How the push endpoint answered one WeChat push.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Verified and recorded.
+    Accepted,
+    /// Verified, but already seen (WeChat retries a push it got no answer to in 5 s).
+    Duplicate,
+    /// Refused; the reason is a fixed word such as `bad_signature`, `stale_timestamp`,
+    /// `decrypt_failed`, `malformed`, `unknown_app`.
+    Refused(&'static str),
+}
+
+/// Counts one push. `event` is WeChat's `Event` (or `MsgType` for plain messages) as sent;
+/// use `"unknown"` when the push could not be read. Anything longer than 40 characters or
+/// outside `[A-Za-z0-9_]` is counted as `other`, so a forged push cannot mint series.
+pub fn push(event: &str, outcome: PushOutcome) {
+    let event: ::metrics::SharedString = if !event.is_empty()
+        && event.len() <= 40
+        && event
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        event.to_owned().into()
+    } else {
+        "other".into()
+    };
+    let (outcome, reason) = match outcome {
+        PushOutcome::Accepted => ("accepted", ""),
+        PushOutcome::Duplicate => ("duplicate", ""),
+        PushOutcome::Refused(reason) => ("refused", reason),
+    };
+    ::metrics::counter!(
+        "wxlink_pushes_total",
+        "event" => event,
+        "outcome" => outcome,
+        "reason" => reason,
+    )
+    .increment(1);
+}
+
+/// One web authorization callback: the app (`unknown` for a name not configured) and the
+/// outcome its page declares.
+pub fn oauth_callback(app: Option<&AppId>, outcome: &str) {
+    let app: ::metrics::SharedString = match app {
+        Some(a) => app_label(a).into(),
+        None => "unknown".into(),
+    };
+    ::metrics::counter!("wxlink_oauth_callbacks_total", "app" => app, "outcome" => outcome.to_owned())
+        .increment(1);
+}
+
+/// A request refused by the inbound rate limit.
+pub fn rate_limited(group: &'static str) {
+    ::metrics::counter!("wxlink_rate_limited_total", "group" => group).increment(1);
+}
+
+/// Samples the gauges every `every` until `stop`: outbox depth (one small query), token
+/// ages (from memory), and the exporter's upkeep.
+pub fn spawn_sampler(
+    store: Store,
+    tokens: TokenManager,
+    clock: crate::clock::Clock,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let handle = install();
+    tokio::spawn(async move {
+        loop {
+            match store.outbox_depth().await {
+                Ok((depth, oldest)) => {
+                    ::metrics::gauge!("wxlink_outbox_depth").set(depth as f64);
+                    let age = oldest.map_or(0, |ms| (clock.now_ms() - ms).max(0));
+                    ::metrics::gauge!("wxlink_outbox_oldest_age_seconds").set(age as f64 / 1000.0);
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
+            }
+            let now = clock.now();
+            for t in tokens.status() {
+                let app = app_label(&t.app);
+                ::metrics::gauge!("wxlink_token_expires_in_seconds", "app" => app.clone())
+                    .set(t.expires_at.map_or(0, |e| (e - now).max(0)) as f64);
+                if let Some(fetched_at) = t.fetched_at {
+                    ::metrics::gauge!("wxlink_token_age_seconds", "app" => app)
+                        .set((now - fetched_at).max(0) as f64);
+                }
+            }
+            handle.run_upkeep();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+}
