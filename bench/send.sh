@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark: send by business user id through the public API, release builds, the
 # simulator and the load generator (examples/send_load.rs) in processes of their own.
-# Usage: bench/send.sh [users] [messages] [concurrency] [rate] [rate_secs] [database_url]
+# Usage: bench/send.sh [users] [messages] [concurrency] [rate] [rate_secs] [store] [instances]
+#   store: sqlite (default) or a PostgreSQL server URL (a fresh database is made and dropped)
+#   instances: how many wxlink processes share the store (the load goes round-robin)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS="${1:-2000}"
@@ -9,18 +11,31 @@ MESSAGES="${2:-30000}"
 CONNS="${3:-64}"
 RATE="${4:-1000}"
 SECS="${5:-10}"
+STORE="${6:-sqlite}"
+INSTANCES="${7:-1}"
 cargo build --release --quiet --bin wxlink --example send_load
 
 work="$(mktemp -d)"
-DB="${6:-sqlite://$work/bench.db}"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+pgdb=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [ -n "$pgdb" ] && psql "$STORE" -qc "DROP DATABASE IF EXISTS $pgdb" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
+if [ "$STORE" = sqlite ]; then
+  DB="sqlite://$work/bench.db"
+else
+  pgdb="wxlink_bench_$(date +%s)_$$"
+  psql "$STORE" -qc "CREATE DATABASE $pgdb" >/dev/null
+  DB="${STORE%/*}/$pgdb"
+fi
 
 KEY="bench-key-$(date +%s)"
 SHA="$(printf '%s' "$KEY" | ./target/release/wxlink hash-key)"
 cat > "$work/wxlink.toml" <<TOML
-listen = "127.0.0.1:18080"
 database_url = "$DB"
 [outbox]
 rate_per_sec = 20000
@@ -37,15 +52,23 @@ open_base = "http://127.0.0.1:19090"
 TOML
 
 RUST_LOG=warn ./target/release/wxlink --config "$work/wxlink.toml" sim --listen 127.0.0.1:19090 >/dev/null & pids+=($!)
-# The service runs at its default log level (info), as in production.
-./target/release/wxlink --config "$work/wxlink.toml" serve >"$work/service.log" 2>&1 & pids+=($!)
-ready=
-for _ in $(seq 1 50); do
-  if curl -sf http://127.0.0.1:18080/livez >/dev/null && curl -sf http://127.0.0.1:19090/_sim/stats >/dev/null; then ready=1; break; fi
-  sleep 0.2
+bases=()
+for i in $(seq 1 "$INSTANCES"); do
+  port=$((18079 + i))
+  # The service runs at its default log level (info), as in production.
+  WXLINK_LISTEN="127.0.0.1:$port" ./target/release/wxlink --config "$work/wxlink.toml" serve >"$work/service$i.log" 2>&1 & pids+=($!)
+  bases+=("http://127.0.0.1:$port")
 done
-[ -n "$ready" ] || { echo "bench: the servers did not come up (ports 18080, 19090 free?)" >&2; cat "$work/service.log" >&2; exit 1; }
+for b in "${bases[@]}" http://127.0.0.1:19090/_sim; do
+  ready=
+  for _ in $(seq 1 100); do
+    if curl -sf "$b/livez" >/dev/null || curl -sf "$b/stats" >/dev/null; then ready=1; break; fi
+    sleep 0.2
+  done
+  [ -n "$ready" ] || { echo "bench: $b did not come up (ports 18080.., 19090 free?)" >&2; cat "$work"/service*.log >&2; exit 1; }
+done
 
-echo "send benchmark: $USERS users, $(nproc) cores, store ${DB%%:*}, $(date -u +%Y-%m-%d)"
-./target/release/examples/send_load http://127.0.0.1:18080 http://127.0.0.1:19090 "$KEY" wxbench000000001 \
+echo "send benchmark: $USERS users, $(nproc) cores, store ${DB%%:*}, $INSTANCES instance(s), $(date -u +%Y-%m-%d)"
+IFS=,; list="${bases[*]}"; unset IFS
+./target/release/examples/send_load "$list" http://127.0.0.1:19090 "$KEY" wxbench000000001 \
   "$USERS" "$MESSAGES" "$CONNS" "$RATE" "$SECS"

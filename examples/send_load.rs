@@ -6,7 +6,9 @@
 //! received every one). Phase 2 (latency): an open-loop fixed rate R for D seconds;
 //! reports accept latency percentiles.
 //!
-//! Usage: send_load BASE SIM_BASE API_KEY APPID [users] [messages] [concurrency] [rate] [secs]
+//! Usage: send_load BASES SIM_BASE API_KEY APPID [users] [messages] [concurrency] [rate] [secs]
+//! BASES is one service URL or several separated by commas (instances behind a balancer:
+//! requests go round-robin).
 
 use reqwest::Client;
 use serde_json::{Value, json};
@@ -17,7 +19,7 @@ use tokio::sync::Semaphore;
 const TEMPLATE: &str = "benchtemplate0000000000000000000000000000001";
 
 struct Args {
-    base: String,
+    bases: Vec<String>,
     sim: String,
     key: String,
     appid: String,
@@ -32,7 +34,10 @@ fn args() -> Args {
     let a: Vec<String> = std::env::args().skip(1).collect();
     let get = |i: usize, d: &str| a.get(i).cloned().unwrap_or_else(|| d.to_owned());
     Args {
-        base: get(0, "http://127.0.0.1:18080"),
+        bases: get(0, "http://127.0.0.1:18080")
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
         sim: get(1, "http://127.0.0.1:19090"),
         key: get(2, ""),
         appid: get(3, "wxbench000000001"),
@@ -76,8 +81,9 @@ fn body(i: usize) -> Value {
 async fn send_one(c: &Client, a: &Args, i: usize) -> Option<Duration> {
     let user = format!("u{}", i % a.users);
     let t0 = Instant::now();
+    let base = &a.bases[i % a.bases.len()];
     let r = c
-        .post(format!("{}/api/v1/users/{user}/messages", a.base))
+        .post(format!("{base}/api/v1/users/{user}/messages"))
         .bearer_auth(&a.key)
         .json(&body(i))
         .send()
@@ -110,7 +116,7 @@ async fn setup(c: &Client, a: &Args) {
         let (c, sim, base, key, appid) = (
             c.clone(),
             a.sim.clone(),
-            a.base.clone(),
+            a.bases[0].clone(),
             a.key.clone(),
             a.appid.clone(),
         );
