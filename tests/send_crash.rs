@@ -3,6 +3,9 @@
 //! database finishes the work. Every accepted message reaches WeChat (the simulator), and
 //! no template message reaches it twice (client_msg_id).
 
+mod common;
+
+use common::process::Service;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -16,39 +19,6 @@ const KEY: &str = "crash-test-key";
 const TEMPLATE_MESSAGES: usize = 120;
 const SUBSCRIBE_MESSAGES: usize = 30;
 const FORM_MESSAGES: usize = 30;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Service {
-    child: tokio::process::Child,
-    base: String,
-}
-
-async fn start(config: &std::path::Path) -> Service {
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
-        .args(["--config", config.to_str().unwrap()])
-        .env("WXLINK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let c = Client::new();
-    for _ in 0..200 {
-        if c.get(format!("{base}/livez")).send().await.is_ok() {
-            return Service { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("wxlink did not start");
-}
 
 async fn post(c: &Client, url: String, body: Value) -> Value {
     let r = c
@@ -114,7 +84,7 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
         ),
     )
     .unwrap();
-    let mut first = start(&config).await;
+    let mut first = Service::start(&config).await;
     let base = first.base.clone();
 
     // Ten people, each known to both apps, with acceptances and prepay ids to spare.
@@ -207,8 +177,7 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
         assert!(Instant::now() < deadline, "nothing was sent");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    first.child.start_kill().unwrap();
-    first.child.wait().await.unwrap();
+    first.kill().await;
     let at_kill = sim.received_messages().len();
     assert!(
         at_kill < accepted.len(),
@@ -216,7 +185,7 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
     );
 
     post(&c, format!("{sim_base}/_sim/faults"), json!({})).await;
-    let second = start(&config).await;
+    let second = Service::start(&config).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending: Vec<String> = accepted.keys().cloned().collect();
     while !pending.is_empty() {

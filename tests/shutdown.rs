@@ -3,6 +3,8 @@
 //! restarted instance sends what was left. Real time (the simulator's latency is what keeps
 //! sends in flight).
 
+mod common;
+
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -97,31 +99,8 @@ impl World {
 
     /// Starts the binary and waits until it answers.
     async fn start(&self, config: &Path) -> (tokio::process::Child, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
-            .args(["--config", config.to_str().unwrap()])
-            .env("WXLINK_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .env_remove("DATABASE_URL")
-            .env_remove("WXLINK_DATABASE_URL")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if let Ok(r) = self.client.get(format!("{base}/livez")).send().await
-                && r.status() == StatusCode::OK
-            {
-                return (child, base);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("wxlink did not start");
+        let service = common::process::Service::start(config).await;
+        (service.child, service.base)
     }
 
     async fn bind(&self, base: &str, user: &str) {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::process::free_port;
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -13,14 +14,6 @@ use wxlink::sim::Sim;
 
 const APPID: &str = "wxproc0000000001";
 const KEY: &str = "process-test-key";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {

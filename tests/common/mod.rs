@@ -2,6 +2,8 @@
 //! loopback ports, each test with its own database, and drives them over real HTTP.
 #![allow(dead_code)]
 
+pub mod process;
+
 use reqwest::header::{HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
@@ -77,7 +79,7 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// Creates an empty database on the server and returns its URL.
-async fn fresh_postgres_database(server: &str) -> String {
+pub async fn fresh_postgres_database(server: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(server)
         .await
