@@ -1,0 +1,248 @@
+//! Three wxlink processes sharing one PostgreSQL database and one simulator, with the test
+//! playing the load balancer: authorizations that start on one instance and end on
+//! another, sends spread over all three while one of them is SIGKILLed, and the token:
+//! one upstream fetch per refresh window for the whole fleet, and every accepted message
+//! delivered exactly once, as the simulator saw it. Real time: tokens live 8 seconds.
+
+mod common;
+
+use common::process::{Service, free_port};
+use common::{WECHAT_UA, fresh_postgres_database, location, postgres_url};
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use wxlink::clock::Clock;
+use wxlink::sim::Sim;
+
+const APPID: &str = "wxfleet000000001";
+const KEY: &str = "fleet-test-key";
+const USERS: usize = 6;
+const MESSAGES_PER_ROUND: usize = 60;
+
+/// The same URL on another instance: what a load balancer does with a request.
+fn on(url: &str, base: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let b = url::Url::parse(base).unwrap();
+    u.set_port(b.port()).unwrap();
+    u.to_string()
+}
+
+fn browser() -> Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::USER_AGENT,
+        reqwest::header::HeaderValue::from_static(WECHAT_UA),
+    );
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn three_instances_share_one_postgres_database() {
+    let Some(server) = postgres_url() else { return };
+    let started = Instant::now();
+    let sim = Sim::new(Clock::system());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(wxlink::sim::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    let c = Client::new();
+    let sim_post = async |path: &str, body: Value| -> Value {
+        let r = c
+            .post(format!("{sim_base}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}");
+        r.json().await.unwrap()
+    };
+    // The instances' public address is the first one's (the balancer's, in production).
+    let ports = [free_port(), free_port(), free_port()];
+    let public = format!("http://127.0.0.1:{}", ports[0]);
+    sim_post(
+        "/_sim/apps",
+        json!({"appid": APPID, "secret": "s", "kind": "official_account",
+               "auth_domain": format!("127.0.0.1:{}", ports[0]), "token_ttl_secs": 8}),
+    )
+    .await;
+    let template = sim_post(
+        "/_sim/templates",
+        json!({"appid": APPID, "kind": "template", "title": "t", "content": "{{keyword1.DATA}}"}),
+    )
+    .await["template_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wxlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{db}\"\npublic_url = \"{public}\"\n\
+             [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\nlease_secs = 5\n\
+             [outbox]\nlease_secs = 5\npoll_interval_ms = 50\nbackoff_base_ms = 50\n\
+             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+             [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
+             token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
+            db = fresh_postgres_database(&server).await,
+            key = wxlink::domain::hash_token(KEY),
+        ),
+    )
+    .unwrap();
+    let mut fleet = Vec::new();
+    for port in ports {
+        fleet.push(Service::start_on(&config, port).await);
+    }
+    let bases: Vec<String> = fleet.iter().map(|s| s.base.clone()).collect();
+
+    // Links: the ticket is minted on one instance, opened on the next, and WeChat's
+    // callback lands on the third (sessions and tickets live in the shared database).
+    for u in 0..USERS {
+        let person = sim_post("/_sim/people", json!({})).await;
+        let r = c
+            .post(format!("{}/api/v1/users/u{u}/link-tickets", bases[u % 3]))
+            .bearer_auth(KEY)
+            .json(&json!({"app": "oa"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let ticket = r.json::<Value>().await.unwrap()["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let b = browser();
+        let r = b
+            .get(on(&ticket, &bases[(u + 1) % 3]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let r = b
+            .get(location(&r))
+            .header("x-wxsim-person", person["id"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        let callback = on(&location(&r), &bases[(u + 2) % 3]);
+        let r = b.get(callback).send().await.unwrap();
+        let body = r.text().await.unwrap();
+        assert!(body.contains("data-outcome=\"linked\""), "{body}");
+        let user: Value = c
+            .get(format!("{}/api/v1/users/u{u}", bases[u % 3]))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(user["identities"][0]["openid"], person["openids"][APPID]);
+    }
+
+    // Sends over all three; WeChat answers slowly, so sends are in flight when one dies.
+    sim_post("/_sim/faults", json!({"latency_ms": 100})).await;
+    let mut accepted: HashMap<String, String> = HashMap::new();
+    let mut send = async |base: &str, n: usize| {
+        let marker = format!("m{n}");
+        let r = c
+            .post(format!("{base}/api/v1/users/u{}/messages", n % USERS))
+            .bearer_auth(KEY)
+            .json(
+                &json!({"channel": "template", "app": "oa", "template_id": template,
+                          "data": {"keyword1": marker}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        accepted.insert(id, marker);
+    };
+    for n in 0..MESSAGES_PER_ROUND {
+        send(&bases[n % 3], n).await;
+    }
+    fleet[2].kill().await;
+    for n in MESSAGES_PER_ROUND..2 * MESSAGES_PER_ROUND {
+        send(&bases[n % 2], n).await;
+    }
+    sim_post("/_sim/faults", json!({})).await;
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in accepted.keys() {
+        loop {
+            let m: Value = c
+                .get(format!("{}/api/v1/messages/{id}", bases[0]))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if m["status"] == "sent" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never sent: {m}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in sim.received_messages() {
+        *seen.entry(m.data["keyword1"].value.clone()).or_default() += 1;
+    }
+    for marker in accepted.values() {
+        assert_eq!(seen.get(marker), Some(&1), "{marker} reached WeChat once");
+    }
+    assert_eq!(seen.len(), accepted.len());
+
+    // The token: tokens live 8 s and are renewed 3-5 s after each fetch, so the fleet needs
+    // about one fetch per 4 s of the test; three instances fetching on their own would need
+    // three times that.
+    let elapsed = started.elapsed().as_secs();
+    let fetches = sim
+        .stats()
+        .get(&format!("token_fetches:{APPID}"))
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        fetches <= elapsed / 3 + 2,
+        "{fetches} token fetches in {elapsed} s"
+    );
+    let token = async |base: &str| -> String {
+        c.get(format!("{base}/api/v1/apps/oa/access-token"))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let mut same = false;
+    for _ in 0..30 {
+        if token(&bases[0]).await == token(&bases[1]).await {
+            same = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(same, "the instances serve the same token");
+}
