@@ -8,7 +8,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Errors of the backend JSON API, answered as `{"error":{"code","message",...}}`.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,32 @@ impl ApiError {
     }
 }
 
+/// The body of every API error. `ApiError` is always answered through this type, so the
+/// OpenAPI document's error schema is the one the service writes.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorObject,
+}
+
+/// What went wrong: a stable `code` to branch on and a `message` for people.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErrorObject {
+    /// Stable and machine-readable, e.g. `invalid_body`, `no_identity`, `wechat_refused`.
+    #[schema(example = "user_not_found")]
+    pub code: String,
+    /// For people; it may change between versions.
+    #[schema(example = "no identity is bound to user 42")]
+    pub message: String,
+    /// WeChat's error code, when the refusal came from WeChat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errcode: Option<i64>,
+    /// More fields for some codes: `field` and `rule` (`invalid_data`), `app`
+    /// (`no_identity`), `existing_user_id`, `requested_user_id` and `via`
+    /// (`identity_conflict`), `existing_id` (`idempotency_conflict`)...
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, Value>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
@@ -155,21 +181,26 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut error = json!({ "code": code, "message": message });
+        let mut error = ErrorObject {
+            code: code.to_owned(),
+            message,
+            errcode: None,
+            details: serde_json::Map::new(),
+        };
         if let Self::Conflict { details, .. }
         | Self::Invalid { details, .. }
         | Self::NotFound { details, .. } = &self
-            && let (Some(obj), Some(extra)) = (error.as_object_mut(), details.as_object())
+            && let Some(extra) = details.as_object()
         {
-            obj.extend(extra.clone());
+            error.details = extra.clone();
         }
         if let Self::Upstream(WechatError::Api { code, .. }) = &self {
-            error["errcode"] = json!(code.code());
+            error.errcode = Some(code.code());
         }
         if let Self::WechatRefused { errcode, .. } | Self::WechatRejected { errcode, .. } = &self {
-            error["errcode"] = json!(errcode);
+            error.errcode = Some(*errcode);
         }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let mut response = (status, Json(ErrorBody { error })).into_response();
         if let Self::TooManyRequests {
             retry_after_secs: Some(secs),
             ..

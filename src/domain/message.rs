@@ -29,7 +29,7 @@ string_id!(
 );
 
 /// How a message reaches the person.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Official Account template message.
@@ -77,7 +77,7 @@ impl fmt::Display for Channel {
 }
 
 /// Where a message is: `queued -> sending -> sent -> delivered | failed`, or `rejected`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     Queued,
@@ -166,7 +166,7 @@ impl<'de> Deserialize<'de> for MessageData {
 }
 
 /// A value as the caller may send it: a plain string or `{"value","color"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum RawDataValue {
     Plain(String),

@@ -6,7 +6,7 @@ use std::fmt;
 use url::Url;
 
 /// The two scopes an Official Account web page may ask for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OAuthScope {
     /// Silent: openid (and unionid where the account has the privilege) only.
     #[serde(rename = "snsapi_base")]

@@ -15,26 +15,40 @@ use serde_json::json;
 use std::collections::BTreeMap;
 
 /// `POST /api/v1/users/{user_id}/messages`, as sent.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"channel": "template", "app": "oa", "template_id": "sandbox_order_shipped",
+    "data": {"keyword1": "339208499", "keyword2": {"value": "顺丰", "color": "#173177"}}}))]
 pub struct SendRequest {
+    /// `template` (Official Account), `subscribe` (mini-program) or `form` (legacy
+    /// mini-program template with a form_id / prepay_id).
+    #[schema(example = "template")]
     pub channel: String,
+    /// May be left out when exactly one configured app fits the channel.
     #[serde(default)]
     pub app: Option<String>,
     pub template_id: String,
+    /// The template's `{{name.DATA}}` keys, each a string or `{"value","color"}`.
     pub data: BTreeMap<String, RawDataValue>,
+    /// Template only: the page the card opens.
     #[serde(default)]
     pub url: Option<String>,
+    /// Template only: a mini-program page the card opens instead.
     #[serde(default)]
     pub miniprogram: Option<RawMiniProgram>,
+    /// Subscribe and form: the mini-program page, e.g. `pages/order?id=1`.
     #[serde(default)]
     pub page: Option<String>,
+    /// Subscribe only: `developer`, `trial` or `formal`.
     #[serde(default)]
     pub miniprogram_state: Option<String>,
+    /// Subscribe only: `zh_CN`, `en_US`, `zh_HK` or `zh_TW`.
     #[serde(default)]
     pub lang: Option<String>,
+    /// Form only, e.g. `keyword1.DATA`.
     #[serde(default)]
     pub emphasis_keyword: Option<String>,
+    /// Refused with 409 `muted` when the user muted it.
     #[serde(default)]
     pub category: Option<String>,
     /// Shorten over-long text fields (with `…`) instead of refusing them.
@@ -42,7 +56,8 @@ pub struct SendRequest {
     pub truncate: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The mini-program a template message's card opens.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMiniProgram {
     pub appid: String,

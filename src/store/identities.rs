@@ -6,7 +6,7 @@ use crate::wechat::types::UserInfo;
 use serde::Serialize;
 
 /// One person's identity in one app.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Identity {
     pub app: AppId,
     pub openid: OpenId,

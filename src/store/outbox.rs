@@ -39,7 +39,7 @@ pub enum Enqueued {
 }
 
 /// A stored message with its history.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: String,
     pub user_id: UserId,
@@ -51,6 +51,7 @@ pub struct Message {
     pub status: MessageStatus,
     /// WeChat's msgid as a string: a 64-bit integer does not survive a JSON float.
     #[serde(serialize_with = "msgid_as_string")]
+    #[schema(value_type = Option<String>)]
     pub msgid: Option<i64>,
     pub errcode: Option<i64>,
     pub reason: Option<String>,
@@ -58,6 +59,8 @@ pub struct Message {
     pub next_attempt_ms: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Every state the message was in, oldest first: `{"status","at_ms",...}`.
+    #[schema(value_type = Vec<Object>)]
     pub history: Vec<Value>,
     #[serde(skip)]
     pub request_hash: String,

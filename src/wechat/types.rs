@@ -95,7 +95,7 @@ impl std::fmt::Debug for Code2SessionResponse {
 }
 
 /// `/sns/userinfo`. Since 2021 sex is 0 and the region fields are empty; kept anyway.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct UserInfo {
     pub openid: String,
     #[serde(default)]

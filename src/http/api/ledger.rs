@@ -1,32 +1,29 @@
 //! What a person allowed: subscribe-message acceptances, legacy form ids, muted categories.
 
-use super::{ApiJson, Caller, parse_user};
+use super::doc::{BodyErrors, CommonErrors};
+use super::{ApiJson, Caller, UserPath, parse_user};
 use crate::config::AppConfig;
 use crate::context::Ctx;
-use crate::domain::{Category, Channel, OpenId, TemplateId, UserId};
-use crate::error::ApiError;
+use crate::domain::{AppId, Category, Channel, OpenId, TemplateId, UserId};
+use crate::error::{ApiError, ErrorBody};
 use crate::store::FormIdKind;
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{post, put};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// One acceptance request may add at most this many one-time sends.
 const MAX_COUNT: i64 = 1000;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route(
-            "/api/v1/users/{user_id}/subscriptions",
-            post(add_subscription).get(list_subscriptions),
-        )
-        .route("/api/v1/users/{user_id}/form-ids", post(add_form_id))
-        .route(
-            "/api/v1/users/{user_id}/preferences",
-            put(set_preferences).get(get_preferences),
-        )
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(add_subscription, list_subscriptions))
+        .routes(routes!(add_form_id))
+        .routes(routes!(set_preferences, get_preferences))
 }
 
 /// The mini-program app named (or the only one) and the user's openid in it.
@@ -51,28 +48,66 @@ async fn mini_program_identity<'a>(
     Ok((app, identity.openid))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubscriptionRequest {
+    /// A mini-program app; may be left out when only one is configured.
     app: Option<String>,
     template_id: String,
+    /// One-time sends the person accepted (1 to 1000; 0 only with `long_term`).
     #[serde(default = "one")]
+    #[schema(default = 1)]
     count: i64,
+    /// A long-term subscription (public-service templates).
     #[serde(default)]
     long_term: bool,
+}
+
+/// One line of a user's subscription ledger.
+#[derive(Serialize, ToSchema)]
+struct SubscriptionBody {
+    app: AppId,
+    template_id: String,
+    /// One-time sends left.
+    remaining: i64,
+    long_term: bool,
+    /// Unix seconds; in lists only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    updated_at: Option<i64>,
+}
+
+/// The user's ledger in every app.
+#[derive(Serialize, ToSchema)]
+struct SubscriptionsBody {
+    subscriptions: Vec<SubscriptionBody>,
 }
 
 fn one() -> i64 {
     1
 }
 
-/// Records acceptances the person made in the mini-program (wx.requestSubscribeMessage).
+/// Records subscribe-message acceptances the person made in the mini-program
+/// (`wx.requestSubscribeMessage`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user_id}/subscriptions",
+    tag = "consent",
+    params(UserPath),
+    request_body = SubscriptionRequest,
+    responses(
+        (status = 201, description = "The ledger line after the addition", body = SubscriptionBody),
+        (status = 400, description = "`invalid_user_id`, `invalid_template_id`, `invalid_count`, `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`; `no_identity` (the user has no identity in that app: `app`)", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn add_subscription(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
     ApiJson(req): ApiJson<SubscriptionRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SubscriptionBody>), ApiError> {
     let user = parse_user(&user_id)?;
     let template = TemplateId::parse(&req.template_id)
         .map_err(|e| ApiError::invalid("invalid_template_id", e.0))?;
@@ -97,18 +132,33 @@ async fn add_subscription(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "app": app.id, "template_id": sub.template_id, "remaining": sub.remaining,
-            "long_term": sub.long_term,
-        })),
+        Json(SubscriptionBody {
+            app: app.id.clone(),
+            template_id: sub.template_id,
+            remaining: sub.remaining,
+            long_term: sub.long_term,
+            updated_at: None,
+        }),
     ))
 }
 
+/// The user's subscription ledger in every app.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}/subscriptions",
+    tag = "consent",
+    params(UserPath),
+    responses(
+        (status = 200, description = "Every ledger line of the user's identities (empty for an unknown user)", body = SubscriptionsBody),
+        (status = 400, description = "`invalid_user_id`", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn list_subscriptions(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SubscriptionsBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let mut out = Vec::new();
     for identity in ctx.store.user_identities(&user).await? {
@@ -117,30 +167,62 @@ async fn list_subscriptions(
             .subscriptions(&identity.app, &identity.openid)
             .await?
         {
-            out.push(json!({
-                "app": identity.app, "template_id": sub.template_id, "remaining": sub.remaining,
-                "long_term": sub.long_term, "updated_at": sub.updated_at,
-            }));
+            out.push(SubscriptionBody {
+                app: identity.app.clone(),
+                template_id: sub.template_id,
+                remaining: sub.remaining,
+                long_term: sub.long_term,
+                updated_at: Some(sub.updated_at),
+            });
         }
     }
-    Ok(Json(json!({ "subscriptions": out })))
+    Ok(Json(SubscriptionsBody { subscriptions: out }))
 }
 
-#[derive(Deserialize)]
+/// Exactly one of `form_id` and `prepay_id`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FormIdRequest {
+    /// A mini-program app; may be left out when only one is configured.
     app: Option<String>,
+    /// From a `<form report-submit>`: one send.
     form_id: Option<String>,
+    /// From a payment: three sends.
     prepay_id: Option<String>,
 }
 
+/// A stored form_id or prepay_id.
+#[derive(Serialize, ToSchema)]
+struct FormIdBody {
+    app: AppId,
+    form_id: String,
+    kind: FormIdKind,
+    uses_left: i64,
+    /// Unix seconds: 7 days after it was stored.
+    expires_at: i64,
+}
+
 /// Stores a legacy form_id (one send) or prepay_id (three sends), each valid 7 days.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user_id}/form-ids",
+    tag = "consent",
+    params(UserPath),
+    request_body = FormIdRequest,
+    responses(
+        (status = 201, description = "Stored", body = FormIdBody),
+        (status = 400, description = "`invalid_user_id`, `invalid_body` (not exactly one of the two), `invalid_form_id`, `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `invalid_json`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`; `no_identity` (`app`)", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn add_form_id(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
     ApiJson(req): ApiJson<FormIdRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FormIdBody>), ApiError> {
     let user = parse_user(&user_id)?;
     let (id, kind) = match (&req.form_id, &req.prepay_id) {
         (Some(f), None) => (f, FormIdKind::Form),
@@ -166,26 +248,50 @@ async fn add_form_id(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "app": app.id, "form_id": stored.form_id, "kind": stored.kind,
-            "uses_left": stored.uses_left, "expires_at": stored.expires_at,
-        })),
+        Json(FormIdBody {
+            app: app.id.clone(),
+            form_id: stored.form_id,
+            kind: stored.kind,
+            uses_left: stored.uses_left,
+            expires_at: stored.expires_at,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+/// The categories a user muted.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Preferences {
+    /// e.g. `["marketing"]`; an empty list unmutes everything.
     muted: Vec<String>,
 }
 
-/// Replaces the categories the user muted; a send in a muted category is refused.
+/// The categories the user muted, as stored.
+#[derive(Serialize, ToSchema)]
+struct PreferencesBody {
+    muted: Vec<Category>,
+}
+
+/// Replaces the categories the user muted; a send in a muted `category` is refused.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{user_id}/preferences",
+    tag = "consent",
+    params(UserPath),
+    request_body = Preferences,
+    responses(
+        (status = 200, description = "The muted categories now", body = PreferencesBody),
+        (status = 400, description = "`invalid_user_id`, `invalid_category`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn set_preferences(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
     ApiJson(req): ApiJson<Preferences>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PreferencesBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let muted = req
         .muted
@@ -194,14 +300,30 @@ async fn set_preferences(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::invalid("invalid_category", e.0))?;
     ctx.store.set_muted(&user, &muted, ctx.clock.now()).await?;
-    Ok(Json(json!({ "muted": ctx.store.muted(&user).await? })))
+    Ok(Json(PreferencesBody {
+        muted: ctx.store.muted(&user).await?,
+    }))
 }
 
+/// The categories the user muted.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}/preferences",
+    tag = "consent",
+    params(UserPath),
+    responses(
+        (status = 200, description = "The muted categories (empty when none)", body = PreferencesBody),
+        (status = 400, description = "`invalid_user_id`", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn get_preferences(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PreferencesBody>, ApiError> {
     let user = parse_user(&user_id)?;
-    Ok(Json(json!({ "muted": ctx.store.muted(&user).await? })))
+    Ok(Json(PreferencesBody {
+        muted: ctx.store.muted(&user).await?,
+    }))
 }

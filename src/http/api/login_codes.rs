@@ -1,32 +1,64 @@
 //! `POST /api/v1/login-codes/redeem`: a backend turns the `wxlink_code` it received on its
 //! return_to URL into the person's identity.
 
+use super::doc::{BodyErrors, CommonErrors};
 use super::{ApiJson, Caller};
 use crate::context::Ctx;
-use crate::domain::hash_token;
-use crate::error::ApiError;
+use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId, hash_token};
+use crate::error::{ApiError, ErrorBody};
 use crate::store::CodeProblem;
+use crate::wechat::types::UserInfo;
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<Ctx> {
-    Router::new().route("/api/v1/login-codes/redeem", post(redeem))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(redeem))
 }
 
-#[derive(Deserialize)]
+/// The `wxlink_code` a callback put on the return_to URL.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RedeemRequest {
     code: String,
 }
 
+/// The person behind a login code.
+#[derive(Serialize, ToSchema)]
+struct RedeemedBody {
+    app: AppId,
+    openid: OpenId,
+    unionid: Option<UnionId>,
+    /// The business user the identity is bound to; null when it is bound to nobody yet.
+    user_id: Option<UserId>,
+    scope: OAuthScope,
+    /// With `snsapi_userinfo`.
+    profile: Option<UserInfo>,
+}
+
+/// Exchanges the one-time `wxlink_code` from a callback for the person's identity.
+#[utoipa::path(
+    post,
+    path = "/api/v1/login-codes/redeem",
+    tag = "login",
+    request_body = RedeemRequest,
+    responses(
+        (status = 200, description = "The identity", body = RedeemedBody),
+        (status = 400, description = "`invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 404, description = "`login_code_unknown`; `identity_gone`", body = ErrorBody),
+        (status = 410, description = "`login_code_used`, `login_code_expired`", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn redeem(
     State(ctx): State<Ctx>,
     _caller: Caller,
     ApiJson(req): ApiJson<RedeemRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RedeemedBody>, ApiError> {
     let now = ctx.clock.now();
     let (app, openid) = match ctx
         .store
@@ -59,12 +91,12 @@ async fn redeem(
             "the identity behind this code no longer exists",
         )
     })?;
-    Ok(Json(json!({
-        "app": identity.app,
-        "openid": identity.openid,
-        "unionid": identity.unionid,
-        "user_id": identity.user_id,
-        "scope": identity.scope,
-        "profile": identity.profile,
-    })))
+    Ok(Json(RedeemedBody {
+        app: identity.app,
+        openid: identity.openid,
+        unionid: identity.unionid,
+        user_id: identity.user_id,
+        scope: identity.scope,
+        profile: identity.profile,
+    }))
 }

@@ -1,33 +1,87 @@
 //! Send by business user id: accept a message (checked, then stored before the answer),
 //! read its status and history, list a user's messages.
 
-use super::{ApiJson, Caller, parse_user};
+use super::doc::{BodyErrors, CommonErrors};
+use super::{ApiJson, Caller, UserPath, parse_user};
 use crate::context::Ctx;
-use crate::domain::{IdempotencyKey, hash_token};
-use crate::error::ApiError;
+use crate::domain::{IdempotencyKey, MessageStatus, hash_token};
+use crate::error::{ApiError, ErrorBody};
 use crate::outbox::accept::SendRequest;
 use crate::store::Message;
+use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 const PAGE_DEFAULT: i64 = 50;
 const PAGE_MAX: i64 = 200;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route(
-            "/api/v1/users/{user_id}/messages",
-            post(send).get(list_for_user),
-        )
-        .route("/api/v1/messages/{id}", get(get_message))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(send, list_for_user))
+        .routes(routes!(get_message))
 }
 
-/// `POST /api/v1/users/{user_id}/messages[?wait=SECONDS]`, `Idempotency-Key` honoured.
+/// A message stored and queued.
+#[derive(Serialize, ToSchema)]
+struct AcceptedBody {
+    id: String,
+    /// `queued` (a replayed request answers its message's status now).
+    status: MessageStatus,
+}
+
+/// A message as the API shows it: while its app's channel is held (45009, the daily
+/// quota), a queued message says until when.
+#[derive(Serialize, ToSchema)]
+struct MessageView {
+    #[serde(flatten)]
+    message: Message,
+    /// Unix milliseconds: when the app's channel may send again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held_until_ms: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hold_reason: Option<String>,
+}
+
+/// `?wait=` of a send.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SendQuery {
+    /// Seconds to wait for WeChat's outcome (0 to `outbox.max_wait_secs`, default 0).
+    wait: Option<u64>,
+}
+
+/// Checks a message against WeChat's rules, stores it, and answers once it is durable; the
+/// outbox sends it. `Idempotency-Key` makes a retried request answer the same message.
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user_id}/messages",
+    tag = "messages",
+    params(
+        UserPath,
+        SendQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 64 letters, digits or any of `_ - . :`; per API key. The same key with the same request answers the same message (`Idempotent-Replayed: true`); with another request, 409 `idempotency_conflict`"),
+    ),
+    request_body = SendRequest,
+    responses(
+        (status = 202, description = "Stored and queued", body = AcceptedBody,
+         headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same key"))),
+        (status = 200, description = "With `wait`: WeChat's outcome came in time (sent, rejected, failed)", body = MessageView),
+        (status = 400, description = "`invalid_user_id`, `invalid_body` (`field`), `invalid_channel`, `invalid_template_id`, `invalid_category`, `invalid_wait`, `invalid_idempotency_key`, `field_not_for_channel` (`field`), `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `data_keys_mismatch` (`unknown`, `missing`, `expected`), `invalid_data` (`field`, `rule`), `invalid_json`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`, `no_identity` (`app`), `unknown_template`", body = ErrorBody),
+        (status = 409, description = "`muted` (`category`), `no_subscription`, `no_form_id`, `idempotency_conflict` (`existing_id`)", body = ErrorBody),
+        (status = 503, description = "`templates_unavailable`: the template list cannot be fetched and none was before; `database_unavailable`", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn send(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -71,7 +125,10 @@ async fn send(
     }
     let mut response = (
         StatusCode::ACCEPTED,
-        Json(json!({ "id": accepted.id, "status": accepted.status })),
+        Json(AcceptedBody {
+            id: accepted.id,
+            status: accepted.status,
+        }),
     )
         .into_response();
     if accepted.replayed {
@@ -100,11 +157,32 @@ fn wait_secs(query: Option<&str>, max: u64) -> Result<u64, ApiError> {
     })
 }
 
+/// `{id}` of a message.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct MessagePath {
+    /// The id a send answered.
+    id: String,
+}
+
+/// A message: its status, WeChat's answer and its whole history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/messages/{id}",
+    tag = "messages",
+    params(MessagePath),
+    responses(
+        (status = 200, description = "The message", body = MessageView),
+        (status = 404, description = "`message_not_found`", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn get_message(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageView>, ApiError> {
     let m = ctx.store.message(&id).await?.ok_or_else(|| {
         ApiError::not_found(
             "message_not_found",
@@ -115,29 +193,59 @@ async fn get_message(
 }
 
 /// A message as the API shows it; a queued message of a held app says until when.
-async fn view(ctx: &Ctx, m: Message) -> Result<Value, ApiError> {
-    let hold = if m.status == crate::domain::MessageStatus::Queued {
+async fn view(ctx: &Ctx, m: Message) -> Result<MessageView, ApiError> {
+    let hold = if m.status == MessageStatus::Queued {
         ctx.store
             .channel_hold(&m.app, m.channel, ctx.clock.now_ms())
             .await?
     } else {
         None
     };
-    let mut v = serde_json::to_value(&m).expect("a message serializes");
-    if let Some((until_ms, reason)) = hold {
-        v["held_until_ms"] = json!(until_ms);
-        v["hold_reason"] = json!(reason);
-    }
-    Ok(v)
+    let (held_until_ms, hold_reason) = hold.unzip();
+    Ok(MessageView {
+        message: m,
+        held_until_ms,
+        hold_reason,
+    })
 }
 
-/// `GET /api/v1/users/{user_id}/messages?limit=&before=`: newest first.
+/// `?limit=&before=` of a user's messages.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct ListQuery {
+    /// 1 to 200, default 50.
+    limit: Option<i64>,
+    /// The previous page's `next`.
+    before: Option<String>,
+}
+
+/// One page of a user's messages.
+#[derive(Serialize, ToSchema)]
+struct MessagesBody {
+    messages: Vec<Message>,
+    /// The `before` of the next page; null on the last one.
+    next: Option<String>,
+}
+
+/// The user's messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}/messages",
+    tag = "messages",
+    params(UserPath, ListQuery),
+    responses(
+        (status = 200, description = "One page", body = MessagesBody),
+        (status = 400, description = "`invalid_user_id`, `invalid_limit`", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn list_for_user(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessagesBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let mut limit = PAGE_DEFAULT;
     let mut before = None;
@@ -166,5 +274,5 @@ async fn list_for_user(
     let next = (messages.len() as i64 == limit)
         .then(|| messages.last().map(|m| m.id.clone()))
         .flatten();
-    Ok(Json(json!({ "messages": messages, "next": next })))
+    Ok(Json(MessagesBody { messages, next }))
 }

@@ -1,5 +1,9 @@
 //! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
+//!
+//! Every route is registered through utoipa-axum's `routes!`, so the axum router and the
+//! OpenAPI document ([`doc`]) come from one list and cannot drift apart.
 
+pub mod doc;
 mod ledger;
 mod login_codes;
 mod messages;
@@ -18,16 +22,48 @@ use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn router(max_body_bytes: usize) -> Router<Ctx> {
-    Router::new()
+/// The API's routes together with their OpenAPI document.
+pub fn routes() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .merge(users::router())
         .merge(login_codes::router())
         .merge(tokens::router())
         .merge(messages::router())
         .merge(ledger::router())
         .merge(sessions::router())
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// The OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes().into_openapi()
+}
+
+/// The API's routes, `GET /api/v1/openapi.json` and the Swagger UI at `/api/docs`.
+pub fn router(max_body_bytes: usize) -> Router<Ctx> {
+    let (api, openapi) = routes().split_for_parts();
+    api.layer(DefaultBodyLimit::max(max_body_bytes))
+        .merge(doc::router(openapi))
+}
+
+/// `{user_id}` in a route.
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct UserPath {
+    /// The company's own user id: 1 to 128 letters, digits or any of `_ - . : @`.
+    #[allow(dead_code)]
+    user_id: String,
+}
+
+/// `{app}` in a route.
+#[derive(serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(crate) struct AppPath {
+    /// A configured app's short name (`[[apps]] id`), e.g. `oa`.
+    #[allow(dead_code)]
+    app: String,
 }
 
 /// The backend that called, identified by its API key.

@@ -1,40 +1,78 @@
 //! `POST /api/v1/apps/{app}/sessions`: mini-program login. The backend passes the code of
 //! `wx.login` (and the business user id when it knows it) and learns who the person is.
 
-use super::{ApiJson, Caller, known_app, parse_user};
+use super::doc::{BodyErrors, CommonErrors};
+use super::{ApiJson, AppPath, Caller, known_app, parse_user};
 use crate::context::Ctx;
-use crate::error::ApiError;
+use crate::domain::{AppId, OpenId, UnionId, UserId};
+use crate::error::{ApiError, ErrorBody};
 use crate::login::{self, LoginError};
 use crate::wechat::{ErrCode, WechatError};
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// WeChat's per-person login limit is counted per minute.
 const LOGIN_RETRY_AFTER_SECS: i64 = 60;
 /// `wx.login` codes are short; anything much longer is not one.
 const MAX_JS_CODE_LEN: usize = 128;
 
-pub fn router() -> Router<Ctx> {
-    Router::new().route("/api/v1/apps/{app}/sessions", post(create_session))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(create_session))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SessionRequest {
+    /// The code `wx.login` returned in the mini-program (valid 5 minutes, once).
     js_code: String,
+    /// The business user to bind the person to, when the backend knows it.
     user_id: Option<String>,
 }
 
+/// Who logged in. The session key is stored sealed and never returned.
+#[derive(Serialize, ToSchema)]
+struct SessionBody {
+    /// Null: the person is new to you (no binding through the openid or the unionid).
+    user_id: Option<UserId>,
+    app: AppId,
+    openid: OpenId,
+    unionid: Option<UnionId>,
+}
+
+/// Mini-program login: exchanges the `wx.login` code at jscode2session, stores the
+/// identity, and binds it to `user_id` or finds its user through the openid or unionid.
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps/{app}/sessions",
+    tag = "login",
+    params(AppPath),
+    request_body = SessionRequest,
+    responses(
+        (status = 200, description = "The person", body = SessionBody),
+        (status = 400, description = "`js_code_invalid` (40029, also for a malformed code), `not_mini_program`, `invalid_user_id`, `invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 403, description = "`user_blocked` (40226)", body = ErrorBody),
+        (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 409, description = "`identity_conflict`: bound to another user (`existing_user_id`, `requested_user_id`, `via`), or a unionid split between several (`user_ids`)", body = ErrorBody),
+        (status = 410, description = "`js_code_used` (40163)", body = ErrorBody),
+        (status = 429, description = "`login_rate_limited` (45011), with `Retry-After: 60`", body = ErrorBody),
+        (status = 502, description = "`wechat_refused` (credentials or IP, with `errcode`), `wechat_error`", body = ErrorBody),
+        (status = 503, description = "`storage_key_missing`, `database_unavailable`", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn create_session(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(app): Path<String>,
     ApiJson(req): ApiJson<SessionRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionBody>, ApiError> {
     let app_cfg = known_app(&ctx, &app)?;
     let user = req.user_id.as_deref().map(parse_user).transpose()?;
     let js_code = req.js_code.trim();
@@ -50,12 +88,12 @@ async fn create_session(
     let login = login::mini_program_login(&ctx, app_cfg, js_code, user.as_ref())
         .await
         .map_err(login_error)?;
-    Ok(Json(json!({
-        "user_id": login.user_id,
-        "app": login.app,
-        "openid": login.openid,
-        "unionid": login.unionid,
-    })))
+    Ok(Json(SessionBody {
+        user_id: login.user_id,
+        app: login.app,
+        openid: login.openid,
+        unionid: login.unionid,
+    }))
 }
 
 /// The one mapping of login failures to API answers.

@@ -1,29 +1,32 @@
 //! The central control server for other backends: the current access token of an app, and
 //! "this token failed for me".
 
-use super::{ApiJson, Caller, known_app};
+use super::doc::{BodyErrors, CommonErrors};
+use super::{ApiJson, AppPath, Caller, known_app};
 use crate::context::Ctx;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::token::AccessToken;
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route("/api/v1/apps/{app}/access-token", get(current))
-        .route(
-            "/api/v1/apps/{app}/access-token/invalidate",
-            post(invalidate),
-        )
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(current))
+        .routes(routes!(invalidate))
 }
 
-/// Serialized straight from the shared token: no copy on the hot path.
-#[derive(Serialize)]
+/// The app's current global access token. Serialized straight from the shared token: no
+/// copy on the hot path.
+#[derive(Serialize, ToSchema)]
 struct TokenBody {
+    #[schema(value_type = String)]
     access_token: Arc<str>,
+    /// Unix seconds.
     expires_at: i64,
 }
 
@@ -36,6 +39,20 @@ impl From<AccessToken> for TokenBody {
     }
 }
 
+/// The app's current global access token (from memory; refreshed ahead of expiry).
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps/{app}/access-token",
+    tag = "access-token",
+    params(AppPath),
+    responses(
+        (status = 200, description = "The current token", body = TokenBody),
+        (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 502, description = "`wechat_refused` (credentials or IP whitelist, with `errcode`), `wechat_quota` (45009/45011), `wechat_error`", body = ErrorBody),
+        (status = 503, description = "`token_unavailable`: no valid token and WeChat cannot give one now (the message says why); or `database_unavailable`", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn current(
     State(ctx): State<Ctx>,
     _caller: Caller,
@@ -45,12 +62,32 @@ async fn current(
     Ok(Json(ctx.tokens.get(&app.id).await?.into()))
 }
 
-#[derive(Deserialize)]
+/// A token that failed for the caller.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct InvalidateRequest {
     access_token: String,
 }
 
+/// "This token failed for me": replaced only if it is still the current one (a stable token
+/// with `force_refresh`, within WeChat's budget). Answers the current, possibly new, token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/apps/{app}/access-token/invalidate",
+    tag = "access-token",
+    params(AppPath),
+    request_body = InvalidateRequest,
+    responses(
+        (status = 200, description = "The current token", body = TokenBody),
+        (status = 400, description = "`invalid_json`, `invalid_body`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`", body = ErrorBody),
+        (status = 429, description = "`force_refresh_budget`: 20 a day, 30 s apart (`Retry-After` when only too soon)", body = ErrorBody),
+        (status = 502, description = "`wechat_refused`, `wechat_quota`, `wechat_error`", body = ErrorBody),
+        (status = 503, description = "`token_unavailable`, `database_unavailable`", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn invalidate(
     State(ctx): State<Ctx>,
     caller: Caller,

@@ -1,35 +1,56 @@
 //! Users and their identities: look up, bind, unbind, and mint link tickets.
 
-use super::{ApiJson, Caller, known_app, parse_user};
+use super::doc::{BodyErrors, CommonErrors};
+use super::{ApiJson, Caller, UserPath, known_app, parse_user};
 use crate::config::AppKind;
 use crate::context::Ctx;
-use crate::domain::{OAuthScope, OpenId, ReturnTo, UnionId};
+use crate::domain::{OAuthScope, OpenId, ReturnTo, UnionId, UserId};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::link::{self, BindError};
-use crate::store::NewIdentity;
+use crate::store::{Identity, NewIdentity};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<Ctx> {
-    Router::new()
-        .route("/api/v1/users/{user_id}", get(get_user))
-        .route(
-            "/api/v1/users/{user_id}/identities/{app}/{openid}",
-            put(bind).delete(unbind),
-        )
-        .route("/api/v1/users/{user_id}/link-tickets", post(create_ticket))
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new()
+        .routes(routes!(get_user))
+        .routes(routes!(bind, unbind))
+        .routes(routes!(create_ticket))
 }
 
+/// A user and every identity bound to them.
+#[derive(Serialize, ToSchema)]
+struct UserBody {
+    user_id: UserId,
+    identities: Vec<Identity>,
+}
+
+/// The user's identities across apps.
+#[utoipa::path(
+    get,
+    path = "/api/v1/users/{user_id}",
+    tag = "users",
+    params(UserPath),
+    responses(
+        (status = 200, description = "The user's identities", body = UserBody),
+        (status = 400, description = "`invalid_user_id`", body = ErrorBody),
+        (status = 404, description = "`user_not_found`: no identity is bound to that user", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn get_user(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UserBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let identities = ctx.store.user_identities(&user).await?;
     if identities.is_empty() {
@@ -38,23 +59,61 @@ async fn get_user(
             format!("no identity is bound to user {user}"),
         ));
     }
-    Ok(Json(json!({ "user_id": user, "identities": identities })))
+    Ok(Json(UserBody {
+        user_id: user,
+        identities,
+    }))
 }
 
-#[derive(Deserialize, Default)]
+/// The optional body of a bind: the unionid, when the backend knows it.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct BindRequest {
     unionid: Option<String>,
 }
 
-/// Binds an identity the backend learnt elsewhere (e.g. its own mini-program login).
-/// The body is optional: `{"unionid": "..."}`.
+/// `{user_id}`, `{app}` and `{openid}` of one identity.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+struct IdentityPath {
+    /// The company's own user id.
+    user_id: String,
+    /// A configured app's short name, e.g. `oa`.
+    app: String,
+    /// The person's openid in that app.
+    openid: String,
+}
+
+/// The identity as bound.
+#[derive(Serialize, ToSchema)]
+struct BoundBody {
+    identity: Identity,
+}
+
+/// Binds an identity the backend learnt elsewhere (e.g. its own mini-program login). The
+/// body is optional.
+#[utoipa::path(
+    put,
+    path = "/api/v1/users/{user_id}/identities/{app}/{openid}",
+    tag = "users",
+    params(IdentityPath),
+    request_body(content = Option<BindRequest>, description = "Optional: `{\"unionid\"}`"),
+    responses(
+        (status = 200, description = "Bound (it may have been already)", body = BoundBody),
+        (status = 400, description = "`invalid_user_id`, `invalid_openid`, `invalid_unionid`, `invalid_json`, `unionid_mismatch` (stored with another unionid)", body = ErrorBody),
+        (status = 404, description = "`unknown_app`; `identity_not_found` (a snapshot-mode identity)", body = ErrorBody),
+        (status = 409, description = "`identity_conflict`: bound to another user through the openid or the unionid (`existing_user_id`, `requested_user_id`, `via`)", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn bind(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path((user_id, app, openid)): Path<(String, String, String)>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BoundBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &app)?;
     let openid = OpenId::parse(&openid).map_err(|e| ApiError::invalid("invalid_openid", e.0))?;
@@ -94,7 +153,7 @@ async fn bind(
         )
         .await?;
     match link::bind_user(&ctx.store, &app_cfg.id, &openid, &user, now).await {
-        Ok(Ok(identity)) => Ok(Json(json!({ "identity": identity }))),
+        Ok(Ok(identity)) => Ok(Json(BoundBody { identity })),
         Ok(Err(conflict)) => Err(ApiError::Conflict {
             code: "identity_conflict",
             message: conflict.message(),
@@ -112,6 +171,19 @@ async fn bind(
     }
 }
 
+/// Unbinds that one identity; the user's other identities stay.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{user_id}/identities/{app}/{openid}",
+    tag = "users",
+    params(IdentityPath),
+    responses(
+        (status = 204, description = "Unbound"),
+        (status = 400, description = "`invalid_user_id`, `invalid_openid`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`; `identity_not_bound`: not bound to that user", body = ErrorBody),
+        CommonErrors,
+    )
+)]
 async fn unbind(
     State(ctx): State<Ctx>,
     _caller: Caller,
@@ -134,21 +206,50 @@ async fn unbind(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TicketRequest {
+    /// An Official Account app.
+    #[schema(example = "oa")]
     app: String,
+    /// `snsapi_base` (default) or `snsapi_userinfo`.
     scope: Option<String>,
+    /// Where the person lands afterwards, with a `wxlink_code`; must be under `return_to_allow`.
     return_to: Option<String>,
 }
 
-/// A single-use authorization link for this user: the mini-program jump-out URL.
+/// A minted link ticket.
+#[derive(Serialize, ToSchema)]
+struct TicketBody {
+    /// Open it in the mini-program's web-view.
+    url: String,
+    /// Unix seconds; at most `ticket_ttl_secs` (10 minutes) away.
+    expires_at: i64,
+    scope: OAuthScope,
+}
+
+/// A single-use, short-lived authorization link for this user: what a mini-program opens
+/// in its web-view (the jump-out flow).
+#[utoipa::path(
+    post,
+    path = "/api/v1/users/{user_id}/link-tickets",
+    tag = "users",
+    params(UserPath),
+    request_body = TicketRequest,
+    responses(
+        (status = 201, description = "The link", body = TicketBody),
+        (status = 400, description = "`invalid_user_id`, `invalid_json`, `invalid_body`, `not_web_app`, `invalid_scope`, `return_to_not_allowed`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`", body = ErrorBody),
+        BodyErrors,
+        CommonErrors,
+    )
+)]
 async fn create_ticket(
     State(ctx): State<Ctx>,
     _caller: Caller,
     Path(user_id): Path<String>,
     ApiJson(req): ApiJson<TicketRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TicketBody>), ApiError> {
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &req.app)?;
     if app_cfg.kind != AppKind::OfficialAccount {
@@ -172,6 +273,10 @@ async fn create_ticket(
         link::mint_ticket(&ctx, app_cfg, &user, scope, return_to.as_ref()).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "url": url, "expires_at": expires_at, "scope": scope })),
+        Json(TicketBody {
+            url,
+            expires_at,
+            scope,
+        }),
     ))
 }
