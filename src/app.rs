@@ -295,13 +295,15 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
         .ok()
         .filter(|k| !k.is_empty())
         .unwrap_or_else(|| format!("dev_{}", crate::domain::OneTimeCode::generate().expose()));
-    let sha = hex::decode(hash_token(&api_key))?;
+    let sha: [u8; 32] = hex::decode(hash_token(&api_key))?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("sha256 length"))?;
     config.api_keys.push(ApiKey {
         name: "sandbox".into(),
-        sha256: sha
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("sha256 length"))?,
+        sha256: sha,
     });
+    // The sandbox's admin pages open with the development key unless one is configured.
+    config.admin.key_sha256.get_or_insert(sha);
     config.return_to_allow.push(Url::parse(&format!(
         "{}/sandbox/",
         public_url.as_str().trim_end_matches('/')

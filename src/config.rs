@@ -2,7 +2,9 @@
 //! parsed once at start-up into typed values. Every refusal names the setting.
 
 mod ops;
-pub use ops::{DEFAULT_SHUTDOWN_GRACE_SECS, Limit, MetricsSettings, RateLimitSettings};
+pub use ops::{
+    AdminSettings, DEFAULT_SHUTDOWN_GRACE_SECS, Limit, MetricsSettings, RateLimitSettings,
+};
 
 use crate::domain::{AppId, ReturnToAllowList, WxAppId};
 use crate::seal::StorageKey;
@@ -224,6 +226,7 @@ pub struct Config {
     /// configured; the sandbox keeps a generated one beside its database.
     pub storage_key: Option<StorageKey>,
     pub metrics: MetricsSettings,
+    pub admin: AdminSettings,
     pub rate_limits: RateLimitSettings,
     /// On SIGTERM: how long in-flight requests and sends may take before the process exits.
     pub shutdown_grace_secs: u64,
@@ -246,6 +249,7 @@ struct RawConfig {
     sandbox: Option<bool>,
     storage_key: Option<String>,
     metrics: ops::RawMetrics,
+    admin: ops::RawAdmin,
     rate_limits: ops::RawRateLimits,
     shutdown_grace_secs: Option<u64>,
 }
@@ -537,6 +541,7 @@ impl Config {
         }
 
         let metrics = raw.metrics.parse()?;
+        let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
         let shutdown_grace_secs = ops::check_grace(
             raw.shutdown_grace_secs
@@ -558,6 +563,7 @@ impl Config {
             sandbox,
             storage_key,
             metrics,
+            admin,
             rate_limits,
             shutdown_grace_secs,
         })

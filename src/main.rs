@@ -66,6 +66,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     app.public_url()
                 );
                 println!("  development API key: {}", sb.api_key);
+                println!(
+                    "  API reference: {}api/docs/; admin pages: {}admin (any user name, the API key as password)",
+                    app.public_url(),
+                    app.public_url()
+                );
             } else {
                 tracing::info!(url = %app.public_url(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
             }

@@ -1,5 +1,6 @@
-//! The operator's settings: `/metrics` access, inbound rate limits, and the shutdown grace
-//! period. Kept apart from the WeChat and outbox settings so each can be read on its own.
+//! The operator's settings: `/metrics` access, the admin pages' credential, inbound rate
+//! limits, and the shutdown grace period. Kept apart from the WeChat and outbox settings so
+//! each can be read on its own.
 
 use super::{ConfigError, resolve_secret};
 use ipnet::IpNet;
@@ -50,6 +51,45 @@ impl RawMetrics {
     }
 }
 
+/// `[admin]` as written.
+#[derive(Debug, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    key_sha256: Option<String>,
+}
+
+/// Who may open the admin pages (`/admin`).
+#[derive(Clone, Debug, Default)]
+pub struct AdminSettings {
+    /// SHA-256 of the admin key, given as the HTTP basic-auth password (any user name) or
+    /// as `Authorization: Bearer <key>`. Unset: the admin pages do not exist (404).
+    pub key_sha256: Option<[u8; 32]>,
+}
+
+impl RawAdmin {
+    pub(super) fn parse(&self) -> Result<AdminSettings, ConfigError> {
+        use secrecy::ExposeSecret;
+        let setting = "admin.key_sha256";
+        let Some(hex_digest) =
+            resolve_secret(setting, self.key_sha256.as_ref(), "WXLINK_ADMIN_KEY_SHA256")?
+        else {
+            return Ok(AdminSettings::default());
+        };
+        let bytes = hex::decode(hex_digest.expose_secret().trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                ConfigError::new(
+                    setting,
+                    "must be 64 hex digits: the SHA-256 of the admin key (wxlink hash-key)",
+                )
+            })?;
+        Ok(AdminSettings {
+            key_sha256: Some(bytes),
+        })
+    }
+}
+
 /// One group's limit: a sustained rate and the burst a client may use at once.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -84,7 +124,7 @@ impl Default for RawRateLimits {
 pub struct RateLimitSettings {
     /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies).
     pub trusted_proxies: Vec<IpNet>,
-    /// The browser routes: `/oauth/...`, `/` and `/sandbox/...`.
+    /// The browser routes: `/oauth/...`, `/`, `/sandbox/...` and the admin pages.
     pub browser: Limit,
     /// WeChat's server push, everything under `/wechat/`.
     pub push: Limit,

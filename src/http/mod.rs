@@ -1,7 +1,9 @@
-//! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API,
-//! the sandbox page, and `/metrics` for operators. The root only merges them; the shared
-//! layers (request ids, tracing, rate limits) are added in `app.rs`.
+//! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API
+//! (with its OpenAPI document), the sandbox page, and `/metrics` and the admin pages for
+//! operators. The root only merges them; the shared layers (request ids, tracing, rate
+//! limits) are added in `app.rs`.
 
+pub mod admin;
 pub mod api;
 pub mod metrics;
 pub mod oauth;
@@ -28,6 +30,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
         .merge(browser)
         .merge(api::router(ctx.config.max_body_bytes))
         .merge(metrics::router())
+        .merge(admin::router())
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .fallback(not_found)
@@ -63,12 +66,16 @@ async fn not_found(req: Request) -> Response {
         )
         .into_response()
     } else {
-        Page::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "页面不存在 / Not found",
-            "There is no page here.",
-        )
-        .into_response()
+        not_found_page().into_response()
     }
+}
+
+/// The page of a path that does not exist.
+pub(crate) fn not_found_page() -> Page {
+    Page::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "页面不存在 / Not found",
+        "There is no page here.",
+    )
 }

@@ -1,5 +1,6 @@
 //! Inbound rate limits per client address, on the routes anyone on the internet can reach
-//! without a key: the browser pages (`/`, `/oauth/...`, `/sandbox/...`) and WeChat's push
+//! without a key: the browser pages (`/`, `/oauth/...`, `/sandbox/...`, and `/admin...`,
+//! whose password a stranger could otherwise guess at full speed) and WeChat's push
 //! endpoint (everything under `/wechat/`). The backend API (authenticated), the health
 //! routes and `/metrics` are never limited.
 //!
@@ -36,7 +37,11 @@ pub enum Group {
 
 impl Group {
     pub fn of(path: &str) -> Option<Self> {
-        if path == "/" || path.starts_with("/oauth/") || path.starts_with("/sandbox/") {
+        if path == "/"
+            || path.starts_with("/oauth/")
+            || path.starts_with("/sandbox/")
+            || path.starts_with("/admin")
+        {
             Some(Self::Browser)
         } else if path.starts_with("/wechat/") {
             Some(Self::Push)
@@ -289,6 +294,7 @@ mod tests {
         assert_eq!(Group::of("/oauth/oa/callback"), Some(Group::Browser));
         assert_eq!(Group::of("/"), Some(Group::Browser));
         assert_eq!(Group::of("/sandbox/result"), Some(Group::Browser));
+        assert_eq!(Group::of("/admin/users"), Some(Group::Browser));
         assert_eq!(Group::of("/wechat/oa/push"), Some(Group::Push));
         for free in [
             "/api/v1/users/1",

@@ -45,7 +45,7 @@ pub enum BindOutcome {
 }
 
 #[derive(sqlx::FromRow)]
-struct IdentityRow {
+pub(super) struct IdentityRow {
     app: String,
     openid: String,
     unionid: Option<String>,
@@ -58,7 +58,7 @@ struct IdentityRow {
     bound_at: Option<i64>,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, bound_at";
 
 impl TryFrom<IdentityRow> for Identity {

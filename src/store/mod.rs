@@ -2,6 +2,7 @@
 //! (several instances); the same SQL text serves both wherever the dialects agree, since
 //! sqlx's SQLite driver accepts `$N` placeholders.
 
+mod admin;
 mod check;
 mod identities;
 mod ledger;
@@ -10,6 +11,7 @@ mod outbox;
 mod sessions;
 mod tokens;
 
+pub use admin::{AppDay, MessageFilter, TokenRow};
 pub use check::{Schema, check_database};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};

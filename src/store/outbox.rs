@@ -118,7 +118,7 @@ pub enum Outcome {
 }
 
 #[derive(sqlx::FromRow)]
-struct MessageRow {
+pub(super) struct MessageRow {
     id: String,
     user_id: String,
     app: String,
@@ -139,7 +139,7 @@ struct MessageRow {
     request_hash: String,
 }
 
-const COLUMNS: &str = "id, user_id, app, channel, openid, template_id, category, payload, status, msgid, errcode, reason, attempts, next_attempt_ms, created_ms, updated_ms, history, request_hash";
+pub(super) const COLUMNS: &str = "id, user_id, app, channel, openid, template_id, category, payload, status, msgid, errcode, reason, attempts, next_attempt_ms, created_ms, updated_ms, history, request_hash";
 
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {

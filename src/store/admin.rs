@@ -1,0 +1,152 @@
+//! The admin pages' reads: each app's token bookkeeping (never the token itself), today's
+//! messages per app, quota holds, the identity search, and the outbox filtered and paged.
+//! Nothing here writes; every query runs on the readers' pool.
+
+use super::identities::{COLUMNS as IDENTITY_COLUMNS, IdentityRow};
+use super::outbox::{COLUMNS as MESSAGE_COLUMNS, MessageRow};
+use super::{Identity, Message, Store, StoreError, with_pool};
+use crate::domain::{AppId, Channel, MessageStatus};
+
+/// An app's `access_tokens` row without the token: what the overview shows.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    pub app: String,
+    pub mode: String,
+    /// 1 when a token is stored.
+    pub has_token: i64,
+    pub expires_at: i64,
+    /// Bumped by every stored refresh (the compare-and-set fence).
+    pub version: i64,
+    pub fetched_at: Option<i64>,
+    pub lease_until: i64,
+    /// The Beijing day `fetch_count` counts (WeChat's quota day).
+    pub fetch_day: i64,
+    pub fetch_count: i64,
+    pub force_day: i64,
+    pub force_count: i64,
+    pub last_force_at: i64,
+}
+
+/// How many of an app's messages created since a time are in one state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AppDay {
+    pub app: String,
+    pub status: String,
+    pub count: i64,
+}
+
+/// Which messages the outbox page lists: newest first, `limit` at a time, older than
+/// `before` (the last id of the previous page).
+#[derive(Debug, Clone, Default)]
+pub struct MessageFilter<'a> {
+    pub status: Option<MessageStatus>,
+    pub app: Option<&'a AppId>,
+    pub channel: Option<Channel>,
+    pub before: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// The smallest message id created at or after `ms`: ids are `m` and the creation time in
+/// 12 hex digits of milliseconds, so a time range is a range of the primary key.
+fn first_id_at(ms: i64) -> String {
+    format!("m{:012x}", ms.max(0))
+}
+
+impl Store {
+    /// Every app's token row, without the token.
+    pub async fn admin_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let sql = "SELECT app, mode,
+                          CASE WHEN access_token IS NULL THEN 0 ELSE 1 END AS has_token,
+                          expires_at, version, fetched_at, lease_until, fetch_day, fetch_count,
+                          force_day, force_count, last_force_at
+                   FROM access_tokens ORDER BY app";
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).fetch_all(pool).await?
+        }))
+    }
+
+    /// Messages created since `since_ms`, counted per app and state.
+    pub async fn admin_messages_since(&self, since_ms: i64) -> Result<Vec<AppDay>, StoreError> {
+        let sql = "SELECT app, status, COUNT(*) AS count FROM messages WHERE id >= $1
+                   GROUP BY app, status ORDER BY app, status";
+        let from = first_id_at(since_ms);
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(&from).fetch_all(pool).await?
+        }))
+    }
+
+    /// Holds in force: `(app, channel, until_ms, reason)`.
+    pub async fn admin_holds(
+        &self,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String, i64, String)>, StoreError> {
+        let sql = "SELECT app, channel, until_ms, reason FROM send_holds WHERE until_ms > $1
+                   ORDER BY app, channel";
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(now_ms).fetch_all(pool).await?
+        }))
+    }
+
+    /// Identities whose user id, openid or unionid is `q` exactly (snapshot ones too).
+    pub async fn admin_find_identities(
+        &self,
+        q: &str,
+        limit: i64,
+    ) -> Result<Vec<Identity>, StoreError> {
+        let sql = format!(
+            "SELECT {IDENTITY_COLUMNS} FROM identities
+             WHERE user_id = $1 OR openid = $1 OR unionid = $1
+             ORDER BY user_id, app, openid LIMIT $2"
+        );
+        let rows: Vec<IdentityRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(q)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(Identity::try_from).collect()
+    }
+
+    /// One page of the outbox, newest first.
+    pub async fn admin_messages(&self, f: &MessageFilter<'_>) -> Result<Vec<Message>, StoreError> {
+        // Ids start with "m"; "n" sorts after every one of them.
+        let mut binds: Vec<String> = vec![f.before.unwrap_or("n").to_owned()];
+        let mut conds = vec!["id < $1".to_owned()];
+        let mut add = |column: &str, value: String| {
+            binds.push(value);
+            conds.push(format!("{column} = ${}", binds.len()));
+        };
+        if let Some(s) = f.status {
+            add("status", s.as_str().to_owned());
+        }
+        if let Some(a) = f.app {
+            add("app", a.as_str().to_owned());
+        }
+        if let Some(c) = f.channel {
+            add("channel", c.as_str().to_owned());
+        }
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE {} ORDER BY id DESC LIMIT ${}",
+            conds.join(" AND "),
+            binds.len() + 1
+        );
+        let rows: Vec<MessageRow> = with_pool!(&self.db, |pool| {
+            let mut q = sqlx::query_as(&sql);
+            for b in &binds {
+                q = q.bind(b);
+            }
+            q.bind(f.limit).fetch_all(pool).await?
+        });
+        rows.into_iter().map(Message::try_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_sort_by_creation_time() {
+        assert_eq!(super::first_id_at(0x1234), "m000000001234");
+        assert!(super::first_id_at(1_795_622_399_000) < super::first_id_at(1_795_622_399_001));
+    }
+}
