@@ -144,6 +144,7 @@ impl App {
         let stop = CancellationToken::new();
         let _stop_background = stop.clone().drop_guard();
         self.ctx.tokens.spawn_refreshers(stop.clone());
+        crate::push::spawn_sweeper(self.ctx.clone(), stop.clone());
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -208,6 +209,8 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
             },
             push_token: None,
             encoding_aes_key: None,
+            encoding_aes_key_previous: None,
+            push_mode: crate::config::PushMode::Plain,
             token_mode: TokenMode::Stable,
         });
     }

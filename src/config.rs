@@ -71,14 +71,41 @@ impl TokenMode {
     }
 }
 
+/// How WeChat sends pushes to this app (the console's "message encryption mode").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushMode {
+    /// Plain XML, `signature` only; an encrypted push is still accepted when a key is set.
+    Plain,
+    /// Plain fields and `<Encrypt>` in one body; either form is accepted.
+    Compatible,
+    /// Only encrypted pushes (`encrypt_type=aes` + `msg_signature`) are accepted.
+    Safe,
+}
+
+impl PushMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Compatible => "compatible",
+            Self::Safe => "safe",
+        }
+    }
+}
+
 /// One configured WeChat app.
 #[derive(Clone, Debug)]
 pub struct AppConfig {
     pub id: AppId,
     pub kind: AppKind,
     pub wechat: AppCredentials,
+    /// The console's "Token": signs every push. Without it the push endpoint answers 404.
     pub push_token: Option<SecretString>,
     pub encoding_aes_key: Option<SecretString>,
+    /// The key before the last rotation, tried when the current one does not decrypt.
+    pub encoding_aes_key_previous: Option<SecretString>,
+    /// Default: `safe` when `encoding_aes_key` is set, else `plain`.
+    pub push_mode: PushMode,
     pub token_mode: TokenMode,
 }
 
@@ -134,6 +161,32 @@ impl Default for TokenSettings {
     }
 }
 
+/// The WeChat push endpoint.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// A push whose timestamp is further than this from our clock is refused; its nonce is
+    /// remembered this long.
+    pub timestamp_window_secs: i64,
+    /// Larger push bodies are refused with 413 (WeChat's are a few kilobytes).
+    pub max_body_bytes: usize,
+    /// How often stored-but-unhandled events are looked for (and old records pruned).
+    pub sweep_interval_secs: u64,
+    /// Handled events (and applied delivery reports) older than this are deleted.
+    pub retention_days: i64,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            timestamp_window_secs: 300,
+            max_body_bytes: 64 * 1024,
+            sweep_interval_secs: 10,
+            retention_days: 30,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
@@ -145,6 +198,7 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     pub oauth: OAuthTimings,
     pub tokens: TokenSettings,
+    pub push: PushSettings,
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
@@ -161,6 +215,7 @@ struct RawConfig {
     apps: Vec<RawApp>,
     oauth: OAuthTimings,
     tokens: TokenSettings,
+    push: PushSettings,
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
 }
@@ -181,6 +236,8 @@ struct RawApp {
     secret: String,
     push_token: Option<String>,
     encoding_aes_key: Option<String>,
+    encoding_aes_key_previous: Option<String>,
+    push_mode: Option<PushMode>,
     #[serde(default)]
     token_mode: TokenMode,
     api_base: Option<String>,
@@ -335,6 +392,36 @@ impl Config {
             }
         }
 
+        let p = &raw.push;
+        for (name, v, min, max) in [
+            (
+                "push.timestamp_window_secs",
+                p.timestamp_window_secs,
+                1,
+                86_400,
+            ),
+            (
+                "push.max_body_bytes",
+                p.max_body_bytes as i64,
+                1024,
+                16 * 1024 * 1024,
+            ),
+            (
+                "push.sweep_interval_secs",
+                p.sweep_interval_secs as i64,
+                1,
+                3600,
+            ),
+            ("push.retention_days", p.retention_days, 1, 3650),
+        ] {
+            if v < min || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ));
+            }
+        }
+
         if !sandbox {
             if apps.is_empty() {
                 return Err(ConfigError::new(
@@ -359,6 +446,7 @@ impl Config {
             apps,
             oauth: raw.oauth,
             tokens: raw.tokens,
+            push: raw.push,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
         })
@@ -411,6 +499,18 @@ fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
         a.encoding_aes_key.as_ref(),
         &env_name("ENCODING_AES_KEY"),
     )?;
+    let encoding_aes_key_previous = resolve_secret(
+        &format!("apps[{i}].encoding_aes_key_previous"),
+        a.encoding_aes_key_previous.as_ref(),
+        &env_name("ENCODING_AES_KEY_PREVIOUS"),
+    )?;
+    let push_mode = check_push_settings(
+        i,
+        a.push_mode,
+        push_token.as_ref(),
+        encoding_aes_key.as_ref(),
+        encoding_aes_key_previous.as_ref(),
+    )?;
     let base = |field: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
         let s = v.as_deref().unwrap_or(default);
         let url = Url::parse(s)
@@ -434,8 +534,68 @@ fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
         kind: a.kind,
         push_token,
         encoding_aes_key,
+        encoding_aes_key_previous,
+        push_mode,
         token_mode: a.token_mode,
     })
+}
+
+/// The push settings of one app fit together: a token WeChat's console would accept, keys
+/// that decode to 32 bytes, and a key wherever the mode needs one. Returns the mode.
+fn check_push_settings(
+    i: usize,
+    mode: Option<PushMode>,
+    token: Option<&SecretString>,
+    key: Option<&SecretString>,
+    previous: Option<&SecretString>,
+) -> Result<PushMode, ConfigError> {
+    use secrecy::ExposeSecret;
+    if let Some(t) = token {
+        let t = t.expose_secret();
+        if !(3..=32).contains(&t.len()) || !t.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(ConfigError::new(
+                format!("apps[{i}].push_token"),
+                "must be 3 to 32 letters or digits, as in WeChat's console",
+            ));
+        }
+    }
+    for (field, k) in [
+        ("encoding_aes_key", key),
+        ("encoding_aes_key_previous", previous),
+    ] {
+        if let Some(k) = k
+            && crate::wechat::crypto::MessageCrypto::new(k.expose_secret()).is_err()
+        {
+            return Err(ConfigError::new(
+                format!("apps[{i}].{field}"),
+                "must be the 43 base64 characters of WeChat's EncodingAESKey",
+            ));
+        }
+    }
+    if previous.is_some() && key.is_none() {
+        return Err(ConfigError::new(
+            format!("apps[{i}].encoding_aes_key_previous"),
+            "is set without encoding_aes_key (the current key)",
+        ));
+    }
+    if key.is_some() && token.is_none() {
+        return Err(ConfigError::new(
+            format!("apps[{i}].push_token"),
+            "is required when encoding_aes_key is set (every push is signed with it)",
+        ));
+    }
+    let mode = mode.unwrap_or(if key.is_some() {
+        PushMode::Safe
+    } else {
+        PushMode::Plain
+    });
+    if mode != PushMode::Plain && key.is_none() {
+        return Err(ConfigError::new(
+            format!("apps[{i}].encoding_aes_key"),
+            format!("is required for push_mode = \"{}\"", mode.as_str()),
+        ));
+    }
+    Ok(mode)
 }
 
 /// `env:NAME` reads the variable NAME; `WXLINK_APP_<ID>_<FIELD>` overrides the file.

@@ -9,7 +9,9 @@
 //! - [`link`]: the rules that bind identities to business users.
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
-//! - [`http`]: browser OAuth pages, the backend JSON API, the sandbox page.
+//! - [`push`]: WeChat's server push: verification, safe-mode crypto, the event log and
+//!   what each event does.
+//! - [`http`]: browser OAuth pages, the backend JSON API, the push endpoint, the sandbox page.
 //! - [`error`]: the error of each HTTP boundary and its single mapping to a response.
 //! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
 //! - [`clock`]: time with an offset, so tests move time instead of sleeping.
@@ -26,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod link;
+pub mod push;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

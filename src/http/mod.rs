@@ -1,8 +1,9 @@
 //! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API,
-//! and the sandbox page. The root only merges them and adds the shared layers.
+//! WeChat's server push, and the sandbox page. The root only merges them and adds the shared layers.
 
 pub mod api;
 pub mod oauth;
+pub mod push;
 pub mod sandbox;
 
 use crate::context::Ctx;
@@ -24,6 +25,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
     Router::new()
         .merge(browser)
         .merge(api::router(ctx.config.max_body_bytes))
+        .merge(push::router(ctx.config.push.max_body_bytes))
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .fallback(not_found)

@@ -4,10 +4,12 @@
 
 mod identities;
 mod oauth;
+mod push;
 mod tokens;
 
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
+pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };

@@ -1,5 +1,6 @@
 //! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
 
+mod events;
 mod login_codes;
 mod tokens;
 mod users;
@@ -21,6 +22,7 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
         .merge(users::router())
         .merge(login_codes::router())
         .merge(tokens::router())
+        .merge(events::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
