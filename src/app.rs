@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
 use crate::context::{Context, Ctx};
-use crate::domain::{AppId, WxAppId, hash_token};
+use crate::domain::{AppId, WxAppId, hash_token, random_alphanumeric};
 use crate::http;
 use crate::http::sandbox::Sandbox;
 use crate::sim::{Sim, SimApp};
@@ -190,15 +190,8 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
             continue;
         }
         let secret = crate::domain::OneTimeCode::generate().expose().to_owned();
-        sim.add_app(SimApp {
-            appid: appid.to_owned(),
-            secret: secret.clone(),
-            kind: kind.as_str().to_owned(),
-            auth_domain: auth_domain.clone(),
-            unionid_group: Some("sandbox".to_owned()),
-            token_ttl_secs: None,
-        });
-        config.apps.push(AppConfig {
+        // The simulator pushes to the sandbox's own push endpoint, in safe mode.
+        let app = AppConfig {
             id: AppId::parse(id)?,
             kind,
             wechat: AppCredentials {
@@ -207,12 +200,18 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
                 api_base: sim_base.clone(),
                 open_base: sim_base.clone(),
             },
-            push_token: None,
-            encoding_aes_key: None,
+            push_token: Some(SecretString::from(random_alphanumeric(32))),
+            encoding_aes_key: Some(SecretString::from(random_alphanumeric(43))),
             encoding_aes_key_previous: None,
-            push_mode: crate::config::PushMode::Plain,
+            push_mode: crate::config::PushMode::Safe,
             token_mode: TokenMode::Stable,
+        };
+        sim.add_app(SimApp {
+            auth_domain: auth_domain.clone(),
+            unionid_group: Some("sandbox".to_owned()),
+            ..SimApp::for_config(&app, public_url.as_str())
         });
+        config.apps.push(app);
     }
     let api_key = std::env::var("WXLINK_SANDBOX_API_KEY")
         .ok()

@@ -1,0 +1,793 @@
+//! The WeChat push endpoint over real HTTP: verification, the three modes, key rotation,
+//! every refusal, duplicates and retries, events and their effects, the simulator's pushes.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wxlink::domain::{AppId, OpenId};
+use wxlink::sim::SimApp;
+use wxlink::wechat::crypto::{MessageCrypto, signature};
+
+/// A push crafted by hand: query string and body, signed with `token` (and encrypted
+/// with `key` for `appid` when given).
+struct Crafted {
+    query: String,
+    body: String,
+}
+
+fn craft(token: &str, ts: i64, nonce: &str, xml: &str, enc: Option<(&str, &str)>) -> Crafted {
+    let ts = ts.to_string();
+    let sig = signature(&[token, &ts, nonce]);
+    match enc {
+        None => Crafted {
+            query: format!("signature={sig}&timestamp={ts}&nonce={nonce}"),
+            body: xml.to_owned(),
+        },
+        Some((key, appid)) => {
+            let encrypt = MessageCrypto::new(key).unwrap().encrypt(xml, appid);
+            sealed(token, &ts, nonce, &encrypt)
+        }
+    }
+}
+
+/// A safe-mode push carrying `encrypt` as it is, correctly signed.
+fn sealed(token: &str, ts: &str, nonce: &str, encrypt: &str) -> Crafted {
+    let sig = signature(&[token, ts, nonce]);
+    let msg_sig = signature(&[token, ts, nonce, encrypt]);
+    Crafted {
+        query: format!(
+            "signature={sig}&timestamp={ts}&nonce={nonce}&encrypt_type=aes&msg_signature={msg_sig}"
+        ),
+        body: format!(
+            "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>"
+        ),
+    }
+}
+
+async fn post(t: &TestApp, app: &str, c: &Crafted) -> (StatusCode, String) {
+    let r = t
+        .api
+        .post(t.url(&format!("/wechat/{app}/push?{}", c.query)))
+        .header("content-type", "text/xml")
+        .body(c.body.clone())
+        .send()
+        .await
+        .unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+/// What decrypting under the wrong key gives: almost always a padding error, rarely
+/// garbage whose padding happens to look right.
+const GARBAGE: &str = "bad_padding|bad_framing|wrong_appid|not_utf8";
+
+fn follow_xml(openid: &str, create_time: i64, event: &str) -> String {
+    format!(
+        "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event><EventKey><![CDATA[]]></EventKey></xml>"
+    )
+}
+
+async fn follows(t: &TestApp, app: &str, openid: &str) -> (Option<bool>, Option<String>) {
+    let id = t
+        .ctx
+        .store
+        .identity(&AppId::parse(app).unwrap(), &OpenId::parse(openid).unwrap())
+        .await
+        .unwrap();
+    match id {
+        Some(i) => (i.follows, i.user_id.map(|u| u.to_string())),
+        None => (None, None),
+    }
+}
+
+#[tokio::test]
+async fn verification_echoes_echostr_only_for_a_valid_signature() {
+    let t = TestApp::spawn_with(Options {
+        extra_toml: format!(
+            "[[apps]]\nid = \"nopush\"\nkind = \"official_account\"\nappid = \"wxtestnp00000009\"\nsecret = \"s\"\napi_base = \"{{SIM}}\"\n"
+        ),
+        ..Default::default()
+    })
+    .await;
+    let sig = signature(&[OA2_PUSH_TOKEN, "1714037059", "486452656"]);
+    let get = |app: &str, sig: &str| {
+        t.api
+            .get(t.url(&format!(
+                "/wechat/{app}/push?signature={sig}&timestamp=1714037059&nonce=486452656&echostr=echo-me-42"
+            )))
+            .send()
+    };
+    let r = get("oa2", &sig).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "echo-me-42");
+
+    let last = if sig.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &sig[..39]);
+    let r = get("oa2", &forged).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("bad_signature"), "{body}");
+    assert!(!body.contains("echo-me-42"));
+
+    // Another app's token does not verify this app.
+    let r = get("oa", &sig).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = get("nosuch", &sig).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = get("nopush", &sig).await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(r.text().await.unwrap().starts_with("push_not_configured"));
+}
+
+#[tokio::test]
+async fn follow_and_unfollow_in_every_mode_set_the_follow_status() {
+    let t = TestApp::spawn().await;
+    let p = t.person("alice").await;
+    // oa: safe, oa2: plain, cl: compatible.
+    for (app, appid) in [("oa", OA_APPID), ("oa2", OA2_APPID), ("cl", CL_APPID)] {
+        let openid = p["openids"][appid].as_str().unwrap();
+        let r = t
+            .api
+            .post(format!("{}/_sim/people/p1/follow", t.sim_base))
+            .json(&json!({ "appid": appid }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let id: Value = r.json().await.unwrap();
+        let pushes = t
+            .settled_pushes(id["push"].as_u64().unwrap() as usize)
+            .await;
+        let push = pushes.last().unwrap();
+        assert!(push.acknowledged, "{push:#?}");
+        assert_eq!(push.attempts.len(), 1);
+        assert_eq!(push.attempts[0].answer, "success");
+        let events = t.events(app, "type=subscribe").await;
+        assert_eq!(events.len(), 1, "{app}: {events:#?}");
+        let ev = t
+            .handled_event(app, events[0]["id"].as_i64().unwrap())
+            .await;
+        assert_eq!(ev["outcome"], "follow_recorded");
+        assert_eq!(ev["encrypted"], app != "oa2");
+        assert_eq!(ev["openid"], openid);
+        assert_eq!(ev["fields"]["Event"], "subscribe");
+        // A subscribe from an openid we never saw creates its identity, unbound.
+        assert_eq!(follows(&t, app, openid).await, (Some(true), None));
+    }
+    assert_eq!(t.sim.pushes()[0].mode, "safe");
+    assert_eq!(t.sim.pushes()[1].mode, "plain");
+    assert_eq!(t.sim.pushes()[2].mode, "compatible");
+
+    let r = t
+        .api
+        .post(format!("{}/_sim/people/p1/unfollow", t.sim_base))
+        .json(&json!({ "appid": OA_APPID }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    t.settled_pushes(4).await;
+    let ev = t.events("oa", "type=unsubscribe").await;
+    let ev = t.handled_event("oa", ev[0]["id"].as_i64().unwrap()).await;
+    assert_eq!(ev["outcome"], "unfollow_recorded");
+    let openid = p["openids"][OA_APPID].as_str().unwrap();
+    assert_eq!(follows(&t, "oa", openid).await.0, Some(false));
+    assert!(!t.sim.follows(OA_APPID, openid));
+
+    // The identity API shows it once bound.
+    let r = t.bind("u1", "oa", openid, json!({})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let user: Value = t.api_get("/api/v1/users/u1").await.json().await.unwrap();
+    assert_eq!(user["identities"][0]["follows"], false);
+    assert!(user["identities"][0]["follow_changed_at"].is_i64());
+}
+
+#[tokio::test]
+async fn an_older_follow_event_never_overrides_a_newer_one() {
+    let t = TestApp::spawn().await;
+    let now = t.clock.now();
+    let c = craft(
+        OA2_PUSH_TOKEN,
+        now,
+        "1",
+        &follow_xml("oLate", now, "subscribe"),
+        None,
+    );
+    assert_eq!(post(&t, "oa2", &c).await.0, StatusCode::OK);
+    // An unsubscribe stamped earlier arrives later (a delayed retry).
+    let c = craft(
+        OA2_PUSH_TOKEN,
+        now,
+        "2",
+        &follow_xml("oLate", now - 10, "unsubscribe"),
+        None,
+    );
+    assert_eq!(post(&t, "oa2", &c).await.0, StatusCode::OK);
+    let ev = t.events("oa2", "type=unsubscribe").await;
+    let ev = t.handled_event("oa2", ev[0]["id"].as_i64().unwrap()).await;
+    assert_eq!(ev["outcome"], "follow_outdated");
+    assert_eq!(follows(&t, "oa2", "oLate").await.0, Some(true));
+}
+
+#[tokio::test]
+async fn delivery_reports_are_pushed_after_a_send_and_kept_by_msgid() {
+    let t = TestApp::spawn().await;
+    let p = t.person("bob").await;
+    let openid = p["openids"][OA_APPID].as_str().unwrap().to_owned();
+    // The send handler calls this; the control route triggers the same function.
+    let msgid: i64 = 3_717_005_636_572_528_642;
+    t.sim.after_template_send(OA_APPID, &openid, msgid).unwrap();
+    let r = t
+        .api
+        .post(format!("{}/_sim/push/template-report", t.sim_base))
+        .json(&json!({"appid": OA_APPID, "openid": openid, "msgid": msgid + 1, "status": "failed:user block"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let pushes = t.settled_pushes(2).await;
+    assert!(pushes.iter().all(|p| p.acknowledged), "{pushes:#?}");
+    assert_eq!(pushes[0].msgid, Some(msgid));
+
+    let events = t.events("oa", "type=TEMPLATESENDJOBFINISH").await;
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        let e = t.handled_event("oa", e["id"].as_i64().unwrap()).await;
+        assert_eq!(e["outcome"], "no_outbox_yet");
+    }
+    let app = AppId::parse("oa").unwrap();
+    let r = t.ctx.store.delivery_report(&app, msgid).await.unwrap();
+    let r = r.expect("the report is kept for the outbox");
+    assert_eq!(r.status, "success");
+    assert_eq!(r.openid.as_deref(), Some(openid.as_str()));
+    let r = t.ctx.store.delivery_report(&app, msgid + 1).await.unwrap();
+    assert_eq!(r.unwrap().status, "failed:user block");
+    assert!(
+        t.ctx
+            .store
+            .delivery_report(&app, 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An injected status applies to the next N reports only.
+    let r = t
+        .api
+        .post(format!("{}/_sim/push/settings", t.sim_base))
+        .json(&json!({"report_status": "failed: system failed", "report_status_count": 1, "report_delay_ms": 0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    t.sim.after_template_send(OA_APPID, &openid, 10).unwrap();
+    t.sim.after_template_send(OA_APPID, &openid, 11).unwrap();
+    t.settled_pushes(4).await;
+    for (id, status) in [(10, "failed: system failed"), (11, "success")] {
+        let mut report = None;
+        for _ in 0..100 {
+            report = t.ctx.store.delivery_report(&app, id).await.unwrap();
+            if report.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(report.unwrap().status, status);
+    }
+}
+
+#[tokio::test]
+async fn subscription_choices_and_send_results_are_stored_typed() {
+    let t = TestApp::spawn().await;
+    t.person("carol").await;
+    let r = t
+        .api
+        .post(format!("{}/_sim/people/p1/subscriptions", t.sim_base))
+        .json(&json!({"appid": MP_APPID, "choices": [
+            {"template_id": "TPL1", "status": "accept", "popup_scene": 0},
+            {"template_id": "TPL2", "status": "reject"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let openid = t.sim.openid_of(MP_APPID, "p1");
+    t.sim
+        .after_subscribe_send(MP_APPID, &openid, "TPL1", 1_700_827_132_819_554_304, 0)
+        .unwrap();
+    t.settled_pushes(2).await;
+    let popup = t.events("mp", "type=subscribe_msg_popup_event").await;
+    let popup = t
+        .handled_event("mp", popup[0]["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(popup["outcome"], "no_ledger_yet");
+    let list = &popup["fields"]["SubscribeMsgPopupEvent"]["List"];
+    assert_eq!(list[0]["TemplateId"], "TPL1");
+    assert_eq!(list[1]["SubscribeStatusString"], "reject");
+    let sent = t.events("mp", "type=subscribe_msg_sent_event").await;
+    let sent = t.handled_event("mp", sent[0]["id"].as_i64().unwrap()).await;
+    assert_eq!(sent["outcome"], "no_ledger_yet");
+    assert_eq!(
+        sent["fields"]["SubscribeMsgSentEvent"]["List"]["MsgID"],
+        "1700827132819554304"
+    );
+}
+
+#[tokio::test]
+async fn other_events_are_stored_acknowledged_and_listed() {
+    let t = TestApp::spawn().await;
+    let start = t.clock.now();
+    for (i, xml) in [
+        "<xml><ToUserName>gh</ToUserName><FromUserName>oA</FromUserName><CreateTime>1</CreateTime><MsgType>text</MsgType><Content><![CDATA[你好 <b>]]></Content><MsgId>6054768590064713728</MsgId></xml>",
+        "<xml><ToUserName>gh</ToUserName><FromUserName>oA</FromUserName><CreateTime>2</CreateTime><MsgType>event</MsgType><Event>CLICK</Event><EventKey>menu_1</EventKey></xml>",
+        "<xml><ToUserName>gh</ToUserName><FromUserName>oA</FromUserName><CreateTime>3</CreateTime><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>not-a-number</MsgID><Status>success</Status></xml>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = t
+            .api
+            .post(format!("{}/_sim/push/event", t.sim_base))
+            .json(&json!({"appid": OA_APPID, "xml": xml}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        t.settled_pushes(i + 1).await;
+    }
+    assert!(t.sim.pushes().iter().all(|p| p.acknowledged));
+    let all = t.events("oa", "").await;
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0]["type"], "text");
+    assert_eq!(all[0]["fields"]["Content"], "你好 <b>");
+    assert_eq!(all[0]["outcome"], "stored");
+    assert_eq!(all[1]["type"], "CLICK");
+    assert_eq!(all[1]["outcome"], "stored");
+    // A known event with nonsense in it: kept, never half-applied.
+    assert_eq!(all[2]["type"], "TEMPLATESENDJOBFINISH");
+    assert!(
+        all[2]["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed: <MsgID> is not a 64-bit integer")
+    );
+    assert_eq!(t.events("oa", "type=CLICK").await.len(), 1);
+    assert_eq!(t.events("oa", &format!("since={start}")).await.len(), 3);
+    assert_eq!(
+        t.events("oa", &format!("since={}", start + 60)).await.len(),
+        0
+    );
+    assert_eq!(t.events("mp", "").await.len(), 0);
+    // Paging.
+    let r: Value = t
+        .api_get("/api/v1/apps/oa/events?limit=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["events"].as_array().unwrap().len(), 2);
+    let next = r["next_after"].as_i64().unwrap();
+    let rest = t.events("oa", &format!("after={next}")).await;
+    assert_eq!(rest.len(), 1);
+    // The API's usual refusals.
+    let r = t
+        .api
+        .get(t.url("/api/v1/apps/oa/events"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.api_get("/api/v1/apps/nope/events").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.api_get("/api/v1/apps/oa/events?limit=0").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn duplicates_are_processed_once_and_acknowledged_every_time() {
+    let t = TestApp::spawn().await;
+    let now = t.clock.now();
+    let xml = follow_xml("oDup", now, "subscribe");
+    let first = craft(
+        OA_PUSH_TOKEN,
+        now,
+        "100",
+        &xml,
+        Some((OA_AES_KEY, OA_APPID)),
+    );
+    assert_eq!(
+        post(&t, "oa", &first).await,
+        (StatusCode::OK, "success".into())
+    );
+    // The identical request again (a retry reusing its query), and the same event under a
+    // fresh nonce and encryption (a retry signed anew).
+    assert_eq!(
+        post(&t, "oa", &first).await,
+        (StatusCode::OK, "success".into())
+    );
+    let again = craft(
+        OA_PUSH_TOKEN,
+        now,
+        "101",
+        &xml,
+        Some((OA_AES_KEY, OA_APPID)),
+    );
+    assert_eq!(
+        post(&t, "oa", &again).await,
+        (StatusCode::OK, "success".into())
+    );
+    let events = t.events("oa", "").await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["duplicates"], 2);
+    let ev = t
+        .handled_event("oa", events[0]["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(ev["attempts"], 0);
+    assert_eq!(ev["outcome"], "follow_recorded");
+}
+
+/// A proxy in front of the service that forwards every push but "loses" the first answer,
+/// as a slow network would: WeChat (the simulator) then retries.
+async fn lossy_proxy(service: String) -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let seen = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let (service, seen) = (service.clone(), seen.clone());
+        async move {
+            let uri = req.uri().clone();
+            let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let r = reqwest::Client::new()
+                .post(format!("{service}{uri}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap();
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                (axum::http::StatusCode::BAD_GATEWAY, "lost".to_owned())
+            } else {
+                (axum::http::StatusCode::from_u16(status).unwrap(), text)
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn a_push_whose_answer_was_lost_is_retried_and_processed_once() {
+    let t = TestApp::spawn().await;
+    let proxy = lossy_proxy(t.base.clone()).await;
+    let config = &t.ctx.config;
+    let oa = config.apps.iter().find(|a| a.id.as_str() == "oa").unwrap();
+    t.sim.add_app(SimApp::for_config(oa, &proxy));
+    t.person("dave").await;
+    t.sim.set_follow(OA_APPID, "p1", true).unwrap();
+    let pushes = t.settled_pushes(1).await;
+    let p = &pushes[0];
+    assert!(p.acknowledged, "{p:#?}");
+    assert_eq!(p.attempts.len(), 2);
+    assert_eq!(p.attempts[0].status, Some(502));
+    assert_eq!(p.attempts[1].answer, "success");
+    let events = t.events("oa", "").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["duplicates"], 1);
+}
+
+#[tokio::test]
+async fn a_replayed_nonce_with_another_event_is_refused() {
+    let t = TestApp::spawn().await;
+    let now = t.clock.now();
+    let first = craft(
+        OA2_PUSH_TOKEN,
+        now,
+        "555",
+        &follow_xml("oR", now, "subscribe"),
+        None,
+    );
+    assert_eq!(post(&t, "oa2", &first).await.0, StatusCode::OK);
+    // Plain mode signs only token, timestamp and nonce: a captured query with a new body.
+    let forged = Crafted {
+        query: first.query.clone(),
+        body: follow_xml("oR", now, "unsubscribe"),
+    };
+    let (status, body) = post(&t, "oa2", &forged).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body.starts_with("replayed"), "{body}");
+    assert_eq!(t.events("oa2", "").await.len(), 1);
+}
+
+#[tokio::test]
+async fn stale_timestamps_are_refused_within_a_configurable_window() {
+    let t = TestApp::spawn_with(Options {
+        extra_toml: "[push]\ntimestamp_window_secs = 60\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let now = t.clock.now();
+    for (ts, expected) in [
+        (now - 61, StatusCode::UNAUTHORIZED),
+        (now + 61, StatusCode::UNAUTHORIZED),
+        (now - 55, StatusCode::OK),
+    ] {
+        let c = craft(
+            OA2_PUSH_TOKEN,
+            ts,
+            "9",
+            &follow_xml("oS", ts, "subscribe"),
+            None,
+        );
+        let (status, body) = post(&t, "oa2", &c).await;
+        assert_eq!(status, expected, "{body}");
+        if status != StatusCode::OK {
+            assert!(body.starts_with("stale_timestamp"), "{body}");
+        }
+    }
+    // The simulator's pushes go stale when the service's clock is ahead: refused, retried
+    // 3 times like WeChat, never acknowledged.
+    t.clock.advance(120);
+    t.person("erin").await;
+    t.sim.set_follow(OA_APPID, "p1", true).unwrap();
+    let pushes = t.settled_pushes(1).await;
+    assert!(!pushes[0].acknowledged);
+    assert_eq!(pushes[0].attempts.len(), 4);
+    assert!(pushes[0].attempts.iter().all(|a| a.status == Some(401)));
+    assert_eq!(t.counter("pushes_unacknowledged").await, 1);
+}
+
+#[tokio::test]
+async fn malformed_forged_and_oversized_pushes_get_a_clear_4xx() {
+    let t = TestApp::spawn_with(Options {
+        extra_toml: "[push]\nmax_body_bytes = 4096\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let now = t.clock.now();
+    let ts = now.to_string();
+    let good = follow_xml("oM", now, "subscribe");
+    // 32 zero bytes: whole blocks that decrypt to garbage.
+    let zeros = format!("{}=", "A".repeat(43));
+    let wrong_appid = MessageCrypto::new(OA_AES_KEY)
+        .unwrap()
+        .encrypt(&good, "wxsomeoneelse0001");
+    let other_key = MessageCrypto::new(MP_AES_KEY)
+        .unwrap()
+        .encrypt(&good, OA_APPID);
+    let mut cases: Vec<(&str, Crafted, StatusCode, &str)> = vec![
+        (
+            "oa",
+            sealed(OA_PUSH_TOKEN, &ts, "17", &zeros),
+            StatusCode::BAD_REQUEST,
+            GARBAGE,
+        ),
+        (
+            "oa",
+            sealed(OA_PUSH_TOKEN, &ts, "18", "AAAAAAAAAAAAAAAAAAAAAA=="),
+            StatusCode::BAD_REQUEST,
+            "bad_length|bad_padding",
+        ),
+        (
+            "oa2",
+            craft(OA2_PUSH_TOKEN, now, "1", "<xml><a>", None),
+            StatusCode::BAD_REQUEST,
+            "malformed_xml",
+        ),
+        (
+            "oa2",
+            craft(
+                OA2_PUSH_TOKEN,
+                now,
+                "2",
+                "<!DOCTYPE x [<!ENTITY a \"b\">]><xml/>",
+                None,
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed_xml",
+        ),
+        (
+            "oa2",
+            craft(OA2_PUSH_TOKEN, now, "3", "<xml><A>1</A></xml>", None),
+            StatusCode::BAD_REQUEST,
+            "malformed_push",
+        ),
+        (
+            "oa",
+            sealed(OA_PUSH_TOKEN, &ts, "4", "%%%not-base64%%%"),
+            StatusCode::BAD_REQUEST,
+            "bad_base64",
+        ),
+        (
+            "oa",
+            sealed(OA_PUSH_TOKEN, &ts, "5", &"A".repeat(45)),
+            StatusCode::BAD_REQUEST,
+            "bad_base64",
+        ),
+        (
+            "oa",
+            sealed(OA_PUSH_TOKEN, &ts, "6", &wrong_appid),
+            StatusCode::BAD_REQUEST,
+            "wrong_appid",
+        ),
+        (
+            "oa",
+            sealed(OA_PUSH_TOKEN, &ts, "7", &other_key),
+            StatusCode::BAD_REQUEST,
+            GARBAGE,
+        ),
+        (
+            "oa",
+            craft(OA_PUSH_TOKEN, now, "8", &good, None),
+            StatusCode::BAD_REQUEST,
+            "encryption_required",
+        ),
+        (
+            "oa",
+            craft("wrongToken", now, "9", &good, Some((OA_AES_KEY, OA_APPID))),
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+        ),
+        (
+            "nosuch",
+            craft(OA_PUSH_TOKEN, now, "10", &good, None),
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+        ),
+        (
+            "oa2",
+            Crafted {
+                query: format!("timestamp={ts}&nonce=11"),
+                body: good.clone(),
+            },
+            StatusCode::BAD_REQUEST,
+            "missing_parameter",
+        ),
+        (
+            "oa2",
+            craft(
+                OA2_PUSH_TOKEN,
+                now,
+                "12",
+                &format!("<xml>{}</xml>", "<a>x</a>".repeat(600)),
+                None,
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "oa2",
+            Crafted {
+                query: craft(OA2_PUSH_TOKEN, now, "13", "", None).query,
+                body: String::from_utf8_lossy(&[0xff, 0xfe, 0x00, 0x3c]).into_owned(),
+            },
+            StatusCode::BAD_REQUEST,
+            "malformed_xml",
+        ),
+    ];
+    // Tampered ciphertext: the msg_signature no longer matches.
+    let mut tampered = craft(
+        OA_PUSH_TOKEN,
+        now,
+        "14",
+        &good,
+        Some((OA_AES_KEY, OA_APPID)),
+    );
+    tampered.body = tampered.body.replacen("CDATA[", "CDATA[A", 2);
+    cases.push(("oa", tampered, StatusCode::UNAUTHORIZED, "bad_signature"));
+    for (app, c, status, code) in cases {
+        let (got, body) = post(&t, app, &c).await;
+        assert_eq!(got, status, "{code}: {body}");
+        assert!(
+            code.split('|').any(|c| body.starts_with(c)),
+            "expected {code}: {body}"
+        );
+    }
+    // Invalid UTF-8 bytes, raw.
+    let c = craft(OA2_PUSH_TOKEN, now, "15", "", None);
+    let r = t
+        .api
+        .post(t.url(&format!("/wechat/oa2/push?{}", c.query)))
+        .body(vec![0xffu8, 0xfe, 0xfd])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.text().await.unwrap().starts_with("not_utf8"));
+    // Nothing was stored, and the endpoint still works.
+    assert!(t.events("oa", "").await.is_empty());
+    assert!(t.events("oa2", "").await.is_empty());
+    let c = craft(
+        OA_PUSH_TOKEN,
+        now,
+        "16",
+        &good,
+        Some((OA_AES_KEY, OA_APPID)),
+    );
+    assert_eq!(post(&t, "oa", &c).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_previous_key_is_accepted_during_rotation() {
+    const OLD: &str = "OldKey0123456789abcdefghijklmnopqrstuvwxyzA";
+    const NEW: &str = "NewKey0123456789abcdefghijklmnopqrstuvwxyzA";
+    const ROT: &str = "wxtestrot0000005";
+    let t = TestApp::spawn_with(Options {
+        extra_toml: format!(
+            "[[apps]]\nid = \"rot\"\nkind = \"official_account\"\nappid = \"{ROT}\"\nsecret = \"s\"\napi_base = \"{{SIM}}\"\npush_token = \"rotToken\"\nencoding_aes_key = \"{NEW}\"\nencoding_aes_key_previous = \"{OLD}\"\n"
+        ),
+        ..Default::default()
+    })
+    .await;
+    let now = t.clock.now();
+    for (i, key) in [OLD, NEW].iter().enumerate() {
+        let c = craft(
+            "rotToken",
+            now,
+            &format!("{i}"),
+            &follow_xml("oK", now + i as i64, "subscribe"),
+            Some((key, ROT)),
+        );
+        assert_eq!(post(&t, "rot", &c).await.0, StatusCode::OK);
+    }
+    let c = craft(
+        "rotToken",
+        now,
+        "3",
+        &follow_xml("oK", now, "unsubscribe"),
+        Some((OA_AES_KEY, ROT)),
+    );
+    let (status, body) = post(&t, "rot", &c).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(GARBAGE.split('|').any(|c| body.starts_with(c)), "{body}");
+    assert_eq!(t.events("rot", "").await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_event_left_unhandled_by_a_crash_is_handled_by_the_sweeper() {
+    let t = TestApp::spawn().await;
+    let now = t.clock.now();
+    let app = AppId::parse("oa").unwrap();
+    // What a crash between the acknowledgement and the handling leaves behind.
+    let xml = follow_xml("oCrash", now, "subscribe");
+    let recorded = t
+        .ctx
+        .store
+        .record_push(&wxlink::store::NewPush {
+            app: &app,
+            timestamp: now,
+            nonce: "1",
+            signature: "s",
+            dedup_key: "event:oCrash:test",
+            msg_type: "event",
+            event: Some("subscribe"),
+            kind: "subscribe",
+            openid: Some("oCrash"),
+            create_time: Some(now),
+            encrypted: true,
+            xml: &xml,
+            received_at: now,
+            outcome_now: None,
+            claim_until: now + wxlink::push::CLAIM_SECS,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(recorded, wxlink::store::Recorded::New(_)));
+    // Still claimed by the (dead) instance that received it.
+    assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 0);
+    t.clock.advance(wxlink::push::CLAIM_SECS + 1);
+    assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 1);
+    let ev = &t.events("oa", "").await[0];
+    assert_eq!(ev["outcome"], "follow_recorded");
+    assert_eq!(ev["attempts"], 1);
+    assert_eq!(follows(&t, "oa", "oCrash").await.0, Some(true));
+    assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 0);
+}
