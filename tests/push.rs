@@ -84,9 +84,7 @@ async fn follows(t: &TestApp, app: &str, openid: &str) -> (Option<bool>, Option<
 #[tokio::test]
 async fn verification_echoes_echostr_only_for_a_valid_signature() {
     let t = TestApp::spawn_with(Options {
-        extra_toml: format!(
-            "[[apps]]\nid = \"nopush\"\nkind = \"official_account\"\nappid = \"wxtestnp00000009\"\nsecret = \"s\"\napi_base = \"{{SIM}}\"\n"
-        ),
+        extra_toml: "[[apps]]\nid = \"nopush\"\nkind = \"official_account\"\nappid = \"wxtestnp00000009\"\nsecret = \"s\"\napi_base = \"{SIM}\"\n".into(),
         ..Default::default()
     })
     .await;

@@ -19,10 +19,10 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 
-fn app<'a>(
-    ctx: &'a Ctx,
+fn app(
+    ctx: &Ctx,
     path: Result<Path<String>, PathRejection>,
-) -> Result<&'a crate::config::AppConfig, PushError> {
+) -> Result<&crate::config::AppConfig, PushError> {
     let Path(name) = path.map_err(|_| PushError::UnknownApp(String::new()))?;
     AppId::parse(&name)
         .ok()

@@ -86,12 +86,15 @@ impl Node {
     }
 }
 
+/// An element being read: name, children so far, text so far.
+type Open = (String, Vec<(String, Node)>, String);
+
 /// Parses a push body; returns the content of its `<xml>` root.
 pub fn parse(input: &str) -> Result<Node, XmlError> {
     let mut reader = Reader::from_str(input);
     reader.config_mut().check_end_names = true;
     // (name, children, text) of each open element; the root is stack[0].
-    let mut stack: Vec<(String, Vec<(String, Node)>, String)> = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
     let mut elements = 0usize;
     let mut root: Option<Node> = None;
     loop {
