@@ -145,7 +145,7 @@ pub fn spawn_sweeper(ctx: Ctx, stop: CancellationToken) {
             }
             let now = ctx.clock.now();
             let s = &ctx.config.push;
-            let events_before = if now - last_prune >= PRUNE_EVERY_SECS {
+            let events_before = if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {
                 last_prune = now;
                 Some(now - s.retention_days * 86_400)
             } else {
