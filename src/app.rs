@@ -78,6 +78,7 @@ impl App {
             clock.clone(),
             config.tokens.clone(),
         );
+        let push_writer = crate::push::PushWriter::start(store.clone(), clock.clone());
         let ctx: Ctx = Arc::new(Context {
             config,
             public_url: public_url.clone(),
@@ -86,6 +87,7 @@ impl App {
             clock,
             tokens,
             sandbox,
+            push_writer,
         });
 
         let secure = public_url.scheme() == "https";

@@ -19,6 +19,8 @@ pub struct Context {
     pub clock: Clock,
     pub tokens: crate::token::TokenManager,
     pub sandbox: Option<crate::http::sandbox::Sandbox>,
+    /// Stores incoming WeChat pushes, many per transaction.
+    pub push_writer: crate::push::PushWriter,
 }
 
 impl Context {

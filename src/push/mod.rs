@@ -2,15 +2,18 @@
 //!
 //! A push is verified and opened ([`inbound`]: signature, freshness, safe-mode decryption),
 //! read ([`xml`], [`event`]), stored with its replay key and dedup key before it is
-//! acknowledged ([`receive`]), and handled after ([`handle`]): by a task spawned at once,
-//! or by the sweeper when that task or its process died.
+//! acknowledged ([`receive`], through the group-committing [`writer`]), and handled after
+//! ([`handle`]): by the writer at once, or by the sweeper when that failed or its process
+//! died.
 
 pub mod event;
 pub mod handle;
 pub mod inbound;
+pub mod writer;
 pub mod xml;
 
-pub use handle::{apply, spawn_sweeper, sweep_once};
+pub use handle::{HandleJob, apply, handle_batch, spawn_sweeper, sweep_once};
+pub use writer::PushWriter;
 
 use crate::config::AppConfig;
 use crate::context::Ctx;
@@ -40,30 +43,30 @@ pub async fn receive(
 ) -> Result<Receipt, PushError> {
     let now = ctx.clock.now();
     let p = inbound::open(app, q, body, now, ctx.config.push.timestamp_window_secs)?;
-    let env = &p.envelope;
-    let typed = PushEvent::classify(&p.root, env);
+    let env = p.envelope;
+    let typed = PushEvent::classify(&p.root, &env);
     let outcome_now = match &typed {
         Ok(PushEvent::Other) => Some("stored".to_owned()),
         Err(reason) => Some(format!("malformed: {reason}")),
         Ok(_) => None,
     };
     let recorded = ctx
-        .store
-        .record_push(&NewPush {
-            app: &app.id,
+        .push_writer
+        .record(NewPush {
+            app: app.id.clone(),
             timestamp: p.timestamp,
-            nonce: &p.nonce,
-            signature: &p.signature,
-            dedup_key: &env.dedup_key,
-            msg_type: &env.msg_type,
-            event: env.event.as_deref(),
-            kind: &env.kind,
-            openid: env.openid.as_deref(),
+            nonce: p.nonce,
+            signature: p.signature,
+            dedup_key: env.dedup_key.clone(),
+            msg_type: env.msg_type.clone(),
+            event: env.event.clone(),
+            kind: env.kind.clone(),
+            openid: env.openid.clone(),
             create_time: env.create_time,
             encrypted: p.encrypted,
-            xml: &p.xml,
+            xml: p.xml,
             received_at: now,
-            outcome_now: outcome_now.as_deref(),
+            outcome_now,
             claim_until: now + CLAIM_SECS,
         })
         .await?;
@@ -71,15 +74,14 @@ pub async fn receive(
         Recorded::Replayed => Err(PushError::Replayed),
         Recorded::Duplicate => Ok(Receipt::Duplicate),
         Recorded::New(id) => {
-            if let Ok(ev) = typed
-                && ev != PushEvent::Other
+            if let Ok(event) = typed
+                && event != PushEvent::Other
             {
-                let store = ctx.store.clone();
-                let clock = ctx.clock.clone();
-                let app_id = app.id.clone();
-                let openid = env.openid.clone();
-                tokio::spawn(async move {
-                    handle::run(&store, &clock, &app_id, id, &ev, openid.as_deref()).await;
+                ctx.push_writer.handle(handle::HandleJob {
+                    id,
+                    app: app.id.clone(),
+                    event,
+                    openid: env.openid,
                 });
             }
             Ok(Receipt::New(id))

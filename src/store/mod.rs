@@ -26,6 +26,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A batched write (several requests in one transaction) failed; the cause is logged once.
+    #[error("batched write failed: {0}")]
+    Batch(String),
     /// A stored value no longer parses: someone edited the database by hand.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -47,6 +50,40 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// A transaction on whichever backend is configured, for work that must land together
+/// (an event's effect and its "handled" mark).
+pub enum StoreTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs the same body against the transaction's connection; `$conn` is bound to it.
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::store::StoreTx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::store::StoreTx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+impl StoreTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(t) => t.commit().await?,
+            Self::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -99,6 +136,14 @@ impl Store {
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(pool)
+    }
+
+    /// Starts a transaction; dropped without [`StoreTx::commit`] it rolls back.
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
+            Db::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -1,29 +1,49 @@
 //! WeChat pushes: the replay guard, the event log (stored before the acknowledgement,
 //! handled after), delivery reports by msgid, and follow status.
 
-use super::{Store, StoreError, corrupt, with_pool};
+use super::{Store, StoreError, StoreTx, corrupt, with_pool, with_tx};
 use crate::domain::{AppId, OpenId};
 use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+
+/// `($1, .., $cols), ($cols+1, ..)` for `rows` rows.
+fn placeholders(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$first, $first+1, ..` for `n` values.
+fn id_list(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// A verified push, about to be stored.
-#[derive(Debug)]
-pub struct NewPush<'a> {
-    pub app: &'a AppId,
+#[derive(Debug, Clone)]
+pub struct NewPush {
+    pub app: AppId,
     pub timestamp: i64,
-    pub nonce: &'a str,
-    pub signature: &'a str,
-    pub dedup_key: &'a str,
-    pub msg_type: &'a str,
-    pub event: Option<&'a str>,
-    pub kind: &'a str,
-    pub openid: Option<&'a str>,
+    pub nonce: String,
+    pub signature: String,
+    pub dedup_key: String,
+    pub msg_type: String,
+    pub event: Option<String>,
+    pub kind: String,
+    pub openid: Option<String>,
     pub create_time: Option<i64>,
     pub encrypted: bool,
-    pub xml: &'a str,
+    pub xml: String,
     pub received_at: i64,
     /// The outcome when the event needs no handling (stored as handled at once); `None`
     /// leaves it to be handled, claimed by this instance until `claim_until`.
-    pub outcome_now: Option<&'a str>,
+    pub outcome_now: Option<String>,
     pub claim_until: i64,
 }
 
@@ -88,88 +108,126 @@ pub struct EventFilter {
 }
 
 impl Store {
-    /// Stores a verified push before it is acknowledged, in one transaction: its replay
-    /// key, then the event (once per dedup key). A repeat of the same (timestamp, nonce,
-    /// signature) with the same event is a retry; with another event it is a replay.
-    pub async fn record_push(&self, p: &NewPush<'_>) -> Result<Recorded, StoreError> {
-        let nonce_sql =
+    /// Stores a verified push before it is acknowledged: its replay key, then the event
+    /// (once per dedup key). A repeat of the same (timestamp, nonce, signature) with the
+    /// same event is a retry; with another event it is a replay.
+    pub async fn record_push(&self, p: &NewPush) -> Result<Recorded, StoreError> {
+        Ok(self.record_pushes(&[p]).await?[0])
+    }
+
+    /// [`Store::record_push`] for several pushes in one transaction (group commit): one
+    /// multi-row statement for the replay keys and one for the events, whatever the batch
+    /// size. A replay writes nothing, so no push of the batch can spoil another.
+    pub async fn record_pushes(&self, pushes: &[&NewPush]) -> Result<Vec<Recorded>, StoreError> {
+        if pushes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let nonce_sql = format!(
             "INSERT INTO push_nonces (app, timestamp, nonce, signature, dedup_key, seen_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+             VALUES {} ON CONFLICT DO NOTHING RETURNING app, timestamp, nonce, signature",
+            placeholders(pushes.len(), 6)
+        );
         let earlier_sql = "SELECT dedup_key FROM push_nonces
              WHERE app = $1 AND timestamp = $2 AND nonce = $3 AND signature = $4";
-        let event_sql =
-            "INSERT INTO push_events (app, dedup_key, msg_type, event, kind, openid, create_time,
-                 encrypted, xml, received_at, handled_at, outcome, claimed_until)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (app, dedup_key) DO NOTHING RETURNING id";
         let dup_sql =
             "UPDATE push_events SET duplicates = duplicates + 1 WHERE app = $1 AND dedup_key = $2";
-        let handled_at = p.outcome_now.map(|_| p.received_at);
-        let claim = if p.outcome_now.is_some() {
-            0
-        } else {
-            p.claim_until
-        };
-        let recorded = with_pool!(&self.db, |pool| {
+        let results = with_pool!(&self.db, |pool| {
             let mut tx = pool.begin().await?;
-            let fresh = sqlx::query(nonce_sql)
-                .bind(p.app.as_str())
-                .bind(p.timestamp)
-                .bind(p.nonce)
-                .bind(p.signature)
-                .bind(p.dedup_key)
-                .bind(p.received_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-            let recorded = if !fresh {
+            let mut q = sqlx::query_as::<_, (String, i64, String, String)>(&nonce_sql);
+            for p in pushes {
+                q = q
+                    .bind(p.app.as_str())
+                    .bind(p.timestamp)
+                    .bind(&p.nonce)
+                    .bind(&p.signature)
+                    .bind(&p.dedup_key)
+                    .bind(p.received_at);
+            }
+            let mut fresh: HashSet<(String, i64, String, String)> =
+                q.fetch_all(&mut *tx).await?.into_iter().collect();
+            // The first push of the batch with a replay key owns its row.
+            let mut results: Vec<Option<Recorded>> = Vec::with_capacity(pushes.len());
+            let mut new: Vec<&NewPush> = Vec::new();
+            for p in pushes {
+                let key = (
+                    p.app.as_str().to_owned(),
+                    p.timestamp,
+                    p.nonce.clone(),
+                    p.signature.clone(),
+                );
+                if fresh.remove(&key) {
+                    results.push(None);
+                    new.push(p);
+                    continue;
+                }
                 let (earlier,): (String,) = sqlx::query_as(earlier_sql)
                     .bind(p.app.as_str())
                     .bind(p.timestamp)
-                    .bind(p.nonce)
-                    .bind(p.signature)
+                    .bind(&p.nonce)
+                    .bind(&p.signature)
                     .fetch_one(&mut *tx)
                     .await?;
-                if earlier == p.dedup_key {
+                results.push(Some(if earlier == p.dedup_key {
                     Recorded::Duplicate
                 } else {
                     Recorded::Replayed
+                }));
+            }
+            let mut ids: HashMap<(String, String), i64> = HashMap::new();
+            if !new.is_empty() {
+                let event_sql = format!(
+                    "INSERT INTO push_events (app, dedup_key, msg_type, event, kind, openid, create_time,
+                         encrypted, xml, received_at, handled_at, outcome, claimed_until)
+                     VALUES {} ON CONFLICT (app, dedup_key) DO NOTHING RETURNING id, app, dedup_key",
+                    placeholders(new.len(), 13)
+                );
+                let mut q = sqlx::query_as::<_, (i64, String, String)>(&event_sql);
+                for p in &new {
+                    let handled = p.outcome_now.is_some();
+                    q = q
+                        .bind(p.app.as_str())
+                        .bind(&p.dedup_key)
+                        .bind(&p.msg_type)
+                        .bind(&p.event)
+                        .bind(&p.kind)
+                        .bind(&p.openid)
+                        .bind(p.create_time)
+                        .bind(p.encrypted)
+                        .bind(&p.xml)
+                        .bind(p.received_at)
+                        .bind(handled.then_some(p.received_at))
+                        .bind(&p.outcome_now)
+                        .bind(if handled { 0 } else { p.claim_until });
                 }
-            } else {
-                let id: Option<(i64,)> = sqlx::query_as(event_sql)
-                    .bind(p.app.as_str())
-                    .bind(p.dedup_key)
-                    .bind(p.msg_type)
-                    .bind(p.event)
-                    .bind(p.kind)
-                    .bind(p.openid)
-                    .bind(p.create_time)
-                    .bind(p.encrypted)
-                    .bind(p.xml)
-                    .bind(p.received_at)
-                    .bind(handled_at)
-                    .bind(p.outcome_now)
-                    .bind(claim)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                id.map_or(Recorded::Duplicate, |(id,)| Recorded::New(id))
-            };
-            if recorded == Recorded::Duplicate {
-                sqlx::query(dup_sql)
-                    .bind(p.app.as_str())
-                    .bind(p.dedup_key)
-                    .execute(&mut *tx)
-                    .await?;
+                ids = q
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(id, app, key)| ((app, key), id))
+                    .collect();
             }
-            if recorded == Recorded::Replayed {
-                tx.rollback().await?;
-            } else {
-                tx.commit().await?;
+            let mut recorded = Vec::with_capacity(pushes.len());
+            for (p, r) in pushes.iter().zip(results) {
+                let r = r.unwrap_or_else(|| {
+                    // The first push of the batch with a dedup key owns the event.
+                    match ids.remove(&(p.app.as_str().to_owned(), p.dedup_key.clone())) {
+                        Some(id) => Recorded::New(id),
+                        None => Recorded::Duplicate,
+                    }
+                });
+                if r == Recorded::Duplicate {
+                    sqlx::query(dup_sql)
+                        .bind(p.app.as_str())
+                        .bind(&p.dedup_key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                recorded.push(r);
             }
+            tx.commit().await?;
             recorded
         });
-        Ok(recorded)
+        Ok(results)
     }
 
     /// Marks an event handled with its outcome (`follow_recorded`, `no_outbox_yet`...).
@@ -246,34 +304,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Keeps a delivery report for the outbox; the first report of a msgid wins.
-    pub async fn record_delivery_report(
-        &self,
-        app: &AppId,
-        msgid: i64,
-        status: &str,
-        openid: Option<&str>,
-        event_id: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let sql =
-            "INSERT INTO push_delivery_reports (app, msgid, status, openid, event_id, reported_at)
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
-        let n = with_pool!(&self.db, |pool| {
-            sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(msgid)
-                .bind(status)
-                .bind(openid)
-                .bind(event_id)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
     /// The report for a msgid, if it arrived: what the outbox consults when it records
     /// `sent(msgid)`, since a report may beat the send's own response.
     pub async fn delivery_report(
@@ -311,40 +341,6 @@ impl Store {
                 .await?;
         });
         Ok(())
-    }
-
-    /// Records a follow or unfollow at WeChat's time `at`, creating the (unbound) identity
-    /// of an openid we have not seen. An older event never overrides a newer one. Returns
-    /// false when it was older than what we have.
-    pub async fn set_follow(
-        &self,
-        app: &AppId,
-        openid: &OpenId,
-        follows: bool,
-        at: i64,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        // An identity first seen through a push knows only its openid, as snsapi_base would.
-        let sql = "INSERT INTO identities (app, openid, scope, is_snapshot, created_at, updated_at, follows, follow_changed_at)
-                   VALUES ($1, $2, 'snsapi_base', FALSE, $3, $3, $4, $5)
-                   ON CONFLICT (app, openid) DO UPDATE SET
-                       follows = excluded.follows,
-                       follow_changed_at = excluded.follow_changed_at,
-                       updated_at = excluded.updated_at
-                   WHERE identities.follow_changed_at IS NULL
-                      OR identities.follow_changed_at <= excluded.follow_changed_at";
-        let n = with_pool!(&self.db, |pool| {
-            sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(now)
-                .bind(follows)
-                .bind(at)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
     }
 
     /// Forgets replay keys whose timestamp left the window, and handled events (and
@@ -385,5 +381,118 @@ impl Store {
 impl StoredEvent {
     pub fn app_id(&self) -> Result<AppId, StoreError> {
         AppId::parse(&self.app).map_err(|e| corrupt("push_events", e))
+    }
+}
+
+/// The writes of event handling, inside one transaction per batch.
+impl StoreTx {
+    /// Marks these events handled; returns the ones that were not already (by another
+    /// task or instance): only their effects may be applied.
+    pub async fn start_handling(
+        &mut self,
+        ids: &[i64],
+        now: i64,
+    ) -> Result<HashSet<i64>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = format!(
+            "UPDATE push_events SET handled_at = $1, claimed_until = 0, last_error = NULL
+             WHERE handled_at IS NULL AND id IN ({}) RETURNING id",
+            id_list(2, ids.len())
+        );
+        let rows: Vec<(i64,)> = with_tx!(self, |conn| {
+            let mut q = sqlx::query_as(&sql).bind(now);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(&mut *conn).await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// What handling these events did (`follow_recorded`, `no_outbox_yet`...).
+    pub async fn set_event_outcome(
+        &mut self,
+        ids: &[i64],
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE push_events SET outcome = $1 WHERE id IN ({})",
+            id_list(2, ids.len())
+        );
+        with_tx!(self, |conn| {
+            let mut q = sqlx::query(&sql).bind(outcome);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.execute(&mut *conn).await?;
+        });
+        Ok(())
+    }
+
+    /// Keeps a delivery report for the outbox; the first report of a msgid wins.
+    pub async fn record_delivery_report(
+        &mut self,
+        app: &AppId,
+        msgid: i64,
+        status: &str,
+        openid: Option<&str>,
+        event_id: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let sql =
+            "INSERT INTO push_delivery_reports (app, msgid, status, openid, event_id, reported_at)
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+        let n = with_tx!(self, |conn| {
+            sqlx::query(sql)
+                .bind(app.as_str())
+                .bind(msgid)
+                .bind(status)
+                .bind(openid)
+                .bind(event_id)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Records a follow or unfollow at WeChat's time `at`, creating the (unbound) identity
+    /// of an openid we have not seen. An older event never overrides a newer one. Returns
+    /// false when it was older than what we have.
+    pub async fn set_follow(
+        &mut self,
+        app: &AppId,
+        openid: &OpenId,
+        follows: bool,
+        at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        // An identity first seen through a push knows only its openid, as snsapi_base would.
+        let sql = "INSERT INTO identities (app, openid, scope, is_snapshot, created_at, updated_at, follows, follow_changed_at)
+                   VALUES ($1, $2, 'snsapi_base', FALSE, $3, $3, $4, $5)
+                   ON CONFLICT (app, openid) DO UPDATE SET
+                       follows = excluded.follows,
+                       follow_changed_at = excluded.follow_changed_at,
+                       updated_at = excluded.updated_at
+                   WHERE identities.follow_changed_at IS NULL
+                      OR identities.follow_changed_at <= excluded.follow_changed_at";
+        let n = with_tx!(self, |conn| {
+            sqlx::query(sql)
+                .bind(app.as_str())
+                .bind(openid.as_str())
+                .bind(now)
+                .bind(follows)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
     }
 }
