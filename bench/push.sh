@@ -13,14 +13,19 @@ cargo build --release --quiet --bin wxlink --example push_load
 
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+pg_db=
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$pg_db" ]; then sleep 0.5; psql "$WXLINK_BENCH_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $pg_db" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 DB="sqlite://$work/bench.db"
 if [ -n "${WXLINK_BENCH_POSTGRES_URL:-}" ]; then
-  name="wxlink_bench_$(date +%s)"
-  psql "$WXLINK_BENCH_POSTGRES_URL" -qc "CREATE DATABASE $name" >/dev/null
-  DB="${WXLINK_BENCH_POSTGRES_URL%/*}/$name"
+  pg_db="wxlink_bench_$(date +%s)"
+  psql "$WXLINK_BENCH_POSTGRES_URL" -qc "CREATE DATABASE $pg_db" >/dev/null
+  DB="${WXLINK_BENCH_POSTGRES_URL%/*}/$pg_db"
 fi
 KEY="bench-key-$(date +%s)"
 SHA="$(printf '%s' "$KEY" | ./target/release/wxlink hash-key)"
@@ -62,7 +67,13 @@ echo "push benchmark: safe mode, $store, $CONNS connections, ${SECS}s, $(nproc) 
 ./target/release/examples/push_load http://127.0.0.1:18080/wechat/oa/push "$TOKEN" "$AES" "$APPID" 2 "$CONNS" >/dev/null
 out="$(./target/release/examples/push_load http://127.0.0.1:18080/wechat/oa/push "$TOKEN" "$AES" "$APPID" "$SECS" "$CONNS")"
 echo "$out"
-sleep 2
-curl -sf -H "Authorization: Bearer $KEY" "http://127.0.0.1:18080/api/v1/apps/oa/events?type=TEMPLATESENDJOBFINISH&limit=1" >/dev/null \
-  || { echo "bench: the events API did not answer" >&2; exit 1; }
 if grep -q "failures=0" <<<"$out"; then :; else echo "bench: some pushes were not answered success; the figures are void" >&2; exit 1; fi
+# Every acknowledged push is stored, and handled shortly after.
+count() {
+  local sql="SELECT COUNT(*), COUNT(handled_at), COUNT(*) FILTER (WHERE outcome = 'no_outbox_yet') FROM push_events"
+  if [ "$store" = sqlite ]; then sqlite3 "$work/bench.db" "$sql" | tr '|' ' '; else psql "$DB" -Atc "$sql" | tr '|' ' '; fi
+}
+sleep 1
+read -r stored handled reported < <(count)
+echo "stored=$stored handled=$handled delivery_reports_handled=$reported (warm-up included)"
+[ "$stored" = "$handled" ] || { echo "bench: some stored pushes were not handled within 1 s" >&2; exit 1; }

@@ -689,4 +689,61 @@ mod tests {
         let e = parse(r#"listen = "nope""#).unwrap_err();
         assert_eq!(e.setting, "listen");
     }
+
+    fn app_with(push: &str) -> Result<Config, ConfigError> {
+        parse(&format!(
+            "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx2c2769f8efd9abc2\"\nsecret = \"s\"\n{push}\n"
+        ))
+    }
+
+    const AES: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+
+    #[test]
+    fn push_mode_defaults_from_the_key() {
+        let c = app_with("push_token = \"tok123\"").unwrap();
+        assert_eq!(c.apps[0].push_mode, PushMode::Plain);
+        let c = app_with(&format!(
+            "push_token = \"tok123\"\nencoding_aes_key = \"{AES}\""
+        ))
+        .unwrap();
+        assert_eq!(c.apps[0].push_mode, PushMode::Safe);
+        let c = app_with(&format!(
+            "push_token = \"tok123\"\nencoding_aes_key = \"{AES}\"\nencoding_aes_key_previous = \"{AES}\"\npush_mode = \"compatible\""
+        ))
+        .unwrap();
+        assert_eq!(c.apps[0].push_mode, PushMode::Compatible);
+        assert_eq!(c.push.timestamp_window_secs, 300);
+    }
+
+    #[test]
+    fn push_settings_that_cannot_work_are_refused_by_name() {
+        for (push, setting) in [
+            (
+                "push_token = \"tok123\"\npush_mode = \"safe\"",
+                "apps[0].encoding_aes_key",
+            ),
+            (
+                "push_token = \"tok123\"\nencoding_aes_key = \"short\"",
+                "apps[0].encoding_aes_key",
+            ),
+            (
+                &format!("encoding_aes_key = \"{AES}\""),
+                "apps[0].push_token",
+            ),
+            (
+                &format!("push_token = \"tok123\"\nencoding_aes_key_previous = \"{AES}\""),
+                "apps[0].encoding_aes_key_previous",
+            ),
+            ("push_token = \"bad token!\"", "apps[0].push_token"),
+            ("push_mode = \"secret\"", "push_mode"),
+            (
+                "[push]\ntimestamp_window_secs = 0",
+                "push.timestamp_window_secs",
+            ),
+            ("[push]\nmax_body_bytes = 10", "push.max_body_bytes"),
+        ] {
+            let e = app_with(push).unwrap_err();
+            assert_eq!(e.setting, setting, "{push}: {e}");
+        }
+    }
 }

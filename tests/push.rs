@@ -789,3 +789,53 @@ async fn an_event_left_unhandled_by_a_crash_is_handled_by_the_sweeper() {
     assert_eq!(follows(&t, "oa", "oCrash").await.0, Some(true));
     assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn one_batch_holding_a_retry_and_a_replay_records_each_correctly() {
+    let t = TestApp::spawn().await;
+    let now = t.clock.now();
+    let app = AppId::parse("oa2").unwrap();
+    let push = |nonce: &str, key: &str| wxlink::store::NewPush {
+        app: app.clone(),
+        timestamp: now,
+        nonce: nonce.into(),
+        signature: format!("sig{nonce}"),
+        dedup_key: key.into(),
+        msg_type: "event".into(),
+        event: Some("CLICK".into()),
+        kind: "CLICK".into(),
+        openid: Some("oB".into()),
+        create_time: Some(now),
+        encrypted: false,
+        xml: "<xml/>".into(),
+        received_at: now,
+        outcome_now: Some("stored".into()),
+        claim_until: 0,
+    };
+    use wxlink::store::Recorded::*;
+    let batch = [
+        push("1", "k1"),
+        push("1", "k1"), // the same request twice: a retry
+        push("2", "k1"), // the same event under a fresh nonce: a retry signed anew
+        push("1", "k2"), // a used nonce with another event: a replay
+        push("3", "k3"),
+    ];
+    let refs: Vec<_> = batch.iter().collect();
+    let r = t.ctx.store.record_pushes(&refs).await.unwrap();
+    assert!(matches!(r[0], New(_)));
+    assert_eq!(&r[1..4], &[Duplicate, Duplicate, Replayed]);
+    assert!(matches!(r[4], New(_)));
+    let events = t.events("oa2", "").await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["duplicates"], 2);
+    // Across batches too.
+    let r = t
+        .ctx
+        .store
+        .record_pushes(&[&push("3", "k3"), &push("3", "k9"), &push("4", "k4")])
+        .await
+        .unwrap();
+    assert_eq!(r[0], Duplicate);
+    assert_eq!(r[1], Replayed);
+    assert!(matches!(r[2], New(_)));
+}
