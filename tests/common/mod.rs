@@ -2,6 +2,8 @@
 //! loopback ports, each test with its own database, and drives them over real HTTP.
 #![allow(dead_code)]
 
+pub mod push;
+
 use reqwest::header::{HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{Value, json};
