@@ -7,6 +7,8 @@ use crate::context::{Context, Ctx};
 use crate::domain::{AppId, WxAppId, hash_token, random_alphanumeric};
 use crate::http;
 use crate::http::sandbox::Sandbox;
+use crate::outbox::Outbox;
+use crate::seal::StorageKey;
 use crate::sim::{Sim, SimApp};
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
@@ -57,8 +59,11 @@ impl App {
         } else {
             None
         };
+        if config.sandbox && config.storage_key.is_none() {
+            config.storage_key = Some(sandbox_storage_key(&config.database_url)?);
+        }
 
-        let store = Store::connect(&config.database_url)
+        let store = Store::connect(&config.database_url, &config.database)
             .await
             .with_context(|| {
                 format!(
@@ -79,7 +84,16 @@ impl App {
             config.tokens.clone(),
         );
         let push_writer = crate::push::PushWriter::start(store.clone(), clock.clone());
+        let outbox = Outbox::new(
+            &config.apps,
+            store.clone(),
+            tokens.clone(),
+            wechat.clone(),
+            clock.clone(),
+            config.outbox.clone(),
+        );
         let ctx: Ctx = Arc::new(Context {
+            outbox,
             config,
             public_url: public_url.clone(),
             store: store.clone(),
@@ -92,7 +106,8 @@ impl App {
 
         let secure = public_url.scheme() == "https";
         // The two session stores are different types with inherent migrate(); the rest is shared.
-        let browser = match &store.db {
+        // Sessions are written on every authorization: on SQLite they go through the writer.
+        let browser = match &store.write {
             Db::Sqlite(pool) => {
                 let sessions = tower_sessions_sqlx_store::SqliteStore::new(pool.clone());
                 sessions
@@ -138,7 +153,8 @@ impl App {
         &self.ctx
     }
 
-    /// Serves HTTP and runs the background work (token refreshers) until `shutdown`.
+    /// Serves HTTP and runs the background work (token refreshers, outbox workers) until
+    /// `shutdown`.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -147,6 +163,7 @@ impl App {
         let _stop_background = stop.clone().drop_guard();
         self.ctx.tokens.spawn_refreshers(stop.clone());
         crate::push::spawn_sweeper(self.ctx.clone(), stop.clone());
+        self.ctx.outbox.spawn(stop.clone());
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -215,6 +232,7 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
         });
         config.apps.push(app);
     }
+    crate::http::sandbox::register_templates(&sim, "wxsandbox0a000001", "wxsandbox0b000002");
     let api_key = std::env::var("WXLINK_SANDBOX_API_KEY")
         .ok()
         .filter(|k| !k.is_empty())
@@ -231,6 +249,55 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
         public_url.as_str().trim_end_matches('/')
     ))?);
     Ok(Sandbox { sim, api_key })
+}
+
+/// The sandbox's storage key when none is configured: kept in `<database file>.storage-key`
+/// so a restarted sandbox still opens the session keys it sealed. An in-memory or
+/// PostgreSQL sandbox gets a fresh key each start (its sealed values then no longer open).
+fn sandbox_storage_key(database_url: &str) -> anyhow::Result<StorageKey> {
+    use sqlx::sqlite::SqliteConnectOptions;
+    use std::str::FromStr;
+    let file = database_url
+        .starts_with("sqlite:")
+        .then(|| SqliteConnectOptions::from_str(database_url).ok())
+        .flatten()
+        .map(|o| o.get_filename().to_owned())
+        .filter(|f| f.as_os_str() != ":memory:" && !database_url.contains("mode=memory"));
+    let Some(db_file) = file else {
+        tracing::warn!(
+            "sandbox without a database file: a fresh storage_key this run (set storage_key to keep one)"
+        );
+        return Ok(StorageKey::generate());
+    };
+    let mut path = db_file.into_os_string();
+    path.push(".storage-key");
+    let path = std::path::PathBuf::from(path);
+    let read = |path: &std::path::Path| -> anyhow::Result<StorageKey> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the sandbox storage key {}", path.display()))?;
+        StorageKey::parse(&text)
+            .map_err(|e| anyhow::anyhow!("sandbox storage key {} {}", path.display(), e.0))
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    let key = StorageKey::generate();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut f) => {
+            use std::io::Write;
+            f.write_all(key.to_base64().as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(key)
+        }
+        // Another sandbox process on the same file won the race: use its key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot create the sandbox storage key {}", path.display())),
+    }
 }
 
 /// The database URL without a password, for messages.

@@ -3,6 +3,7 @@
 
 use crate::domain::{AppId, ReturnToAllowList, WxAppId};
 pub use crate::push::settings::{PushMode, PushSettings};
+use crate::seal::StorageKey;
 use crate::wechat::AppCredentials;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
@@ -140,21 +141,92 @@ impl Default for TokenSettings {
     }
 }
 
+/// The database connection pool.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// PostgreSQL: connections per instance. SQLite: reading connections (writes always go
+    /// through one).
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout_ms: u64,
+    /// PostgreSQL: a statement running longer than this is cancelled.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout_ms: 5000,
+            statement_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// How the outbox sends messages.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Messages this instance sends at the same time.
+    pub concurrency: usize,
+    /// Most messages claimed in one store round trip.
+    pub claim_batch: i64,
+    /// How long a claimed message belongs to its instance; after that (the instance died)
+    /// another instance takes it over.
+    pub lease_secs: i64,
+    /// Attempts for retryable failures (-1, timeouts, 45011) before a message is `failed`.
+    pub max_attempts: i64,
+    /// First retry delay; doubled each attempt, with jitter, up to `backoff_max_ms`.
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    /// Sends per second to WeChat per app, per instance.
+    pub rate_per_sec: u32,
+    /// How often an idle instance looks for due messages (new messages wake it at once).
+    pub poll_interval_ms: u64,
+    /// How long a fetched template list is trusted.
+    pub template_cache_secs: u64,
+    /// The longest `?wait=` a send request may ask for.
+    pub max_wait_secs: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            claim_batch: 100,
+            lease_secs: 60,
+            max_attempts: 8,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 300_000,
+            rate_per_sec: 1000,
+            poll_interval_ms: 500,
+            template_cache_secs: 300,
+            max_wait_secs: 30,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     /// Where browsers reach us; derived from the bound address when unset.
     pub public_url: Option<Url>,
     pub database_url: String,
+    pub database: DatabaseSettings,
     pub return_to_allow: ReturnToAllowList,
     pub api_keys: Vec<ApiKey>,
     pub apps: Vec<AppConfig>,
     pub oauth: OAuthTimings,
     pub tokens: TokenSettings,
     pub push: PushSettings,
+    pub outbox: OutboxSettings,
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
+    /// Seals stored secrets (mini-program session keys). Required when a mini-program is
+    /// configured; the sandbox keeps a generated one beside its database.
+    pub storage_key: Option<StorageKey>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -163,14 +235,17 @@ struct RawConfig {
     listen: Option<String>,
     public_url: Option<String>,
     database_url: Option<String>,
+    database: DatabaseSettings,
     return_to_allow: Vec<String>,
     api_keys: Vec<RawApiKey>,
     apps: Vec<RawApp>,
     oauth: OAuthTimings,
     tokens: TokenSettings,
     push: PushSettings,
+    outbox: OutboxSettings,
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
+    storage_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,6 +421,105 @@ impl Config {
         }
 
         crate::push::settings::check_section(&raw.push)?;
+        let db = &raw.database;
+        for (name, v, min, max) in [
+            (
+                "database.max_connections",
+                db.max_connections as i64,
+                1,
+                1000,
+            ),
+            (
+                "database.acquire_timeout_ms",
+                db.acquire_timeout_ms as i64,
+                10,
+                600_000,
+            ),
+            (
+                "database.statement_timeout_ms",
+                db.statement_timeout_ms as i64,
+                10,
+                3_600_000,
+            ),
+        ] {
+            if v < min || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ));
+            }
+        }
+
+        let ob = &raw.outbox;
+        for (name, v, min, max) in [
+            ("outbox.concurrency", ob.concurrency as i64, 1, 4096),
+            ("outbox.claim_batch", ob.claim_batch, 1, 1000),
+            ("outbox.lease_secs", ob.lease_secs, 5, 3600),
+            ("outbox.max_attempts", ob.max_attempts, 1, 100),
+            ("outbox.backoff_base_ms", ob.backoff_base_ms, 1, 3_600_000),
+            (
+                "outbox.backoff_max_ms",
+                ob.backoff_max_ms,
+                ob.backoff_base_ms,
+                86_400_000,
+            ),
+            ("outbox.rate_per_sec", ob.rate_per_sec as i64, 1, 1_000_000),
+            (
+                "outbox.poll_interval_ms",
+                ob.poll_interval_ms as i64,
+                10,
+                60_000,
+            ),
+            (
+                "outbox.template_cache_secs",
+                ob.template_cache_secs as i64,
+                1,
+                86_400,
+            ),
+            ("outbox.max_wait_secs", ob.max_wait_secs as i64, 0, 300),
+        ] {
+            if v < min || v > max {
+                return Err(ConfigError::new(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ));
+            }
+        }
+
+        // Claimed messages wait for the pacer while they hold their lease: a full round of
+        // `concurrency` sends must fit well inside it, or another instance takes them over.
+        if ob.concurrency as f64 / ob.rate_per_sec as f64 > ob.lease_secs as f64 / 2.0 {
+            return Err(ConfigError::new(
+                "outbox.concurrency",
+                format!(
+                    "{} sends at {} per second take longer than half of outbox.lease_secs ({} s): lower concurrency or raise rate_per_sec or lease_secs",
+                    ob.concurrency, ob.rate_per_sec, ob.lease_secs
+                ),
+            ));
+        }
+
+        let storage_key = resolve_secret(
+            "storage_key",
+            raw.storage_key.as_ref(),
+            "WXLINK_STORAGE_KEY",
+        )?
+        .map(|k| {
+            use secrecy::ExposeSecret;
+            StorageKey::parse(k.expose_secret()).map_err(|e| ConfigError::new("storage_key", e.0))
+        })
+        .transpose()?;
+        if !sandbox
+            && storage_key.is_none()
+            && let Some(i) = apps.iter().position(|a| a.kind == AppKind::MiniProgram)
+        {
+            return Err(ConfigError::new(
+                "storage_key",
+                format!(
+                    "is required because apps[{i}] is a mini_program: it encrypts mini-program session keys at rest. \
+                     Set 32 random bytes as base64 or hex (e.g. `openssl rand -base64 32`), in the file or in WXLINK_STORAGE_KEY"
+                ),
+            ));
+        }
 
         if !sandbox {
             if apps.is_empty() {
@@ -366,14 +540,17 @@ impl Config {
             listen,
             public_url,
             database_url,
+            database: raw.database,
             return_to_allow,
             api_keys,
             apps,
             oauth: raw.oauth,
             tokens: raw.tokens,
             push: raw.push,
+            outbox: raw.outbox,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
+            storage_key,
         })
     }
 
@@ -555,5 +732,40 @@ mod tests {
 
         let e = parse(r#"listen = "nope""#).unwrap_err();
         assert_eq!(e.setting, "listen");
+    }
+
+    fn with_mini_program(extra: &str) -> Result<Config, ConfigError> {
+        parse(&format!(
+            r#"
+            {extra}
+            [[api_keys]]
+            name = "orders"
+            key_sha256 = "{KEY}"
+            [[apps]]
+            id = "mp"
+            kind = "mini_program"
+            appid = "wx2c2769f8efd9abc2"
+            secret = "s3cret"
+            "#
+        ))
+    }
+
+    #[test]
+    fn a_mini_program_needs_a_valid_storage_key() {
+        let e = with_mini_program("").unwrap_err();
+        assert_eq!(e.setting, "storage_key");
+        assert!(e.problem.contains("apps[0]"), "{}", e.problem);
+
+        let e = with_mini_program(r#"storage_key = "c2hvcnQ=""#).unwrap_err();
+        assert_eq!(e.setting, "storage_key");
+        assert!(e.problem.contains("32 bytes"), "{}", e.problem);
+
+        let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let c = with_mini_program(&format!("storage_key = \"{key}\"")).unwrap();
+        assert!(c.storage_key.is_some());
+        assert!(
+            !format!("{c:?}").contains(key),
+            "the key never shows in Debug"
+        );
     }
 }

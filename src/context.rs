@@ -18,6 +18,7 @@ pub struct Context {
     pub wechat: WechatClient,
     pub clock: Clock,
     pub tokens: crate::token::TokenManager,
+    pub outbox: crate::outbox::Outbox,
     pub sandbox: Option<crate::http::sandbox::Sandbox>,
     /// Stores incoming WeChat pushes, many per transaction.
     pub push_writer: crate::push::PushWriter,

@@ -16,9 +16,18 @@ pub enum ApiError {
     #[error("{message}")]
     Unauthorized { code: &'static str, message: String },
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        message: String,
+        /// Extra machine-readable fields merged into the error object (e.g. `field`).
+        details: Value,
+    },
     #[error("{message}")]
-    NotFound { code: &'static str, message: String },
+    NotFound {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
     #[error("{message}")]
     Conflict {
         code: &'static str,
@@ -43,6 +52,16 @@ pub enum ApiError {
         message: String,
         errcode: i64,
     },
+    /// WeChat refused for a reason in the caller's hands (a bad or used login code, a
+    /// blocked person, a per-person rate limit): a 4xx carrying WeChat's `errcode`.
+    #[error("{message}")]
+    WechatRejected {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        errcode: i64,
+        retry_after_secs: Option<i64>,
+    },
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("{0}")]
@@ -58,6 +77,7 @@ impl ApiError {
         Self::Invalid {
             code,
             message: message.into(),
+            details: Value::Null,
         }
     }
 
@@ -65,7 +85,32 @@ impl ApiError {
         Self::NotFound {
             code,
             message: message.into(),
+            details: Value::Null,
         }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// Adds machine-readable fields to the error object (where the variant carries them).
+    pub fn with_details(mut self, extra: Value) -> Self {
+        if let Self::Invalid { details, .. }
+        | Self::NotFound { details, .. }
+        | Self::Conflict { details, .. } = &mut self
+        {
+            *details = extra;
+        }
+        self
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
     }
 
     fn parts(&self) -> (StatusCode, &'static str) {
@@ -78,12 +123,13 @@ impl ApiError {
             Self::TooManyRequests { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             Self::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             Self::WechatRefused { code, .. } => (StatusCode::BAD_GATEWAY, code),
+            Self::WechatRejected { status, code, .. } => (*status, code),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "wechat_error"),
-            Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+            Self::Store(e) if e.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -98,7 +144,7 @@ impl IntoResponse for ApiError {
             Self::Store(e) => {
                 tracing::error!(error = %e, "store failure while serving the API");
                 if status == StatusCode::SERVICE_UNAVAILABLE {
-                    "the database is not answering; try again shortly".to_owned()
+                    format!("the database is not answering ({e}); try again shortly")
                 } else {
                     "internal error; the cause is in the service log".to_owned()
                 }
@@ -110,7 +156,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut error = json!({ "code": code, "message": message });
-        if let Self::Conflict { details, .. } = &self
+        if let Self::Conflict { details, .. }
+        | Self::Invalid { details, .. }
+        | Self::NotFound { details, .. } = &self
             && let (Some(obj), Some(extra)) = (error.as_object_mut(), details.as_object())
         {
             obj.extend(extra.clone());
@@ -118,11 +166,15 @@ impl IntoResponse for ApiError {
         if let Self::Upstream(WechatError::Api { code, .. }) = &self {
             error["errcode"] = json!(code.code());
         }
-        if let Self::WechatRefused { errcode, .. } = &self {
+        if let Self::WechatRefused { errcode, .. } | Self::WechatRejected { errcode, .. } = &self {
             error["errcode"] = json!(errcode);
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if let Self::TooManyRequests {
+            retry_after_secs: Some(secs),
+            ..
+        }
+        | Self::WechatRejected {
             retry_after_secs: Some(secs),
             ..
         } = &self
@@ -219,10 +271,7 @@ impl From<crate::token::TokenError> for ApiError {
         use crate::token::TokenError as T;
         let message = e.to_string();
         match e {
-            T::UnknownApp(_) => ApiError::NotFound {
-                code: "unknown_app",
-                message,
-            },
+            T::UnknownApp(_) => ApiError::not_found("unknown_app", message),
             T::Unavailable { .. } => ApiError::Unavailable {
                 code: "token_unavailable",
                 message,
@@ -289,7 +338,7 @@ impl PushError {
             Self::StaleTimestamp { .. } => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
             Self::Replayed => (StatusCode::CONFLICT, "replayed"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            Self::Store(StoreError::Database(sqlx::Error::PoolTimedOut)) => {
+            Self::Store(e) if e.is_unavailable() => {
                 (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
             }
             Self::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "internal_error"),

@@ -7,6 +7,10 @@
 //! - [`app`]: start-up; binds the listener, opens the store, wires routes, sets up the sandbox.
 //! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, OAuthState, ReturnTo...).
 //! - [`link`]: the rules that bind identities to business users.
+//! - [`outbox`]: send by business user id: checks before queueing, the durable outbox, its
+//!   workers, retries and quota holds.
+//! - [`login`]: mini-program login (jscode2session): store, seal the session key, bind.
+//! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`).
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
 //! - [`push`]: WeChat's server push: verification, safe-mode crypto, the event log and
@@ -28,7 +32,10 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod link;
+pub mod login;
+pub mod outbox;
 pub mod push;
+pub mod seal;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

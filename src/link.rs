@@ -5,6 +5,9 @@
 //!   is already bound to exactly one user is bound to that user.
 //! - Binding an identity to a user while its unionid belongs to a different user is a
 //!   conflict too: the two users are never merged silently.
+//! - An unbound identity whose unionid already belongs to several users is bound to none
+//!   of them; the mini-program login reports that as a conflict naming them.
+//! - Unbinding one identity leaves the user's other identities bound.
 
 use crate::domain::{AppId, OpenId, UserId};
 use crate::store::{BindOutcome, Identity, Store, StoreError};
@@ -85,35 +88,56 @@ pub async fn bind_user(
     }
 }
 
-/// For an identity that arrived without a ticket: its current user, or the one user its
-/// unionid already belongs to. Ambiguity (two users) binds nothing.
-pub async fn auto_bind(
-    store: &Store,
-    identity: &Identity,
-    now: i64,
-) -> Result<Option<UserId>, StoreError> {
+/// Who an identity that arrived without a requested user belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Bound already, or now bound through its unionid.
+    User(UserId),
+    /// Nobody yet: the person is new to the company.
+    Unknown,
+    /// Its unionid belongs to several users: nothing was bound.
+    Ambiguous(Vec<UserId>),
+}
+
+/// For an identity that arrived without a requested user: its current user, or the one
+/// user its unionid already belongs to (the identity is then bound to that user).
+pub async fn find_user(store: &Store, identity: &Identity, now: i64) -> Result<Lookup, StoreError> {
     if let Some(u) = &identity.user_id {
-        return Ok(Some(u.clone()));
+        return Ok(Lookup::User(u.clone()));
     }
     let Some(unionid) = &identity.unionid else {
-        return Ok(None);
+        return Ok(Lookup::Unknown);
     };
     let users = store.users_with_unionid(unionid).await?;
-    let [user] = users.as_slice() else {
-        if users.len() > 1 {
+    let user = match users.as_slice() {
+        [] => return Ok(Lookup::Unknown),
+        [user] => user,
+        _ => {
             tracing::warn!(
                 app = %identity.app,
                 openid = %identity.openid.redacted(),
                 "unionid is bound to several users; not binding automatically"
             );
+            return Ok(Lookup::Ambiguous(users));
         }
-        return Ok(None);
     };
     match bind_user(store, &identity.app, &identity.openid, user, now).await {
-        Ok(Ok(i)) => Ok(i.user_id),
-        Ok(Err(_)) | Err(BindError::NotFound) => Ok(None),
+        Ok(Ok(i)) => Ok(i.user_id.map_or(Lookup::Unknown, Lookup::User)),
+        Ok(Err(_)) | Err(BindError::NotFound) => Ok(Lookup::Unknown),
         Err(BindError::Store(e)) => Err(e),
     }
+}
+
+/// [`find_user`] for the browser flow, where an ambiguous unionid simply binds nothing.
+pub async fn auto_bind(
+    store: &Store,
+    identity: &Identity,
+    now: i64,
+) -> Result<Option<UserId>, StoreError> {
+    Ok(match find_user(store, identity, now).await? {
+        Lookup::User(u) => Some(u),
+        Lookup::Unknown | Lookup::Ambiguous(_) => None,
+    })
 }
 
 /// Mints a single-use authorization link for `user`: the jump-out URL a mini-program opens

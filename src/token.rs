@@ -247,9 +247,7 @@ impl TokenManager {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            let force =
-                matches!(reason, Reason::Invalidated(_)) && at.app.token_mode == TokenMode::Stable;
-            let fetched = match self.fetch(at, force).await {
+            let fetched = match self.fetch_for(at, &reason).await {
                 Ok(t) => t,
                 Err(e) => {
                     s.store.release_token_lease(id, &s.owner).await?;
@@ -282,7 +280,7 @@ impl TokenManager {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .last_failure = None;
-                    tracing::info!(app = %id, mode, force, version, expires_at, "access token refreshed");
+                    tracing::info!(app = %id, mode, version, expires_at, "access token refreshed");
                     return Ok(c.into());
                 }
                 // Someone wrote a newer token while we fetched (our lease ran out): theirs wins.
@@ -303,6 +301,26 @@ impl TokenManager {
 
     fn refresh_at(&self, at: &AppToken, c: &Current) -> i64 {
         c.expires_at - self.inner.settings.refresh_margin_secs + at.jitter
+    }
+
+    /// The fetch a refresh needs. A reported stable token is replaced by a plain fetch
+    /// when someone else already force-refreshed it (WeChat then answers the new one); only
+    /// when WeChat still hands out the failed token is a rationed `force_refresh` spent.
+    async fn fetch_for(
+        &self,
+        at: &AppToken,
+        reason: &Reason,
+    ) -> Result<AccessTokenResponse, TokenError> {
+        match reason {
+            Reason::Invalidated(bad) if at.app.token_mode == TokenMode::Stable => {
+                let plain = self.fetch(at, false).await?;
+                if *plain.access_token != **bad {
+                    return Ok(plain);
+                }
+                self.fetch(at, true).await
+            }
+            _ => self.fetch(at, false).await,
+        }
     }
 
     /// One upstream fetch, with bounded retries for transient failures only.

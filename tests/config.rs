@@ -46,6 +46,15 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
             "`oauth.ticket_ttl_secs`",
         ),
         ("unknown_setting = 1", "unknown_setting"),
+        ("[outbox]\nmax_attempts = 0\n", "`outbox.max_attempts`"),
+        (
+            "[outbox]\nbackoff_base_ms = 5000\nbackoff_max_ms = 1000\n",
+            "`outbox.backoff_max_ms`",
+        ),
+        (
+            "[outbox]\nconcurrency = 64\nrate_per_sec = 1\nlease_secs = 60\n",
+            "`outbox.concurrency`",
+        ),
     ];
     for (toml, setting) in cases {
         let (ok, stderr) = run_with_config(toml);

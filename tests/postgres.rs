@@ -111,3 +111,65 @@ async fn two_instances_share_one_token_on_postgres() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(t.counter(&calls).await, 2, "one fetch for the window");
 }
+
+#[tokio::test]
+async fn a_database_outage_is_answered_503_and_heals_by_itself() {
+    let Some(server) = postgres_url() else { return };
+    let u = url::Url::parse(&server).unwrap();
+    let proxy = DbProxy::start(format!(
+        "{}:{}",
+        u.host_str().unwrap(),
+        u.port().unwrap_or(5432)
+    ))
+    .await;
+    let t = TestApp::spawn_with(Options {
+        postgres: Some(proxy.url_for(&server)),
+        extra_toml: "[database]\nacquire_timeout_ms = 1000\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let p = t.person("a").await;
+    let openid = p["openids"][OA_APPID].as_str().unwrap();
+    assert_eq!(
+        t.bind("42", "oa", openid, json!({})).await.status(),
+        StatusCode::OK
+    );
+    let tpl = t.template(OA_APPID, "template", "{{keyword1.DATA}}").await;
+    let body =
+        json!({"channel": "template", "app": "oa", "template_id": tpl, "data": {"keyword1": "1"}});
+    t.send_ok("42", body.clone()).await;
+
+    proxy.cut();
+    let started = std::time::Instant::now();
+    let r = t.api_get("/api/v1/users/42").await;
+    let status = r.status();
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert_eq!(e["error"]["code"], "database_unavailable");
+    assert!(e["error"]["message"].as_str().unwrap().contains("database"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "answered, not hung"
+    );
+    let r = t.send("42", body.clone()).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not accepted, so nothing to lose"
+    );
+    let health = t.api.get(t.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    proxy.restore();
+    let mut healed = false;
+    for _ in 0..100 {
+        if t.api_get("/api/v1/users/42").await.status() == StatusCode::OK {
+            healed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(healed, "the service recovers without a restart");
+    let id = t.send_ok("42", body).await;
+    t.message_until(&id, &["sent"]).await;
+}

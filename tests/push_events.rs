@@ -63,7 +63,7 @@ async fn follow_and_unfollow_in_every_mode_set_the_follow_status() {
     assert_eq!(ev["outcome"], "unfollow_recorded");
     let openid = p["openids"][OA_APPID].as_str().unwrap();
     assert_eq!(follows(&t, "oa", openid).await.0, Some(false));
-    assert!(!t.sim.follows(OA_APPID, openid));
+    assert!(!t.sim.follows(OA_APPID, "p1"));
 
     // The identity API shows it once bound.
     let r = t.bind("u1", "oa", openid, json!({})).await;

@@ -13,6 +13,7 @@ use wxlink::config::Config;
 struct Sandbox {
     base: String,
     api_key: String,
+    ctx: wxlink::context::Ctx,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -35,10 +36,12 @@ async fn sandbox_at(path: &std::path::Path) -> Sandbox {
     let app = App::build(config, Clock::system()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let api_key = app.context().sandbox.as_ref().unwrap().api_key.clone();
+    let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     Sandbox {
         base,
         api_key,
+        ctx,
         _dir: None,
     }
 }
@@ -152,6 +155,142 @@ async fn the_jump_out_form_binds_a_business_user() {
         .await
         .unwrap();
     assert_eq!(user["identities"][0]["app"], "oa");
+}
+
+#[tokio::test]
+async fn the_mini_program_form_walks_the_whole_jump_out_recipe() {
+    let sb = sandbox().await;
+    let b = desktop();
+    let r = b
+        .post(format!("{}/sandbox/mp-login", sb.base))
+        .form(&[("user_id", "1001")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mut url = location(&r);
+    // authorize -> simulator (silent, the new person from the cookie) -> callback -> result
+    for _ in 0..3 {
+        let r = b.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "{url}");
+        url = location(&r);
+    }
+    let (status, got, body) = outcome(b.get(&url).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::OK, "linked"));
+    assert!(
+        body.contains("mp: openid") && body.contains("oa: openid"),
+        "{body}"
+    );
+    let user: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/users/1001", sb.base))
+        .bearer_auth(&sb.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let apps: Vec<&str> = user["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["app"].as_str().unwrap())
+        .collect();
+    assert_eq!(apps, ["mp", "oa"]);
+    assert_eq!(
+        user["identities"][0]["unionid"],
+        user["identities"][1]["unionid"]
+    );
+
+    // The same user now gets notifications on both channels from the send form.
+    for channel in ["template", "subscribe"] {
+        let r = b
+            .post(format!("{}/sandbox/send", sb.base))
+            .form(&[
+                ("user_id", "1001"),
+                ("channel", channel),
+                ("text", "您的订单已发货"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let (status, got, body) = outcome(r).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::OK, "message"),
+            "{body}"
+        );
+        assert!(
+            body.contains("&#34;status&#34;: &#34;sent&#34;")
+                || body.contains("\"status\": \"sent\""),
+            "{channel}: {body}"
+        );
+    }
+    // And from the backend API, with the sandbox's templates.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/users/1001/messages?wait=5", sb.base))
+        .bearer_auth(&sb.api_key)
+        .json(&serde_json::json!({"channel": "template", "app": "oa",
+            "template_id": "sandbox_order_shipped", "data": {"keyword1": "339208499", "keyword2": "顺丰"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "sent");
+    // A user without a mini-program identity is told what to do.
+    let r = b
+        .post(format!("{}/sandbox/send", sb.base))
+        .form(&[("user_id", "77"), ("channel", "subscribe"), ("text", "x")])
+        .send()
+        .await
+        .unwrap();
+    let (status, got, body) = outcome(r).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::NOT_FOUND, "send_refused")
+    );
+    assert!(body.contains("card 4"), "{body}");
+}
+
+#[tokio::test]
+async fn a_restarted_sandbox_still_opens_the_session_keys_it_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let first = sandbox_in(dir).await;
+    let r = desktop()
+        .post(format!("{}/sandbox/mp-login", first.base))
+        .form(&[("user_id", "7")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let user: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/users/7", first.base))
+        .bearer_auth(&first.api_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let app = wxlink::domain::AppId::parse("mp").unwrap();
+    let openid =
+        wxlink::domain::OpenId::parse(user["identities"][0]["openid"].as_str().unwrap()).unwrap();
+    let key_file = path.join("sb.db.storage-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is private");
+    }
+    let second = sandbox_at(&path).await;
+    let opened = wxlink::login::session_key(&second.ctx, &app, &openid)
+        .await
+        .unwrap();
+    assert!(
+        opened.is_some(),
+        "the restarted sandbox reuses its storage key"
+    );
 }
 
 #[tokio::test]

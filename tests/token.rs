@@ -198,6 +198,39 @@ async fn a_hundred_reports_of_the_same_stale_token_cause_one_refresh() {
 }
 
 #[tokio::test]
+async fn a_token_force_refreshed_elsewhere_is_replaced_without_spending_our_budget() {
+    let t = TestApp::spawn().await;
+    let ours = token(&t, "oa").await["access_token"].clone();
+    // Another system force-refreshes behind our back: our token dies at once.
+    let r: Value = t
+        .api
+        .post(format!("{}/cgi-bin/stable_token", t.sim_base))
+        .json(
+            &json!({"grant_type": "client_credential", "appid": OA_APPID,
+                      "secret": "oa-secret", "force_refresh": true}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let theirs = r["access_token"].clone();
+    assert!(!works(&t, &ours).await);
+    let (status, body) = invalidate(&t, "oa", &ours).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A plain fetch already answers their new token: no force_refresh of ours (which
+    // WeChat would refuse within 30 s of theirs, and which would kill theirs).
+    assert_eq!(body["access_token"], theirs);
+    assert_eq!(
+        t.counter(&format!("stable_token_forced:{OA_APPID}")).await,
+        1,
+        "only the other system's"
+    );
+    assert!(works(&t, &theirs).await);
+}
+
+#[tokio::test]
 async fn classic_tokens_overlap_for_five_minutes_after_a_refetch() {
     let t = TestApp::spawn().await;
     let old = token(&t, "cl").await["access_token"].clone();

@@ -4,51 +4,6 @@ use super::ParseError;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:expr, $rule:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn parse(s: &str) -> Result<Self, ParseError> {
-                let allowed: fn(char) -> bool = $allowed;
-                if s.is_empty() || s.len() > $max || !s.chars().all(allowed) {
-                    return Err(ParseError(format!(
-                        concat!("invalid ", $what, " {:?}: ", $rule),
-                        truncate_for_message(s)
-                    )));
-                }
-                Ok(Self(s.to_owned()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::parse(&s).map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-
 fn truncate_for_message(s: &str) -> String {
     s.chars().take(40).collect()
 }

@@ -25,7 +25,53 @@ pub fn router() -> Router<Ctx> {
         .route("/", get(index))
         .route("/sandbox/people", post(add_person))
         .route("/sandbox/ticket", post(ticket))
+        .route("/sandbox/mp-login", post(mp_login))
         .route("/sandbox/result", get(result))
+        .route("/sandbox/send", post(send))
+}
+
+/// The sandbox apps' templates, registered in the built-in simulator at start-up.
+pub const ORDER_SHIPPED: &str = "sandbox_order_shipped";
+pub const ORDER_STATUS: &str = "sandbox_order_status";
+pub const LEGACY_ORDER: &str = "sandbox_legacy_order";
+
+/// Gives the sandbox's Official Account a template message and its mini-program a
+/// subscribe and a legacy template, so sends can be tried at once.
+pub fn register_templates(sim: &Sim, oa_appid: &str, mp_appid: &str) {
+    for (appid, id, kind, title, content) in [
+        (
+            oa_appid,
+            ORDER_SHIPPED,
+            "template",
+            "订单发货通知",
+            "{{first.DATA}}\n订单号：{{keyword1.DATA}}\n快递公司：{{keyword2.DATA}}\n{{remark.DATA}}",
+        ),
+        (
+            mp_appid,
+            ORDER_STATUS,
+            "subscribe",
+            "订单状态通知",
+            "订单内容：{{thing1.DATA}}\n更新时间：{{time2.DATA}}",
+        ),
+        (
+            mp_appid,
+            LEGACY_ORDER,
+            "form",
+            "订单通知",
+            "订单：{{keyword1.DATA}}",
+        ),
+    ] {
+        sim.add_template(
+            appid,
+            crate::sim::SimTemplate {
+                template_id: id.to_owned(),
+                kind: kind.to_owned(),
+                title: title.to_owned(),
+                content: content.to_owned(),
+                example: String::new(),
+            },
+        );
+    }
 }
 
 #[derive(Template)]
@@ -132,6 +178,72 @@ async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Res
 }
 
 #[derive(Deserialize)]
+struct MpLoginForm {
+    user_id: String,
+}
+
+/// The jump-out flow from the start: the simulated person logs in to the sandbox
+/// mini-program (`wx.login` + `POST /api/v1/apps/mp/sessions` with the user id), then the
+/// mini-program opens a link ticket for that user in its web-view.
+async fn mp_login(
+    State(ctx): State<Ctx>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<MpLoginForm>,
+) -> Result<Response, Page> {
+    let sb = sandbox_only(&ctx)?;
+    let bad = |status: StatusCode, m: String| {
+        Page::new(status, "invalid", "请求无效 / Invalid request", m)
+    };
+    let user = UserId::parse(f.user_id.trim()).map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
+    let person = match crate::sim::person_cookie(&headers).filter(|p| sb.sim.person(p).is_some()) {
+        Some(p) => p,
+        None => sb.sim.add_person(None, false).id,
+    };
+    let (mp, oa) = (
+        ctx.app(&AppId::parse("mp").expect("valid")),
+        ctx.app(&AppId::parse("oa").expect("valid")),
+    );
+    let (Some(mp), Some(oa)) = (mp, oa) else {
+        return Err(bad(
+            StatusCode::NOT_FOUND,
+            "the sandbox apps mp and oa are not both configured".into(),
+        ));
+    };
+    let code = sb
+        .sim
+        .mint_login_code(mp.wechat.appid.as_str(), &person)
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("wx.login failed: {e:?}")))?;
+    crate::login::mini_program_login(&ctx, mp, &code, Some(&user))
+        .await
+        .map_err(|e| {
+            let status = match &e {
+                crate::login::LoginError::Conflict { .. }
+                | crate::login::LoginError::Ambiguous { .. } => StatusCode::CONFLICT,
+                crate::login::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Page::new(
+                status,
+                "mp_login_failed",
+                "小程序登录失败 / Mini-program login failed",
+                e.to_string(),
+            )
+        })?;
+    let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
+        .map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
+    let (url, _) =
+        crate::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to)).await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, format!("{url}&wxsim=1")),
+            (header::SET_COOKIE, crate::sim::set_person_cookie(&person)),
+        ],
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
 struct ResultQuery {
     wxlink_code: Option<String>,
 }
@@ -168,6 +280,98 @@ async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<
         "授权完成 / Authorization complete",
         "Your backend received a wxlink_code on its return_to URL and redeemed it with POST /api/v1/login-codes/redeem. This is what it got:",
     );
+    for line in json.lines() {
+        page = page.detail(line.to_owned());
+    }
+    if let Some(user) = identity.as_ref().and_then(|i| i.user_id.as_ref()) {
+        page = page.detail(format!(
+            "GET /api/v1/users/{user}: every identity bound to this user"
+        ));
+        for i in ctx.store.user_identities(user).await? {
+            page = page.detail(format!(
+                "{}: openid {}, unionid {}",
+                i.app,
+                i.openid,
+                i.unionid.as_ref().map_or("-", |u| u.as_str())
+            ));
+        }
+    }
+    Ok(page.link("/", "返回 / Back to the sandbox").into_response())
+}
+
+#[derive(Deserialize)]
+struct SendForm {
+    user_id: String,
+    channel: String,
+    text: String,
+}
+
+/// Plays the backend's part of a notification: `POST /api/v1/users/{id}/messages?wait=5`.
+/// For a subscribe message the person first "taps allow" in the mini-program, and the
+/// backend records the acceptance.
+async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Response, Page> {
+    let sb = sandbox_only(&ctx)?;
+    let refused = |status: StatusCode, m: String| {
+        Page::new(status, "send_refused", "无法发送 / Not sent", m).link("/", "返回 / Back")
+    };
+    let user =
+        UserId::parse(f.user_id.trim()).map_err(|e| refused(StatusCode::BAD_REQUEST, e.0))?;
+    let body = match f.channel.as_str() {
+        "template" => serde_json::json!({
+            "channel": "template", "app": "oa", "template_id": ORDER_SHIPPED,
+            "data": {"keyword1": f.text, "keyword2": "沙箱快递"}, "url": ctx.url("/"),
+            "truncate": true,
+        }),
+        _ => {
+            let mp = AppId::parse("mp").expect("valid");
+            let identity = ctx.store.user_identity(&user, &mp).await?.ok_or_else(|| {
+                refused(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "user {user} has no mini-program identity yet: log in with card 4 first"
+                    ),
+                )
+            })?;
+            if let Some(app) = ctx.app(&mp) {
+                sb.sim.accept_subscription_by_openid(
+                    app.wechat.appid.as_str(),
+                    identity.openid.as_str(),
+                    ORDER_STATUS,
+                );
+            }
+            let template = crate::domain::TemplateId::parse(ORDER_STATUS).expect("valid");
+            ctx.store
+                .add_subscription(&mp, &identity.openid, &template, 1, false, ctx.clock.now())
+                .await?;
+            serde_json::json!({
+                "channel": "subscribe", "app": "mp", "template_id": ORDER_STATUS,
+                "data": {"thing1": f.text, "time2": "2026-11-25 15:01"}, "page": "pages/index",
+                "truncate": true,
+            })
+        }
+    };
+    let hash = hash_token(&format!("{user}\n{body}"));
+    let req: crate::outbox::accept::SendRequest = serde_json::from_value(body)
+        .map_err(|e| refused(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let accepted = ctx
+        .outbox
+        .accept("sandbox", &user, None, &req, &hash)
+        .await
+        .map_err(|e| refused(e.status(), e.to_string()))?;
+    let m = ctx
+        .outbox
+        .wait_settled(&accepted.id, std::time::Duration::from_secs(5))
+        .await?;
+    let mut page = Page::new(
+        StatusCode::OK,
+        "message",
+        "消息 / Message",
+        format!(
+            "Your backend called POST /api/v1/users/{user}/messages?wait=5; GET /api/v1/messages/{} shows:",
+            accepted.id
+        ),
+    );
+    let json = serde_json::to_string_pretty(&m).unwrap_or_default();
     for line in json.lines() {
         page = page.detail(line.to_owned());
     }

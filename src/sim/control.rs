@@ -81,6 +81,7 @@ fn describe(sim: &Sim, id: &str) -> Value {
     }
     json!({
         "id": p.id, "nickname": p.nickname, "headimgurl": p.headimgurl, "snapshot": p.snapshot,
+        "blocked": sim.is_blocked(id),
         "openids": openids, "unionids": unionids,
     })
 }

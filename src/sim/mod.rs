@@ -5,14 +5,21 @@
 //! It also pushes to the apps' push URLs as WeChat does (delivery reports, follow and
 //! unfollow, subscription choices), signed and encrypted in each app's mode.
 //!
-//! Control routes under `/_sim/` register apps, create people, move the clock and report
-//! what was served and pushed.
+//! Control routes under `/_sim/` register apps, create people, mint mini-program login
+//! codes, block people, move the clock and report what was served and pushed.
 
 mod control;
 mod faults;
+mod message;
+mod message_control;
+mod miniprogram;
 mod oauth;
 pub mod push;
+mod templates;
 mod token;
+
+pub use message::{ReceivedMessage, SimTemplate};
+pub use miniprogram::MintError;
 
 use crate::clock::Clock;
 use crate::domain::hash_token;
@@ -150,6 +157,8 @@ struct SimState {
     stats: BTreeMap<String, u64>,
     next_id: u64,
     tokens: token::TokenState,
+    messages: message::MessageState,
+    login: miniprogram::LoginState,
     faults: faults::Faults,
     push: push::PushState,
 }
@@ -186,12 +195,16 @@ impl Sim {
         Router::new()
             .merge(oauth::router())
             .merge(token::router())
+            .merge(message::router())
+            .merge(miniprogram::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 faults::inject,
             ))
             .merge(control::router())
             .merge(push::router())
+            .merge(message_control::router())
+            .merge(miniprogram::control_router())
             .with_state(self.clone())
     }
 

@@ -84,8 +84,6 @@ pub struct PushAttempt {
 pub struct PushState {
     pub settings: PushSettings,
     records: Vec<PushRecord>,
-    /// (appid, openid) -> follows; absent means follows (simulated people follow by default).
-    follows: std::collections::HashMap<(String, String), bool>,
 }
 
 pub fn router() -> Router<Sim> {
@@ -126,10 +124,11 @@ impl Sim {
         self.lock().push.records.clone()
     }
 
-    /// Whether the person behind `openid` follows the app (true unless they unfollowed).
-    pub fn follows(&self, appid: &str, openid: &str) -> bool {
-        let key = (appid.to_owned(), openid.to_owned());
-        self.lock().push.follows.get(&key).copied().unwrap_or(true)
+    /// Whether the person follows the Official Account (everyone does until they leave):
+    /// the state template sends answer 43004 from.
+    pub fn follows(&self, appid: &str, person: &str) -> bool {
+        let key = (appid.to_owned(), person.to_owned());
+        !self.lock().messages.not_following.contains(&key)
     }
 
     /// What WeChat does after accepting a template send: after `report_delay_ms`, push a
@@ -215,10 +214,16 @@ impl Sim {
             return Err(PushSetupError::UnknownPerson(person.to_owned()));
         }
         let openid = self.openid_of(appid, person);
-        self.lock()
-            .push
-            .follows
-            .insert((appid.to_owned(), openid.clone()), follows);
+        {
+            // The same state `/_sim/following` sets and template sends answer 43004 from.
+            let key = (appid.to_owned(), person.to_owned());
+            let mut st = self.lock();
+            if follows {
+                st.messages.not_following.remove(&key);
+            } else {
+                st.messages.not_following.insert(key);
+            }
+        }
         let event = if follows { "subscribe" } else { "unsubscribe" };
         self.push_event(
             appid,

@@ -125,7 +125,7 @@ impl Store {
                 updated_at = excluded.updated_at
              RETURNING {COLUMNS}"
         );
-        let row: IdentityRow = with_pool!(&self.db, |pool| {
+        let row: IdentityRow = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(id.app.as_str())
                 .bind(id.openid.as_str())
@@ -185,7 +185,7 @@ impl Store {
              WHERE app = $3 AND openid = $4 AND user_id IS NULL AND NOT is_snapshot
              RETURNING {COLUMNS}"
         );
-        let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
+        let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(user.as_str())
                 .bind(now)
@@ -221,7 +221,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
                    WHERE app = $2 AND openid = $3 AND user_id = $4";
-        let done = with_pool!(&self.db, |pool| {
+        let done = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(now)
                 .bind(app.as_str())
@@ -232,6 +232,26 @@ impl Store {
                 .rows_affected()
         });
         Ok(done == 1)
+    }
+
+    /// The identity a message to `user` in `app` goes to: the most recently bound one.
+    pub async fn user_identity(
+        &self,
+        user: &UserId,
+        app: &AppId,
+    ) -> Result<Option<Identity>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND app = $2 AND NOT is_snapshot
+             ORDER BY bound_at DESC, openid LIMIT 1"
+        );
+        let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(user.as_str())
+                .bind(app.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Identity::try_from).transpose()
     }
 
     pub async fn user_identities(&self, user: &UserId) -> Result<Vec<Identity>, StoreError> {

@@ -3,17 +3,23 @@
 //! sqlx's SQLite driver accepts `$N` placeholders.
 
 mod identities;
+mod ledger;
 mod oauth;
+mod outbox;
 mod push;
+mod sessions;
 mod tokens;
 
 pub use identities::{BindOutcome, Identity, NewIdentity};
+pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
+pub use outbox::{Claimed, Enqueued, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
 
+use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
@@ -85,23 +91,69 @@ impl StoreTx {
     }
 }
 
+/// What differs between the two backends beyond the SQL both accept.
+pub(crate) trait Backend {
+    type Database: sqlx::Database;
+
+    /// A transaction that will write. SQLite must take the write lock up front: a read
+    /// transaction that later writes fails with "database is locked" instead of waiting.
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>,
+    > + Send;
+
+    /// The suffix that lets several instances claim rows without waiting on each other.
+    fn skip_locked(&self) -> &'static str;
+}
+
+impl Backend for SqlitePool {
+    type Database = sqlx::Sqlite;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    // One writer at a time: a claiming UPDATE is atomic on its own.
+    fn skip_locked(&self) -> &'static str {
+        ""
+    }
+}
+
+impl Backend for PgPool {
+    type Database = sqlx::Postgres;
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+
+    fn skip_locked(&self) -> &'static str {
+        "FOR UPDATE SKIP LOCKED"
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     pub(crate) db: Db,
+    /// Writes. On SQLite one connection: writers then queue here, in order, instead of in
+    /// SQLite's busy handler, which sleeps in steps of up to 100 ms and ruins latency.
+    pub(crate) write: Db,
 }
 
 impl Store {
     /// Connects and applies migrations.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let db = if url.starts_with("sqlite:") {
+    pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        let acquire = Duration::from_millis(settings.acquire_timeout_ms);
+        let (db, write) = if url.starts_with("sqlite:") {
             // Several processes opening a new file at once race on creating it, switching it
             // to WAL and migrating it (sqlx takes no lock for SQLite migrations). The losers
             // see "database is locked" or "already exists"; each migration runs in its own
             // transaction, so a retry finds the winner's work committed and skips it.
             let mut attempt = 0;
             loop {
-                match Self::open_sqlite(url).await {
-                    Ok(pool) => break Db::Sqlite(pool),
+                match Self::open_sqlite(url, settings.max_connections, acquire).await {
+                    Ok((read, write)) => break (Db::Sqlite(read), Db::Sqlite(write)),
                     Err(e) if attempt < 20 && is_startup_race(&e) => {
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
@@ -110,39 +162,51 @@ impl Store {
                 }
             }
         } else {
-            let opts = PgConnectOptions::from_str(url)?;
+            let statement_timeout = format!("{}ms", settings.statement_timeout_ms);
+            let opts = PgConnectOptions::from_str(url)?
+                .options([("statement_timeout", statement_timeout.as_str())]);
             let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
+                .max_connections(settings.max_connections)
+                .acquire_timeout(acquire)
                 .connect_with(opts)
                 .await?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Db::Postgres(pool)
+            (Db::Postgres(pool.clone()), Db::Postgres(pool))
         };
-        Ok(Self { db })
+        Ok(Self { db, write })
     }
 
-    async fn open_sqlite(url: &str) -> Result<SqlitePool, StoreError> {
+    /// The readers' pool and the one-connection writer.
+    async fn open_sqlite(
+        url: &str,
+        readers: u32,
+        acquire: Duration,
+    ) -> Result<(SqlitePool, SqlitePool), StoreError> {
         let opts = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(readers.min(8))
+            .acquire_timeout(acquire)
             .connect_with(opts)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(pool)
+        Ok((read, write))
     }
 
     /// Starts a transaction; dropped without [`StoreTx::commit`] it rolls back.
     pub async fn begin(&self) -> Result<StoreTx, StoreError> {
-        Ok(match &self.db {
-            Db::Sqlite(pool) => StoreTx::Sqlite(pool.begin().await?),
-            Db::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+        Ok(match &self.write {
+            Db::Sqlite(pool) => StoreTx::Sqlite(pool.begin_write().await?),
+            Db::Postgres(pool) => StoreTx::Postgres(pool.begin_write().await?),
         })
     }
 
@@ -159,6 +223,30 @@ impl Store {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
+    }
+}
+
+impl StoreError {
+    /// The database cannot be reached right now (down, restarting, pool exhausted): the
+    /// caller should be told to come back, not that we failed.
+    pub fn is_unavailable(&self) -> bool {
+        let Self::Database(e) = self else {
+            return false;
+        };
+        match e {
+            // A connection cut during the handshake reads as a protocol error.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_) => true,
+            // PostgreSQL: 08xxx connection exceptions, 57P01-57P03 shutting down or starting;
+            // SQLite: 5 busy and 6 locked, past the busy timeout (another process writing).
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                c.starts_with("08") || c.starts_with("57P") || c == "5" || c == "6"
+            }),
+            _ => false,
+        }
     }
 }
 

@@ -81,7 +81,7 @@ impl Store {
     pub async fn create_ticket(&self, t: &NewTicket<'_>, now: i64) -> Result<(), StoreError> {
         let sql = "INSERT INTO link_tickets (ticket_hash, app, user_id, scope, return_to, created_at, expires_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(&t.ticket_hash)
                 .bind(t.app.as_str())
@@ -131,7 +131,7 @@ impl Store {
              WHERE ticket_hash = $2 AND used_at IS NULL AND expires_at > $1
              RETURNING {TICKET_COLUMNS}"
         );
-        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
+        let row: Option<TicketRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(now)
                 .bind(hash)
@@ -158,7 +158,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO login_codes (code_hash, app, openid, created_at, expires_at)
                    VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(hash)
                 .bind(app.as_str())
@@ -180,7 +180,7 @@ impl Store {
         let sql = "UPDATE login_codes SET used_at = $1
                    WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
                    RETURNING app, openid";
-        let row: Option<(String, String)> = with_pool!(&self.db, |pool| {
+        let row: Option<(String, String)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(now)
                 .bind(hash)
@@ -215,7 +215,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "INSERT INTO oauth_exchanges (code_hash, app, state_hash, created_at)
                    VALUES ($1, $2, $3, $4) ON CONFLICT (code_hash) DO NOTHING";
-        let n = with_pool!(&self.db, |pool| {
+        let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(code_hash)
                 .bind(app.as_str())
@@ -235,7 +235,7 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE oauth_exchanges SET outcome = $1, finished_at = $2 WHERE code_hash = $3";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(outcome)
                 .bind(now)
@@ -272,7 +272,7 @@ impl Store {
                       expires_at = excluded.expires_at,
                       refresh_expires_at = excluded.refresh_expires_at,
                       updated_at = excluded.updated_at";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(app.as_str())
                 .bind(openid.as_str())

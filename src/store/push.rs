@@ -1,7 +1,7 @@
 //! WeChat pushes: the replay guard, the event log (stored before the acknowledgement,
 //! handled after), delivery reports by msgid, and follow status.
 
-use super::{Store, StoreError, StoreTx, corrupt, with_pool, with_tx};
+use super::{Backend, Store, StoreError, StoreTx, corrupt, with_pool, with_tx};
 use crate::domain::{AppId, OpenId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -131,8 +131,8 @@ impl Store {
              WHERE app = $1 AND timestamp = $2 AND nonce = $3 AND signature = $4";
         let dup_sql =
             "UPDATE push_events SET duplicates = duplicates + 1 WHERE app = $1 AND dedup_key = $2";
-        let results = with_pool!(&self.db, |pool| {
-            let mut tx = pool.begin().await?;
+        let results = with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
             let mut q = sqlx::query_as::<_, (String, i64, String, String)>(&nonce_sql);
             for p in pushes {
                 q = q
@@ -234,7 +234,7 @@ impl Store {
     pub async fn finish_event(&self, id: i64, outcome: &str, now: i64) -> Result<(), StoreError> {
         let sql = "UPDATE push_events SET handled_at = $1, outcome = $2, claimed_until = 0, last_error = NULL
                    WHERE id = $3 AND handled_at IS NULL";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(now)
                 .bind(outcome)
@@ -248,7 +248,7 @@ impl Store {
     /// Handling failed: keep the error, release the claim so a later sweep retries.
     pub async fn event_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
         let sql = "UPDATE push_events SET last_error = $1, claimed_until = 0 WHERE id = $2";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql).bind(error).bind(id).execute(pool).await?;
         });
         Ok(())
@@ -262,14 +262,16 @@ impl Store {
         lease_secs: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "UPDATE push_events SET claimed_until = $1, attempts = attempts + 1
-             WHERE id IN (SELECT id FROM push_events
-                          WHERE handled_at IS NULL AND claimed_until < $2 ORDER BY id LIMIT $3)
-               AND handled_at IS NULL AND claimed_until < $2
-             RETURNING {EVENT_COLUMNS}"
-        );
-        let rows: Vec<StoredEvent> = with_pool!(&self.db, |pool| {
+        let rows: Vec<StoredEvent> = with_pool!(&self.write, |pool| {
+            // PostgreSQL: concurrent sweepers skip each other's rows instead of waiting.
+            let sql = format!(
+                "UPDATE push_events SET claimed_until = $1, attempts = attempts + 1
+                 WHERE id IN (SELECT id FROM push_events
+                              WHERE handled_at IS NULL AND claimed_until < $2 ORDER BY id LIMIT $3 {})
+                   AND handled_at IS NULL AND claimed_until < $2
+                 RETURNING {EVENT_COLUMNS}",
+                pool.skip_locked()
+            );
             sqlx::query_as(&sql)
                 .bind(now + lease_secs)
                 .bind(now)
@@ -332,7 +334,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let sql = "UPDATE push_delivery_reports SET applied_at = $1
                    WHERE app = $2 AND msgid = $3 AND applied_at IS NULL";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(now)
                 .bind(app.as_str())
@@ -366,7 +368,7 @@ impl Store {
         }
         let mut total = 0;
         for (sql, before) in statements {
-            total += with_pool!(&self.db, |pool| {
+            total += with_pool!(&self.write, |pool| {
                 sqlx::query(sql)
                     .bind(before)
                     .execute(pool)

@@ -70,7 +70,7 @@ impl Store {
     /// Drops every stored token: the sandbox's simulator starts afresh each run and would
     /// refuse tokens a previous run stored.
     pub async fn forget_access_tokens(&self) -> Result<(), StoreError> {
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query("DELETE FROM access_tokens")
                 .execute(pool)
                 .await?;
@@ -90,7 +90,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE access_tokens SET lease_owner = $1, lease_until = $2
                    WHERE app = $3 AND version = $4 AND (lease_until <= $5 OR lease_owner = $1)";
-        let n = with_pool!(&self.db, |pool| {
+        let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(owner)
                 .bind(now + lease_secs)
@@ -107,7 +107,7 @@ impl Store {
     pub async fn release_token_lease(&self, app: &AppId, owner: &str) -> Result<(), StoreError> {
         let sql = "UPDATE access_tokens SET lease_owner = NULL, lease_until = 0
                    WHERE app = $1 AND lease_owner = $2";
-        with_pool!(&self.db, |pool| {
+        with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(app.as_str())
                 .bind(owner)
@@ -136,7 +136,7 @@ impl Store {
                        fetch_day = $4, updated_at = $3
                    WHERE app = $5 AND version = $6
                    RETURNING version";
-        let v: Option<(i64,)> = with_pool!(&self.db, |pool| {
+        let v: Option<(i64,)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(token)
                 .bind(expires_at)
@@ -163,7 +163,7 @@ impl Store {
                    WHERE app = $3
                      AND (force_day <> $1 OR force_count < $4)
                      AND last_force_at <= $5";
-        let n = with_pool!(&self.db, |pool| {
+        let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(day)
                 .bind(now)

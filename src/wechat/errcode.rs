@@ -12,6 +12,8 @@ pub enum ErrorClass {
     TokenInvalid,
     /// Retrying the same request cannot help.
     Permanent,
+    /// The day's quota is spent (45009): nothing goes through until midnight Beijing time.
+    DailyQuota,
 }
 
 macro_rules! errcodes {
@@ -76,13 +78,16 @@ errcodes! {
     MissingAccessToken = 41001, TokenInvalid, "access token missing";
     MissingCode = 41008, Permanent, "code missing";
     MissingOpenId = 41009, Permanent, "openid missing";
+    InvalidFormId = 41028, Permanent, "form_id invalid or expired";
+    FormIdUsed = 41029, Permanent, "form_id used up";
+    InvalidPage = 41030, Permanent, "invalid page";
     AccessTokenExpired = 42001, TokenInvalid, "access token expired";
     RefreshTokenExpired = 42002, Permanent, "refresh token expired";
     CodeExpired = 42003, Permanent, "authorization code expired";
     NotFollowing = 43004, Permanent, "recipient does not follow the account";
     Blacklisted = 43019, Permanent, "recipient has blocked the account";
     NoSubscription = 43101, Permanent, "user refused or has no remaining subscription";
-    DailyQuota = 45009, Permanent, "daily API quota reached";
+    DailyQuota = 45009, DailyQuota, "daily API quota reached";
     MinuteQuota = 45011, Retryable, "per-minute quota reached";
     DataFormat = 47001, Permanent, "data format error";
     ArgumentInvalid = 47003, Permanent, "argument invalid";
@@ -117,8 +122,12 @@ mod tests {
         for c in [40001, 40014, 42001, 41001] {
             assert_eq!(ErrCode::from_code(c).class(), ErrorClass::TokenInvalid);
         }
-        for c in [40029, 40163, 42003, 40125, 45009, 99999] {
+        for c in [
+            40003, 40029, 40037, 40163, 42003, 40125, 41028, 41029, 41030, 43004, 43019, 43101,
+            47001, 47003, 99999,
+        ] {
             assert_eq!(ErrCode::from_code(c).class(), ErrorClass::Permanent);
         }
+        assert_eq!(ErrCode::from_code(45009).class(), ErrorClass::DailyQuota);
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod crypto;
 mod errcode;
+pub mod message;
+pub mod miniprogram;
 pub mod oauth;
 pub mod token;
 pub mod types;

@@ -18,6 +18,11 @@ pub const MP_APPID: &str = "wxtestmp00000002";
 pub const OA2_APPID: &str = "wxtestoa20000003";
 /// An Official Account whose token is fetched the classic way.
 pub const CL_APPID: &str = "wxtestcl00000004";
+/// A mini-program outside any unionid group, known to the simulator only; a test that
+/// needs it in the service adds it with `Options::extra_toml`.
+pub const MP2_APPID: &str = "wxtestmp20000005";
+/// The test services' storage_key (32 bytes, base64).
+pub const STORAGE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const API_KEY: &str = "test-api-key-0123456789";
 /// Push settings of the test apps: `oa` and `mp` in safe mode, `oa2` plain, `cl` compatible.
 pub const OA_PUSH_TOKEN: &str = "oaPushToken1";
@@ -59,6 +64,9 @@ pub struct Options {
     pub sim_token_ttl_secs: Option<i64>,
     /// Run on PostgreSQL instead of SQLite: the server URL (a fresh database is created).
     pub postgres: Option<String>,
+    /// Lines of the `[outbox]` section (the default polls every 20 ms and retries after
+    /// 20 ms, doubling up to 200 ms).
+    pub outbox_toml: Option<String>,
 }
 
 /// The PostgreSQL server tests may use, from `WXLINK_TEST_POSTGRES_URL` (set by `.ci/run`).
@@ -133,6 +141,7 @@ impl TestApp {
             listen = "127.0.0.1:0"
             database_url = "{db}"
             return_to_allow = ["https://shop.example.com/"]
+            storage_key = "{STORAGE_KEY}"
 
             [[api_keys]]
             name = "tests"
@@ -182,6 +191,9 @@ impl TestApp {
 
             [tokens]
             {tokens}
+
+            [outbox]
+            {outbox}
             "#,
             key = wxlink::domain::hash_token(API_KEY),
             extra = opts.extra_toml.replace("{SIM}", &sim_base),
@@ -189,6 +201,10 @@ impl TestApp {
                 .tokens_toml
                 .as_deref()
                 .unwrap_or("check_interval_ms = 50\njitter_secs = 60"),
+            outbox = opts
+                .outbox_toml
+                .as_deref()
+                .unwrap_or("poll_interval_ms = 20\nbackoff_base_ms = 20\nbackoff_max_ms = 200"),
         );
         let clock = Clock::system();
         // The simulator knows the apps before the service (and its token refreshers) start.
@@ -221,6 +237,19 @@ impl TestApp {
                 ..SimApp::for_config(app, &base)
             });
         }
+        // A mini-program some tests add to the service with `extra_toml`.
+        sim.add_app(SimApp {
+            appid: MP2_APPID.into(),
+            secret: "mp2-secret".into(),
+            kind: "mini_program".into(),
+            auth_domain: Some(domain.clone()),
+            unionid_group: None,
+            token_ttl_secs: opts.sim_token_ttl_secs,
+            push_url: None,
+            push_token: None,
+            encoding_aes_key: None,
+            push_mode: None,
+        });
         let (_, ctx) = start_instance(&toml, clock.clone(), token.clone()).await;
 
         TestApp {
@@ -399,6 +428,109 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A template registered in the simulator for an app: `kind` is `template`,
+    /// `subscribe` or `form`. Returns its id.
+    pub async fn template(&self, appid: &str, kind: &str, content: &str) -> String {
+        let r = self
+            .api
+            .post(format!("{}/_sim/templates", self.sim_base))
+            .json(&json!({"appid": appid, "kind": kind, "title": "测试模板", "content": content}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json::<Value>().await.unwrap()["template_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A simulated person bound to `user` in `app` (by their openid there); returns the
+    /// person's id and openid.
+    pub async fn person_for(&self, user: &str, app: &str, appid: &str) -> (String, String) {
+        let p = self.person(&format!("user {user}")).await;
+        let id = p["id"].as_str().unwrap().to_owned();
+        let openid = p["openids"][appid].as_str().unwrap().to_owned();
+        let r = self.bind(user, app, &openid, json!({})).await;
+        assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+        (id, openid)
+    }
+
+    /// `POST /api/v1/users/{user}/messages`.
+    pub async fn send(&self, user: &str, body: Value) -> Response {
+        self.api_post(&format!("/api/v1/users/{user}/messages"), body)
+            .await
+    }
+
+    /// Sends with an `Idempotency-Key`.
+    pub async fn send_keyed(&self, user: &str, key: &str, body: Value) -> Response {
+        self.api
+            .post(self.url(&format!("/api/v1/users/{user}/messages")))
+            .bearer_auth(API_KEY)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Sends and expects 202; returns the message id.
+    pub async fn send_ok(&self, user: &str, body: Value) -> String {
+        let r = self.send(user, body).await;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["status"], "queued");
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// `GET /api/v1/messages/{id}`.
+    pub async fn message(&self, id: &str) -> Value {
+        let r = self.api_get(&format!("/api/v1/messages/{id}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    /// Polls a message until its status is one of `states` (10 s at most).
+    pub async fn message_until(&self, id: &str, states: &[&str]) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..500 {
+            last = self.message(id).await;
+            if states.iter().any(|s| last["status"] == *s) {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("message {id} never reached {states:?}: {last:#}");
+    }
+
+    /// What the simulator received, e.g. `?channel=template`.
+    pub async fn sim_messages(&self, query: &str) -> Vec<Value> {
+        let v: Value = self
+            .api
+            .get(format!("{}/_sim/messages{query}", self.sim_base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["messages"].as_array().unwrap().clone()
+    }
+
+    /// `POST {sim}/_sim/...` with a JSON body; expects a 2xx.
+    pub async fn sim_post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .api
+            .post(format!("{}{path}", self.sim_base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
     /// Opens an authorize URL of ours in `browser` and lets the simulator answer as
     /// `person` (`consent` is `allow` or `deny` for snsapi_userinfo). Returns the callback
     /// URL WeChat sent the browser to; the callback itself is not requested yet.
@@ -458,6 +590,26 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::CREATED);
         let v: Value = r.json().await.unwrap();
         v["url"].as_str().unwrap().to_owned()
+    }
+
+    /// What `wx.login` returns to `person` inside the mini-program `appid` (simulator).
+    pub async fn login_code(&self, person: &str, appid: &str) -> String {
+        let r = self
+            .api
+            .post(format!("{}/_sim/login-codes", self.sim_base))
+            .json(&json!({ "person": person, "appid": appid }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.unwrap();
+        v["code"].as_str().unwrap().to_owned()
+    }
+
+    /// Mini-program login through the API: `POST /api/v1/apps/{app}/sessions`.
+    pub async fn mp_session(&self, app: &str, body: Value) -> Response {
+        self.api_post(&format!("/api/v1/apps/{app}/sessions"), body)
+            .await
     }
 
     /// Redeems the `wxlink_code` of a redirect to return_to; returns the identity JSON.
@@ -526,4 +678,64 @@ pub async fn outcome(r: Response) -> (StatusCode, String, String) {
 
 pub fn encode(s: &str) -> String {
     urlencoding::encode(s).into_owned()
+}
+
+/// A TCP forwarder in front of PostgreSQL that a test can cut and restore: a database
+/// outage without touching the server every other test uses.
+pub struct DbProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+impl DbProxy {
+    pub async fn start(target: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let (u, g) = (up.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection closed
+                }
+                let target = target.clone();
+                let mut cut = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            up,
+            generation,
+        }
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `url` with its host and port replaced by this proxy's.
+    pub fn url_for(&self, url: &str) -> String {
+        let mut u = url::Url::parse(url).unwrap();
+        u.set_host(Some("127.0.0.1")).unwrap();
+        u.set_port(Some(self.port)).unwrap();
+        u.to_string()
+    }
 }

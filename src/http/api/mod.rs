@@ -1,7 +1,10 @@
 //! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
 
 mod events;
+mod ledger;
 mod login_codes;
+mod messages;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -23,6 +26,9 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
         .merge(login_codes::router())
         .merge(tokens::router())
         .merge(events::router())
+        .merge(messages::router())
+        .merge(ledger::router())
+        .merge(sessions::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
 }
 

@@ -1,0 +1,167 @@
+//! `POST /api/v1/apps/{app}/sessions`: mini-program login. The backend passes the code of
+//! `wx.login` (and the business user id when it knows it) and learns who the person is.
+
+use super::{ApiJson, Caller, known_app, parse_user};
+use crate::context::Ctx;
+use crate::error::ApiError;
+use crate::login::{self, LoginError};
+use crate::wechat::{ErrCode, WechatError};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// WeChat's per-person login limit is counted per minute.
+const LOGIN_RETRY_AFTER_SECS: i64 = 60;
+/// `wx.login` codes are short; anything much longer is not one.
+const MAX_JS_CODE_LEN: usize = 128;
+
+pub fn router() -> Router<Ctx> {
+    Router::new().route("/api/v1/apps/{app}/sessions", post(create_session))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionRequest {
+    js_code: String,
+    user_id: Option<String>,
+}
+
+async fn create_session(
+    State(ctx): State<Ctx>,
+    _caller: Caller,
+    Path(app): Path<String>,
+    ApiJson(req): ApiJson<SessionRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let app_cfg = known_app(&ctx, &app)?;
+    let user = req.user_id.as_deref().map(parse_user).transpose()?;
+    let js_code = req.js_code.trim();
+    if js_code.is_empty()
+        || js_code.len() > MAX_JS_CODE_LEN
+        || !js_code.chars().all(|c| c.is_ascii_graphic())
+    {
+        return Err(ApiError::invalid(
+            "js_code_invalid",
+            "js_code must be the code wx.login returned (1 to 128 visible ASCII characters)",
+        ));
+    }
+    let login = login::mini_program_login(&ctx, app_cfg, js_code, user.as_ref())
+        .await
+        .map_err(login_error)?;
+    Ok(Json(json!({
+        "user_id": login.user_id,
+        "app": login.app,
+        "openid": login.openid,
+        "unionid": login.unionid,
+    })))
+}
+
+/// The one mapping of login failures to API answers.
+fn login_error(e: LoginError) -> ApiError {
+    match e {
+        LoginError::NotMiniProgram(app) => ApiError::invalid(
+            "not_mini_program",
+            format!("app {app} is an Official Account; sessions need a mini_program app"),
+        ),
+        LoginError::Conflict { conflict, login } => ApiError::Conflict {
+            code: "identity_conflict",
+            message: conflict.message(),
+            details: json!({
+                "existing_user_id": conflict.existing,
+                "requested_user_id": conflict.requested,
+                "via": conflict.via,
+                "app": login.app,
+                "openid": login.openid,
+                "unionid": login.unionid,
+            }),
+        },
+        LoginError::Ambiguous { users, login } => ApiError::Conflict {
+            code: "identity_conflict",
+            message: format!(
+                "this person's unionid is bound to several users ({}); bind the identity explicitly or unbind one of them",
+                users
+                    .iter()
+                    .map(|u| u.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            details: json!({
+                "user_ids": users,
+                "via": "unionid",
+                "app": login.app,
+                "openid": login.openid,
+                "unionid": login.unionid,
+            }),
+        },
+        LoginError::NoStorageKey => ApiError::Unavailable {
+            code: "storage_key_missing",
+            message: "no storage_key is configured, so session keys cannot be stored".into(),
+        },
+        LoginError::Store(e) => ApiError::Store(e),
+        LoginError::Wechat(e) => wechat_login_error(e),
+    }
+}
+
+fn wechat_login_error(e: WechatError) -> ApiError {
+    let Some(code) = e.code() else {
+        return ApiError::Upstream(e);
+    };
+    let rejected = |status, api_code, message: &str, retry_after_secs| {
+        tracing::info!(
+            errcode = code.code(),
+            "mini-program login refused by WeChat"
+        );
+        ApiError::WechatRejected {
+            status,
+            code: api_code,
+            message: message.to_owned(),
+            errcode: code.code(),
+            retry_after_secs,
+        }
+    };
+    match code {
+        ErrCode::InvalidCode | ErrCode::CodeExpired | ErrCode::MissingCode => rejected(
+            StatusCode::BAD_REQUEST,
+            "js_code_invalid",
+            "WeChat does not accept this js_code (mistyped, from another mini-program, or older than 5 minutes); call wx.login again",
+            None,
+        ),
+        ErrCode::CodeUsed => rejected(
+            StatusCode::GONE,
+            "js_code_used",
+            "this js_code was already exchanged; each wx.login code works once: call wx.login again",
+            None,
+        ),
+        ErrCode::MinuteQuota => rejected(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_rate_limited",
+            "WeChat allows 100 logins per person per minute; try again in a minute",
+            Some(LOGIN_RETRY_AFTER_SECS),
+        ),
+        ErrCode::HighRiskUser => rejected(
+            StatusCode::FORBIDDEN,
+            "user_blocked",
+            "WeChat blocks this person's mini-program login as high-risk (40226)",
+            None,
+        ),
+        ErrCode::InvalidAppId
+        | ErrCode::InvalidAppSecret
+        | ErrCode::AppSecretFrozen
+        | ErrCode::IpNotWhitelisted
+        | ErrCode::IpAwaitingConfirmation
+        | ErrCode::IpAwaitingConfirmation2 => {
+            tracing::error!(error = %e, "WeChat refused the mini-program's credentials");
+            ApiError::WechatRefused {
+                code: "wechat_refused",
+                message: format!(
+                    "WeChat refused this mini-program's credentials or this server's IP: {}",
+                    code.description()
+                ),
+                errcode: code.code(),
+            }
+        }
+        _ => ApiError::Upstream(e),
+    }
+}

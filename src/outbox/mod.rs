@@ -1,0 +1,318 @@
+//! The outbox: accepted messages are stored first ([`accept`]), then claimed in batches by
+//! this instance's workers under a lease, sent one attempt at a time ([`attempt`]), and
+//! finished in batches. A message whose instance died is taken over when its lease runs
+//! out; template messages carry a `client_msg_id`, so WeChat drops a repeated send.
+
+pub mod accept;
+mod attempt;
+pub mod templates;
+
+use crate::clock::Clock;
+use crate::config::{AppConfig, OutboxSettings};
+use crate::domain::AppId;
+use crate::store::{Enqueued, Message, NewMessage, Outcome, Store, StoreError};
+use crate::token::TokenManager;
+use crate::wechat::WechatClient;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use templates::Templates;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Most finished attempts written in one transaction.
+const FINISH_BATCH: usize = 256;
+/// Most accepted messages written in one transaction.
+const ENQUEUE_BATCH: usize = 256;
+
+/// An accepted message on its way into the store, and who waits for the answer.
+type EnqueueJob = (NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>);
+
+/// The sending engine of one instance; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    tokens: TokenManager,
+    wechat: WechatClient,
+    clock: Clock,
+    settings: OutboxSettings,
+    apps: HashMap<AppId, AppConfig>,
+    /// Names this instance in message leases.
+    owner: String,
+    templates: Templates,
+    /// Per-app pacing of sends to WeChat.
+    pacers: HashMap<AppId, DefaultDirectRateLimiter>,
+    /// New work: wakes the claimer before its poll interval.
+    wake: Notify,
+    /// `?wait=` requests, woken when their message settles here.
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    /// To the task that writes accepted messages in shared transactions.
+    enqueue: mpsc::UnboundedSender<EnqueueJob>,
+}
+
+impl Outbox {
+    pub fn new(
+        apps: &[AppConfig],
+        store: Store,
+        tokens: TokenManager,
+        wechat: WechatClient,
+        clock: Clock,
+        settings: OutboxSettings,
+    ) -> Self {
+        let rate = NonZeroU32::new(settings.rate_per_sec).unwrap_or(NonZeroU32::MIN);
+        // A tenth of a second's worth at once, so a burst is spread over the second.
+        let burst = NonZeroU32::new(settings.rate_per_sec / 10).unwrap_or(NonZeroU32::MIN);
+        let pacers = apps
+            .iter()
+            .map(|a| {
+                (
+                    a.id.clone(),
+                    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+                )
+            })
+            .collect();
+        let (enqueue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(enqueuer(store.clone(), clock.clone(), jobs));
+        let templates = Templates::new(
+            tokens.clone(),
+            wechat.clone(),
+            Duration::from_secs(settings.template_cache_secs),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                tokens,
+                wechat,
+                clock,
+                apps: apps.iter().map(|a| (a.id.clone(), a.clone())).collect(),
+                owner: format!("wxlink-{}", crate::domain::random_alphanumeric(16)),
+                templates,
+                pacers,
+                wake: Notify::new(),
+                waiters: Mutex::new(HashMap::new()),
+                enqueue,
+                settings,
+            }),
+        }
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.inner.templates
+    }
+
+    /// Writes an accepted message, sharing a transaction with whatever else is being
+    /// accepted at the same moment (group commit).
+    pub(crate) async fn enqueue(&self, m: NewMessage) -> Result<Enqueued, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        if let Err(mpsc::error::SendError((m, _))) = self.inner.enqueue.send((m, tx)) {
+            // The writer task is gone (shutting down): write alone.
+            let now = self.inner.clock.now_ms();
+            return Ok(self.inner.store.enqueue(&[m], now).await?[0]);
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(StoreError::Corrupt {
+                table: "messages",
+                detail: "the enqueue task ended before answering".into(),
+            })
+        })
+    }
+
+    /// Tells the workers a message is waiting.
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Waits up to `timeout` for a message to settle (sent, rejected, failed...); returns
+    /// it as it is then.
+    pub async fn wait_settled(
+        &self,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<Option<Message>, StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before reading, so a settlement in between still wakes us.
+            let (tx, rx) = oneshot::channel();
+            self.waiters().entry(id.to_owned()).or_default().push(tx);
+            let m = self.inner.store.message(id).await?;
+            let now = tokio::time::Instant::now();
+            if m.as_ref().is_none_or(|m| m.status.is_settled()) || now >= deadline {
+                return Ok(m);
+            }
+            // Another instance may settle it: look again now and then.
+            let nap = (deadline - now).min(Duration::from_millis(250));
+            let _ = tokio::time::timeout(nap, rx).await;
+        }
+    }
+
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>> {
+        self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify_settled(&self, ids: &[String]) {
+        let mut w = self.waiters();
+        if w.is_empty() {
+            return;
+        }
+        for id in ids {
+            for tx in w.remove(id).unwrap_or_default() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    /// Runs the workers until `stop`: one claimer, up to `concurrency` attempts at once,
+    /// and one writer that records finished attempts in batches.
+    pub fn spawn(&self, stop: CancellationToken) {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        tokio::spawn(self.clone().finisher(done_rx, stop.clone()));
+        tokio::spawn(self.clone().claimer(done_tx, stop));
+    }
+
+    async fn claimer(
+        self,
+        done: mpsc::UnboundedSender<(String, Outcome)>,
+        stop: CancellationToken,
+    ) {
+        let s = &self.inner;
+        let slots = Arc::new(Semaphore::new(s.settings.concurrency));
+        let poll = Duration::from_millis(s.settings.poll_interval_ms);
+        let lease_ms = s.settings.lease_secs * 1000;
+        loop {
+            // Claim no more than can start now: a claimed message waits for nobody.
+            let free = slots.available_permits() as i64;
+            let want = free.min(s.settings.claim_batch);
+            let claimed = if want > 0 {
+                match s
+                    .store
+                    .claim_messages(&s.owner, s.clock.now_ms(), lease_ms, want)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox: cannot claim messages");
+                        Vec::new()
+                    }
+                }
+            } else {
+                Vec::new()
+            };
+            let got = claimed.len() as i64;
+            for m in claimed {
+                let permit = slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let this = self.clone();
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let outcome = this.attempt(&m).await;
+                    let _ = done.send((m.id, outcome));
+                    drop(permit);
+                });
+            }
+            if want > 0 && got == want {
+                continue;
+            }
+            if want == 0 {
+                // Every slot busy: wait for one to free up.
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    p = slots.clone().acquire_owned() => drop(p),
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = s.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+
+    /// Writes finished attempts in batches; a batch the database refused is kept and
+    /// written again, never dropped.
+    async fn finisher(
+        self,
+        mut done: mpsc::UnboundedReceiver<(String, Outcome)>,
+        stop: CancellationToken,
+    ) {
+        let s = &self.inner;
+        let mut batch = Vec::with_capacity(FINISH_BATCH);
+        loop {
+            if batch.is_empty() {
+                tokio::select! {
+                    got = done.recv() => match got {
+                        Some(item) => batch.push(item),
+                        None => return,
+                    },
+                    _ = stop.cancelled() => return,
+                }
+            }
+            while batch.len() < FINISH_BATCH {
+                match done.try_recv() {
+                    Ok(item) => batch.push(item),
+                    Err(_) => break,
+                }
+            }
+            match s
+                .store
+                .finish_attempts(&s.owner, &batch, s.clock.now_ms())
+                .await
+            {
+                Ok(updated) => {
+                    self.notify_settled(&updated);
+                    batch.clear();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, pending = batch.len(), "outbox: cannot record finished sends; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes accepted messages in batches: whatever arrived while the previous commit ran goes
+/// into the next one. When a batch fails, each message is tried alone, so each request gets
+/// its own answer.
+async fn enqueuer(store: Store, clock: Clock, mut jobs: mpsc::UnboundedReceiver<EnqueueJob>) {
+    let mut batch: Vec<EnqueueJob> = Vec::with_capacity(ENQUEUE_BATCH);
+    while let Some(first) = jobs.recv().await {
+        batch.push(first);
+        while batch.len() < ENQUEUE_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
+        let now = clock.now_ms();
+        match store.enqueue(&messages, now).await {
+            Ok(results) => {
+                for (reply, r) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(r));
+                }
+            }
+            Err(e) if messages.len() == 1 => {
+                let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            }
+            Err(_) => {
+                for (m, reply) in messages.into_iter().zip(replies) {
+                    let r = store.enqueue(std::slice::from_ref(&m), now).await;
+                    let _ = reply.send(r.map(|v| v[0]));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,598 @@
+//! The outbox: messages written before the API answers, claimed by workers with a lease,
+//! finished in batches. No transaction is ever held across a call to WeChat.
+
+use super::{Backend, Store, StoreError, corrupt, with_pool};
+use crate::domain::{
+    AppId, Category, Channel, IdempotencyKey, MessageStatus, OpenId, Payload, TemplateId, UserId,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A message as accepted, ready to be written.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    /// The API key's name: idempotency keys are per caller.
+    pub caller: String,
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// SHA-256 of the request, to tell a retry from a different request under the same key.
+    pub request_hash: String,
+    pub user_id: UserId,
+    pub app: AppId,
+    pub channel: Channel,
+    pub openid: OpenId,
+    pub template_id: TemplateId,
+    pub category: Option<Category>,
+    pub payload: Payload,
+    /// Extra facts for the first history line (e.g. fields shortened by `truncate`).
+    pub note: Option<String>,
+}
+
+/// What writing a message came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    /// The caller used this idempotency key before (see [`Store::message_by_key`]).
+    KeyTaken,
+    /// A subscribe message, and the person has no subscription left for the template.
+    NoSubscription,
+}
+
+/// A stored message with its history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub user_id: UserId,
+    pub app: AppId,
+    pub channel: Channel,
+    pub openid: OpenId,
+    pub template_id: TemplateId,
+    pub category: Option<Category>,
+    pub status: MessageStatus,
+    /// WeChat's msgid as a string: a 64-bit integer does not survive a JSON float.
+    #[serde(serialize_with = "msgid_as_string")]
+    pub msgid: Option<i64>,
+    pub errcode: Option<i64>,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub history: Vec<Value>,
+    #[serde(skip)]
+    pub request_hash: String,
+    #[serde(skip)]
+    pub payload: Payload,
+}
+
+fn msgid_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(id) => s.serialize_str(&id.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A message claimed by this instance for one attempt.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub id: String,
+    pub app: AppId,
+    pub channel: Channel,
+    pub openid: OpenId,
+    pub template_id: TemplateId,
+    pub payload: Payload,
+    pub idempotency_key: Option<IdempotencyKey>,
+    /// This attempt's number, from 1.
+    pub attempt: i64,
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent {
+        msgid: Option<i64>,
+    },
+    /// Try again at `at_ms` (retryable error).
+    Retry {
+        at_ms: i64,
+        errcode: Option<i64>,
+        reason: String,
+    },
+    /// The app's channel is held (daily quota); back in the queue, the attempt not counted.
+    Held {
+        until_ms: i64,
+        reason: String,
+    },
+    /// WeChat refused it for good.
+    Rejected {
+        errcode: i64,
+        errmsg: String,
+    },
+    /// We gave up (attempts spent, or nothing to send it with).
+    Failed {
+        reason: String,
+    },
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    id: String,
+    user_id: String,
+    app: String,
+    channel: String,
+    openid: String,
+    template_id: String,
+    category: Option<String>,
+    payload: String,
+    status: String,
+    msgid: Option<i64>,
+    errcode: Option<i64>,
+    reason: Option<String>,
+    attempts: i64,
+    next_attempt_ms: i64,
+    created_ms: i64,
+    updated_ms: i64,
+    history: String,
+    request_hash: String,
+}
+
+const COLUMNS: &str = "id, user_id, app, channel, openid, template_id, category, payload, status, msgid, errcode, reason, attempts, next_attempt_ms, created_ms, updated_ms, history, request_hash";
+
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: String,
+    app: String,
+    channel: String,
+    openid: String,
+    template_id: String,
+    payload: String,
+    idempotency_key: Option<String>,
+    attempts: i64,
+}
+
+fn bad(e: impl std::fmt::Display) -> StoreError {
+    corrupt("messages", e)
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self, StoreError> {
+        Ok(Message {
+            user_id: UserId::parse(&r.user_id).map_err(bad)?,
+            app: AppId::parse(&r.app).map_err(bad)?,
+            channel: Channel::parse(&r.channel).map_err(bad)?,
+            openid: OpenId::parse(&r.openid).map_err(bad)?,
+            template_id: TemplateId::parse(&r.template_id).map_err(bad)?,
+            category: r
+                .category
+                .as_deref()
+                .map(Category::parse)
+                .transpose()
+                .map_err(bad)?,
+            payload: serde_json::from_str(&r.payload).map_err(bad)?,
+            history: r
+                .history
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(serde_json::from_str)
+                .collect::<Result<_, _>>()
+                .map_err(bad)?,
+            id: r.id,
+            status: MessageStatus::parse(&r.status).map_err(bad)?,
+            msgid: r.msgid,
+            errcode: r.errcode,
+            reason: r.reason,
+            attempts: r.attempts,
+            next_attempt_ms: r.next_attempt_ms,
+            created_ms: r.created_ms,
+            updated_ms: r.updated_ms,
+            request_hash: r.request_hash,
+        })
+    }
+}
+
+impl TryFrom<ClaimedRow> for Claimed {
+    type Error = StoreError;
+    fn try_from(r: ClaimedRow) -> Result<Self, StoreError> {
+        Ok(Claimed {
+            app: AppId::parse(&r.app).map_err(bad)?,
+            channel: Channel::parse(&r.channel).map_err(bad)?,
+            openid: OpenId::parse(&r.openid).map_err(bad)?,
+            template_id: TemplateId::parse(&r.template_id).map_err(bad)?,
+            payload: serde_json::from_str(&r.payload).map_err(bad)?,
+            idempotency_key: r
+                .idempotency_key
+                .as_deref()
+                .map(IdempotencyKey::parse)
+                .transpose()
+                .map_err(bad)?,
+            id: r.id,
+            attempt: r.attempts,
+        })
+    }
+}
+
+/// One line of a message's history.
+pub(crate) fn history_line(status: MessageStatus, at_ms: i64, extra: Value) -> String {
+    let mut v = json!({ "status": status, "at_ms": at_ms });
+    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    let mut line = v.to_string();
+    line.push('\n');
+    line
+}
+
+impl Store {
+    /// Writes accepted messages in one transaction (concurrent requests share a commit).
+    /// A subscribe message takes one unit of the person's subscription in the same
+    /// transaction, so a crash can neither lose nor double it.
+    pub async fn enqueue(
+        &self,
+        batch: &[NewMessage],
+        now_ms: i64,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        let take_subscription = "UPDATE subscriptions
+                SET remaining = CASE WHEN long_term THEN remaining ELSE remaining - 1 END, updated_at = $1
+                WHERE app = $2 AND openid = $3 AND template_id = $4 AND (long_term OR remaining > 0)
+                RETURNING long_term";
+        let give_back = "UPDATE subscriptions SET remaining = remaining + 1
+                WHERE app = $1 AND openid = $2 AND template_id = $3";
+        let insert = "INSERT INTO messages (id, caller, idempotency_key, request_hash, user_id, app, channel,
+                    openid, template_id, category, payload, status, next_attempt_ms, holds_subscription,
+                    history, created_ms, updated_ms)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $14, $12, $12)
+                ON CONFLICT (caller, idempotency_key) DO NOTHING";
+        let mut out = Vec::with_capacity(batch.len());
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for m in batch {
+                let mut holds_subscription = false;
+                if m.channel == Channel::Subscribe {
+                    let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
+                        .bind(now_ms / 1000)
+                        .bind(m.app.as_str())
+                        .bind(m.openid.as_str())
+                        .bind(m.template_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    match taken {
+                        None => {
+                            out.push(Enqueued::NoSubscription);
+                            continue;
+                        }
+                        Some((long_term,)) => holds_subscription = !long_term,
+                    }
+                }
+                let payload = serde_json::to_string(&m.payload).expect("payload serializes");
+                let extra = match &m.note {
+                    Some(note) => json!({ "detail": note }),
+                    None => Value::Null,
+                };
+                let n = sqlx::query(insert)
+                    .bind(&m.id)
+                    .bind(&m.caller)
+                    .bind(m.idempotency_key.as_ref().map(|k| k.as_str()))
+                    .bind(&m.request_hash)
+                    .bind(m.user_id.as_str())
+                    .bind(m.app.as_str())
+                    .bind(m.channel.as_str())
+                    .bind(m.openid.as_str())
+                    .bind(m.template_id.as_str())
+                    .bind(m.category.as_ref().map(|c| c.as_str()))
+                    .bind(&payload)
+                    .bind(now_ms)
+                    .bind(holds_subscription)
+                    .bind(history_line(MessageStatus::Queued, now_ms, extra))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if n == 1 {
+                    out.push(Enqueued::New);
+                    continue;
+                }
+                if holds_subscription {
+                    sqlx::query(give_back)
+                        .bind(m.app.as_str())
+                        .bind(m.openid.as_str())
+                        .bind(m.template_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                out.push(Enqueued::KeyTaken);
+            }
+            tx.commit().await?;
+        });
+        Ok(out)
+    }
+
+    /// The message a caller sent under an idempotency key, if any.
+    pub async fn message_by_key(
+        &self,
+        caller: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<Message>, StoreError> {
+        let sql =
+            format!("SELECT {COLUMNS} FROM messages WHERE caller = $1 AND idempotency_key = $2");
+        let row: Option<MessageRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(caller)
+                .bind(key.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Message::try_from).transpose()
+    }
+
+    pub async fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");
+        let row: Option<MessageRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        });
+        row.map(Message::try_from).transpose()
+    }
+
+    /// A user's messages, newest first, `limit` at a time; `before` is the last id of the
+    /// previous page.
+    pub async fn user_messages(
+        &self,
+        user: &UserId,
+        before: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+        );
+        // Ids start with "m"; "n" sorts after every one of them.
+        let before = before.unwrap_or("n");
+        let rows: Vec<MessageRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(user.as_str())
+                .bind(before)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(Message::try_from).collect()
+    }
+
+    /// Claims up to `limit` due messages for `owner` until `now_ms + lease_ms`: queued ones,
+    /// and sending ones whose worker's lease ran out. Held apps are skipped.
+    pub async fn claim_messages(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let head = format!(r#"{{"status":"sending","at_ms":{now_ms},"attempt":"#);
+        let rows: Vec<ClaimedRow> = with_pool!(&self.write, |pool| {
+            let sql = format!(
+                "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until_ms = $2,
+                        attempts = attempts + 1, updated_ms = $3,
+                        history = history || $4 || CAST(attempts + 1 AS TEXT) || $5
+                 WHERE id IN (
+                     SELECT id FROM messages m
+                     WHERE m.status IN ('queued', 'sending') AND m.next_attempt_ms <= $3
+                       AND m.lease_until_ms <= $3
+                       AND NOT EXISTS (SELECT 1 FROM send_holds h
+                                       WHERE h.app = m.app AND h.channel = m.channel AND h.until_ms > $3)
+                     ORDER BY m.next_attempt_ms
+                     LIMIT $6 {skip_locked})
+                 RETURNING id, app, channel, openid, template_id, payload, idempotency_key, attempts",
+                skip_locked = pool.skip_locked()
+            );
+            sqlx::query_as(&sql)
+                .bind(owner)
+                .bind(now_ms + lease_ms)
+                .bind(now_ms)
+                .bind(&head)
+                .bind("}\n")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(Claimed::try_from).collect()
+    }
+
+    /// Records how attempts ended, in one transaction. An attempt whose lease was lost (its
+    /// message was taken over) changes nothing. Returns the ids that were updated.
+    pub async fn finish_attempts(
+        &self,
+        owner: &str,
+        done: &[(String, Outcome)],
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut updated = Vec::with_capacity(done.len());
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for (id, outcome) in done {
+                let (status, msgid, errcode, reason, next_ms, attempts_delta, line) =
+                    outcome_columns(outcome, now_ms);
+                let sql =
+                    "UPDATE messages SET status = $1, msgid = COALESCE($2, msgid), errcode = $3,
+                               reason = $4, next_attempt_ms = $5, attempts = attempts + $6,
+                               lease_owner = NULL, lease_until_ms = 0, updated_ms = $7,
+                               history = history || $8
+                           WHERE id = $9 AND lease_owner = $10 AND status = 'sending'
+                           RETURNING holds_subscription, channel";
+                let row: Option<(bool, String)> = sqlx::query_as(sql)
+                    .bind(status)
+                    .bind(msgid)
+                    .bind(errcode)
+                    .bind(reason)
+                    .bind(next_ms)
+                    .bind(attempts_delta)
+                    .bind(now_ms)
+                    .bind(&line)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((holds_subscription, channel)) = row else {
+                    continue;
+                };
+                updated.push(id.clone());
+                // A subscribe message's unit is consumed by a send and given back when the
+                // message ends without one; 43101 means the person has none left, whatever
+                // the ledger thought (long-term ones included).
+                let ledger = match outcome {
+                    Outcome::Rejected { errcode: 43101, .. } if channel == "subscribe" => Some(
+                        "UPDATE subscriptions SET remaining = 0, long_term = FALSE, updated_at = $1
+                         WHERE (app, openid, template_id) = (SELECT app, openid, template_id FROM messages WHERE id = $2)",
+                    ),
+                    Outcome::Rejected { .. } | Outcome::Failed { .. } if holds_subscription => Some(
+                        "UPDATE subscriptions SET remaining = remaining + 1, updated_at = $1
+                         WHERE (app, openid, template_id) = (SELECT app, openid, template_id FROM messages WHERE id = $2)
+                           AND NOT long_term",
+                    ),
+                    _ => None,
+                };
+                if let Some(sql) = ledger {
+                    sqlx::query(sql)
+                        .bind(now_ms / 1000)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE messages SET holds_subscription = FALSE WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(updated)
+    }
+
+    /// Holds an app's channel until `until_ms` (WeChat's daily quota is spent).
+    pub async fn hold_channel(
+        &self,
+        app: &AppId,
+        channel: Channel,
+        until_ms: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let sql = "INSERT INTO send_holds (app, channel, until_ms, reason) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (app, channel) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason";
+        with_pool!(&self.write, |pool| {
+            sqlx::query(sql)
+                .bind(app.as_str())
+                .bind(channel.as_str())
+                .bind(until_ms)
+                .bind(reason)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The hold on an app's channel, if one is in force: `(until_ms, reason)`.
+    pub async fn channel_hold(
+        &self,
+        app: &AppId,
+        channel: Channel,
+        now_ms: i64,
+    ) -> Result<Option<(i64, String)>, StoreError> {
+        let sql = "SELECT until_ms, reason FROM send_holds WHERE app = $1 AND channel = $2 AND until_ms > $3";
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(app.as_str())
+                .bind(channel.as_str())
+                .bind(now_ms)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Messages waiting or in flight: `(count, oldest created_ms)`.
+    pub async fn outbox_depth(&self) -> Result<(i64, Option<i64>), StoreError> {
+        let sql =
+            "SELECT COUNT(*), MIN(created_ms) FROM messages WHERE status IN ('queued', 'sending')";
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).fetch_one(pool).await?
+        }))
+    }
+}
+
+type Columns<'a> = (
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    Option<&'a str>,
+    i64,
+    i64,
+    String,
+);
+
+/// The row values of an outcome: status, msgid, errcode, reason, next attempt, attempts
+/// correction, history line.
+fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
+    match o {
+        Outcome::Sent { msgid } => (
+            MessageStatus::Sent.as_str(),
+            *msgid,
+            None,
+            None,
+            now_ms,
+            0,
+            history_line(
+                MessageStatus::Sent,
+                now_ms,
+                json!({ "msgid": msgid.map(|m| m.to_string()) }),
+            ),
+        ),
+        Outcome::Retry {
+            at_ms,
+            errcode,
+            reason,
+        } => (
+            MessageStatus::Queued.as_str(),
+            None,
+            *errcode,
+            Some(reason),
+            *at_ms,
+            0,
+            history_line(
+                MessageStatus::Queued,
+                now_ms,
+                json!({ "detail": reason, "errcode": errcode, "retry_at_ms": at_ms }),
+            ),
+        ),
+        Outcome::Held { until_ms, reason } => (
+            MessageStatus::Queued.as_str(),
+            None,
+            Some(45009),
+            Some(reason),
+            *until_ms,
+            -1,
+            history_line(
+                MessageStatus::Queued,
+                now_ms,
+                json!({ "detail": reason, "errcode": 45009, "held_until_ms": until_ms }),
+            ),
+        ),
+        Outcome::Rejected { errcode, errmsg } => (
+            MessageStatus::Rejected.as_str(),
+            None,
+            Some(*errcode),
+            Some(errmsg),
+            now_ms,
+            0,
+            history_line(
+                MessageStatus::Rejected,
+                now_ms,
+                json!({ "errcode": errcode, "detail": errmsg }),
+            ),
+        ),
+        Outcome::Failed { reason } => (
+            MessageStatus::Failed.as_str(),
+            None,
+            None,
+            Some(reason),
+            now_ms,
+            0,
+            history_line(MessageStatus::Failed, now_ms, json!({ "detail": reason })),
+        ),
+    }
+}

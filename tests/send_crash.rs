@@ -1,0 +1,285 @@
+//! The outbox survives a crash: a real wxlink process accepts a batch of messages on all
+//! three channels and is killed with SIGKILL while it is sending; a new process on the same
+//! database finishes the work. Every accepted message reaches WeChat (the simulator), and
+//! no template message reaches it twice (client_msg_id).
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use wxlink::clock::Clock;
+use wxlink::sim::Sim;
+
+const OA: &str = "wxcrashoa0000001";
+const MP: &str = "wxcrashmp0000002";
+const KEY: &str = "crash-test-key";
+const TEMPLATE_MESSAGES: usize = 120;
+const SUBSCRIBE_MESSAGES: usize = 30;
+const FORM_MESSAGES: usize = 30;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Service {
+    child: tokio::process::Child,
+    base: String,
+}
+
+async fn start(config: &std::path::Path) -> Service {
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .args(["--config", config.to_str().unwrap()])
+        .env("WXLINK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let c = Client::new();
+    for _ in 0..200 {
+        if c.get(format!("{base}/livez")).send().await.is_ok() {
+            return Service { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("wxlink did not start");
+}
+
+async fn post(c: &Client, url: String, body: Value) -> Value {
+    let r = c
+        .post(url)
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
+    let sim = Sim::new(Clock::system());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim_base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(wxlink::sim::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    let c = Client::new();
+    for (appid, kind) in [(OA, "official_account"), (MP, "mini_program")] {
+        post(
+            &c,
+            format!("{sim_base}/_sim/apps"),
+            json!({"appid": appid, "secret": "s", "kind": kind}),
+        )
+        .await;
+    }
+    let tpl = |appid: &str, kind: &str, content: &str| {
+        let (c, url) = (c.clone(), format!("{sim_base}/_sim/templates"));
+        let body = json!({"appid": appid, "kind": kind, "title": "t", "content": content});
+        async move {
+            post(&c, url, body).await["template_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let oa_tpl = tpl(OA, "template", "{{keyword1.DATA}}").await;
+    let sub_tpl = tpl(MP, "subscribe", "{{thing1.DATA}}").await;
+    let form_tpl = tpl(MP, "form", "{{keyword1.DATA}}").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wxlink.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{db}\"\n\
+             storage_key = \"{storage}\"\n\
+             [outbox]\nlease_secs = 5\npoll_interval_ms = 20\nbackoff_base_ms = 50\nrate_per_sec = 100\n\
+             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+             [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{OA}\"\nsecret = \"s\"\n\
+             api_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n\
+             [[apps]]\nid = \"mp\"\nkind = \"mini_program\"\nappid = \"{MP}\"\nsecret = \"s\"\n\
+             api_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
+            db = dir.path().join("crash.db").display(),
+            storage = "a".repeat(64),
+            key = wxlink::domain::hash_token(KEY),
+        ),
+    )
+    .unwrap();
+    let mut first = start(&config).await;
+    let base = first.base.clone();
+
+    // Ten people, each known to both apps, with acceptances and prepay ids to spare.
+    let mut people = Vec::new();
+    for u in 0..10 {
+        let p = post(&c, format!("{sim_base}/_sim/people"), json!({})).await;
+        let person = p["id"].as_str().unwrap().to_owned();
+        for (app, appid) in [("oa", OA), ("mp", MP)] {
+            let openid = p["openids"][appid].as_str().unwrap();
+            let r = c
+                .put(format!(
+                    "{base}/api/v1/users/u{u}/identities/{app}/{openid}"
+                ))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        post(
+            &c,
+            format!("{sim_base}/_sim/subscriptions"),
+            json!({"appid": MP, "person": person, "template_id": sub_tpl, "count": 20}),
+        )
+        .await;
+        post(
+            &c,
+            format!("{base}/api/v1/users/u{u}/subscriptions"),
+            json!({"template_id": sub_tpl, "count": 3}),
+        )
+        .await;
+        for _ in 0..4 {
+            let f = post(
+                &c,
+                format!("{sim_base}/_sim/form-ids"),
+                json!({"appid": MP, "person": person, "kind": "prepay"}),
+            )
+            .await;
+            post(
+                &c,
+                format!("{base}/api/v1/users/u{u}/form-ids"),
+                json!({"prepay_id": f["form_id"]}),
+            )
+            .await;
+        }
+        people.push(person);
+    }
+
+    // WeChat answers slowly, so the kill lands while sends are in flight.
+    post(
+        &c,
+        format!("{sim_base}/_sim/faults"),
+        json!({"latency_ms": 150}),
+    )
+    .await;
+    let mut accepted: HashMap<String, (&str, String)> = HashMap::new();
+    let sends = (0..TEMPLATE_MESSAGES)
+        .map(|i| ("template", i))
+        .chain((0..SUBSCRIBE_MESSAGES).map(|i| ("subscribe", i)))
+        .chain((0..FORM_MESSAGES).map(|i| ("form", i)));
+    for (channel, i) in sends {
+        let marker = format!("{channel}{i}");
+        let body = match channel {
+            "template" => {
+                json!({"channel": "template", "app": "oa", "template_id": oa_tpl, "data": {"keyword1": marker}})
+            }
+            "subscribe" => {
+                json!({"channel": "subscribe", "template_id": sub_tpl, "data": {"thing1": marker}})
+            }
+            _ => json!({"channel": "form", "template_id": form_tpl, "data": {"keyword1": marker}}),
+        };
+        let r = c
+            .post(format!("{base}/api/v1/users/u{}/messages", i % 10))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let id = r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        accepted.insert(id, (channel, marker));
+    }
+
+    // Kill it mid-way: some messages received by WeChat, most not yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim.received_messages().len() < 20 {
+        assert!(Instant::now() < deadline, "nothing was sent");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+    let at_kill = sim.received_messages().len();
+    assert!(
+        at_kill < accepted.len(),
+        "killed too late to prove anything"
+    );
+
+    post(&c, format!("{sim_base}/_sim/faults"), json!({})).await;
+    let second = start(&config).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut pending: Vec<String> = accepted.keys().cloned().collect();
+    while !pending.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "{} messages never settled",
+            pending.len()
+        );
+        let mut still = Vec::new();
+        for id in pending {
+            let m: Value = c
+                .get(format!("{}/api/v1/messages/{id}", second.base))
+                .bearer_auth(KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if !matches!(m["status"].as_str(), Some("sent" | "failed" | "rejected")) {
+                still.push(id);
+            } else if accepted[&id].0 == "template" {
+                assert_eq!(m["status"], "sent", "{m}");
+            }
+        }
+        pending = still;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let received = sim.received_messages();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for m in &received {
+        let marker = m.data.values().next().unwrap().value.clone();
+        *seen.entry(marker).or_default() += 1;
+    }
+    for (id, (channel, marker)) in &accepted {
+        let n = seen.get(marker).copied().unwrap_or(0);
+        assert!(n >= 1, "message {id} ({marker}) never reached WeChat");
+        if *channel == "template" {
+            assert_eq!(n, 1, "template message {marker} reached WeChat {n} times");
+        }
+    }
+    let stats = sim.stats();
+    eprintln!(
+        "received {} at the kill, {} in all; {} template repeats dropped by client_msg_id",
+        at_kill,
+        received.len(),
+        stats
+            .get("template_duplicates_dropped")
+            .copied()
+            .unwrap_or(0)
+    );
+    let template_ids: Vec<_> = received
+        .iter()
+        .filter(|m| m.channel == "template")
+        .map(|m| m.client_msg_id.clone().unwrap())
+        .collect();
+    assert_eq!(template_ids.len(), TEMPLATE_MESSAGES);
+    for id in template_ids {
+        assert!(
+            accepted.contains_key(&id),
+            "client_msg_id is the message id"
+        );
+    }
+    let _ = people;
+}
