@@ -1,10 +1,11 @@
 //! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API,
-//! the sandbox page, and `/metrics` for operators. The root only merges them; the shared
-//! layers (request ids, tracing, rate limits) are added in `app.rs`.
+//! WeChat's server push, the sandbox page, and `/metrics` for operators. The root only
+//! merges them; the shared layers (request ids, tracing, rate limits) are added in `app.rs`.
 
 pub mod api;
 pub mod metrics;
 pub mod oauth;
+pub mod push;
 pub mod ratelimit;
 pub mod sandbox;
 
@@ -28,6 +29,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
         .merge(browser)
         .merge(api::router(ctx.config.max_body_bytes))
         .merge(metrics::router())
+        .merge(push::router(ctx.config.push.max_body_bytes))
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .fallback(not_found)

@@ -1,5 +1,6 @@
 //! The backend JSON API under `/api/v1`, authenticated by `Authorization: Bearer <key>`.
 
+mod events;
 mod ledger;
 mod login_codes;
 mod messages;
@@ -24,6 +25,7 @@ pub fn router(max_body_bytes: usize) -> Router<Ctx> {
         .merge(users::router())
         .merge(login_codes::router())
         .merge(tokens::router())
+        .merge(events::router())
         .merge(messages::router())
         .merge(ledger::router())
         .merge(sessions::router())
