@@ -5,7 +5,7 @@
 use super::event::{Envelope, PushEvent};
 use super::xml;
 use crate::context::Ctx;
-use crate::domain::AppId;
+use crate::domain::{AppId, Channel};
 use crate::store::{Store, StoreError, StoreTx, StoredEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,13 +29,11 @@ pub struct HandleJob {
 /// The effect of one event, inside the transaction that marks it handled; returns its
 /// outcome. Every kind of event passes through here.
 ///
-/// Integration points for the outbox (issue 4), marked below:
-/// - a delivery report is kept in `push_delivery_reports` (the first report of a msgid
-///   wins) and must then be applied to the message in state `sent(msgid)`; a report that
-///   beat the send's own response stays in that table, and the outbox applies it as it
-///   records `sent(msgid)` ([`Store::delivery_report`], then
-///   [`Store::mark_delivery_report_applied`]).
-/// - subscription choices and send results go to the subscription ledger.
+/// - A delivery report (template `TEMPLATESENDJOBFINISH`, or a subscribe send's
+///   `subscribe_msg_sent_event`) is kept by msgid and applied to the message in state
+///   `sent(msgid)`; one that beat the send's own answer waits for the outbox's sweep.
+/// - Subscription choices move the subscription ledger: an accepted popup credits one send;
+///   a template turned off or banned clears the line.
 pub async fn apply(
     tx: &mut StoreTx,
     app: &AppId,
@@ -46,13 +44,7 @@ pub async fn apply(
 ) -> Result<String, StoreError> {
     Ok(match event {
         PushEvent::DeliveryReport { msgid, status } => {
-            tx.record_delivery_report(app, *msgid, status, openid, event_id, now)
-                .await?;
-            // OUTBOX: `tx.apply_delivery_report(app, *msgid, status, now)` goes here: the
-            // message in `sent(msgid)` becomes `delivered` (status `success`) or `failed`
-            // with the status as reason, and the report's applied_at is set; the outcome
-            // says which, or `report_before_send` when no message is `sent(msgid)` yet.
-            "no_outbox_yet".to_owned()
+            deliver(tx, app, *msgid, status, openid, event_id, now).await?
         }
         PushEvent::Follow {
             openid,
@@ -66,13 +58,83 @@ pub async fn apply(
                 (true, false) => "unfollow_recorded".to_owned(),
             }
         }
-        // LEDGER: credit accepted templates, record rejections and bans (this transaction
-        // also marks the event handled, so a choice is never counted twice).
-        PushEvent::SubscriptionChoices { .. } => "no_ledger_yet".to_owned(),
-        // LEDGER: the subscribe send `msgid` was delivered (`error_code` 0) or failed.
-        PushEvent::SubscriptionSends { .. } => "no_ledger_yet".to_owned(),
+        PushEvent::SubscriptionChoices {
+            openid,
+            event,
+            choices,
+        } => {
+            let (mut credited, mut cleared) = (0, 0);
+            for c in choices {
+                // A popup "accept" grants one send. In the settings page (change event) an
+                // "accept" grants nothing new; "reject" there, or a ban anywhere, ends it.
+                let accepted = c.status.starts_with("accept");
+                if accepted && event == "subscribe_msg_popup_event" {
+                    tx.credit_subscription(app, openid, &c.template_id, now)
+                        .await?;
+                    credited += 1;
+                } else if c.status == "ban"
+                    || (c.status == "reject" && event == "subscribe_msg_change_event")
+                {
+                    tx.clear_subscription(app, openid, &c.template_id, now)
+                        .await?;
+                    cleared += 1;
+                }
+            }
+            format!("ledger_credited_{credited}_cleared_{cleared}")
+        }
+        PushEvent::SubscriptionSends { openid, results } => {
+            let mut outcomes = Vec::new();
+            for r in results {
+                let status = if r.error_code == 0 {
+                    "success".to_owned()
+                } else {
+                    format!("failed: {} ({})", r.error_status, r.error_code)
+                };
+                outcomes.push(
+                    deliver(
+                        tx,
+                        app,
+                        r.msgid,
+                        &status,
+                        Some(openid.as_str()),
+                        event_id,
+                        now,
+                    )
+                    .await?,
+                );
+            }
+            outcomes.join(",")
+        }
         PushEvent::Other => "stored".to_owned(),
     })
+}
+
+/// Keeps a delivery report and applies it to its message if that is `sent` already.
+async fn deliver(
+    tx: &mut StoreTx,
+    app: &AppId,
+    msgid: i64,
+    status: &str,
+    openid: Option<&str>,
+    event_id: i64,
+    now: i64,
+) -> Result<String, StoreError> {
+    tx.record_delivery_report(app, msgid, status, openid, event_id, now)
+        .await?;
+    Ok(
+        match tx
+            .apply_delivery_report(app, msgid, status, now * 1000)
+            .await?
+        {
+            Some((_, channel, state)) => {
+                if let Ok(channel) = Channel::parse(&channel) {
+                    crate::metrics::message(channel, state.as_str());
+                }
+                state.as_str().to_owned()
+            }
+            None => "waiting_for_send".to_owned(),
+        },
+    )
 }
 
 /// Handles events in one transaction; when that fails, each on its own, so one bad event
@@ -167,6 +229,7 @@ pub fn spawn_sweeper(ctx: Ctx, stop: CancellationToken) {
             if let Err(e) = sweep_once(&ctx).await {
                 tracing::warn!(error = %e, "push sweep failed; trying again next interval");
             }
+            ctx.outbox.apply_waiting_reports().await;
             let now = ctx.clock.now();
             let s = &ctx.config.push;
             let events_before = if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {

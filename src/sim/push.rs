@@ -250,6 +250,15 @@ impl Sim {
         if choices.is_empty() {
             return Err(PushSetupError::Invalid("no choices".into()));
         }
+        // WeChat's own record moves first: an accepted popup allows one send; a template
+        // turned off in the settings, or banned, allows none.
+        for (template, status, _) in choices {
+            if status.starts_with("accept") && !change {
+                self.accept_subscription(appid, person, template, 1, false, false);
+            } else if status == "ban" || (status == "reject" && change) {
+                self.accept_subscription(appid, person, template, 0, false, true);
+            }
+        }
         let openid = self.openid_of(appid, person);
         let (event, container) = if change {
             ("subscribe_msg_change_event", "SubscribeMsgChangeEvent")

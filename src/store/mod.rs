@@ -3,6 +3,7 @@
 //! sqlx's SQLite driver accepts `$N` placeholders.
 
 mod check;
+mod delivery;
 mod identities;
 mod ledger;
 mod oauth;

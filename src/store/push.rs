@@ -230,7 +230,7 @@ impl Store {
         Ok(results)
     }
 
-    /// Marks an event handled with its outcome (`follow_recorded`, `no_outbox_yet`...).
+    /// Marks an event handled with its outcome (`follow_recorded`, `delivered`...).
     pub async fn finish_event(&self, id: i64, outcome: &str, now: i64) -> Result<(), StoreError> {
         let sql = "UPDATE push_events SET handled_at = $1, outcome = $2, claimed_until = 0, last_error = NULL
                    WHERE id = $3 AND handled_at IS NULL";
@@ -413,7 +413,7 @@ impl StoreTx {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// What handling these events did (`follow_recorded`, `no_outbox_yet`...).
+    /// What handling these events did (`follow_recorded`, `delivered`...).
     pub async fn set_event_outcome(
         &mut self,
         ids: &[i64],

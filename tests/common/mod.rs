@@ -505,6 +505,12 @@ impl TestApp {
         panic!("message {id} never reached {states:?}: {last:#}");
     }
 
+    /// Polls until the message reached WeChat: `sent`, or already `delivered` (the
+    /// simulator pushes its delivery report 100 ms after a template send).
+    pub async fn sent(&self, id: &str) -> Value {
+        self.message_until(id, &["sent", "delivered"]).await
+    }
+
     /// What the simulator received, e.g. `?channel=template`.
     pub async fn sim_messages(&self, query: &str) -> Vec<Value> {
         let v: Value = self

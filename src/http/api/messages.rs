@@ -128,6 +128,23 @@ async fn view(ctx: &Ctx, m: Message) -> Result<Value, ApiError> {
         v["held_until_ms"] = json!(until_ms);
         v["hold_reason"] = json!(reason);
     }
+    // 43004 says only "not following"; the follow events we received say since when.
+    if m.errcode == Some(43004) {
+        let identity = ctx.store.identity(&m.app, &m.openid).await?;
+        let unfollowed_at = identity
+            .filter(|i| i.follows == Some(false))
+            .and_then(|i| i.follow_changed_at);
+        v["explanation"] = json!(match unfollowed_at {
+            Some(at) => format!(
+                "the person unfollowed the Official Account (at {at}, Unix time) and must follow it again to receive template messages"
+            ),
+            None => "the person does not follow the Official Account, which template messages need"
+                .to_owned(),
+        });
+        if let Some(at) = unfollowed_at {
+            v["unfollowed_at"] = json!(at);
+        }
+    }
     Ok(v)
 }
 
