@@ -4,6 +4,7 @@
 # Usage: bench/send.sh [users] [messages] [concurrency] [rate] [rate_secs] [store] [instances]
 #   store: sqlite (default) or a PostgreSQL server URL (a fresh database is made and dropped)
 #   instances: how many wxlink processes share the store (the load goes round-robin)
+# SIM_LATENCY_MS=100 makes the simulator answer like WeChat over the internet (default 0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS="${1:-2000}"
@@ -68,7 +69,11 @@ for b in "${bases[@]}" http://127.0.0.1:19090/_sim; do
   [ -n "$ready" ] || { echo "bench: $b did not come up (ports 18080.., 19090 free?)" >&2; cat "$work"/service*.log >&2; exit 1; }
 done
 
-echo "send benchmark: $USERS users, $(nproc) cores, store ${DB%%:*}, $INSTANCES instance(s), $(date -u +%Y-%m-%d)"
+LATENCY="${SIM_LATENCY_MS:-0}"
+if [ "$LATENCY" != 0 ]; then
+  curl -sf -X POST -H 'content-type: application/json' -d "{\"latency_ms\": $LATENCY}" http://127.0.0.1:19090/_sim/faults >/dev/null
+fi
+echo "send benchmark: $USERS users, $(nproc) cores, store ${DB%%:*}, $INSTANCES instance(s), WeChat latency ${LATENCY} ms, $(date -u +%Y-%m-%d)"
 IFS=,; list="${bases[*]}"; unset IFS
 ./target/release/examples/send_load "$list" http://127.0.0.1:19090 "$KEY" wxbench000000001 \
   "$USERS" "$MESSAGES" "$CONNS" "$RATE" "$SECS"

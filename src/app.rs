@@ -6,7 +6,7 @@
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
 use crate::context::{Context, Ctx};
-use crate::domain::{AppId, WxAppId, hash_token};
+use crate::domain::{AppId, WxAppId, hash_token, random_alphanumeric};
 use crate::http;
 use crate::http::ratelimit::RateLimits;
 use crate::http::sandbox::Sandbox;
@@ -89,6 +89,7 @@ impl App {
             clock.clone(),
             config.tokens.clone(),
         );
+        let push_writer = crate::push::PushWriter::start(store.clone(), clock.clone());
         let outbox = Outbox::new(
             &config.apps,
             store.clone(),
@@ -106,6 +107,7 @@ impl App {
             clock,
             tokens,
             sandbox,
+            push_writer,
         });
 
         let secure = public_url.scheme() == "https";
@@ -179,6 +181,7 @@ impl App {
         let http_stop = CancellationToken::new();
 
         ctx.tokens.spawn_refreshers(background.clone());
+        crate::push::spawn_sweeper(ctx.clone(), background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
         crate::metrics::spawn_sampler(
             ctx.store.clone(),
@@ -268,15 +271,8 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
             continue;
         }
         let secret = crate::domain::OneTimeCode::generate().expose().to_owned();
-        sim.add_app(SimApp {
-            appid: appid.to_owned(),
-            secret: secret.clone(),
-            kind: kind.as_str().to_owned(),
-            auth_domain: auth_domain.clone(),
-            unionid_group: Some("sandbox".to_owned()),
-            token_ttl_secs: None,
-        });
-        config.apps.push(AppConfig {
+        // The simulator pushes to the sandbox's own push endpoint, in safe mode.
+        let app = AppConfig {
             id: AppId::parse(id)?,
             kind,
             wechat: AppCredentials {
@@ -285,10 +281,18 @@ fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow
                 api_base: sim_base.clone(),
                 open_base: sim_base.clone(),
             },
-            push_token: None,
-            encoding_aes_key: None,
+            push_token: Some(SecretString::from(random_alphanumeric(32))),
+            encoding_aes_key: Some(SecretString::from(random_alphanumeric(43))),
+            encoding_aes_key_previous: None,
+            push_mode: crate::config::PushMode::Safe,
             token_mode: TokenMode::Stable,
+        };
+        sim.add_app(SimApp {
+            auth_domain: auth_domain.clone(),
+            unionid_group: Some("sandbox".to_owned()),
+            ..SimApp::for_config(&app, public_url.as_str())
         });
+        config.apps.push(app);
     }
     crate::http::sandbox::register_templates(&sim, "wxsandbox0a000001", "wxsandbox0b000002");
     let api_key = std::env::var("WXLINK_SANDBOX_API_KEY")

@@ -7,6 +7,7 @@ pub use ops::{
 };
 
 use crate::domain::{AppId, ReturnToAllowList, WxAppId};
+pub use crate::push::settings::{PushMode, PushSettings};
 use crate::seal::StorageKey;
 use crate::wechat::AppCredentials;
 use figment::Figment;
@@ -35,7 +36,7 @@ impl ConfigError {
         Self::new(setting, e.kind.to_string())
     }
 
-    fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
             problem: problem.into(),
@@ -83,8 +84,13 @@ pub struct AppConfig {
     pub id: AppId,
     pub kind: AppKind,
     pub wechat: AppCredentials,
+    /// The console's "Token": signs every push. Without it the push endpoint answers 404.
     pub push_token: Option<SecretString>,
     pub encoding_aes_key: Option<SecretString>,
+    /// The key before the last rotation, tried when the current one does not decrypt.
+    pub encoding_aes_key_previous: Option<SecretString>,
+    /// Default: `safe` when `encoding_aes_key` is set, else `plain`.
+    pub push_mode: PushMode,
     pub token_mode: TokenMode,
 }
 
@@ -218,6 +224,7 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     pub oauth: OAuthTimings,
     pub tokens: TokenSettings,
+    pub push: PushSettings,
     pub outbox: OutboxSettings,
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
@@ -244,6 +251,7 @@ struct RawConfig {
     apps: Vec<RawApp>,
     oauth: OAuthTimings,
     tokens: TokenSettings,
+    push: PushSettings,
     outbox: OutboxSettings,
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
@@ -270,6 +278,8 @@ struct RawApp {
     secret: String,
     push_token: Option<String>,
     encoding_aes_key: Option<String>,
+    encoding_aes_key_previous: Option<String>,
+    push_mode: Option<PushMode>,
     #[serde(default)]
     token_mode: TokenMode,
     api_base: Option<String>,
@@ -425,6 +435,7 @@ impl Config {
             }
         }
 
+        crate::push::settings::check_section(&raw.push)?;
         let db = &raw.database;
         for (name, v, min, max) in [
             (
@@ -558,6 +569,7 @@ impl Config {
             apps,
             oauth: raw.oauth,
             tokens: raw.tokens,
+            push: raw.push,
             outbox: raw.outbox,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
@@ -616,6 +628,18 @@ fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
         a.encoding_aes_key.as_ref(),
         &env_name("ENCODING_AES_KEY"),
     )?;
+    let encoding_aes_key_previous = resolve_secret(
+        &format!("apps[{i}].encoding_aes_key_previous"),
+        a.encoding_aes_key_previous.as_ref(),
+        &env_name("ENCODING_AES_KEY_PREVIOUS"),
+    )?;
+    let push_mode = crate::push::settings::check_app(
+        i,
+        a.push_mode,
+        push_token.as_ref(),
+        encoding_aes_key.as_ref(),
+        encoding_aes_key_previous.as_ref(),
+    )?;
     let base = |field: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
         let s = v.as_deref().unwrap_or(default);
         let url = Url::parse(s)
@@ -639,6 +663,8 @@ fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
         kind: a.kind,
         push_token,
         encoding_aes_key,
+        encoding_aes_key_previous,
+        push_mode,
         token_mode: a.token_mode,
     })
 }

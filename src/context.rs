@@ -20,6 +20,8 @@ pub struct Context {
     pub tokens: crate::token::TokenManager,
     pub outbox: crate::outbox::Outbox,
     pub sandbox: Option<crate::http::sandbox::Sandbox>,
+    /// Stores incoming WeChat pushes, many per transaction.
+    pub push_writer: crate::push::PushWriter,
 }
 
 impl Context {

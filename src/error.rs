@@ -329,3 +329,92 @@ impl From<crate::token::TokenError> for ApiError {
         }
     }
 }
+
+/// Why a WeChat push was refused. WeChat reads only the status and a plain-text body, so
+/// the answer is `code: message` as text; nothing secret is ever in it.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("no app named {0:?} is configured")]
+    UnknownApp(String),
+    #[error("push is not configured for app {0} (no push_token)")]
+    NotConfigured(crate::domain::AppId),
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("the signature does not match")]
+    BadSignature,
+    #[error("timestamp {timestamp} is outside the accepted window of {window_secs} s")]
+    StaleTimestamp { timestamp: i64, window_secs: i64 },
+    #[error("this timestamp, nonce and signature were already used by another push")]
+    Replayed,
+    #[error("push body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl PushError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::UnknownApp(_) => (StatusCode::NOT_FOUND, "unknown_app"),
+            Self::NotConfigured(_) => (StatusCode::NOT_FOUND, "push_not_configured"),
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            Self::StaleTimestamp { .. } => (StatusCode::UNAUTHORIZED, "stale_timestamp"),
+            Self::Replayed => (StatusCode::CONFLICT, "replayed"),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Self::Store(e) if e.is_unavailable() => {
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
+            Self::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "internal_error"),
+        }
+    }
+}
+
+impl From<crate::wechat::crypto::CryptoError> for PushError {
+    fn from(e: crate::wechat::crypto::CryptoError) -> Self {
+        use crate::wechat::crypto::CryptoError as C;
+        let code = match e {
+            C::BadKey => "bad_key",
+            C::BadBase64 => "bad_base64",
+            C::BadLength => "bad_length",
+            C::BadPadding => "bad_padding",
+            C::BadFraming => "bad_framing",
+            C::WrongAppId => "wrong_appid",
+            C::NotUtf8 => "not_utf8",
+        };
+        Self::bad_request(code, e.to_string())
+    }
+}
+
+impl IntoResponse for PushError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            // Not stored, not acknowledged: WeChat retries, so nothing is lost.
+            Self::Store(e) => {
+                tracing::error!(error = %e, "store failure while receiving a push");
+                "the database is not answering; WeChat will retry".to_owned()
+            }
+            other => {
+                tracing::info!(code, "push refused: {other}");
+                other.to_string()
+            }
+        };
+        (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            format!("{code}: {message}"),
+        )
+            .into_response()
+    }
+}

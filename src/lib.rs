@@ -14,7 +14,9 @@
 //! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`).
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
-//! - [`http`]: browser OAuth pages, the backend JSON API, the sandbox page.
+//! - [`push`]: WeChat's server push: verification, safe-mode crypto, the event log and
+//!   what each event does.
+//! - [`http`]: browser OAuth pages, the backend JSON API, the push endpoint, the sandbox page.
 //! - [`error`]: the error of each HTTP boundary and its single mapping to a response.
 //! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
 //! - [`clock`]: time with an offset, so tests move time instead of sleeping.
@@ -37,6 +39,7 @@ pub mod link;
 pub mod login;
 pub mod metrics;
 pub mod outbox;
+pub mod push;
 pub mod seal;
 pub mod sim;
 pub mod store;

@@ -9,7 +9,7 @@
 //!   of them; the mini-program login reports that as a conflict naming them.
 //! - Unbinding one identity leaves the user's other identities bound.
 
-use crate::domain::{AppId, OpenId, UserId};
+use crate::domain::{AppId, OpenId, UnionId, UserId};
 use crate::store::{BindOutcome, Identity, Store, StoreError};
 
 /// Why an identity could not be bound to the requested user.
@@ -65,17 +65,9 @@ pub async fn bind_user(
         }));
     }
     if let Some(unionid) = &identity.unionid
-        && let Some(other) = store
-            .users_with_unionid(unionid)
-            .await?
-            .into_iter()
-            .find(|u| u != user)
+        && let Some(conflict) = unionid_conflict(store, unionid, user).await?
     {
-        return Ok(Err(Conflict {
-            existing: other,
-            requested: user.clone(),
-            via: "unionid",
-        }));
+        return Ok(Err(conflict));
     }
     match store.bind_identity(app, openid, user, now).await? {
         BindOutcome::Bound(i) => Ok(Ok(*i)),
@@ -86,6 +78,24 @@ pub async fn bind_user(
         })),
         BindOutcome::NotFound => Err(BindError::NotFound),
     }
+}
+
+/// Whether the person behind `unionid` already belongs to a user other than `user`.
+pub async fn unionid_conflict(
+    store: &Store,
+    unionid: &UnionId,
+    user: &UserId,
+) -> Result<Option<Conflict>, StoreError> {
+    Ok(store
+        .users_with_unionid(unionid)
+        .await?
+        .into_iter()
+        .find(|u| u != user)
+        .map(|other| Conflict {
+            existing: other,
+            requested: user.clone(),
+            via: "unionid",
+        }))
 }
 
 /// Who an identity that arrived without a requested user belongs to.

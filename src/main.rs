@@ -100,24 +100,37 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `wxlink sim --config` knows the same apps as the service: same appids and secrets, the
-/// service's public host as authorization domain, and one unionid group.
+/// `wxlink sim --config` knows the same apps as the service: same appids, secrets and push
+/// settings (pushing to the service's public URL, or its listen address), the service's
+/// public host as authorization domain, and one unionid group.
 fn register_configured_apps(sim: &wxlink::sim::Sim, config: &Config) {
-    use secrecy::ExposeSecret;
     let auth_domain = config
         .public_url
         .as_ref()
         .and_then(wxlink::domain::host_and_port);
+    let service = match &config.public_url {
+        Some(u) => u.to_string(),
+        None => format!("http://127.0.0.1:{}", config.listen.port()),
+    };
     for app in &config.apps {
-        sim.add_app(wxlink::sim::SimApp {
-            appid: app.wechat.appid.to_string(),
-            secret: app.wechat.secret.expose_secret().to_owned(),
-            kind: app.kind.as_str().to_owned(),
+        let sim_app = wxlink::sim::SimApp {
             auth_domain: auth_domain.clone(),
             unionid_group: Some("configured".to_owned()),
-            token_ttl_secs: None,
-        });
-        println!("  app {} ({})", app.id, app.wechat.appid);
+            ..wxlink::sim::SimApp::for_config(app, &service)
+        };
+        match &sim_app.push_url {
+            Some(url) => println!(
+                "  app {} ({}), pushes in {} mode to {url}",
+                app.id,
+                app.wechat.appid,
+                sim_app.push_mode()
+            ),
+            None => println!(
+                "  app {} ({}), no push_token: no pushes",
+                app.id, app.wechat.appid
+            ),
+        }
+        sim.add_app(sim_app);
     }
 }
 

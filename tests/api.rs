@@ -324,3 +324,28 @@ async fn unknown_routes_answer_json_under_the_api_and_pages_elsewhere() {
         .unwrap();
     assert_eq!(live["status"], "ok");
 }
+
+#[tokio::test]
+async fn a_refused_bind_leaves_no_unionid_behind() {
+    let t = TestApp::spawn().await;
+    let r = t
+        .bind("alice", "mp", "oMPalice", json!({"unionid": "uPERSON"}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Bob's backend claims a new openid of the same person (same unionid): refused.
+    let r = t
+        .bind("bob", "oa", "oOAnew", json!({"unionid": "uPERSON"}))
+        .await;
+    let status = r.status();
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(e["error"]["via"], "unionid");
+    // Nothing of that claim was stored: the openid does not now lead to alice's person.
+    let app = wxlink::domain::AppId::parse("oa").unwrap();
+    let openid = wxlink::domain::OpenId::parse("oOAnew").unwrap();
+    let stored = t.ctx.store.identity(&app, &openid).await.unwrap();
+    assert!(
+        stored.as_ref().is_none_or(|i| i.unionid.is_none()),
+        "{stored:?}"
+    );
+}

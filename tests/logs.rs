@@ -179,7 +179,7 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
                "data": {"keyword1": format!("order {n}")}})
     };
     let sent = app.send_ok("u-logs", send(1)).await;
-    app.message_until(&sent, &["sent"]).await;
+    app.sent(&sent).await;
     app.sim_post(
         "/_sim/faults",
         json!({"mode": "errcode", "errcode": 43004, "count": 1}),

@@ -237,6 +237,17 @@ async fn the_document_is_valid_openapi_3_with_security_errors_and_parameters() {
     }
     assert!(count >= 15, "only {count} operations");
 
+    // The push endpoint's events API (issue 5).
+    let events = &doc["paths"]["/api/v1/apps/{app}/events"]["get"];
+    assert_eq!(events["tags"], json!(["events"]));
+    assert!(
+        events["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "type" && p["in"] == "query")
+    );
+
     // A few shapes that backends rely on.
     let send = &doc["paths"]["/api/v1/users/{user_id}/messages"]["post"];
     assert_eq!(

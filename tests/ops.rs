@@ -118,7 +118,7 @@ async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
                    "data": {"keyword1": "339208499"}}),
         )
         .await;
-    app.message_until(&id, &["sent"]).await;
+    app.sent(&id).await;
 
     // The sampler runs every second.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -445,7 +445,7 @@ async fn release_claims_gives_this_instances_sends_back_to_the_queue() {
     };
     // The first send fetches the template list and the token; then WeChat gets slow.
     let first = app.send_ok("r1", body(0)).await;
-    app.message_until(&first, &["sent"]).await;
+    app.sent(&first).await;
     app.sim_post("/_sim/faults", json!({"mode": "none", "latency_ms": 2000}))
         .await;
     let id = app.send_ok("r1", body(1)).await;
@@ -461,6 +461,6 @@ async fn release_claims_gives_this_instances_sends_back_to_the_queue() {
         "{m:#}"
     );
     app.sim_post("/_sim/faults", json!({"mode": "none"})).await;
-    let m = app.message_until(&id, &["sent"]).await;
+    let m = app.sent(&id).await;
     assert!(m["attempts"].as_i64().unwrap() <= 2, "{m:#}");
 }

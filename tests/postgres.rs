@@ -171,5 +171,5 @@ async fn a_database_outage_is_answered_503_and_heals_by_itself() {
     }
     assert!(healed, "the service recovers without a restart");
     let id = t.send_ok("42", body).await;
-    t.message_until(&id, &["sent"]).await;
+    t.sent(&id).await;
 }

@@ -1,12 +1,13 @@
 //! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API
-//! (with its OpenAPI document), the sandbox page, and `/metrics` and the admin pages for
-//! operators. The root only merges them; the shared layers (request ids, tracing, rate
-//! limits) are added in `app.rs`.
+//! (with its OpenAPI document), WeChat's server push, the sandbox page, and `/metrics` and
+//! the admin pages for operators. The root only merges them; the shared layers (request
+//! ids, tracing, rate limits) are added in `app.rs`.
 
 pub mod admin;
 pub mod api;
 pub mod metrics;
 pub mod oauth;
+pub mod push;
 pub mod ratelimit;
 pub mod sandbox;
 
@@ -31,6 +32,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
         .merge(api::router(ctx.config.max_body_bytes))
         .merge(metrics::router())
         .merge(admin::router())
+        .merge(push::router(ctx.config.push.max_body_bytes))
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
         .fallback(not_found)

@@ -236,6 +236,22 @@ impl Outbox {
         }
     }
 
+    /// Settles `sent` messages whose delivery report came in before their send was
+    /// recorded. Run after each batch of sends and by the push sweeper.
+    pub async fn apply_waiting_reports(&self) {
+        let s = &self.inner;
+        match s.store.apply_waiting_reports(s.clock.now_ms()).await {
+            Ok(settled) => {
+                for (_, channel, state) in &settled {
+                    if let Ok(channel) = Channel::parse(channel) {
+                        crate::metrics::message(channel, state.as_str());
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot apply waiting delivery reports"),
+        }
+    }
+
     /// Puts this instance's claimed messages back in the queue (their attempt not counted),
     /// for another instance or the next start to send.
     pub async fn release_claims(&self) -> Result<u64, StoreError> {
@@ -353,6 +369,9 @@ impl Outbox {
                 Ok(updated) => {
                     count_recorded(&batch, &channels, &updated);
                     self.notify_settled(&updated);
+                    if batch.iter().any(|(_, o)| matches!(o, Outcome::Sent { .. })) {
+                        self.apply_waiting_reports().await;
+                    }
                     batch.clear();
                     channels.clear();
                 }

@@ -29,7 +29,7 @@ async fn list_apps(State(sim): State<Sim>) -> Json<Value> {
         .lock()
         .apps
         .values()
-        .map(|a| json!({"appid": a.appid, "kind": a.kind, "auth_domain": a.auth_domain, "unionid_group": a.unionid_group}))
+        .map(|a| json!({"appid": a.appid, "kind": a.kind, "auth_domain": a.auth_domain, "unionid_group": a.unionid_group, "push_url": a.push_url, "push_mode": a.push_mode()}))
         .collect();
     Json(json!({ "apps": apps }))
 }

@@ -328,6 +328,8 @@ fn template_send(
             (msgid, now),
         );
     }
+    // WeChat pushes the delivery report to the account's server (when it has one).
+    let _ = sim.after_template_send(&appid, &req.touser, msgid);
     sim.record(ReceivedMessage {
         channel: "template",
         appid,
@@ -427,6 +429,7 @@ fn subscribe_send(
         return Err(wx_error(45009, "reach max api daily quota limit"));
     }
     let msgid = new_msgid();
+    let _ = sim.after_subscribe_send(&appid, &req.touser, &req.template_id, msgid, 0);
     sim.record(ReceivedMessage {
         channel: "subscribe",
         appid,

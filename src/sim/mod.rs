@@ -2,8 +2,11 @@
 //! that die after 5 minutes, refresh tokens for 30 days, unionid across apps of one group,
 //! snapshot-mode people. Served alone by `wxlink sim`, or under `/sim` in the sandbox.
 //!
+//! It also pushes to the apps' push URLs as WeChat does (delivery reports, follow and
+//! unfollow, subscription choices), signed and encrypted in each app's mode.
+//!
 //! Control routes under `/_sim/` register apps, create people, mint mini-program login
-//! codes, block people, move the clock and report what was served.
+//! codes, block people, move the clock and report what was served and pushed.
 
 mod control;
 mod faults;
@@ -11,6 +14,7 @@ mod message;
 mod message_control;
 mod miniprogram;
 mod oauth;
+pub mod push;
 mod templates;
 mod token;
 
@@ -46,11 +50,64 @@ pub struct SimApp {
     /// Lifetime of global access tokens (WeChat: 7200); shorten it to test expiry.
     #[serde(default)]
     pub token_ttl_secs: Option<i64>,
+    /// The console's server URL: where pushes go (e.g. `https://auth.example.com/wechat/oa/push`).
+    #[serde(default)]
+    pub push_url: Option<String>,
+    /// The console's Token, signing every push.
+    #[serde(default)]
+    pub push_token: Option<String>,
+    /// The console's EncodingAESKey, for compatible and safe mode.
+    #[serde(default)]
+    pub encoding_aes_key: Option<String>,
+    /// `plain`, `compatible` or `safe`; default safe with a key, plain without.
+    #[serde(default)]
+    pub push_mode: Option<String>,
 }
 
 impl SimApp {
+    /// The simulator's copy of a configured app: same appid, secret and push settings,
+    /// pushing to `service_base` + `/wechat/{id}/push`. No authorization domain or unionid
+    /// group: callers add them.
+    pub fn for_config(app: &crate::config::AppConfig, service_base: &str) -> Self {
+        use secrecy::ExposeSecret;
+        let push_token = app
+            .push_token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned());
+        Self {
+            appid: app.wechat.appid.to_string(),
+            secret: app.wechat.secret.expose_secret().to_owned(),
+            kind: app.kind.as_str().to_owned(),
+            auth_domain: None,
+            unionid_group: None,
+            token_ttl_secs: None,
+            push_url: push_token.as_ref().map(|_| {
+                format!(
+                    "{}/wechat/{}/push",
+                    service_base.trim_end_matches('/'),
+                    app.id
+                )
+            }),
+            push_token,
+            encoding_aes_key: app
+                .encoding_aes_key
+                .as_ref()
+                .map(|k| k.expose_secret().to_owned()),
+            push_mode: Some(app.push_mode.as_str().to_owned()),
+        }
+    }
+
     fn token_ttl(&self) -> i64 {
         self.token_ttl_secs.unwrap_or(7200).max(1)
+    }
+
+    /// How pushes are sent: `plain`, `compatible` or `safe`.
+    pub fn push_mode(&self) -> &str {
+        match (self.push_mode.as_deref(), &self.encoding_aes_key) {
+            (Some(m @ ("plain" | "compatible" | "safe")), _) => m,
+            (_, Some(_)) => "safe",
+            (_, None) => "plain",
+        }
     }
 
     /// The "last 5 minutes" of a token, shrunk for short test lifetimes.
@@ -103,6 +160,7 @@ struct SimState {
     messages: message::MessageState,
     login: miniprogram::LoginState,
     faults: faults::Faults,
+    push: push::PushState,
 }
 
 /// The simulator; cheap to clone.
@@ -110,6 +168,8 @@ struct SimState {
 pub struct Sim {
     state: Arc<Mutex<SimState>>,
     clock: Clock,
+    /// Pushes to the apps' push URLs.
+    http: reqwest::Client,
 }
 
 impl Sim {
@@ -117,6 +177,7 @@ impl Sim {
         Self {
             state: Arc::new(Mutex::new(SimState::default())),
             clock,
+            http: reqwest::Client::new(),
         }
     }
 
@@ -141,6 +202,7 @@ impl Sim {
                 faults::inject,
             ))
             .merge(control::router())
+            .merge(push::router())
             .merge(message_control::router())
             .merge(miniprogram::control_router())
             .with_state(self.clone())

@@ -19,6 +19,11 @@ pub struct Identity {
     pub created_at: i64,
     pub updated_at: i64,
     pub bound_at: Option<i64>,
+    /// Follows the Official Account (from subscribe/unsubscribe pushes); None: never heard.
+    /// Explains a 43004 ("recipient does not follow") answer to a template send.
+    pub follows: Option<bool>,
+    /// WeChat's time of the latest follow or unfollow.
+    pub follow_changed_at: Option<i64>,
 }
 
 /// What we learnt about a person from WeChat.
@@ -56,10 +61,11 @@ pub(super) struct IdentityRow {
     created_at: i64,
     updated_at: i64,
     bound_at: Option<i64>,
+    follows: Option<bool>,
+    follow_changed_at: Option<i64>,
 }
 
-pub(super) const COLUMNS: &str =
-    "app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, bound_at";
+pub(super) const COLUMNS: &str = "app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, bound_at, follows, follow_changed_at";
 
 impl TryFrom<IdentityRow> for Identity {
     type Error = StoreError;
@@ -91,6 +97,8 @@ impl TryFrom<IdentityRow> for Identity {
             created_at: r.created_at,
             updated_at: r.updated_at,
             bound_at: r.bound_at,
+            follows: r.follows,
+            follow_changed_at: r.follow_changed_at,
         })
     }
 }

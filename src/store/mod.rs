@@ -4,10 +4,12 @@
 
 mod admin;
 mod check;
+mod delivery;
 mod identities;
 mod ledger;
 mod oauth;
 mod outbox;
+mod push;
 mod sessions;
 mod tokens;
 
@@ -17,6 +19,7 @@ pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Message, NewMessage, Outcome};
+pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
@@ -34,6 +37,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A batched write (several requests in one transaction) failed; the cause is logged once.
+    #[error("batched write failed: {0}")]
+    Batch(String),
     /// A stored value no longer parses: someone edited the database by hand.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -55,6 +61,40 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// A transaction on whichever backend is configured, for work that must land together
+/// (an event's effect and its "handled" mark).
+pub enum StoreTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Runs the same body against the transaction's connection; `$conn` is bound to it.
+macro_rules! with_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::store::StoreTx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::store::StoreTx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_tx;
+
+impl StoreTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(t) => t.commit().await?,
+            Self::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
 
 /// What differs between the two backends beyond the SQL both accept.
 pub(crate) trait Backend {
@@ -165,6 +205,14 @@ impl Store {
             .connect_with(opts)
             .await?;
         Ok((read, write))
+    }
+
+    /// Starts a transaction; dropped without [`StoreTx::commit`] it rolls back.
+    pub async fn begin(&self) -> Result<StoreTx, StoreError> {
+        Ok(match &self.write {
+            Db::Sqlite(pool) => StoreTx::Sqlite(pool.begin_write().await?),
+            Db::Postgres(pool) => StoreTx::Postgres(pool.begin_write().await?),
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {

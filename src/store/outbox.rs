@@ -451,6 +451,19 @@ impl Store {
                     ),
                     _ => None,
                 };
+                // 43004: the person does not follow the Official Account (any more); the
+                // identity says so until a follow push says otherwise.
+                if matches!(outcome, Outcome::Rejected { errcode: 43004, .. }) {
+                    sqlx::query(
+                        "UPDATE identities SET follows = FALSE, follow_changed_at = $1
+                         WHERE (app, openid) = (SELECT app, openid FROM messages WHERE id = $2)
+                           AND (follow_changed_at IS NULL OR follow_changed_at <= $1)",
+                    )
+                    .bind(now_ms / 1000)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 if let Some(sql) = ledger {
                     sqlx::query(sql)
                         .bind(now_ms / 1000)

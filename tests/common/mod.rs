@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod push;
 
 use reqwest::header::{HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Client, Response, StatusCode};
@@ -11,7 +12,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use wxlink::app::App;
 use wxlink::clock::Clock;
 use wxlink::config::Config;
-use wxlink::sim::Sim;
+use wxlink::sim::{Sim, SimApp};
 
 pub const OA_APPID: &str = "wxtestoa00000001";
 pub const MP_APPID: &str = "wxtestmp00000002";
@@ -24,6 +25,14 @@ pub const MP2_APPID: &str = "wxtestmp20000005";
 /// The test services' storage_key (32 bytes, base64).
 pub const STORAGE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const API_KEY: &str = "test-api-key-0123456789";
+/// Push settings of the test apps: `oa` and `mp` in safe mode, `oa2` plain, `cl` compatible.
+pub const OA_PUSH_TOKEN: &str = "oaPushToken1";
+pub const OA_AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub const MP_PUSH_TOKEN: &str = "mpPushToken2";
+pub const MP_AES_KEY: &str = "MpKey0123456789abcdefghijklmnopqrstuvwxyzAB";
+pub const OA2_PUSH_TOKEN: &str = "oa2PushToken3";
+pub const CL_PUSH_TOKEN: &str = "clPushToken4";
+pub const CL_AES_KEY: &str = "ClKey0123456789abcdefghijklmnopqrstuvwxyzAB";
 pub const WECHAT_UA: &str =
     "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.50 NetType/WIFI";
 
@@ -144,6 +153,8 @@ impl TestApp {
             kind = "official_account"
             appid = "{OA_APPID}"
             secret = "oa-secret"
+            push_token = "{OA_PUSH_TOKEN}"
+            encoding_aes_key = "{OA_AES_KEY}"
             api_base = "{sim_base}"
             open_base = "{sim_base}"
 
@@ -152,6 +163,8 @@ impl TestApp {
             kind = "mini_program"
             appid = "{MP_APPID}"
             secret = "mp-secret"
+            push_token = "{MP_PUSH_TOKEN}"
+            encoding_aes_key = "{MP_AES_KEY}"
             api_base = "{sim_base}"
             open_base = "{sim_base}"
 
@@ -160,6 +173,7 @@ impl TestApp {
             kind = "official_account"
             appid = "{OA2_APPID}"
             secret = "oa2-secret"
+            push_token = "{OA2_PUSH_TOKEN}"
             api_base = "{sim_base}"
             open_base = "{sim_base}"
 
@@ -169,6 +183,9 @@ impl TestApp {
             appid = "{CL_APPID}"
             secret = "cl-secret"
             token_mode = "classic"
+            push_token = "{CL_PUSH_TOKEN}"
+            encoding_aes_key = "{CL_AES_KEY}"
+            push_mode = "compatible"
             api_base = "{sim_base}"
             open_base = "{sim_base}"
             {extra}
@@ -197,27 +214,43 @@ impl TestApp {
         drop(listener);
         let base = format!("http://127.0.0.1:{port}");
         let domain = format!("127.0.0.1:{port}");
-        for (appid, secret, kind, group) in [
-            (OA_APPID, "oa-secret", "official_account", Some("g1")),
-            (MP_APPID, "mp-secret", "mini_program", Some("g1")),
-            (OA2_APPID, "oa2-secret", "official_account", None),
-            (CL_APPID, "cl-secret", "official_account", None),
-            (MP2_APPID, "mp2-secret", "mini_program", None),
-        ] {
-            let r = Client::new()
-                .post(format!("{sim_base}/_sim/apps"))
-                .json(&json!({"appid": appid, "secret": secret, "kind": kind,
-                              "auth_domain": domain, "unionid_group": group,
-                              "token_ttl_secs": opts.sim_token_ttl_secs}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::CREATED);
-        }
         let toml = toml.replace(
             "listen = \"127.0.0.1:0\"",
             &format!("listen = \"127.0.0.1:{port}\""),
         );
+        // The standard apps as the service has them (secrets, push settings), pushing to it.
+        let config = Config::from_toml_str(&toml).expect("test configuration");
+        for (appid, group) in [
+            (OA_APPID, Some("g1")),
+            (MP_APPID, Some("g1")),
+            (OA2_APPID, None),
+            (CL_APPID, None),
+        ] {
+            let app = config
+                .apps
+                .iter()
+                .find(|a| a.wechat.appid.as_str() == appid)
+                .expect("standard test app");
+            sim.add_app(SimApp {
+                auth_domain: Some(domain.clone()),
+                unionid_group: group.map(str::to_owned),
+                token_ttl_secs: opts.sim_token_ttl_secs,
+                ..SimApp::for_config(app, &base)
+            });
+        }
+        // A mini-program some tests add to the service with `extra_toml`.
+        sim.add_app(SimApp {
+            appid: MP2_APPID.into(),
+            secret: "mp2-secret".into(),
+            kind: "mini_program".into(),
+            auth_domain: Some(domain.clone()),
+            unionid_group: None,
+            token_ttl_secs: opts.sim_token_ttl_secs,
+            push_url: None,
+            push_token: None,
+            encoding_aes_key: None,
+            push_mode: None,
+        });
         let (_, ctx) = start_instance(&toml, clock.clone(), token.clone()).await;
 
         TestApp {
@@ -308,6 +341,41 @@ impl TestApp {
     /// A desktop browser, outside WeChat.
     pub fn desktop_browser(&self) -> Client {
         browser(HeaderMap::new())
+    }
+
+    /// Waits until the simulator has finished at least `n` pushes (acknowledged or retries
+    /// spent) and returns every push.
+    pub async fn settled_pushes(&self, n: usize) -> Vec<wxlink::sim::push::PushRecord> {
+        for _ in 0..300 {
+            let pushes = self.sim.pushes();
+            if pushes.iter().filter(|p| p.finished).count() >= n {
+                return pushes;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("fewer than {n} pushes settled: {:#?}", self.sim.pushes());
+    }
+
+    /// `GET /api/v1/apps/{app}/events?{query}`: the events array.
+    pub async fn events(&self, app: &str, query: &str) -> Vec<Value> {
+        let r = self
+            .api_get(&format!("/api/v1/apps/{app}/events?{query}"))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        v["events"].as_array().unwrap().clone()
+    }
+
+    /// Waits until the event `id` of `app` is handled; returns it.
+    pub async fn handled_event(&self, app: &str, id: i64) -> Value {
+        for _ in 0..300 {
+            let events = self.events(app, &format!("after={}&limit=1", id - 1)).await;
+            if let Some(e) = events.first().filter(|e| !e["handled_at"].is_null()) {
+                return e.clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("event {id} of {app} was not handled");
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -435,6 +503,12 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         panic!("message {id} never reached {states:?}: {last:#}");
+    }
+
+    /// Polls until the message reached WeChat: `sent`, or already `delivered` (the
+    /// simulator pushes its delivery report 100 ms after a template send).
+    pub async fn sent(&self, id: &str) -> Value {
+        self.message_until(id, &["sent", "delivered"]).await
     }
 
     /// What the simulator received, e.g. `?channel=template`.

@@ -38,6 +38,7 @@ pub const SWAGGER_UI_PATH: &str = "/api/docs";
         (name = "access-token", description = "Each app's global access token, owned by wxlink"),
         (name = "messages", description = "Sending by business user id through the durable outbox"),
         (name = "consent", description = "What a person allowed: subscribe-message acceptances, legacy form ids, muted categories"),
+        (name = "events", description = "What WeChat pushed to the push endpoint, and what became of it"),
     )
 )]
 pub struct ApiDoc;

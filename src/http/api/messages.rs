@@ -47,6 +47,12 @@ struct MessageView {
     held_until_ms: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hold_reason: Option<String>,
+    /// For a 43004 rejection: why, in words, from the follow events WeChat pushed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explanation: Option<String>,
+    /// For a 43004 rejection: when the person unfollowed (Unix seconds), if we know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfollowed_at: Option<i64>,
 }
 
 /// `?wait=` of a send.
@@ -202,10 +208,27 @@ async fn view(ctx: &Ctx, m: Message) -> Result<MessageView, ApiError> {
         None
     };
     let (held_until_ms, hold_reason) = hold.unzip();
+    // 43004 says only "not following"; the follow events we received say since when.
+    let (mut explanation, mut unfollowed_at) = (None, None);
+    if m.errcode == Some(43004) {
+        let identity = ctx.store.identity(&m.app, &m.openid).await?;
+        unfollowed_at = identity
+            .filter(|i| i.follows == Some(false))
+            .and_then(|i| i.follow_changed_at);
+        explanation = Some(match unfollowed_at {
+            Some(at) => format!(
+                "the person unfollowed the Official Account (at {at}, Unix time) and must follow it again to receive template messages"
+            ),
+            None => "the person does not follow the Official Account, which template messages need"
+                .to_owned(),
+        });
+    }
     Ok(MessageView {
         message: m,
         held_until_ms,
         hold_reason,
+        explanation,
+        unfollowed_at,
     })
 }
 

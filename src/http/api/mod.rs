@@ -4,6 +4,7 @@
 //! OpenAPI document ([`doc`]) come from one list and cannot drift apart.
 
 pub mod doc;
+mod events;
 mod ledger;
 mod login_codes;
 mod messages;
@@ -31,6 +32,7 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .merge(users::router())
         .merge(login_codes::router())
         .merge(tokens::router())
+        .merge(events::router())
         .merge(messages::router())
         .merge(ledger::router())
         .merge(sessions::router())

@@ -130,6 +130,13 @@ async fn bind(
         .transpose()
         .map_err(|e| ApiError::invalid("invalid_unionid", e.0))?;
     let now = ctx.clock.now();
+    // A unionid that belongs to someone else is refused before it is stored: otherwise the
+    // refused claim would stay on the openid and lead it to the other user later.
+    if let Some(u) = &unionid
+        && let Some(conflict) = link::unionid_conflict(&ctx.store, u, &user).await?
+    {
+        return Err(conflict_error(conflict));
+    }
     if let Some(existing) = ctx.store.identity(&app_cfg.id, &openid).await?
         && let (Some(have), Some(given)) = (&existing.unionid, &unionid)
         && have != given
@@ -154,20 +161,24 @@ async fn bind(
         .await?;
     match link::bind_user(&ctx.store, &app_cfg.id, &openid, &user, now).await {
         Ok(Ok(identity)) => Ok(Json(BoundBody { identity })),
-        Ok(Err(conflict)) => Err(ApiError::Conflict {
-            code: "identity_conflict",
-            message: conflict.message(),
-            details: json!({
-                "existing_user_id": conflict.existing,
-                "requested_user_id": conflict.requested,
-                "via": conflict.via,
-            }),
-        }),
+        Ok(Err(conflict)) => Err(conflict_error(conflict)),
         Err(BindError::NotFound) => Err(ApiError::not_found(
             "identity_not_found",
             "that identity cannot be bound (it is a snapshot-mode identity)",
         )),
         Err(BindError::Store(e)) => Err(e.into()),
+    }
+}
+
+fn conflict_error(conflict: link::Conflict) -> ApiError {
+    ApiError::Conflict {
+        code: "identity_conflict",
+        message: conflict.message(),
+        details: json!({
+            "existing_user_id": conflict.existing,
+            "requested_user_id": conflict.requested,
+            "via": conflict.via,
+        }),
     }
 }
 

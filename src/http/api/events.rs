@@ -1,0 +1,105 @@
+//! `GET /api/v1/apps/{app}/events`: what WeChat pushed, with what became of it.
+
+use super::doc::CommonErrors;
+use super::{AppPath, Caller, known_app};
+use crate::context::Ctx;
+use crate::error::{ApiError, ErrorBody};
+use crate::store::{EventFilter, StoredEvent};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<Ctx> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// The event name (`TEMPLATESENDJOBFINISH`, `subscribe`...) or message type (`text`).
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    /// Received at or after this unix time.
+    since: Option<i64>,
+    /// Events after this id (the previous page's `next_after`).
+    after: Option<i64>,
+    /// 1 to 1000, default 100.
+    limit: Option<i64>,
+}
+
+/// One push with its fields parsed from the XML.
+#[derive(Serialize, ToSchema)]
+struct EventView {
+    #[serde(flatten)]
+    event: StoredEvent,
+    /// The XML's elements as JSON (null if it does not parse).
+    #[schema(value_type = Object)]
+    fields: Value,
+}
+
+/// One page of events, oldest first.
+#[derive(Serialize, ToSchema)]
+struct EventsBody {
+    events: Vec<EventView>,
+    /// The `after` of the next page; null on the last one.
+    next_after: Option<i64>,
+}
+
+/// What WeChat pushed to this app (delivery reports, follows, subscription choices,
+/// messages), oldest first, with what became of each.
+#[utoipa::path(
+    get,
+    path = "/api/v1/apps/{app}/events",
+    tag = "events",
+    params(AppPath, ListQuery),
+    responses(
+        (status = 200, description = "One page", body = EventsBody),
+        (status = 400, description = "`invalid_query`", body = ErrorBody),
+        (status = 404, description = "`unknown_app`", body = ErrorBody),
+        CommonErrors,
+    )
+)]
+async fn list(
+    State(ctx): State<Ctx>,
+    _caller: Caller,
+    Path(app): Path<String>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventsBody>, ApiError> {
+    let app = known_app(&ctx, &app)?;
+    let Query(q) = q.map_err(|e| ApiError::invalid("invalid_query", e.body_text()))?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "invalid_query",
+            format!("limit must be 1..={MAX_LIMIT}"),
+        ));
+    }
+    let filter = EventFilter {
+        kind: q.kind.filter(|k| !k.is_empty()),
+        since: q.since,
+        after_id: q.after,
+        limit,
+    };
+    let events = ctx.store.list_events(&app.id, &filter).await?;
+    let next_after = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.id))
+        .flatten();
+    let events = events
+        .into_iter()
+        .map(|event| EventView {
+            fields: crate::push::xml::parse(&event.xml)
+                .map(|root| root.to_json())
+                .unwrap_or(Value::Null),
+            event,
+        })
+        .collect();
+    Ok(Json(EventsBody { events, next_after }))
+}

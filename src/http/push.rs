@@ -1,0 +1,78 @@
+//! `GET/POST /wechat/{app}/push`: WeChat's server push. Answers are plain text: the
+//! `echostr`, `success`, or `code: reason` with a 4xx (see [`PushError`]).
+
+use crate::context::Ctx;
+use crate::domain::AppId;
+use crate::error::PushError;
+use crate::push::inbound::{self, PushQuery};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+pub fn router(max_body_bytes: usize) -> Router<Ctx> {
+    Router::new()
+        .route("/wechat/{app}/push", get(verify).post(receive))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+fn app(
+    ctx: &Ctx,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<&crate::config::AppConfig, PushError> {
+    let Path(name) = path.map_err(|_| PushError::UnknownApp(String::new()))?;
+    AppId::parse(&name)
+        .ok()
+        .and_then(|id| ctx.app(&id))
+        .ok_or_else(|| PushError::UnknownApp(name.chars().take(40).collect()))
+}
+
+fn query(q: Result<Query<PushQuery>, QueryRejection>) -> Result<PushQuery, PushError> {
+    q.map(|Query(q)| q)
+        .map_err(|e| PushError::bad_request("bad_query", e.body_text()))
+}
+
+fn text(body: impl Into<String>) -> impl IntoResponse {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+}
+
+/// The console's verification: echo `echostr` for a valid signature only.
+async fn verify(
+    State(ctx): State<Ctx>,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<PushQuery>, QueryRejection>,
+) -> Result<impl IntoResponse, PushError> {
+    let app = app(&ctx, path)?;
+    let q = query(q)?;
+    let echostr = inbound::verify_echo(app, &q)?;
+    Ok(text(echostr.to_owned()))
+}
+
+/// A push: stored durably, then acknowledged with `success` (also for WeChat's retries).
+async fn receive(
+    State(ctx): State<Ctx>,
+    path: Result<Path<String>, PathRejection>,
+    q: Result<Query<PushQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse, PushError> {
+    let app = app(&ctx, path)?;
+    let q = query(q)?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            PushError::TooLarge {
+                limit: ctx.config.push.max_body_bytes,
+            }
+        } else {
+            PushError::bad_request("unreadable_body", r.body_text())
+        }
+    })?;
+    crate::push::receive(&ctx, app, &q, &body).await?;
+    Ok(text("success"))
+}

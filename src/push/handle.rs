@@ -1,0 +1,254 @@
+//! What each event does, in one place ([`apply`]), applied in batches (one transaction for
+//! many events, each effect together with its "handled" mark, so no effect is applied
+//! twice), and the sweeper that finishes events a dead or failed writer left unhandled.
+
+use super::event::{Envelope, PushEvent};
+use super::xml;
+use crate::context::Ctx;
+use crate::domain::{AppId, Channel};
+use crate::store::{Store, StoreError, StoreTx, StoredEvent};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// After this many failed attempts an event is closed with outcome `gave_up: <error>`.
+const MAX_ATTEMPTS: i64 = 10;
+/// Handled events are pruned at most this often.
+const PRUNE_EVERY_SECS: i64 = 3600;
+
+/// One stored event waiting for its effect.
+#[derive(Debug, Clone)]
+pub struct HandleJob {
+    pub id: i64,
+    pub app: AppId,
+    pub event: PushEvent,
+    /// `FromUserName` as WeChat sent it.
+    pub openid: Option<String>,
+}
+
+/// The effect of one event, inside the transaction that marks it handled; returns its
+/// outcome. Every kind of event passes through here.
+///
+/// - A delivery report (template `TEMPLATESENDJOBFINISH`, or a subscribe send's
+///   `subscribe_msg_sent_event`) is kept by msgid and applied to the message in state
+///   `sent(msgid)`; one that beat the send's own answer waits for the outbox's sweep.
+/// - Subscription choices move the subscription ledger: an accepted popup credits one send;
+///   a template turned off or banned clears the line.
+pub async fn apply(
+    tx: &mut StoreTx,
+    app: &AppId,
+    event_id: i64,
+    event: &PushEvent,
+    openid: Option<&str>,
+    now: i64,
+) -> Result<String, StoreError> {
+    Ok(match event {
+        PushEvent::DeliveryReport { msgid, status } => {
+            deliver(tx, app, *msgid, status, openid, event_id, now).await?
+        }
+        PushEvent::Follow {
+            openid,
+            follows,
+            at,
+        } => {
+            let applied = tx.set_follow(app, openid, *follows, *at, now).await?;
+            match (applied, follows) {
+                (false, _) => "follow_outdated".to_owned(),
+                (true, true) => "follow_recorded".to_owned(),
+                (true, false) => "unfollow_recorded".to_owned(),
+            }
+        }
+        PushEvent::SubscriptionChoices {
+            openid,
+            event,
+            choices,
+        } => {
+            let (mut credited, mut cleared) = (0, 0);
+            for c in choices {
+                // A popup "accept" grants one send. In the settings page (change event) an
+                // "accept" grants nothing new; "reject" there, or a ban anywhere, ends it.
+                let accepted = c.status.starts_with("accept");
+                if accepted && event == "subscribe_msg_popup_event" {
+                    tx.credit_subscription(app, openid, &c.template_id, now)
+                        .await?;
+                    credited += 1;
+                } else if c.status == "ban"
+                    || (c.status == "reject" && event == "subscribe_msg_change_event")
+                {
+                    tx.clear_subscription(app, openid, &c.template_id, now)
+                        .await?;
+                    cleared += 1;
+                }
+            }
+            format!("ledger_credited_{credited}_cleared_{cleared}")
+        }
+        PushEvent::SubscriptionSends { openid, results } => {
+            let mut outcomes = Vec::new();
+            for r in results {
+                let status = if r.error_code == 0 {
+                    "success".to_owned()
+                } else {
+                    format!("failed: {} ({})", r.error_status, r.error_code)
+                };
+                outcomes.push(
+                    deliver(
+                        tx,
+                        app,
+                        r.msgid,
+                        &status,
+                        Some(openid.as_str()),
+                        event_id,
+                        now,
+                    )
+                    .await?,
+                );
+            }
+            outcomes.join(",")
+        }
+        PushEvent::Other => "stored".to_owned(),
+    })
+}
+
+/// Keeps a delivery report and applies it to its message if that is `sent` already.
+async fn deliver(
+    tx: &mut StoreTx,
+    app: &AppId,
+    msgid: i64,
+    status: &str,
+    openid: Option<&str>,
+    event_id: i64,
+    now: i64,
+) -> Result<String, StoreError> {
+    tx.record_delivery_report(app, msgid, status, openid, event_id, now)
+        .await?;
+    Ok(
+        match tx
+            .apply_delivery_report(app, msgid, status, now * 1000)
+            .await?
+        {
+            Some((_, channel, state)) => {
+                if let Ok(channel) = Channel::parse(&channel) {
+                    crate::metrics::message(channel, state.as_str());
+                }
+                state.as_str().to_owned()
+            }
+            None => "waiting_for_send".to_owned(),
+        },
+    )
+}
+
+/// Handles events in one transaction; when that fails, each on its own, so one bad event
+/// does not hold up the others. Never fails: an event that could not be handled keeps its
+/// error and is retried by the sweeper.
+pub async fn handle_batch(store: &Store, jobs: &[HandleJob], now: i64) {
+    if jobs.len() > 1 && try_handle(store, jobs, now).await.is_ok() {
+        return;
+    }
+    for job in jobs {
+        if let Err(e) = try_handle(store, std::slice::from_ref(job), now).await {
+            tracing::warn!(app = %job.app, event_id = job.id, error = %e, "push event not handled; the sweeper retries it");
+            let _ = store.event_failed(job.id, &e.to_string()).await;
+        }
+    }
+}
+
+async fn try_handle(store: &Store, jobs: &[HandleJob], now: i64) -> Result<(), StoreError> {
+    let mut tx = store.begin().await?;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let ours = tx.start_handling(&ids, now).await?;
+    let mut outcomes: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for j in jobs.iter().filter(|j| ours.contains(&j.id)) {
+        let outcome = apply(&mut tx, &j.app, j.id, &j.event, j.openid.as_deref(), now).await?;
+        outcomes.entry(outcome).or_default().push(j.id);
+    }
+    for (outcome, ids) in outcomes {
+        tx.set_event_outcome(&ids, &outcome).await?;
+    }
+    tx.commit().await
+}
+
+/// Handles every unhandled event whose claim ran out; returns how many were taken.
+pub async fn sweep_once(ctx: &Ctx) -> Result<usize, StoreError> {
+    let mut taken = 0;
+    loop {
+        let now = ctx.clock.now();
+        let batch = ctx
+            .store
+            .claim_unhandled_events(now, super::CLAIM_SECS, 100)
+            .await?;
+        if batch.is_empty() {
+            return Ok(taken);
+        }
+        taken += batch.len();
+        let mut jobs = Vec::new();
+        for ev in &batch {
+            if let Some(job) = sweep_job(ctx, ev, now).await? {
+                jobs.push(job);
+            }
+        }
+        handle_batch(&ctx.store, &jobs, now).await;
+    }
+}
+
+/// The job for a swept event, or `None` when it is closed here (malformed, given up).
+async fn sweep_job(ctx: &Ctx, ev: &StoredEvent, now: i64) -> Result<Option<HandleJob>, StoreError> {
+    let app = ev.app_id()?;
+    if ev.attempts > MAX_ATTEMPTS {
+        let why = ev.last_error.as_deref().unwrap_or("unknown error");
+        tracing::error!(app = %app, event_id = ev.id, "push event given up after {MAX_ATTEMPTS} attempts: {why}");
+        ctx.store
+            .finish_event(ev.id, &format!("gave_up: {why}"), now)
+            .await?;
+        return Ok(None);
+    }
+    let typed = xml::parse(&ev.xml)
+        .map_err(|e| e.0)
+        .and_then(|root| Envelope::read(&root).and_then(|env| PushEvent::classify(&root, &env)));
+    match typed {
+        Ok(event) => Ok(Some(HandleJob {
+            id: ev.id,
+            app,
+            event,
+            openid: ev.openid.clone(),
+        })),
+        Err(reason) => {
+            ctx.store
+                .finish_event(ev.id, &format!("malformed: {reason}"), now)
+                .await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Sweeps at start-up and every `push.sweep_interval_secs`, and prunes old records.
+pub fn spawn_sweeper(ctx: Ctx, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let interval = Duration::from_secs(ctx.config.push.sweep_interval_secs);
+        let mut last_prune = i64::MIN;
+        loop {
+            if let Err(e) = sweep_once(&ctx).await {
+                tracing::warn!(error = %e, "push sweep failed; trying again next interval");
+            }
+            ctx.outbox.apply_waiting_reports().await;
+            let now = ctx.clock.now();
+            let s = &ctx.config.push;
+            let events_before = if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {
+                last_prune = now;
+                Some(now - s.retention_days * 86_400)
+            } else {
+                None
+            };
+            if let Err(e) = ctx
+                .store
+                .prune_push_records(now - s.timestamp_window_secs, events_before)
+                .await
+            {
+                tracing::warn!(error = %e, "pruning push records failed");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}

@@ -1,0 +1,91 @@
+//! WeChat server push: what arrives at `/wechat/{app}/push`.
+//!
+//! A push is verified and opened ([`inbound`]: signature, freshness, safe-mode decryption),
+//! read ([`xml`], [`event`]), stored with its replay key and dedup key before it is
+//! acknowledged ([`receive`], through the group-committing [`writer`]), and handled after
+//! ([`handle`]): by the writer at once, or by the sweeper when that failed or its process
+//! died.
+
+pub mod event;
+pub mod handle;
+pub mod inbound;
+pub mod settings;
+pub mod writer;
+pub mod xml;
+
+pub use handle::{HandleJob, apply, handle_batch, spawn_sweeper, sweep_once};
+pub use writer::PushWriter;
+
+use crate::config::AppConfig;
+use crate::context::Ctx;
+use crate::error::PushError;
+use crate::store::{NewPush, Recorded};
+use event::PushEvent;
+use inbound::PushQuery;
+
+/// How long the receiving instance keeps a new event to itself; after that (it died, or
+/// handling failed) any instance's sweeper may take it.
+pub const CLAIM_SECS: i64 = 60;
+
+/// What became of an accepted push; either way WeChat is answered `success`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    New(i64),
+    Duplicate,
+}
+
+/// Verifies, opens and stores one push; the event is durable when this returns, and its
+/// handling has been started.
+pub async fn receive(
+    ctx: &Ctx,
+    app: &AppConfig,
+    q: &PushQuery,
+    body: &[u8],
+) -> Result<Receipt, PushError> {
+    let now = ctx.clock.now();
+    let p = inbound::open(app, q, body, now, ctx.config.push.timestamp_window_secs)?;
+    let env = p.envelope;
+    let typed = PushEvent::classify(&p.root, &env);
+    let outcome_now = match &typed {
+        Ok(PushEvent::Other) => Some("stored".to_owned()),
+        Err(reason) => Some(format!("malformed: {reason}")),
+        Ok(_) => None,
+    };
+    let recorded = ctx
+        .push_writer
+        .record(NewPush {
+            app: app.id.clone(),
+            timestamp: p.timestamp,
+            nonce: p.nonce,
+            signature: p.signature,
+            dedup_key: env.dedup_key.clone(),
+            msg_type: env.msg_type.clone(),
+            event: env.event.clone(),
+            kind: env.kind.clone(),
+            openid: env.openid.clone(),
+            create_time: env.create_time,
+            encrypted: p.encrypted,
+            xml: p.xml,
+            received_at: now,
+            outcome_now,
+            claim_until: now + CLAIM_SECS,
+        })
+        .await?;
+    match recorded {
+        Recorded::Replayed => Err(PushError::Replayed),
+        Recorded::Duplicate => Ok(Receipt::Duplicate),
+        Recorded::New(id) => {
+            if let Ok(event) = typed
+                && event != PushEvent::Other
+            {
+                ctx.push_writer.handle(handle::HandleJob {
+                    id,
+                    app: app.id.clone(),
+                    event,
+                    openid: env.openid,
+                });
+            }
+            Ok(Receipt::New(id))
+        }
+    }
+}

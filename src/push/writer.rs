@@ -1,0 +1,98 @@
+//! Group commit for the push endpoint: handlers hand their verified push to one writer
+//! task, which stores whatever has queued up in one transaction and answers each handler,
+//! then applies the effects of the new events in a second transaction. Under load a commit
+//! serves many pushes; alone, a push waits for nothing. One writer also means the pushes
+//! of this instance never contend with each other for SQLite's write lock.
+
+use super::handle::{HandleJob, handle_batch};
+use crate::clock::Clock;
+use crate::store::{NewPush, Recorded, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+/// Jobs taken per round at most.
+const MAX_BATCH: usize = 256;
+/// Jobs waiting for the writer at most; beyond it handlers wait (backpressure), and
+/// handling jobs are left to the sweeper.
+const QUEUE: usize = 4096;
+
+enum Job {
+    Record(NewPush, oneshot::Sender<Result<Recorded, StoreError>>),
+    Handle(HandleJob),
+}
+
+/// The handle handlers use; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct PushWriter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Record(p, _) => write!(f, "Record({})", p.dedup_key),
+            Job::Handle(j) => write!(f, "Handle({})", j.id),
+        }
+    }
+}
+
+impl PushWriter {
+    /// Starts the writer task; it ends when the last handle is dropped.
+    pub fn start(store: Store, clock: Clock) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, clock, rx));
+        Self { tx }
+    }
+
+    /// Stores one push (durably, when this returns `Ok`).
+    pub async fn record(&self, push: NewPush) -> Result<Recorded, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Batch("the push writer has stopped".into());
+        self.tx
+            .send(Job::Record(push, reply))
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Queues an event's effect. When the queue is full the event stays unhandled and
+    /// claimed; the sweeper takes it once the claim runs out.
+    pub fn handle(&self, job: HandleJob) {
+        if let Err(e) = self.tx.try_send(Job::Handle(job)) {
+            tracing::warn!("push writer queue full; the sweeper will handle the event: {e}");
+        }
+    }
+}
+
+async fn run(store: Store, clock: Clock, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        let mut records = Vec::new();
+        let mut handles = Vec::new();
+        for job in jobs.drain(..) {
+            match job {
+                Job::Record(p, reply) => records.push((p, reply)),
+                Job::Handle(h) => handles.push(h),
+            }
+        }
+        if !records.is_empty() {
+            let pushes: Vec<&NewPush> = records.iter().map(|(p, _)| p).collect();
+            match store.record_pushes(&pushes).await {
+                Ok(recorded) => {
+                    for ((_, reply), r) in records.into_iter().zip(recorded) {
+                        let _ = reply.send(Ok(r));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, pushes = records.len(), "storing a batch of pushes failed; each is refused and WeChat retries");
+                    let msg = e.to_string();
+                    for (_, reply) in records {
+                        let _ = reply.send(Err(StoreError::Batch(msg.clone())));
+                    }
+                }
+            }
+        }
+        if !handles.is_empty() {
+            handle_batch(&store, &handles, clock.now()).await;
+        }
+    }
+}
