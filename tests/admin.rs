@@ -1,6 +1,7 @@
 //! The admin pages over HTTP: off without `[admin]`, refused without or with a wrong
-//! credential, each page with real data (bound users, sent and rejected messages, fetched
-//! tokens), the outbox's filters and paging, hostile input escaped, no secret shown.
+//! credential, each page with real data (bound users, delivered and rejected messages,
+//! fetched tokens, pushes, follow status), the filters and paging, hostile input escaped,
+//! no secret shown.
 
 mod common;
 
@@ -151,11 +152,12 @@ async fn refused_without_or_with_a_wrong_credential() {
     assert_eq!(r.status(), StatusCode::OK);
 }
 
-/// User 42 with an Official Account and a mini-program identity, two messages sent (one
-/// carrying hostile data), and user 43 whose message WeChat rejected (not following).
+/// User 42 with an Official Account and a mini-program identity, two messages delivered
+/// (one carrying hostile data), and user 43 who unfollowed, so WeChat rejected theirs.
 struct World {
     t: TestApp,
     oa_openid: String,
+    stranger_openid: String,
     mp_openid: String,
     unionid: String,
     sent: String,
@@ -173,27 +175,32 @@ async fn world() -> World {
         .bind("42", "mp", &mp_openid, json!({ "unionid": unionid }))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let (stranger, _) = t.person_for("43", "oa", OA_APPID).await;
-    t.sim_post(
-        "/_sim/following",
-        json!({"appid": OA_APPID, "person": stranger, "following": false}),
-    )
-    .await;
+    let (stranger, stranger_openid) = t.person_for("43", "oa", OA_APPID).await;
+    // WeChat pushes the unfollow.
+    t.sim.set_follow(OA_APPID, &stranger, false).unwrap();
+    for _ in 0..250 {
+        if common::push::follows(&t, "oa", &stranger_openid).await.0 == Some(false) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let tpl = t.template(OA_APPID, "template", SHIPPED).await;
     let body = |k2: &str| {
         json!({"channel": "template", "app": "oa", "template_id": tpl,
                "data": {"keyword1": "339208499", "keyword2": k2}})
     };
+    // WeChat's delivery reports (pushed by the simulator) settle them as delivered.
     let sent = t.send_ok("42", body("顺丰")).await;
-    t.message_until(&sent, &["sent"]).await;
+    t.message_until(&sent, &["delivered"]).await;
     let hostile = t.send_ok("42", body(HOSTILE)).await;
-    t.message_until(&hostile, &["sent"]).await;
+    t.message_until(&hostile, &["delivered"]).await;
     let rejected = t.send_ok("43", body("中通")).await;
     t.message_until(&rejected, &["rejected"]).await;
     World {
         t,
         oa_openid,
+        stranger_openid,
         mp_openid,
         unionid,
         sent,
@@ -241,6 +248,31 @@ async fn every_page_shows_real_data_and_no_secret() {
     let users = page_ok(t, "/admin/users?q=43").await;
     assert!(users.contains(&format!("data-message=\"{}\"", w.rejected)));
     assert!(users.contains("43004"));
+    assert!(users.contains("data-follows=\"unfollowed\""), "{users}");
+
+    // The pushes: two delivery reports, an unsubscribe.
+    let pushes = page_ok(t, "/admin/pushes").await;
+    assert!(pushes.contains("data-outcome=\"admin_pushes\""));
+    assert_eq!(
+        pushes
+            .matches("data-type=\"TEMPLATESENDJOBFINISH\"")
+            .count(),
+        2,
+        "{pushes}"
+    );
+    let reports = page_ok(t, "/admin/pushes?app=oa&type=TEMPLATESENDJOBFINISH").await;
+    assert_eq!(rows(&reports, "data-push"), 2);
+    assert!(reports.contains("s-ok\">handled</span>"));
+    assert!(reports.contains(&escaped("<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>")));
+    let unfollow = page_ok(t, "/admin/pushes?type=unsubscribe").await;
+    assert_eq!(rows(&unfollow, "data-push"), 1);
+    assert!(unfollow.contains(&w.stranger_openid));
+    let none = page_ok(t, "/admin/pushes?app=mp").await;
+    assert_eq!(rows(&none, "data-push"), 0);
+    let (status, _) = page(t, "/admin/pushes?before=x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let overview = page_ok(t, "/admin").await;
+    assert!(overview.contains("href=\"/admin/pushes?app=oa\">"));
     let users = page_ok(t, "/admin/users?q=nobody").await;
     assert!(users.contains("data-found=\"0\""));
     let users = page_ok(t, "/admin/users").await;
@@ -248,7 +280,7 @@ async fn every_page_shows_real_data_and_no_secret() {
 
     let detail = page_ok(t, &format!("/admin/messages/{}", w.sent)).await;
     assert!(detail.contains("data-outcome=\"admin_message\""));
-    for state in ["queued", "sending", "sent"] {
+    for state in ["queued", "sending", "sent", "delivered"] {
         assert!(detail.contains(&format!("s-{state}\">{state}</span></td>")));
     }
     assert!(detail.contains("339208499"));
@@ -297,9 +329,11 @@ async fn the_outbox_filters_by_state_app_and_channel() {
     assert_eq!(rows(&rejected, "data-message"), 1);
     assert!(rejected.contains(&format!("data-message=\"{}\"", w.rejected)));
     assert!(rejected.contains("<option selected>rejected</option>"));
-    let sent = page_ok(t, "/admin/outbox?state=sent&app=oa&channel=template").await;
-    assert_eq!(rows(&sent, "data-message"), 2);
-    assert_eq!(sent.matches("data-status=\"sent\"").count(), 2);
+    let delivered = page_ok(t, "/admin/outbox?state=delivered&app=oa&channel=template").await;
+    assert_eq!(rows(&delivered, "data-message"), 2);
+    assert_eq!(delivered.matches("data-status=\"delivered\"").count(), 2);
+    let sent = page_ok(t, "/admin/outbox?state=sent").await;
+    assert_eq!(rows(&sent, "data-message"), 0);
     let none = page_ok(t, "/admin/outbox?app=mp").await;
     assert_eq!(rows(&none, "data-message"), 0);
     let none = page_ok(t, "/admin/outbox?channel=subscribe&state=").await;

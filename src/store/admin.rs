@@ -1,10 +1,11 @@
 //! The admin pages' reads: each app's token bookkeeping (never the token itself), today's
-//! messages per app, quota holds, the identity search, and the outbox filtered and paged.
-//! Nothing here writes; every query runs on the readers' pool.
+//! messages and pushes per app, quota holds, the identity search, the outbox and the pushes
+//! filtered and paged. Nothing here writes; every query runs on the readers' pool.
 
 use super::identities::{COLUMNS as IDENTITY_COLUMNS, IdentityRow};
 use super::outbox::{COLUMNS as MESSAGE_COLUMNS, MessageRow};
-use super::{Identity, Message, Store, StoreError, with_pool};
+use super::push::EVENT_COLUMNS;
+use super::{Identity, Message, Store, StoreError, StoredEvent, with_pool};
 use crate::domain::{AppId, Channel, MessageStatus};
 
 /// An app's `access_tokens` row without the token: what the overview shows.
@@ -43,6 +44,16 @@ pub struct MessageFilter<'a> {
     pub app: Option<&'a AppId>,
     pub channel: Option<Channel>,
     pub before: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// Which pushes the pushes page lists: newest first, `limit` at a time, below `before_id`.
+#[derive(Debug, Clone, Default)]
+pub struct PushFilter<'a> {
+    pub app: Option<&'a AppId>,
+    /// The event name or message type, exactly (`TEMPLATESENDJOBFINISH`, `subscribe`, `text`).
+    pub kind: Option<&'a str>,
+    pub before_id: Option<i64>,
     pub limit: i64,
 }
 
@@ -106,6 +117,32 @@ impl Store {
                 .await?
         });
         rows.into_iter().map(Identity::try_from).collect()
+    }
+
+    /// Pushes received since `since` (Unix seconds), counted per app.
+    pub async fn admin_pushes_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = "SELECT app, COUNT(*) FROM push_events WHERE received_at >= $1 GROUP BY app";
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(since).fetch_all(pool).await?
+        }))
+    }
+
+    /// One page of received pushes, newest first.
+    pub async fn admin_pushes(&self, f: &PushFilter<'_>) -> Result<Vec<StoredEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM push_events
+             WHERE id < $1 AND ($2 IS NULL OR app = $2) AND ($3 IS NULL OR kind = $3)
+             ORDER BY id DESC LIMIT $4"
+        );
+        Ok(with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql)
+                .bind(f.before_id.unwrap_or(i64::MAX))
+                .bind(f.app.map(|a| a.as_str()))
+                .bind(f.kind)
+                .bind(f.limit)
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// One page of the outbox, newest first.

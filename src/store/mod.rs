@@ -13,7 +13,7 @@ mod push;
 mod sessions;
 mod tokens;
 
-pub use admin::{AppDay, MessageFilter, TokenRow};
+pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};

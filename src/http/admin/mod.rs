@@ -1,6 +1,7 @@
 //! The admin pages under `/admin`: what an operator looks at when something seems off.
-//! Apps with their token state and today's quotas, a user search showing identities and
-//! messages, the outbox with filters and each message's history.
+//! Apps with their token state and today's quotas, a user search showing identities (with
+//! their follow status) and messages, the outbox with filters and each message's history,
+//! and the pushes WeChat sent.
 //!
 //! Server-rendered HTML with one small CSS block and no JavaScript; every value is escaped
 //! by askama. The pages only read: no form changes anything, so there is nothing to forge
@@ -11,6 +12,7 @@
 
 mod outbox;
 mod overview;
+mod pushes;
 mod users;
 
 use crate::context::Ctx;
@@ -33,6 +35,7 @@ pub fn router() -> Router<Ctx> {
         .route("/admin/users", get(users::page))
         .route("/admin/outbox", get(outbox::list))
         .route("/admin/messages/{id}", get(outbox::message))
+        .route("/admin/pushes", get(pushes::list))
         .layer(axum::middleware::map_response(protect))
 }
 

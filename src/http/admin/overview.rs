@@ -1,5 +1,5 @@
 //! `/admin`: every configured app with its token state, what it spent of WeChat's daily
-//! quotas, today's messages and any quota hold; and the outbox's depth.
+//! quotas, today's messages, pushes and any quota hold; and the outbox's depth.
 
 use super::{Admin, beijing, beijing_ms, relative, render};
 use crate::clock::beijing_day;
@@ -34,6 +34,8 @@ struct AppLine {
     rejected: i64,
     failed: i64,
     holds: Vec<String>,
+    /// Pushes WeChat sent today.
+    pushes: i64,
 }
 
 #[derive(Template)]
@@ -63,6 +65,7 @@ async fn build(ctx: &Ctx) -> Result<OverviewPage, crate::store::StoreError> {
     let tokens = ctx.store.admin_tokens().await?;
     let counts = ctx.store.admin_messages_since(midnight * 1000).await?;
     let holds = ctx.store.admin_holds(now * 1000).await?;
+    let pushes = ctx.store.admin_pushes_since(midnight).await?;
     let status = ctx.tokens.status();
     let (depth, oldest) = ctx.store.outbox_depth().await?;
 
@@ -129,6 +132,11 @@ async fn build(ctx: &Ctx) -> Result<OverviewPage, crate::store::StoreError> {
                 pending: count(&["queued", "sending"]),
                 rejected: count(&["rejected"]),
                 failed: count(&["failed"]),
+                pushes: pushes
+                    .iter()
+                    .find(|(a, _)| a == id)
+                    .map(|(_, n)| *n)
+                    .unwrap_or(0),
                 holds: holds
                     .iter()
                     .filter(|h| h.0 == id)

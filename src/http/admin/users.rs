@@ -34,6 +34,10 @@ pub(super) struct IdentityLine {
     snapshot: bool,
     created: String,
     bound: String,
+    /// From subscribe / unsubscribe pushes (Official Accounts): `follows`, `unfollowed` or
+    /// empty when none came.
+    follows: &'static str,
+    follow_changed: String,
 }
 
 impl From<&Identity> for IdentityLine {
@@ -55,6 +59,12 @@ impl From<&Identity> for IdentityLine {
             snapshot: i.is_snapshot,
             created: beijing(i.created_at),
             bound: i.bound_at.map(beijing).unwrap_or_default(),
+            follows: match i.follows {
+                Some(true) => "follows",
+                Some(false) => "unfollowed",
+                None => "",
+            },
+            follow_changed: i.follow_changed_at.map(beijing).unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,137 @@
+//! `/admin/pushes?app=&type=&before=`: what WeChat pushed, newest first, with what became
+//! of each push (handled, its outcome, retries) and the XML it carried.
+
+use super::{Admin, bad_request, beijing, render};
+use crate::context::Ctx;
+use crate::domain::AppId;
+use crate::store::{PushFilter, StoredEvent};
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+const PAGE_SIZE: i64 = 50;
+
+/// The filters as given (empty means any).
+#[derive(Deserialize, Default)]
+pub(super) struct Filters {
+    #[serde(default)]
+    app: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    before: String,
+}
+
+/// One push as the page shows it.
+struct PushLine {
+    id: i64,
+    received: String,
+    app: String,
+    kind: String,
+    openid: String,
+    encrypted: bool,
+    duplicates: i64,
+    /// `handled`, `pending` or `failing`.
+    state: &'static str,
+    outcome: String,
+    attempts: i64,
+    last_error: String,
+    xml: String,
+}
+
+impl From<StoredEvent> for PushLine {
+    fn from(e: StoredEvent) -> Self {
+        Self {
+            id: e.id,
+            received: beijing(e.received_at),
+            app: e.app,
+            kind: e.kind,
+            openid: e.openid.unwrap_or_default(),
+            encrypted: e.encrypted,
+            duplicates: e.duplicates,
+            state: match (e.handled_at, &e.last_error) {
+                (Some(_), _) => "handled",
+                (None, Some(_)) => "failing",
+                (None, None) => "pending",
+            },
+            outcome: e.outcome.unwrap_or_default(),
+            attempts: e.attempts,
+            last_error: e.last_error.unwrap_or_default(),
+            xml: e.xml,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/pushes.html")]
+struct PushesPage {
+    nav: &'static str,
+    now: String,
+    app: String,
+    kind: String,
+    apps: Vec<String>,
+    pushes: Vec<PushLine>,
+    older: Option<String>,
+    first_page: bool,
+}
+
+pub(super) async fn list(
+    _admin: Admin,
+    State(ctx): State<Ctx>,
+    query: Result<Query<Filters>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(f)) = query else {
+        return bad_request("the filters could not be read");
+    };
+    let app = match f.app.as_str() {
+        "" => None,
+        a => match AppId::parse(a).ok().filter(|id| ctx.app(id).is_some()) {
+            Some(id) => Some(id),
+            None => return bad_request("app: no such app is configured"),
+        },
+    };
+    if f.kind.len() > 64 {
+        return bad_request("type: an event name or message type");
+    }
+    let before_id = match f.before.as_str() {
+        "" => None,
+        b => match b.parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => return bad_request("before: not a push id"),
+        },
+    };
+    let filter = PushFilter {
+        app: app.as_ref(),
+        kind: (!f.kind.is_empty()).then_some(f.kind.as_str()),
+        before_id,
+        limit: PAGE_SIZE,
+    };
+    let pushes = match ctx.store.admin_pushes(&filter).await {
+        Ok(p) => p,
+        Err(e) => return crate::error::Page::from(e).into_response(),
+    };
+    let older = (pushes.len() as i64 == PAGE_SIZE)
+        .then(|| pushes.last())
+        .flatten()
+        .map(|last| {
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in [("app", &f.app), ("type", &f.kind)] {
+                if !v.is_empty() {
+                    q.append_pair(k, v);
+                }
+            }
+            q.append_pair("before", &last.id.to_string());
+            q.finish()
+        });
+    render(&PushesPage {
+        nav: "pushes",
+        now: beijing(ctx.clock.now()),
+        apps: ctx.config.apps.iter().map(|a| a.id.to_string()).collect(),
+        pushes: pushes.into_iter().map(PushLine::from).collect(),
+        older,
+        first_page: before_id.is_none(),
+        app: f.app,
+        kind: f.kind,
+    })
+}
