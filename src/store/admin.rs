@@ -67,7 +67,7 @@ impl Store {
     /// Every app's token row, without the token.
     pub async fn admin_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         let sql = "SELECT app, mode,
-                          CASE WHEN access_token IS NULL THEN 0 ELSE 1 END AS has_token,
+                          CAST(CASE WHEN access_token IS NULL THEN 0 ELSE 1 END AS BIGINT) AS has_token,
                           expires_at, version, fetched_at, lease_until, fetch_day, fetch_count,
                           force_day, force_count, last_force_at
                    FROM access_tokens ORDER BY app";
