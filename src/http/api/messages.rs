@@ -6,6 +6,7 @@ use crate::context::Ctx;
 use crate::domain::{IdempotencyKey, hash_token};
 use crate::error::ApiError;
 use crate::outbox::accept::SendRequest;
+use crate::outbox::auto::AutoRequest;
 use crate::store::Message;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -54,12 +55,18 @@ async fn send(
         .transpose()?;
     // The same request, whatever its key order or spacing, hashes the same.
     let request_hash = hash_token(&format!("{user}\n{body}"));
-    let req: SendRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-    let accepted = ctx
-        .outbox
-        .accept(&caller.name, &user, key.as_ref(), &req, &request_hash)
-        .await?;
+    let invalid = |e: serde_json::Error| ApiError::invalid("invalid_body", e.to_string());
+    let accepted = if body.get("channel").and_then(Value::as_str) == Some("auto") {
+        let req: AutoRequest = serde_json::from_value(body).map_err(invalid)?;
+        ctx.outbox
+            .accept_auto(&caller.name, &user, key.as_ref(), &req, &request_hash)
+            .await?
+    } else {
+        let req: SendRequest = serde_json::from_value(body).map_err(invalid)?;
+        ctx.outbox
+            .accept(&caller.name, &user, key.as_ref(), &req, &request_hash)
+            .await?
+    };
     if wait > 0
         && let Some(m) = ctx
             .outbox
@@ -71,7 +78,7 @@ async fn send(
     }
     let mut response = (
         StatusCode::ACCEPTED,
-        Json(json!({ "id": accepted.id, "status": accepted.status })),
+        Json(json!({ "id": accepted.id, "status": accepted.status, "channel": accepted.channel })),
     )
         .into_response();
     if accepted.replayed {
