@@ -1,8 +1,10 @@
 //! Three wxlink processes sharing one PostgreSQL database and one simulator, with the test
 //! playing the load balancer: authorizations that start on one instance and end on
-//! another, sends spread over all three while one of them is SIGKILLed, and the token:
-//! one upstream fetch per refresh window for the whole fleet, and every accepted message
-//! delivered exactly once, as the simulator saw it. Real time: tokens live 8 seconds.
+//! another, sends spread over all three while one of them is SIGKILLed, WeChat's delivery
+//! reports pushed to the fleet, one event delivered to two instances, and the token: one
+//! upstream fetch per refresh window for the whole fleet, every accepted message sent to
+//! WeChat exactly once (as the simulator saw it) and delivered, no event lost or doubled.
+//! Real time: tokens live 8 seconds.
 
 mod common;
 
@@ -17,6 +19,7 @@ use wxlink::sim::Sim;
 
 const APPID: &str = "wxfleet000000001";
 const KEY: &str = "fleet-test-key";
+const PUSH_TOKEN: &str = "fleetpushtoken";
 const USERS: usize = 6;
 const MESSAGES_PER_ROUND: usize = 60;
 
@@ -71,7 +74,9 @@ async fn three_instances_share_one_postgres_database() {
     sim_post(
         "/_sim/apps",
         json!({"appid": APPID, "secret": "s", "kind": "official_account",
-               "auth_domain": format!("127.0.0.1:{}", ports[0]), "token_ttl_secs": 8}),
+               "auth_domain": format!("127.0.0.1:{}", ports[0]), "token_ttl_secs": 8,
+               "push_url": format!("{public}/wechat/oa/push"), "push_token": PUSH_TOKEN,
+               "push_mode": "plain"}),
     )
     .await;
     let template = sim_post(
@@ -93,6 +98,7 @@ async fn three_instances_share_one_postgres_database() {
              [outbox]\nlease_secs = 5\npoll_interval_ms = 50\nbackoff_base_ms = 50\n\
              [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
              [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
+             push_token = \"{PUSH_TOKEN}\"\npush_mode = \"plain\"\n\
              token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
             db = fresh_postgres_database(&server).await,
             key = wxlink::domain::hash_token(KEY),
@@ -182,6 +188,8 @@ async fn three_instances_share_one_postgres_database() {
     }
     sim_post("/_sim/faults", json!({})).await;
 
+    // Every message ends delivered: its report, pushed by WeChat to the fleet's address,
+    // found the message whichever instance sent it.
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in accepted.keys() {
         loop {
@@ -194,10 +202,10 @@ async fn three_instances_share_one_postgres_database() {
                 .json()
                 .await
                 .unwrap();
-            if m["status"] == "sent" {
+            if m["status"] == "delivered" {
                 break;
             }
-            assert!(Instant::now() < deadline, "never sent: {m}");
+            assert!(Instant::now() < deadline, "never delivered: {m}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -209,6 +217,55 @@ async fn three_instances_share_one_postgres_database() {
         assert_eq!(seen.get(marker), Some(&1), "{marker} reached WeChat once");
     }
     assert_eq!(seen.len(), accepted.len());
+
+    // WeChat retries a push that got no answer in time; the retry may land on another
+    // instance. The same event sent to two instances is stored and applied once.
+    let now = wxlink::clock::Clock::system().now();
+    let follow = format!(
+        "<xml><ToUserName><![CDATA[gh_fleet]]></ToUserName><FromUserName><![CDATA[oFleetFollower]]></FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[subscribe]]></Event></xml>"
+    );
+    for (base, nonce) in [(&bases[0], "111"), (&bases[1], "222")] {
+        let ts = now.to_string();
+        let sig = wxlink::wechat::crypto::signature(&[PUSH_TOKEN, &ts, nonce]);
+        let r = c
+            .post(format!(
+                "{base}/wechat/oa/push?signature={sig}&timestamp={ts}&nonce={nonce}"
+            ))
+            .header("content-type", "text/xml")
+            .body(follow.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "success");
+    }
+    let events: Value = c
+        .get(format!("{}/api/v1/apps/oa/events?type=subscribe", bases[1]))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+    let reports: Value = c
+        .get(format!(
+            "{}/api/v1/apps/oa/events?type=TEMPLATESENDJOBFINISH&limit=1000",
+            bases[0]
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        reports["events"].as_array().unwrap().len(),
+        accepted.len(),
+        "one report per message, none lost, none doubled"
+    );
 
     // The token: tokens live 8 s and are renewed 3-5 s after each fetch, so the fleet needs
     // about one fetch per 4 s of the test; three instances fetching on their own would need

@@ -647,6 +647,66 @@ async fn the_jump_out_recipe_with_unionid() {
     assert_eq!(ids["oa"]["openid"], p["openids"][OA_APPID]);
     assert_eq!(ids["oa"]["unionid"], ids["mp"]["unionid"]);
     assert!(!ids["oa"]["unionid"].is_null());
+
+    // 6. The backend sends by business user id on either channel.
+    sends_reach_both_openids(&t, "u-1001", ("oa", OA_APPID), ("mp", MP_APPID), &p).await;
+}
+
+/// Step 6 of the recipe: a template message reaches the person's Official Account openid, a
+/// subscribe message (after the person accepted it in the mini-program) the mini-program's.
+async fn sends_reach_both_openids(
+    t: &TestApp,
+    user: &str,
+    (oa, oa_appid): (&str, &str),
+    (mp, mp_appid): (&str, &str),
+    p: &Value,
+) {
+    let tpl = t
+        .template(oa_appid, "template", "订单：{{keyword1.DATA}}")
+        .await;
+    let message = t
+        .send_ok(
+            user,
+            json!({"channel": "template", "app": oa, "template_id": tpl, "data": {"keyword1": "339208499"}}),
+        )
+        .await;
+    t.sent(&message).await;
+    let sub = t
+        .template(mp_appid, "subscribe", "商品：{{thing1.DATA}}")
+        .await;
+    t.sim_post(
+        "/_sim/subscriptions",
+        json!({"appid": mp_appid, "person": id(p), "template_id": sub}),
+    )
+    .await;
+    let r = t
+        .api_post(
+            &format!("/api/v1/users/{user}/subscriptions"),
+            json!({"app": mp, "template_id": sub}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let message = t
+        .send_ok(
+            user,
+            json!({"channel": "subscribe", "app": mp, "template_id": sub, "data": {"thing1": "机械键盘"}}),
+        )
+        .await;
+    t.sent(&message).await;
+    let to = |channel: &'static str| async move {
+        t.sim_messages(&format!("?channel={channel}")).await[0]["touser"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        to("template").await,
+        p["openids"][oa_appid].as_str().unwrap()
+    );
+    assert_eq!(
+        to("subscribe").await,
+        p["openids"][mp_appid].as_str().unwrap()
+    );
 }
 
 /// With an Open Platform binding even a link without ticket reaches the same user.
@@ -708,4 +768,6 @@ async fn the_jump_out_recipe_without_unionid_the_ticket_carries_the_link() {
     assert_eq!(ids["mp2"]["openid"], p["openids"][MP2_APPID]);
     assert_eq!(ids["oa2"]["openid"], p["openids"][OA2_APPID]);
     assert!(ids["mp2"]["unionid"].is_null() && ids["oa2"]["unionid"].is_null());
+
+    sends_reach_both_openids(&t, "u-2002", ("oa2", OA2_APPID), ("mp2", MP2_APPID), &p).await;
 }

@@ -252,7 +252,21 @@ async fn the_document_is_valid_openapi_3_with_security_errors_and_parameters() {
     let send = &doc["paths"]["/api/v1/users/{user_id}/messages"]["post"];
     assert_eq!(
         send["requestBody"]["content"]["application/json"]["schema"]["$ref"],
-        "#/components/schemas/SendRequest"
+        "#/components/schemas/SendBody"
+    );
+    let one_of = doc["components"]["schemas"]["SendBody"]["oneOf"].to_string();
+    assert!(
+        one_of.contains("#/components/schemas/SendRequest"),
+        "{one_of}"
+    );
+    assert!(
+        one_of.contains("#/components/schemas/AutoRequest"),
+        "{one_of}"
+    );
+    assert!(
+        doc["components"]["schemas"]["AcceptedBody"]["properties"]
+            .get("channel")
+            .is_some()
     );
     assert!(send["responses"]["202"].is_object());
     assert!(

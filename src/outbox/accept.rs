@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
     "data": {"keyword1": "339208499", "keyword2": {"value": "顺丰", "color": "#173177"}}}))]
 pub struct SendRequest {
     /// `template` (Official Account), `subscribe` (mini-program) or `form` (legacy
-    /// mini-program template with a form_id / prepay_id).
+    /// mini-program template with a form_id / prepay_id); `auto` takes an `AutoRequest`.
     #[schema(example = "template")]
     pub channel: String,
     /// May be left out when exactly one configured app fits the channel.
@@ -69,6 +69,7 @@ pub struct RawMiniProgram {
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub id: String,
+    pub channel: Channel,
     pub status: crate::domain::MessageStatus,
     /// The same request came before with this idempotency key: this is that message.
     pub replayed: bool,
@@ -92,6 +93,20 @@ impl Outbox {
         key: Option<&IdempotencyKey>,
         req: &SendRequest,
         request_hash: &str,
+    ) -> Result<Accepted, ApiError> {
+        self.accept_noted(caller, user, key, req, request_hash, None)
+            .await
+    }
+
+    /// [`Outbox::accept`], with a fact for the message's first history line.
+    pub(super) async fn accept_noted(
+        &self,
+        caller: &str,
+        user: &UserId,
+        key: Option<&IdempotencyKey>,
+        req: &SendRequest,
+        request_hash: &str,
+        note: Option<String>,
     ) -> Result<Accepted, ApiError> {
         let s = &self.inner;
         let p = self.parse(req)?;
@@ -138,10 +153,11 @@ impl Outbox {
                 ),
             ));
         }
-        self.store_message(caller, user, key, request_hash, &p, &openid)
+        self.store_message(caller, user, key, request_hash, &p, &openid, note)
             .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn store_message(
         &self,
         caller: &str,
@@ -150,13 +166,18 @@ impl Outbox {
         request_hash: &str,
         p: &Parsed<'_>,
         openid: &OpenId,
+        note: Option<String>,
     ) -> Result<Accepted, ApiError> {
         let s = &self.inner;
         let now_ms = s.clock.now_ms();
         let id = format!("m{now_ms:012x}{}", crate::domain::random_alphanumeric(10));
         let truncated = p.payload.data.truncated_fields();
-        let note = (!truncated.is_empty())
+        let shortened = (!truncated.is_empty())
             .then(|| format!("shortened to fit the field rules: {}", truncated.join(", ")));
+        let note = match (note, shortened) {
+            (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+            (a, b) => a.or(b),
+        };
         let outcome = self
             .enqueue(NewMessage {
                 id: id.clone(),
@@ -179,6 +200,7 @@ impl Outbox {
                 self.wake();
                 Ok(Accepted {
                     id,
+                    channel: p.channel,
                     status: crate::domain::MessageStatus::Queued,
                     replayed: false,
                 })
@@ -449,12 +471,16 @@ impl Outbox {
     }
 }
 
-fn replay(existing: crate::store::Message, request_hash: &str) -> Result<Accepted, ApiError> {
+pub(super) fn replay(
+    existing: crate::store::Message,
+    request_hash: &str,
+) -> Result<Accepted, ApiError> {
     if existing.request_hash != request_hash {
         return Err(key_conflict(&existing.id));
     }
     Ok(Accepted {
         id: existing.id,
+        channel: existing.channel,
         status: existing.status,
         replayed: true,
     })

@@ -9,6 +9,7 @@
 
 pub mod accept;
 mod attempt;
+pub mod auto;
 pub mod templates;
 
 use crate::clock::Clock;

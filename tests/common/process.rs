@@ -26,7 +26,7 @@ impl Service {
     }
 
     pub async fn start_on(config: &Path, port: u16) -> Self {
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
             .args(["--config", config.to_str().unwrap()])
             .env("WXLINK_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "warn")
@@ -39,6 +39,9 @@ impl Service {
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         for _ in 0..300 {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("wxlink exited at start-up ({status}); its stderr is above");
+            }
             if let Ok(r) = client.get(format!("{base}/livez")).send().await
                 && r.status().is_success()
             {

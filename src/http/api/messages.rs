@@ -4,9 +4,10 @@
 use super::doc::{BodyErrors, CommonErrors};
 use super::{ApiJson, Caller, UserPath, parse_user};
 use crate::context::Ctx;
-use crate::domain::{IdempotencyKey, MessageStatus, hash_token};
+use crate::domain::{Channel, IdempotencyKey, MessageStatus, hash_token};
 use crate::error::{ApiError, ErrorBody};
 use crate::outbox::accept::SendRequest;
+use crate::outbox::auto::AutoRequest;
 use crate::store::Message;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -34,6 +35,17 @@ struct AcceptedBody {
     id: String,
     /// `queued` (a replayed request answers its message's status now).
     status: MessageStatus,
+    /// The channel it goes by: the one asked for, or the one `auto` chose.
+    channel: Channel,
+}
+
+/// A message for one channel, or `"channel": "auto"` with a message for each.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum SendBody {
+    Channel(SendRequest),
+    Auto(AutoRequest),
 }
 
 /// A message as the API shows it: while its app's channel is held (45009, the daily
@@ -75,14 +87,14 @@ struct SendQuery {
         SendQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 64 letters, digits or any of `_ - . :`; per API key. The same key with the same request answers the same message (`Idempotent-Replayed: true`); with another request, 409 `idempotency_conflict`"),
     ),
-    request_body = SendRequest,
+    request_body = SendBody,
     responses(
         (status = 202, description = "Stored and queued", body = AcceptedBody,
          headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same key"))),
         (status = 200, description = "With `wait`: WeChat's outcome came in time (sent, rejected, failed)", body = MessageView),
         (status = 400, description = "`invalid_user_id`, `invalid_body` (`field`), `invalid_channel`, `invalid_template_id`, `invalid_category`, `invalid_wait`, `invalid_idempotency_key`, `field_not_for_channel` (`field`), `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `data_keys_mismatch` (`unknown`, `missing`, `expected`), `invalid_data` (`field`, `rule`), `invalid_json`", body = ErrorBody),
         (status = 404, description = "`unknown_app`, `no_identity` (`app`), `unknown_template`", body = ErrorBody),
-        (status = 409, description = "`muted` (`category`), `no_subscription`, `no_form_id`, `idempotency_conflict` (`existing_id`)", body = ErrorBody),
+        (status = 409, description = "`muted` (`category`), `no_subscription`, `no_form_id`, `no_channel` (`auto`: neither channel can reach the person, with the reasons), `idempotency_conflict` (`existing_id`)", body = ErrorBody),
         (status = 503, description = "`templates_unavailable`: the template list cannot be fetched and none was before; `database_unavailable`", body = ErrorBody),
         BodyErrors,
         CommonErrors,
@@ -114,12 +126,18 @@ async fn send(
         .transpose()?;
     // The same request, whatever its key order or spacing, hashes the same.
     let request_hash = hash_token(&format!("{user}\n{body}"));
-    let req: SendRequest = serde_json::from_value(body)
-        .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-    let accepted = ctx
-        .outbox
-        .accept(&caller.name, &user, key.as_ref(), &req, &request_hash)
-        .await?;
+    let invalid = |e: serde_json::Error| ApiError::invalid("invalid_body", e.to_string());
+    let accepted = if body.get("channel").and_then(Value::as_str) == Some("auto") {
+        let req: AutoRequest = serde_json::from_value(body).map_err(invalid)?;
+        ctx.outbox
+            .accept_auto(&caller.name, &user, key.as_ref(), &req, &request_hash)
+            .await?
+    } else {
+        let req: SendRequest = serde_json::from_value(body).map_err(invalid)?;
+        ctx.outbox
+            .accept(&caller.name, &user, key.as_ref(), &req, &request_hash)
+            .await?
+    };
     if wait > 0
         && let Some(m) = ctx
             .outbox
@@ -134,6 +152,7 @@ async fn send(
         Json(AcceptedBody {
             id: accepted.id,
             status: accepted.status,
+            channel: accepted.channel,
         }),
     )
         .into_response();
