@@ -14,8 +14,6 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wxlink::clock::Clock;
-use wxlink::sim::Sim;
 
 const APPID: &str = "wxfleet000000001";
 const KEY: &str = "fleet-test-key";
@@ -49,14 +47,7 @@ fn browser() -> Client {
 async fn three_instances_share_one_postgres_database() {
     let Some(server) = postgres_url() else { return };
     let started = Instant::now();
-    let sim = Sim::new(Clock::system());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(wxlink::sim::serve(
-        listener,
-        sim.clone(),
-        std::future::pending(),
-    ));
+    let (sim, sim_base) = common::process::simulator().await;
     let c = Client::new();
     let sim_post = async |path: &str, body: Value| -> Value {
         let r = c

@@ -10,8 +10,6 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use wxlink::clock::Clock;
-use wxlink::sim::Sim;
 
 const OA: &str = "wxcrashoa0000001";
 const MP: &str = "wxcrashmp0000002";
@@ -34,14 +32,7 @@ async fn post(c: &Client, url: String, body: Value) -> Value {
 
 #[tokio::test]
 async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
-    let sim = Sim::new(Clock::system());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(wxlink::sim::serve(
-        listener,
-        sim.clone(),
-        std::future::pending(),
-    ));
+    let (sim, sim_base) = common::process::simulator().await;
     let c = Client::new();
     for (appid, kind) in [(OA, "official_account"), (MP, "mini_program")] {
         post(

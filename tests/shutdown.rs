@@ -9,8 +9,6 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use wxlink::clock::Clock;
-use wxlink::sim::Sim;
 
 const APPID: &str = "wxshutdown000001";
 const KEY: &str = "shutdown-test-key";
@@ -25,10 +23,7 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let sim = Sim::new(Clock::system());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim_base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(wxlink::sim::serve(listener, sim, std::future::pending()));
+        let (_sim, sim_base) = common::process::simulator().await;
         let client = Client::new();
         let post = async |path: &str, body: Value| -> Value {
             let r = client

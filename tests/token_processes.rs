@@ -9,22 +9,13 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use wxlink::clock::Clock;
-use wxlink::sim::Sim;
 
 const APPID: &str = "wxproc0000000001";
 const KEY: &str = "process-test-key";
 
 #[tokio::test]
 async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
-    let sim = Sim::new(Clock::system());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let sim_base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(wxlink::sim::serve(
-        listener,
-        sim.clone(),
-        std::future::pending(),
-    ));
+    let (sim, sim_base) = common::process::simulator().await;
     let client = Client::new();
     client
         .post(format!("{sim_base}/_sim/apps"))

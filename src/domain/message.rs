@@ -262,6 +262,15 @@ pub enum MiniProgramState {
 }
 
 impl MiniProgramState {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "developer" => Ok(Self::Developer),
+            "trial" => Ok(Self::Trial),
+            "formal" => Ok(Self::Formal),
+            _ => Err(ParseError("use developer, trial or formal".into())),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Developer => "developer",
@@ -285,6 +294,16 @@ pub enum Lang {
 }
 
 impl Lang {
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        match s {
+            "zh_CN" => Ok(Self::ZhCn),
+            "en_US" => Ok(Self::EnUs),
+            "zh_HK" => Ok(Self::ZhHk),
+            "zh_TW" => Ok(Self::ZhTw),
+            _ => Err(ParseError("use zh_CN, en_US, zh_HK or zh_TW".into())),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ZhCn => "zh_CN",

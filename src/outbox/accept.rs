@@ -296,24 +296,15 @@ impl Outbox {
         let miniprogram_state = req
             .miniprogram_state
             .as_deref()
-            .map(|v| {
-                serde_json::from_value::<MiniProgramState>(json!(v)).map_err(|_| {
-                    ApiError::invalid(
-                        "invalid_body",
-                        "miniprogram_state: use developer, trial or formal",
-                    )
-                })
-            })
-            .transpose()?;
+            .map(MiniProgramState::parse)
+            .transpose()
+            .map_err(bad("miniprogram_state"))?;
         let lang = req
             .lang
             .as_deref()
-            .map(|v| {
-                serde_json::from_value::<Lang>(json!(v)).map_err(|_| {
-                    ApiError::invalid("invalid_body", "lang: use zh_CN, en_US, zh_HK or zh_TW")
-                })
-            })
-            .transpose()?;
+            .map(Lang::parse)
+            .transpose()
+            .map_err(bad("lang"))?;
         let data = MessageData::parse(&req.data, req.truncate).map_err(|e| {
             let mut details = json!({ "field": e.field() });
             if let crate::domain::DataError::Field(f) = &e {

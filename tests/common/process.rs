@@ -3,6 +3,20 @@
 use std::path::Path;
 use std::time::Duration;
 
+/// A WeChat simulator on a random loopback port, for tests whose service runs in another
+/// process (the in-process helper, `TestApp`, starts its own). Returns it and its base URL.
+pub async fn simulator() -> (wxlink::sim::Sim, String) {
+    let sim = wxlink::sim::Sim::new(wxlink::clock::Clock::system());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(wxlink::sim::serve(
+        listener,
+        sim.clone(),
+        std::future::pending(),
+    ));
+    (sim, base)
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
