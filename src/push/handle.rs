@@ -6,7 +6,7 @@ use super::event::{Envelope, PushEvent};
 use super::xml;
 use crate::context::Ctx;
 use crate::domain::{AppId, Channel};
-use crate::store::{Store, StoreError, StoreTx, StoredEvent};
+use crate::store::{SentMessages, Store, StoreError, StoreTx, StoredEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,10 @@ pub struct HandleJob {
 ///   `sent(msgid)`; one that beat the send's own answer waits for the outbox's sweep.
 /// - Subscription choices move the subscription ledger: an accepted popup credits one send;
 ///   a template turned off or banned clears the line.
+///
+/// `sent` holds the messages in state `sent` among the batch's reported msgids
+/// ([`reported_msgids`]), looked up once for the whole batch.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     tx: &mut StoreTx,
     app: &AppId,
@@ -41,10 +45,11 @@ pub async fn apply(
     event: &PushEvent,
     openid: Option<&str>,
     now: i64,
+    sent: &SentMessages,
 ) -> Result<String, StoreError> {
     Ok(match event {
         PushEvent::DeliveryReport { msgid, status } => {
-            deliver(tx, app, *msgid, status, openid, event_id, now).await?
+            deliver(tx, app, *msgid, status, openid, event_id, now, sent).await?
         }
         PushEvent::Follow {
             openid,
@@ -99,6 +104,7 @@ pub async fn apply(
                         Some(openid.as_str()),
                         event_id,
                         now,
+                        sent,
                     )
                     .await?,
                 );
@@ -109,7 +115,23 @@ pub async fn apply(
     })
 }
 
+/// The (app, msgid) of every delivery report in these jobs.
+pub fn reported_msgids(jobs: &[HandleJob]) -> Vec<(AppId, i64)> {
+    let mut out = Vec::new();
+    for j in jobs {
+        match &j.event {
+            PushEvent::DeliveryReport { msgid, .. } => out.push((j.app.clone(), *msgid)),
+            PushEvent::SubscriptionSends { results, .. } => {
+                out.extend(results.iter().map(|r| (j.app.clone(), r.msgid)))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Keeps a delivery report and applies it to its message if that is `sent` already.
+#[allow(clippy::too_many_arguments)]
 async fn deliver(
     tx: &mut StoreTx,
     app: &AppId,
@@ -118,23 +140,21 @@ async fn deliver(
     openid: Option<&str>,
     event_id: i64,
     now: i64,
+    sent: &SentMessages,
 ) -> Result<String, StoreError> {
-    tx.record_delivery_report(app, msgid, status, openid, event_id, now)
+    let first = tx
+        .record_delivery_report(app, msgid, status, openid, event_id, now)
         .await?;
-    Ok(
-        match tx
-            .apply_delivery_report(app, msgid, status, now * 1000)
-            .await?
-        {
-            Some((_, channel, state)) => {
-                if let Ok(channel) = Channel::parse(&channel) {
-                    crate::metrics::message(channel, state.as_str());
-                }
-                state.as_str().to_owned()
-            }
-            None => "waiting_for_send".to_owned(),
-        },
-    )
+    let Some((id, channel)) = sent.get(&(app.clone(), msgid)).filter(|_| first) else {
+        return Ok("waiting_for_send".to_owned());
+    };
+    let state = tx
+        .settle_message(id, app, msgid, status, now * 1000)
+        .await?;
+    if let Ok(channel) = Channel::parse(channel) {
+        crate::metrics::message(channel, state.as_str());
+    }
+    Ok(state.as_str().to_owned())
 }
 
 /// Handles events in one transaction; when that fails, each on its own, so one bad event
@@ -156,9 +176,19 @@ async fn try_handle(store: &Store, jobs: &[HandleJob], now: i64) -> Result<(), S
     let mut tx = store.begin().await?;
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let ours = tx.start_handling(&ids, now).await?;
+    let sent = tx.sent_messages(&reported_msgids(jobs)).await?;
     let mut outcomes: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for j in jobs.iter().filter(|j| ours.contains(&j.id)) {
-        let outcome = apply(&mut tx, &j.app, j.id, &j.event, j.openid.as_deref(), now).await?;
+        let outcome = apply(
+            &mut tx,
+            &j.app,
+            j.id,
+            &j.event,
+            j.openid.as_deref(),
+            now,
+            &sent,
+        )
+        .await?;
         outcomes.entry(outcome).or_default().push(j.id);
     }
     for (outcome, ids) in outcomes {

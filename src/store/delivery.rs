@@ -9,6 +9,10 @@ use super::outbox::history_line;
 use super::{Store, StoreError, StoreTx, with_pool, with_tx};
 use crate::domain::{AppId, MessageStatus, OpenId};
 use serde_json::json;
+use std::collections::HashMap;
+
+/// Messages in state `sent` by (app, msgid): their id and channel.
+pub type SentMessages = HashMap<(AppId, i64), (String, String)>;
 
 /// A sweep applies at most this many waiting reports at once.
 const SWEEP_BATCH: i64 = 500;
@@ -57,8 +61,42 @@ impl StoreTx {
         Ok(Some((id, channel, state)))
     }
 
+    /// Which of these reported msgids belong to a message in state `sent`, in one query
+    /// per app and few hundred msgids: what a batch of pushed reports settles.
+    pub async fn sent_messages(
+        &mut self,
+        reported: &[(AppId, i64)],
+    ) -> Result<SentMessages, StoreError> {
+        let mut by_app: HashMap<&AppId, Vec<i64>> = HashMap::new();
+        for (app, msgid) in reported {
+            by_app.entry(app).or_default().push(*msgid);
+        }
+        let mut found = SentMessages::new();
+        for (app, msgids) in by_app {
+            for chunk in msgids.chunks(SWEEP_BATCH as usize) {
+                let list: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+                let sql = format!(
+                    "SELECT msgid, id, channel FROM messages
+                     WHERE app = $1 AND status = 'sent' AND msgid IN ({})",
+                    list.join(", ")
+                );
+                let rows: Vec<(i64, String, String)> = with_tx!(self, |conn| {
+                    let mut q = sqlx::query_as(&sql).bind(app.as_str());
+                    for m in chunk {
+                        q = q.bind(*m);
+                    }
+                    q.fetch_all(&mut *conn).await?
+                });
+                for (msgid, id, channel) in rows {
+                    found.insert((app.clone(), msgid), (id, channel));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     /// `sent` -> `delivered` or `failed(reason)`, and the report marked applied.
-    async fn settle_message(
+    pub async fn settle_message(
         &mut self,
         id: &str,
         app: &AppId,

@@ -15,6 +15,7 @@ mod tokens;
 
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
+pub use delivery::SentMessages;
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
