@@ -2,9 +2,11 @@
 //! parsed once at start-up into typed values. Every refusal names the setting.
 
 mod ops;
+mod sending;
 pub use ops::{
     AdminSettings, DEFAULT_SHUTDOWN_GRACE_SECS, Limit, MetricsSettings, RateLimitSettings,
 };
+pub use sending::{DatabaseSettings, OutboxSettings};
 
 use crate::domain::{AppId, ReturnToAllowList, WxAppId};
 pub use crate::push::settings::{PushMode, PushSettings};
@@ -142,72 +144,6 @@ impl Default for TokenSettings {
             jitter_secs: 60,
             lease_secs: 60,
             check_interval_ms: 1000,
-        }
-    }
-}
-
-/// The database connection pool.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// PostgreSQL: connections per instance. SQLite: reading connections (writes always go
-    /// through one).
-    pub max_connections: u32,
-    /// How long a request waits for a connection before it is answered 503.
-    pub acquire_timeout_ms: u64,
-    /// PostgreSQL: a statement running longer than this is cancelled.
-    pub statement_timeout_ms: u64,
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout_ms: 5000,
-            statement_timeout_ms: 10_000,
-        }
-    }
-}
-
-/// How the outbox sends messages.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OutboxSettings {
-    /// Messages this instance sends at the same time.
-    pub concurrency: usize,
-    /// Most messages claimed in one store round trip.
-    pub claim_batch: i64,
-    /// How long a claimed message belongs to its instance; after that (the instance died)
-    /// another instance takes it over.
-    pub lease_secs: i64,
-    /// Attempts for retryable failures (-1, timeouts, 45011) before a message is `failed`.
-    pub max_attempts: i64,
-    /// First retry delay; doubled each attempt, with jitter, up to `backoff_max_ms`.
-    pub backoff_base_ms: i64,
-    pub backoff_max_ms: i64,
-    /// Sends per second to WeChat per app, per instance.
-    pub rate_per_sec: u32,
-    /// How often an idle instance looks for due messages (new messages wake it at once).
-    pub poll_interval_ms: u64,
-    /// How long a fetched template list is trusted.
-    pub template_cache_secs: u64,
-    /// The longest `?wait=` a send request may ask for.
-    pub max_wait_secs: u64,
-}
-
-impl Default for OutboxSettings {
-    fn default() -> Self {
-        Self {
-            concurrency: 64,
-            claim_batch: 100,
-            lease_secs: 60,
-            max_attempts: 8,
-            backoff_base_ms: 1000,
-            backoff_max_ms: 300_000,
-            rate_per_sec: 1000,
-            poll_interval_ms: 500,
-            template_cache_secs: 300,
-            max_wait_secs: 30,
         }
     }
 }
@@ -392,21 +328,14 @@ impl Config {
         }
 
         let t = &raw.oauth;
-        for (name, v, max) in [
-            ("oauth.state_ttl_secs", t.state_ttl_secs, 3600),
-            ("oauth.ticket_ttl_secs", t.ticket_ttl_secs, 600),
-            ("oauth.login_code_ttl_secs", t.login_code_ttl_secs, 3600),
-        ] {
-            if v < 1 || v > max {
-                return Err(ConfigError::new(
-                    name,
-                    format!("{v} is out of range 1..={max}"),
-                ));
-            }
-        }
+        check_ranges(&[
+            ("oauth.state_ttl_secs", t.state_ttl_secs, 1, 3600),
+            ("oauth.ticket_ttl_secs", t.ticket_ttl_secs, 1, 600),
+            ("oauth.login_code_ttl_secs", t.login_code_ttl_secs, 1, 3600),
+        ])?;
 
         let tk = &raw.tokens;
-        for (name, v, min, max) in [
+        check_ranges(&[
             (
                 "tokens.refresh_margin_secs",
                 tk.refresh_margin_secs,
@@ -426,92 +355,11 @@ impl Config {
                 50,
                 60_000,
             ),
-        ] {
-            if v < min || v > max {
-                return Err(ConfigError::new(
-                    name,
-                    format!("{v} is out of range {min}..={max}"),
-                ));
-            }
-        }
+        ])?;
 
         crate::push::settings::check_section(&raw.push)?;
-        let db = &raw.database;
-        for (name, v, min, max) in [
-            (
-                "database.max_connections",
-                db.max_connections as i64,
-                1,
-                1000,
-            ),
-            (
-                "database.acquire_timeout_ms",
-                db.acquire_timeout_ms as i64,
-                10,
-                600_000,
-            ),
-            (
-                "database.statement_timeout_ms",
-                db.statement_timeout_ms as i64,
-                10,
-                3_600_000,
-            ),
-        ] {
-            if v < min || v > max {
-                return Err(ConfigError::new(
-                    name,
-                    format!("{v} is out of range {min}..={max}"),
-                ));
-            }
-        }
-
-        let ob = &raw.outbox;
-        for (name, v, min, max) in [
-            ("outbox.concurrency", ob.concurrency as i64, 1, 4096),
-            ("outbox.claim_batch", ob.claim_batch, 1, 1000),
-            ("outbox.lease_secs", ob.lease_secs, 5, 3600),
-            ("outbox.max_attempts", ob.max_attempts, 1, 100),
-            ("outbox.backoff_base_ms", ob.backoff_base_ms, 1, 3_600_000),
-            (
-                "outbox.backoff_max_ms",
-                ob.backoff_max_ms,
-                ob.backoff_base_ms,
-                86_400_000,
-            ),
-            ("outbox.rate_per_sec", ob.rate_per_sec as i64, 1, 1_000_000),
-            (
-                "outbox.poll_interval_ms",
-                ob.poll_interval_ms as i64,
-                10,
-                60_000,
-            ),
-            (
-                "outbox.template_cache_secs",
-                ob.template_cache_secs as i64,
-                1,
-                86_400,
-            ),
-            ("outbox.max_wait_secs", ob.max_wait_secs as i64, 0, 300),
-        ] {
-            if v < min || v > max {
-                return Err(ConfigError::new(
-                    name,
-                    format!("{v} is out of range {min}..={max}"),
-                ));
-            }
-        }
-
-        // Claimed messages wait for the pacer while they hold their lease: a full round of
-        // `concurrency` sends must fit well inside it, or another instance takes them over.
-        if ob.concurrency as f64 / ob.rate_per_sec as f64 > ob.lease_secs as f64 / 2.0 {
-            return Err(ConfigError::new(
-                "outbox.concurrency",
-                format!(
-                    "{} sends at {} per second take longer than half of outbox.lease_secs ({} s): lower concurrency or raise rate_per_sec or lease_secs",
-                    ob.concurrency, ob.rate_per_sec, ob.lease_secs
-                ),
-            ));
-        }
+        sending::check_database(&raw.database)?;
+        sending::check_outbox(&raw.outbox)?;
 
         let storage_key = resolve_secret(
             "storage_key",
@@ -584,6 +432,19 @@ impl Config {
     pub fn app(&self, id: &AppId) -> Option<&AppConfig> {
         self.apps.iter().find(|a| &a.id == id)
     }
+}
+
+/// Each `(setting, value, min, max)` within its range, or an error naming the setting.
+pub(crate) fn check_ranges(items: &[(&str, i64, i64, i64)]) -> Result<(), ConfigError> {
+    for &(name, v, min, max) in items {
+        if v < min || v > max {
+            return Err(ConfigError::new(
+                name,
+                format!("{v} is out of range {min}..={max}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn parse_api_key(i: usize, k: &RawApiKey) -> Result<ApiKey, ConfigError> {

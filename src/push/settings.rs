@@ -55,7 +55,7 @@ impl Default for PushSettings {
 
 /// The `[push]` section's values are in range.
 pub(crate) fn check_section(p: &PushSettings) -> Result<(), ConfigError> {
-    for (name, v, min, max) in [
+    crate::config::check_ranges(&[
         (
             "push.timestamp_window_secs",
             p.timestamp_window_secs,
@@ -75,14 +75,7 @@ pub(crate) fn check_section(p: &PushSettings) -> Result<(), ConfigError> {
             3600,
         ),
         ("push.retention_days", p.retention_days, 1, 3650),
-    ] {
-        if v < min || v > max {
-            return Err(ConfigError::new(
-                name,
-                format!("{v} is out of range {min}..={max}"),
-            ));
-        }
-    }
+    ])?;
 
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod admin;
 mod check;
 mod delivery;
+mod finish;
 mod identities;
 mod ledger;
 mod oauth;

@@ -1,0 +1,175 @@
+//! How an attempt ended, written for a batch of attempts in one transaction: the message's
+//! new state and history line, and what that means for the subscription ledger and the
+//! identity's follow status.
+
+use super::outbox::history_line;
+use super::{Backend, Outcome, Store, StoreError, with_pool};
+use crate::domain::MessageStatus;
+use serde_json::json;
+
+impl Store {
+    /// Records how attempts ended, in one transaction. An attempt whose lease was lost (its
+    /// message was taken over) changes nothing. Returns the ids that were updated.
+    pub async fn finish_attempts(
+        &self,
+        owner: &str,
+        done: &[(String, Outcome)],
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut updated = Vec::with_capacity(done.len());
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for (id, outcome) in done {
+                let (status, msgid, errcode, reason, next_ms, attempts_delta, line) =
+                    outcome_columns(outcome, now_ms);
+                let sql =
+                    "UPDATE messages SET status = $1, msgid = COALESCE($2, msgid), errcode = $3,
+                               reason = $4, next_attempt_ms = $5, attempts = attempts + $6,
+                               lease_owner = NULL, lease_until_ms = 0, updated_ms = $7,
+                               history = history || $8
+                           WHERE id = $9 AND lease_owner = $10 AND status = 'sending'
+                           RETURNING holds_subscription, channel";
+                let row: Option<(bool, String)> = sqlx::query_as(sql)
+                    .bind(status)
+                    .bind(msgid)
+                    .bind(errcode)
+                    .bind(reason)
+                    .bind(next_ms)
+                    .bind(attempts_delta)
+                    .bind(now_ms)
+                    .bind(&line)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some((holds_subscription, channel)) = row else {
+                    continue;
+                };
+                updated.push(id.clone());
+                // A subscribe message's unit is consumed by a send and given back when the
+                // message ends without one; 43101 means the person has none left, whatever
+                // the ledger thought (long-term ones included).
+                let ledger = match outcome {
+                    Outcome::Rejected { errcode: 43101, .. } if channel == "subscribe" => Some(
+                        "UPDATE subscriptions SET remaining = 0, long_term = FALSE, updated_at = $1
+                         WHERE (app, openid, template_id) = (SELECT app, openid, template_id FROM messages WHERE id = $2)",
+                    ),
+                    Outcome::Rejected { .. } | Outcome::Failed { .. } if holds_subscription => Some(
+                        "UPDATE subscriptions SET remaining = remaining + 1, updated_at = $1
+                         WHERE (app, openid, template_id) = (SELECT app, openid, template_id FROM messages WHERE id = $2)
+                           AND NOT long_term",
+                    ),
+                    _ => None,
+                };
+                // 43004: the person does not follow the Official Account (any more); the
+                // identity says so until a follow push says otherwise.
+                if matches!(outcome, Outcome::Rejected { errcode: 43004, .. }) {
+                    sqlx::query(
+                        "UPDATE identities SET follows = FALSE, follow_changed_at = $1
+                         WHERE (app, openid) = (SELECT app, openid FROM messages WHERE id = $2)
+                           AND (follow_changed_at IS NULL OR follow_changed_at <= $1)",
+                    )
+                    .bind(now_ms / 1000)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if let Some(sql) = ledger {
+                    sqlx::query(sql)
+                        .bind(now_ms / 1000)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE messages SET holds_subscription = FALSE WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(updated)
+    }
+}
+
+type Columns<'a> = (
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    Option<&'a str>,
+    i64,
+    i64,
+    String,
+);
+
+/// The row values of an outcome: status, msgid, errcode, reason, next attempt, attempts
+/// correction, history line.
+fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
+    match o {
+        Outcome::Sent { msgid } => (
+            MessageStatus::Sent.as_str(),
+            *msgid,
+            None,
+            None,
+            now_ms,
+            0,
+            history_line(
+                MessageStatus::Sent,
+                now_ms,
+                json!({ "msgid": msgid.map(|m| m.to_string()) }),
+            ),
+        ),
+        Outcome::Retry {
+            at_ms,
+            errcode,
+            reason,
+        } => (
+            MessageStatus::Queued.as_str(),
+            None,
+            *errcode,
+            Some(reason),
+            *at_ms,
+            0,
+            history_line(
+                MessageStatus::Queued,
+                now_ms,
+                json!({ "detail": reason, "errcode": errcode, "retry_at_ms": at_ms }),
+            ),
+        ),
+        Outcome::Held { until_ms, reason } => (
+            MessageStatus::Queued.as_str(),
+            None,
+            Some(45009),
+            Some(reason),
+            *until_ms,
+            -1,
+            history_line(
+                MessageStatus::Queued,
+                now_ms,
+                json!({ "detail": reason, "errcode": 45009, "held_until_ms": until_ms }),
+            ),
+        ),
+        Outcome::Rejected { errcode, errmsg } => (
+            MessageStatus::Rejected.as_str(),
+            None,
+            Some(*errcode),
+            Some(errmsg),
+            now_ms,
+            0,
+            history_line(
+                MessageStatus::Rejected,
+                now_ms,
+                json!({ "errcode": errcode, "detail": errmsg }),
+            ),
+        ),
+        Outcome::Failed { reason } => (
+            MessageStatus::Failed.as_str(),
+            None,
+            None,
+            Some(reason),
+            now_ms,
+            0,
+            history_line(MessageStatus::Failed, now_ms, json!({ "detail": reason })),
+        ),
+    }
+}
