@@ -271,12 +271,7 @@ impl Outbox {
                     .with_details(json!({ "field": field }))
             }
         };
-        let url = req
-            .url
-            .as_deref()
-            .map(CardUrl::parse)
-            .transpose()
-            .map_err(bad("url"))?;
+        let url = optional(req.url.as_deref(), CardUrl::parse, "url")?;
         let miniprogram = req
             .miniprogram
             .as_ref()
@@ -287,24 +282,13 @@ impl Outbox {
                 })
             })
             .transpose()?;
-        let page = req
-            .page
-            .as_deref()
-            .map(PagePath::parse)
-            .transpose()
-            .map_err(bad("page"))?;
-        let miniprogram_state = req
-            .miniprogram_state
-            .as_deref()
-            .map(MiniProgramState::parse)
-            .transpose()
-            .map_err(bad("miniprogram_state"))?;
-        let lang = req
-            .lang
-            .as_deref()
-            .map(Lang::parse)
-            .transpose()
-            .map_err(bad("lang"))?;
+        let page = optional(req.page.as_deref(), PagePath::parse, "page")?;
+        let miniprogram_state = optional(
+            req.miniprogram_state.as_deref(),
+            MiniProgramState::parse,
+            "miniprogram_state",
+        )?;
+        let lang = optional(req.lang.as_deref(), Lang::parse, "lang")?;
         let data = MessageData::parse(&req.data, req.truncate).map_err(|e| {
             let mut details = json!({ "field": e.field() });
             if let crate::domain::DataError::Field(f) = &e {
@@ -460,6 +444,18 @@ impl Outbox {
             json!({ "unknown": unknown, "missing": missing, "expected": t.placeholders }),
         ))
     }
+}
+
+/// An optional field through its parser; a refusal names the field.
+fn optional<T>(
+    value: Option<&str>,
+    parse: fn(&str) -> Result<T, crate::domain::ParseError>,
+    field: &'static str,
+) -> Result<Option<T>, ApiError> {
+    value.map(parse).transpose().map_err(|e| {
+        ApiError::invalid("invalid_body", format!("{field}: {e}"))
+            .with_details(json!({ "field": field }))
+    })
 }
 
 pub(super) fn replay(
