@@ -293,12 +293,7 @@ async fn every_page_shows_real_data_and_no_secret() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // No page shows the access token or a key.
-    let token: Value = t
-        .api_get("/api/v1/apps/oa/access-token")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let token: Value = t.api_json("/api/v1/apps/oa/access-token").await;
     let token = token["access_token"].as_str().unwrap();
     for path in [
         "/admin".to_owned(),

@@ -238,7 +238,7 @@ async fn bind_lookup_and_unbind_one_identity_leaving_the_others() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
-    let user: Value = t.api_get("/api/v1/users/u-1").await.json().await.unwrap();
+    let user: Value = t.api_json("/api/v1/users/u-1").await;
     assert_eq!(user["identities"].as_array().unwrap().len(), 2);
 
     assert_eq!(
@@ -247,7 +247,7 @@ async fn bind_lookup_and_unbind_one_identity_leaving_the_others() {
             .status(),
         StatusCode::NO_CONTENT
     );
-    let user: Value = t.api_get("/api/v1/users/u-1").await.json().await.unwrap();
+    let user: Value = t.api_json("/api/v1/users/u-1").await;
     let ids = user["identities"].as_array().unwrap();
     assert_eq!(ids.len(), 1);
     assert_eq!(ids[0]["openid"], "oOA456");

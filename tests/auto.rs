@@ -63,12 +63,7 @@ async fn subscribe(t: &TestApp, user: &str, person: &str, s: &Setup) {
 /// push is acknowledged first and handled right after).
 async fn until_follows(t: &TestApp, user: &str, follows: bool) {
     for _ in 0..200 {
-        let u: Value = t
-            .api_get(&format!("/api/v1/users/{user}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let u: Value = t.api_json(&format!("/api/v1/users/{user}")).await;
         let oa = u["identities"]
             .as_array()
             .unwrap()
@@ -124,12 +119,7 @@ async fn a_person_who_follows_gets_the_template_message() {
     let note = m["history"][0]["detail"].as_str().unwrap();
     assert!(note.contains("follows the Official Account"), "{note}");
     // The subscription was not spent.
-    let subs: Value = t
-        .api_get("/api/v1/users/u1/subscriptions")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let subs: Value = t.api_json("/api/v1/users/u1/subscriptions").await;
     assert_eq!(subs["subscriptions"][0]["remaining"], 1);
 }
 

@@ -40,11 +40,8 @@ async fn a_template_message_ends_delivered_from_the_simulators_push() {
     assert!(m["reason"].is_null());
     // It came through the push endpoint: the report is in the event log.
     let events: Value = t
-        .api_get("/api/v1/apps/oa/events?type=TEMPLATESENDJOBFINISH")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api_json("/api/v1/apps/oa/events?type=TEMPLATESENDJOBFINISH")
+        .await;
     let e = &events["events"][0];
     assert_eq!(e["outcome"], "delivered", "{events}");
 }
@@ -82,11 +79,8 @@ async fn a_report_that_beats_the_sends_answer_is_not_lost() {
     let m = t.message_until(&id, &["delivered"]).await;
     assert_eq!(states(&m), ["queued", "sending", "sent", "delivered"]);
     let events: Value = t
-        .api_get("/api/v1/apps/oa/events?type=TEMPLATESENDJOBFINISH")
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api_json("/api/v1/apps/oa/events?type=TEMPLATESENDJOBFINISH")
+        .await;
     let outcomes: Vec<&str> = events["events"]
         .as_array()
         .unwrap()
@@ -112,12 +106,7 @@ async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
     .await;
     let mut remaining = 0;
     for _ in 0..100 {
-        let subs: Value = t
-            .api_get("/api/v1/users/42/subscriptions")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let subs: Value = t.api_json("/api/v1/users/42/subscriptions").await;
         remaining = subs["subscriptions"][0]["remaining"].as_i64().unwrap_or(0);
         if remaining == 1 {
             break;
@@ -140,11 +129,8 @@ async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
     let mut handled = false;
     for _ in 0..100 {
         let events: Value = t
-            .api_get("/api/v1/apps/mp/events?type=subscribe_msg_change_event")
-            .await
-            .json()
-            .await
-            .unwrap();
+            .api_json("/api/v1/apps/mp/events?type=subscribe_msg_change_event")
+            .await;
         if events["events"][0]["outcome"] == "ledger_credited_0_cleared_1" {
             handled = true;
             break;
@@ -152,12 +138,7 @@ async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(handled);
-    let subs: Value = t
-        .api_get("/api/v1/users/42/subscriptions")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let subs: Value = t.api_json("/api/v1/users/42/subscriptions").await;
     assert_eq!(subs["subscriptions"][0]["remaining"], 0);
     let r = t.send("42", body).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -174,7 +155,7 @@ async fn an_unfollow_shows_on_the_identity_and_explains_43004() {
     .await;
     let mut follows = Value::Null;
     for _ in 0..100 {
-        let user: Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
+        let user: Value = t.api_json("/api/v1/users/42").await;
         follows = user["identities"][0]["follows"].clone();
         if follows == json!(false) {
             break;
@@ -206,6 +187,6 @@ async fn a_43004_marks_the_identity_as_not_following() {
     .await;
     let id = t.send_ok("42", body).await;
     t.message_until(&id, &["rejected"]).await;
-    let user: Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
+    let user: Value = t.api_json("/api/v1/users/42").await;
     assert_eq!(user["identities"][0]["follows"], json!(false));
 }

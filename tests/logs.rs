@@ -189,12 +189,7 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
     app.message_until(&refused, &["rejected"]).await;
 
     // A token reported as failed: a forced replacement, handed out too.
-    let current: Value = app
-        .api_get("/api/v1/apps/oa/access-token")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let current: Value = app.api_json("/api/v1/apps/oa/access-token").await;
     let r = app
         .api_post(
             "/api/v1/apps/oa/access-token/invalidate",
@@ -218,12 +213,7 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     keep("wrong API key", "wrong-key-9f8e7d6c5b");
-    let current: Value = app
-        .api_get("/api/v1/apps/oa2/access-token")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let current: Value = app.api_json("/api/v1/apps/oa2/access-token").await;
     app.sim_post(
         "/_sim/faults",
         json!({"mode": "errcode", "errcode": 40125, "count": 1}),

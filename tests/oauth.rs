@@ -370,7 +370,7 @@ async fn a_link_ticket_binds_the_openid_to_its_user() {
     let id = t.redeem_from(&r).await;
     assert_eq!(id["user_id"], "42");
 
-    let user: serde_json::Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
+    let user: serde_json::Value = t.api_json("/api/v1/users/42").await;
     assert_eq!(user["identities"][0]["openid"], p["openids"][OA_APPID]);
     assert_eq!(user["identities"][0]["app"], "oa");
 
@@ -454,7 +454,7 @@ async fn a_unionid_already_bound_through_another_app_binds_automatically() {
         .await;
     let id = t.redeem_from(&r).await;
     assert_eq!(id["user_id"], "7");
-    let user: serde_json::Value = t.api_get("/api/v1/users/7").await.json().await.unwrap();
+    let user: serde_json::Value = t.api_json("/api/v1/users/7").await;
     let apps: Vec<&str> = user["identities"]
         .as_array()
         .unwrap()
@@ -496,7 +496,7 @@ async fn an_openid_bound_to_one_user_is_never_repointed() {
             assert!(body.contains("already bound to user 1"), "{body}");
         }
     }
-    let user1: serde_json::Value = t.api_get("/api/v1/users/1").await.json().await.unwrap();
+    let user1: serde_json::Value = t.api_json("/api/v1/users/1").await;
     assert_eq!(user1["identities"].as_array().unwrap().len(), 1);
     assert_eq!(
         t.api_get("/api/v1/users/2").await.status(),

@@ -64,7 +64,7 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
         .bind("42", "mp", mp, json!({"unionid": p["unionids"][MP_APPID]}))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let user: serde_json::Value = t.api_get("/api/v1/users/42").await.json().await.unwrap();
+    let user: serde_json::Value = t.api_json("/api/v1/users/42").await;
     assert_eq!(user["identities"].as_array().unwrap().len(), 2);
 }
 

@@ -68,7 +68,7 @@ async fn follow_and_unfollow_in_every_mode_set_the_follow_status() {
     // The identity API shows it once bound.
     let r = t.bind("u1", "oa", openid, json!({})).await;
     assert_eq!(r.status(), StatusCode::OK);
-    let user: Value = t.api_get("/api/v1/users/u1").await.json().await.unwrap();
+    let user: Value = t.api_json("/api/v1/users/u1").await;
     assert_eq!(user["identities"][0]["follows"], false);
     assert!(user["identities"][0]["follow_changed_at"].is_i64());
 }
@@ -250,12 +250,7 @@ async fn other_events_are_stored_acknowledged_and_listed() {
     );
     assert_eq!(t.events("mp", "").await.len(), 0);
     // Paging.
-    let r: Value = t
-        .api_get("/api/v1/apps/oa/events?limit=2")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let r: Value = t.api_json("/api/v1/apps/oa/events?limit=2").await;
     assert_eq!(r["events"].as_array().unwrap().len(), 2);
     let next = r["next_after"].as_i64().unwrap();
     let rest = t.events("oa", &format!("after={next}")).await;

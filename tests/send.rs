@@ -190,12 +190,7 @@ async fn refusals_before_queueing_name_the_problem() {
     );
     assert_eq!(e["app"], "oa");
     // Nothing was queued by any of them.
-    let list: Value = t
-        .api_get("/api/v1/users/42/messages")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = t.api_json("/api/v1/users/42/messages").await;
     assert_eq!(list["messages"].as_array().unwrap().len(), 0);
     assert!(t.sim_messages("").await.is_empty());
 }
@@ -219,12 +214,7 @@ async fn a_muted_category_is_refused() {
     );
     body["category"] = json!("orders");
     t.send_ok("42", body).await;
-    let prefs: Value = t
-        .api_get("/api/v1/users/42/preferences")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let prefs: Value = t.api_json("/api/v1/users/42/preferences").await;
     assert_eq!(prefs["muted"], json!(["marketing"]));
 }
 
@@ -298,12 +288,7 @@ async fn idempotency_keys_return_the_same_message_and_refuse_a_different_body() 
     }
     let ids = set.join_all().await;
     assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
-    let list: Value = t
-        .api_get("/api/v1/users/42/messages")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = t.api_json("/api/v1/users/42/messages").await;
     assert_eq!(list["messages"].as_array().unwrap().len(), 2);
 }
 
@@ -543,12 +528,7 @@ async fn a_users_messages_are_listed_newest_first_in_pages() {
     for _ in 0..5 {
         ids.push(t.send_ok("42", body.clone()).await);
     }
-    let page: Value = t
-        .api_get("/api/v1/users/42/messages?limit=3")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let page: Value = t.api_json("/api/v1/users/42/messages?limit=3").await;
     let got: Vec<&str> = page["messages"]
         .as_array()
         .unwrap()
@@ -558,11 +538,8 @@ async fn a_users_messages_are_listed_newest_first_in_pages() {
     assert_eq!(got, [&ids[4], &ids[3], &ids[2]]);
     let next = page["next"].as_str().unwrap();
     let page: Value = t
-        .api_get(&format!("/api/v1/users/42/messages?limit=3&before={next}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .api_json(&format!("/api/v1/users/42/messages?limit=3&before={next}"))
+        .await;
     let got: Vec<&str> = page["messages"]
         .as_array()
         .unwrap()
@@ -629,12 +606,7 @@ async fn subscribe_messages_spend_the_ledger_one_acceptance_each() {
     assert_eq!(got[0]["page"], "pages/order?id=1");
     assert_eq!(got[0]["miniprogram_state"], "formal");
     assert_eq!(got[0]["data"]["thing1"]["value"], "机械键盘");
-    let subs: Value = t
-        .api_get("/api/v1/users/42/subscriptions")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let subs: Value = t.api_json("/api/v1/users/42/subscriptions").await;
     assert_eq!(subs["subscriptions"][0]["remaining"], 0);
 }
 
@@ -696,12 +668,7 @@ async fn wechat_saying_no_subscription_clears_the_ledger() {
     let id = t.send_ok("42", body.clone()).await;
     let m = t.message_until(&id, &["rejected"]).await;
     assert_eq!(m["errcode"], 43101);
-    let subs: Value = t
-        .api_get("/api/v1/users/42/subscriptions")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let subs: Value = t.api_json("/api/v1/users/42/subscriptions").await;
     assert_eq!(subs["subscriptions"][0]["remaining"], 0);
     let (s, e) = error_of(t.send("42", body).await).await;
     assert_eq!(

@@ -391,6 +391,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `GET` an API path and its JSON body (whatever the status).
+    pub async fn api_json(&self, path: &str) -> Value {
+        self.api_get(path).await.json().await.unwrap()
+    }
+
     pub async fn api_post(&self, path: &str, body: Value) -> Response {
         self.api
             .post(self.url(path))
