@@ -4,21 +4,17 @@
 //! claims.
 
 use crate::clock::Clock;
-use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
+use crate::config::Config;
 use crate::context::{Context, Ctx};
-use crate::domain::{AppId, WxAppId, hash_token, random_alphanumeric};
 use crate::http;
 use crate::http::ratelimit::RateLimits;
-use crate::http::sandbox::Sandbox;
 use crate::outbox::Outbox;
-use crate::seal::StorageKey;
-use crate::sim::{Sim, SimApp};
+use crate::sandbox::Sandbox;
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
-use crate::wechat::{AppCredentials, WechatClient};
+use crate::wechat::WechatClient;
 use anyhow::Context as _;
 use axum::Router;
-use secrecy::SecretString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,13 +57,10 @@ impl App {
         };
 
         let sandbox = if config.sandbox {
-            Some(setup_sandbox(&mut config, &public_url, &clock)?)
+            Some(Sandbox::setup(&mut config, &public_url, &clock)?)
         } else {
             None
         };
-        if config.sandbox && config.storage_key.is_none() {
-            config.storage_key = Some(sandbox_storage_key(&config.database_url)?);
-        }
 
         let store = Store::connect(&config.database_url, &config.database)
             .await
@@ -232,7 +225,8 @@ impl App {
     }
 }
 
-/// The browser routes behind the session layer, with expired sessions swept in the background.
+/// The browser routes (OAuth and the sandbox's pages) behind the session layer, with
+/// expired sessions swept in the background.
 fn with_sessions<S>(store: S, secure: bool) -> Router<Ctx>
 where
     S: tower_sessions::SessionStore + ExpiredDeletion + Clone,
@@ -242,7 +236,9 @@ where
             .clone()
             .continuously_delete_expired(Duration::from_secs(300)),
     );
-    http::browser_router().layer(session_layer(store, secure))
+    http::browser_router()
+        .merge(crate::sandbox::pages::router())
+        .layer(session_layer(store, secure))
 }
 
 fn session_layer<S: tower_sessions::SessionStore + Clone>(
@@ -256,112 +252,6 @@ fn session_layer<S: tower_sessions::SessionStore + Clone>(
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
         .with_expiry(Expiry::OnInactivity(SESSION_IDLE))
-}
-
-/// Sandbox apps `oa` and `mp` (one unionid group) on the simulator mounted at `/sim`.
-fn setup_sandbox(config: &mut Config, public_url: &Url, clock: &Clock) -> anyhow::Result<Sandbox> {
-    let sim = Sim::new(clock.clone());
-    let sim_base = format!("{}/sim", public_url.as_str().trim_end_matches('/'));
-    let auth_domain = crate::domain::host_and_port(public_url);
-    for (id, kind, appid) in [
-        ("oa", AppKind::OfficialAccount, "wxsandbox0a000001"),
-        ("mp", AppKind::MiniProgram, "wxsandbox0b000002"),
-    ] {
-        if config.apps.iter().any(|a| a.id.as_str() == id) {
-            continue;
-        }
-        let secret = crate::domain::OneTimeCode::generate().expose().to_owned();
-        // The simulator pushes to the sandbox's own push endpoint, in safe mode.
-        let app = AppConfig {
-            id: AppId::parse(id)?,
-            kind,
-            wechat: AppCredentials {
-                appid: WxAppId::parse(appid)?,
-                secret: SecretString::from(secret),
-                api_base: sim_base.clone(),
-                open_base: sim_base.clone(),
-            },
-            push_token: Some(SecretString::from(random_alphanumeric(32))),
-            encoding_aes_key: Some(SecretString::from(random_alphanumeric(43))),
-            encoding_aes_key_previous: None,
-            push_mode: crate::config::PushMode::Safe,
-            token_mode: TokenMode::Stable,
-        };
-        sim.add_app(SimApp {
-            auth_domain: auth_domain.clone(),
-            unionid_group: Some("sandbox".to_owned()),
-            ..SimApp::for_config(&app, public_url.as_str())
-        });
-        config.apps.push(app);
-    }
-    crate::http::sandbox::register_templates(&sim, "wxsandbox0a000001", "wxsandbox0b000002");
-    let api_key = std::env::var("WXLINK_SANDBOX_API_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| format!("dev_{}", crate::domain::OneTimeCode::generate().expose()));
-    let sha: [u8; 32] = hex::decode(hash_token(&api_key))?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("sha256 length"))?;
-    config.api_keys.push(ApiKey {
-        name: "sandbox".into(),
-        sha256: sha,
-    });
-    // The sandbox's admin pages open with the development key unless one is configured.
-    config.admin.key_sha256.get_or_insert(sha);
-    config.return_to_allow.push(Url::parse(&format!(
-        "{}/sandbox/",
-        public_url.as_str().trim_end_matches('/')
-    ))?);
-    Ok(Sandbox { sim, api_key })
-}
-
-/// The sandbox's storage key when none is configured: kept in `<database file>.storage-key`
-/// so a restarted sandbox still opens the session keys it sealed. An in-memory or
-/// PostgreSQL sandbox gets a fresh key each start (its sealed values then no longer open).
-fn sandbox_storage_key(database_url: &str) -> anyhow::Result<StorageKey> {
-    use sqlx::sqlite::SqliteConnectOptions;
-    use std::str::FromStr;
-    let file = database_url
-        .starts_with("sqlite:")
-        .then(|| SqliteConnectOptions::from_str(database_url).ok())
-        .flatten()
-        .map(|o| o.get_filename().to_owned())
-        .filter(|f| f.as_os_str() != ":memory:" && !database_url.contains("mode=memory"));
-    let Some(db_file) = file else {
-        tracing::warn!(
-            "sandbox without a database file: a fresh storage_key this run (set storage_key to keep one)"
-        );
-        return Ok(StorageKey::generate());
-    };
-    let mut path = db_file.into_os_string();
-    path.push(".storage-key");
-    let path = std::path::PathBuf::from(path);
-    let read = |path: &std::path::Path| -> anyhow::Result<StorageKey> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the sandbox storage key {}", path.display()))?;
-        StorageKey::parse(&text)
-            .map_err(|e| anyhow::anyhow!("sandbox storage key {} {}", path.display(), e.0))
-    };
-    if path.exists() {
-        return read(&path);
-    }
-    let key = StorageKey::generate();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(&path) {
-        Ok(mut f) => {
-            use std::io::Write;
-            f.write_all(key.to_base64().as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            Ok(key)
-        }
-        // Another sandbox process on the same file won the race: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
-        Err(e) => Err(e)
-            .with_context(|| format!("cannot create the sandbox storage key {}", path.display())),
-    }
 }
 
 /// The database URL without a password, for messages.

@@ -432,6 +432,33 @@ impl Config {
     pub fn app(&self, id: &AppId) -> Option<&AppConfig> {
         self.apps.iter().find(|a| &a.id == id)
     }
+
+    /// The configured app a caller named (in a path, a query or a body).
+    pub fn app_named(&self, name: &str) -> Result<&AppConfig, UnknownApp> {
+        app_named(&self.apps, name)
+    }
+}
+
+/// No configured app has the name a caller gave; each boundary answers it its own way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no app named {name:?} is configured")]
+pub struct UnknownApp {
+    /// The name as given, cut to 40 characters: it is echoed back.
+    pub name: String,
+}
+
+/// The one way to find an app by the name a caller gave: a name that is not even a valid
+/// app id names no app.
+pub fn app_named<'a>(
+    apps: impl IntoIterator<Item = &'a AppConfig>,
+    name: &str,
+) -> Result<&'a AppConfig, UnknownApp> {
+    AppId::parse(name)
+        .ok()
+        .and_then(|id| apps.into_iter().find(|a| a.id == id))
+        .ok_or_else(|| UnknownApp {
+            name: name.chars().take(40).collect(),
+        })
 }
 
 /// Each `(setting, value, min, max)` within its range, or an error naming the setting.

@@ -19,7 +19,7 @@ pub struct Context {
     pub clock: Clock,
     pub tokens: crate::token::TokenManager,
     pub outbox: crate::outbox::Outbox,
-    pub sandbox: Option<crate::http::sandbox::Sandbox>,
+    pub sandbox: Option<crate::sandbox::Sandbox>,
     /// Stores incoming WeChat pushes, many per transaction.
     pub push_writer: crate::push::PushWriter,
 }

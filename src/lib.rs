@@ -5,19 +5,22 @@
 //!
 //! - [`config`]: the TOML file and environment, parsed once into typed values.
 //! - [`check`]: `wxlink check`, the read-only look at configuration, database and credentials.
-//! - [`app`]: start-up; binds the listener, opens the store, wires routes, sets up the sandbox.
+//! - [`app`]: start-up; binds the listener, opens the store, wires routes.
+//! - [`sandbox`]: the no-configuration mode: its apps on the built-in simulator, the
+//!   development key, its storage key, the start-up banner, and the page at `/`.
 //! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, OAuthState, ReturnTo...).
 //! - [`link`]: the rules that bind identities to business users.
-//! - [`outbox`]: send by business user id: checks before queueing, the durable outbox, its
-//!   workers, retries and quota holds.
+//! - [`outbox`]: send by business user id: parsed drafts in, typed refusals out; checks
+//!   before queueing, the durable outbox, its workers, retries and quota holds.
 //! - [`login`]: mini-program login (jscode2session): store, seal the session key, bind.
 //! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`).
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
-//! - [`push`]: WeChat's server push: verification, safe-mode crypto, the event log and
-//!   what each event does.
-//! - [`http`]: browser OAuth pages, the backend JSON API, the push endpoint, the sandbox page.
-//! - [`error`]: the error of each HTTP boundary and its single mapping to a response.
+//! - [`push`]: WeChat's server push: verification, safe-mode crypto, its refusals, the event
+//!   log and what each event does.
+//! - [`http`]: browser OAuth pages, the backend JSON API (its wire types and their parsing),
+//!   the push endpoint, the admin pages; [`http::error`]: the error of each HTTP boundary,
+//!   its single mapping to a response, and the catalogue of every error code.
 //! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
 //! - [`clock`]: time with an offset, so tests move time instead of sleeping.
 //! - [`metrics`]: the Prometheus recorder, every series' helper, the gauge sampler.
@@ -33,13 +36,13 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod domain;
-pub mod error;
 pub mod http;
 pub mod link;
 pub mod login;
 pub mod metrics;
 pub mod outbox;
 pub mod push;
+pub mod sandbox;
 pub mod seal;
 pub mod sim;
 pub mod store;

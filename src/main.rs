@@ -56,21 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::build(config, Clock::system()).await?;
             let ctx = app.context().clone();
             if let Some(sb) = &ctx.sandbox {
-                println!(
-                    "wxlink sandbox: SQLite at {}, WeChat simulator at {}sim",
-                    ctx.config.database_url,
-                    app.public_url()
-                );
-                println!(
-                    "  open {} in a browser to try the authorization flow",
-                    app.public_url()
-                );
-                println!("  development API key: {}", sb.api_key);
-                println!(
-                    "  API reference: {}api/docs/; admin pages: {}admin (any user name, the API key as password)",
-                    app.public_url(),
-                    app.public_url()
-                );
+                println!("{}", sb.banner(&ctx.config.database_url, app.public_url()));
             } else {
                 tracing::info!(url = %app.public_url(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
             }

@@ -286,13 +286,13 @@ async fn the_error_schema_is_what_the_api_answers() {
     let app = TestApp::spawn().await;
     let r = app.api_get("/api/v1/users/nobody-here").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let body: wxlink::error::ErrorBody = r.json().await.expect("an ErrorBody");
+    let body: wxlink::http::error::ErrorBody = r.json().await.expect("an ErrorBody");
     assert_eq!(body.error.code, "user_not_found");
 
     let r = app
         .api_post("/api/v1/users/42/messages", json!({"channel": "template"}))
         .await;
-    let body: wxlink::error::ErrorBody = r.json().await.expect("an ErrorBody");
+    let body: wxlink::http::error::ErrorBody = r.json().await.expect("an ErrorBody");
     assert_eq!(body.error.code, "invalid_body");
 }
 

@@ -401,6 +401,21 @@ pub struct Payload {
     pub emphasis_keyword: Option<String>,
 }
 
+impl Payload {
+    /// The data alone; the channel's fields are added to it.
+    pub fn new(data: MessageData) -> Self {
+        Self {
+            data,
+            url: None,
+            miniprogram: None,
+            page: None,
+            miniprogram_state: None,
+            lang: None,
+            emphasis_keyword: None,
+        }
+    }
+}
+
 /// The placeholder names of a template's content: `{{thing1.DATA}}` -> `thing1`.
 pub fn template_placeholders(content: &str) -> Vec<String> {
     let mut names = Vec::new();

@@ -1,18 +1,20 @@
 //! The HTTP surfaces, one module per audience: browser OAuth pages, the backend JSON API
-//! (with its OpenAPI document), WeChat's server push, the sandbox page, and `/metrics` and
-//! the admin pages for operators. The root only merges them; the shared layers (request
-//! ids, tracing, rate limits) are added in `app.rs`.
+//! (with its OpenAPI document), WeChat's server push, and `/metrics` and the admin pages
+//! for operators; [`error`] holds each one's error, its mapping to a response, and the
+//! catalogue of codes. The root only merges them; the sandbox's pages
+//! ([`crate::sandbox::pages`]) and the shared layers (request ids, tracing, rate limits)
+//! are added in `app.rs`.
 
 pub mod admin;
 pub mod api;
+pub mod error;
 pub mod metrics;
 pub mod oauth;
 pub mod push;
 pub mod ratelimit;
-pub mod sandbox;
 
 use crate::context::Ctx;
-use crate::error::{ApiError, Page};
+use crate::http::error::{ApiError, ErrorCode, Page};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -20,9 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-/// The routes a browser visits; the caller wraps them in the session layer.
+/// The OAuth routes a browser visits; the caller wraps them in the session layer.
 pub fn browser_router() -> Router<Ctx> {
-    oauth::router().merge(sandbox::router())
+    oauth::router()
 }
 
 /// Everything, given the browser routes already wrapped in their session layer.
@@ -62,8 +64,8 @@ async fn livez() -> axum::Json<serde_json::Value> {
 
 async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/api/") {
-        ApiError::not_found(
-            "no_such_route",
+        ApiError::new(
+            ErrorCode::NoSuchRoute,
             format!("no route {} {}", req.method(), req.uri().path()),
         )
         .into_response()

@@ -14,7 +14,7 @@
 //! answers (a page for browsers, plain text for WeChat).
 
 use crate::config::{Limit, RateLimitSettings};
-use crate::error::Page;
+use crate::http::error::Page;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;

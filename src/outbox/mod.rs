@@ -10,7 +10,13 @@
 pub mod accept;
 mod attempt;
 pub mod auto;
+pub mod draft;
+pub mod refusal;
 pub mod templates;
+
+pub use accept::Accepted;
+pub use draft::{AutoDraft, Idempotency, MessageDraft};
+pub use refusal::Refusal;
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, OutboxSettings};

@@ -5,7 +5,7 @@
 use super::event::Envelope;
 use super::xml::{self, Node};
 use crate::config::{AppConfig, PushMode};
-use crate::error::PushError;
+use super::refusal::Refusal;
 use crate::wechat::crypto::{MessageCrypto, signature, signature_matches};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -36,48 +36,45 @@ pub struct Inbound {
     pub signature: String,
 }
 
-fn required<'a>(v: &'a Option<String>, name: &'static str) -> Result<&'a str, PushError> {
+fn required<'a>(v: &'a Option<String>, name: &'static str) -> Result<&'a str, Refusal> {
     match v.as_deref() {
         Some(s) if !s.is_empty() => Ok(s),
-        _ => Err(PushError::bad_request(
-            "missing_parameter",
-            format!("the query has no `{name}`"),
-        )),
+        _ => Err(Refusal::MissingParameter(name)),
     }
 }
 
-fn token(app: &AppConfig) -> Result<&str, PushError> {
+fn token(app: &AppConfig) -> Result<&str, Refusal> {
     app.push_token
         .as_ref()
         .map(|t| t.expose_secret())
-        .ok_or_else(|| PushError::NotConfigured(app.id.clone()))
+        .ok_or_else(|| Refusal::NotConfigured(app.id.clone()))
 }
 
 /// The timestamp and nonce, checked for shape (not yet for freshness).
-fn stamp(q: &PushQuery) -> Result<(&str, i64, &str), PushError> {
+fn stamp(q: &PushQuery) -> Result<(&str, i64, &str), Refusal> {
     let ts_text = required(&q.timestamp, "timestamp")?;
     let nonce = required(&q.nonce, "nonce")?;
     let ts = ts_text
         .parse::<i64>()
         .ok()
         .filter(|_| ts_text.len() <= 12)
-        .ok_or_else(|| PushError::bad_request("bad_timestamp", "timestamp is not a number"))?;
+        .ok_or(Refusal::BadTimestamp)?;
     if nonce.len() > 64 {
-        return Err(PushError::bad_request("bad_nonce", "nonce is too long"));
+        return Err(Refusal::BadNonce);
     }
     Ok((ts_text, ts, nonce))
 }
 
-fn check_signature(expected: &str, received: &str) -> Result<(), PushError> {
+fn check_signature(expected: &str, received: &str) -> Result<(), Refusal> {
     if signature_matches(expected, &received.to_ascii_lowercase()) {
         Ok(())
     } else {
-        Err(PushError::BadSignature)
+        Err(Refusal::BadSignature)
     }
 }
 
 /// `GET` verification: the `echostr` to echo, only for a valid signature.
-pub fn verify_echo<'q>(app: &AppConfig, q: &'q PushQuery) -> Result<&'q str, PushError> {
+pub fn verify_echo<'q>(app: &AppConfig, q: &'q PushQuery) -> Result<&'q str, Refusal> {
     let token = token(app)?;
     let (ts_text, _, nonce) = stamp(q)?;
     let sig = required(&q.signature, "signature")?;
@@ -93,20 +90,17 @@ pub fn open(
     body: &[u8],
     now: i64,
     window_secs: i64,
-) -> Result<Inbound, PushError> {
+) -> Result<Inbound, Refusal> {
     let token = token(app)?;
     let (ts_text, ts, nonce) = stamp(q)?;
     let body = std::str::from_utf8(body)
-        .map_err(|_| PushError::bad_request("not_utf8", "the body is not UTF-8"))?;
-    let outer = xml::parse(body).map_err(|e| PushError::bad_request("malformed_xml", e.0))?;
+        .map_err(|_| Refusal::NotUtf8)?;
+    let outer = xml::parse(body).map_err(|e| Refusal::MalformedXml(e.0))?;
     let encrypted = match q.encrypt_type.as_deref() {
         Some("aes") => true,
         None | Some("") | Some("raw") => false,
         Some(_) => {
-            return Err(PushError::bad_request(
-                "bad_encrypt_type",
-                "encrypt_type must be aes",
-            ));
+            return Err(Refusal::BadEncryptType);
         }
     };
 
@@ -116,33 +110,26 @@ pub fn open(
             .field("Encrypt")
             .map(str::trim)
             .filter(|e| !e.is_empty())
-            .ok_or_else(|| {
-                PushError::bad_request("missing_encrypt", "the body has no <Encrypt>")
-            })?;
+            .ok_or(Refusal::MissingEncrypt)?;
         check_signature(&signature(&[token, ts_text, nonce, encrypt]), msg_sig)?;
         if let Some(sig) = q.signature.as_deref().filter(|s| !s.is_empty()) {
             check_signature(&signature(&[token, ts_text, nonce]), sig)?;
         }
         fresh(ts, now, window_secs)?;
         let xml = decrypt(app, encrypt)?;
-        let root = xml::parse(&xml).map_err(|e| {
-            PushError::bad_request("malformed_xml", format!("decrypted message: {}", e.0))
-        })?;
+        let root = xml::parse(&xml)
+            .map_err(|e| Refusal::MalformedXml(format!("decrypted message: {}", e.0)))?;
         (xml, root, msg_sig.to_ascii_lowercase())
     } else {
         let sig = required(&q.signature, "signature")?;
         check_signature(&signature(&[token, ts_text, nonce]), sig)?;
         if app.push_mode == PushMode::Safe {
-            return Err(PushError::bad_request(
-                "encryption_required",
-                "this app is configured for safe mode: pushes must be encrypted",
-            ));
+            return Err(Refusal::EncryptionRequired);
         }
         fresh(ts, now, window_secs)?;
         (body.to_owned(), outer, sig.to_ascii_lowercase())
     };
-    let envelope =
-        Envelope::read(&root).map_err(|e| PushError::bad_request("malformed_push", e))?;
+    let envelope = Envelope::read(&root).map_err(Refusal::MalformedPush)?;
     Ok(Inbound {
         xml,
         root,
@@ -154,9 +141,9 @@ pub fn open(
     })
 }
 
-fn fresh(ts: i64, now: i64, window_secs: i64) -> Result<(), PushError> {
+fn fresh(ts: i64, now: i64, window_secs: i64) -> Result<(), Refusal> {
     if (now - ts).abs() > window_secs {
-        return Err(PushError::StaleTimestamp {
+        return Err(Refusal::StaleTimestamp {
             timestamp: ts,
             window_secs,
         });
@@ -166,13 +153,10 @@ fn fresh(ts: i64, now: i64, window_secs: i64) -> Result<(), PushError> {
 
 /// Decrypts with the current key, then the previous one (key rotation). The current key's
 /// error is the one reported.
-fn decrypt(app: &AppConfig, encrypt: &str) -> Result<String, PushError> {
+fn decrypt(app: &AppConfig, encrypt: &str) -> Result<String, Refusal> {
     let appid = app.wechat.appid.as_str();
     let Some(current) = &app.encoding_aes_key else {
-        return Err(PushError::bad_request(
-            "no_encoding_aes_key",
-            "an encrypted push arrived but this app has no encoding_aes_key",
-        ));
+        return Err(Refusal::NoEncodingAesKey);
     };
     let first = MessageCrypto::new(current.expose_secret())?.decrypt(encrypt, appid);
     match (first, &app.encoding_aes_key_previous) {
@@ -205,5 +189,3 @@ pub fn encrypted_reply(
     )
 }
 
-#[cfg(test)]
-mod tests;

@@ -9,16 +9,17 @@
 pub mod event;
 pub mod handle;
 pub mod inbound;
+pub mod refusal;
 pub mod settings;
 pub mod writer;
 pub mod xml;
 
 pub use handle::{HandleJob, apply, handle_batch, spawn_sweeper, sweep_once};
+pub use refusal::{ReceiveError, Refusal};
 pub use writer::PushWriter;
 
 use crate::config::AppConfig;
 use crate::context::Ctx;
-use crate::error::PushError;
 use crate::store::{NewPush, Recorded};
 use event::PushEvent;
 use inbound::PushQuery;
@@ -41,7 +42,7 @@ pub async fn receive(
     app: &AppConfig,
     q: &PushQuery,
     body: &[u8],
-) -> Result<Receipt, PushError> {
+) -> Result<Receipt, ReceiveError> {
     let now = ctx.clock.now();
     let p = inbound::open(app, q, body, now, ctx.config.push.timestamp_window_secs)?;
     let env = p.envelope;
@@ -72,7 +73,7 @@ pub async fn receive(
         })
         .await?;
     match recorded {
-        Recorded::Replayed => Err(PushError::Replayed),
+        Recorded::Replayed => Err(Refusal::Replayed.into()),
         Recorded::Duplicate => Ok(Receipt::Duplicate),
         Recorded::New(id) => {
             if let Ok(event) = typed

@@ -16,7 +16,7 @@ mod pushes;
 mod users;
 
 use crate::context::Ctx;
-use crate::error::Page;
+use crate::http::error::Page;
 use askama::Template;
 use axum::Router;
 use axum::extract::FromRequestParts;

@@ -3,7 +3,7 @@
 
 use super::{Admin, bad_request, beijing, beijing_ms, render};
 use crate::context::Ctx;
-use crate::domain::{AppId, Channel, MessageStatus};
+use crate::domain::{Channel, MessageStatus};
 use crate::store::{Message, MessageFilter};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -110,9 +110,9 @@ pub(super) async fn list(
     };
     let app = match f.app.as_str() {
         "" => None,
-        a => match AppId::parse(a).ok().filter(|id| ctx.app(id).is_some()) {
-            Some(id) => Some(id),
-            None => return bad_request("app: no such app is configured"),
+        a => match ctx.config.app_named(a) {
+            Ok(app) => Some(app.id.clone()),
+            Err(_) => return bad_request("app: no such app is configured"),
         },
     };
     let channel = match f.channel.as_str() {
@@ -135,7 +135,7 @@ pub(super) async fn list(
     };
     let messages = match ctx.store.admin_messages(&filter).await {
         Ok(m) => m,
-        Err(e) => return crate::error::Page::from(e).into_response(),
+        Err(e) => return crate::http::error::Page::from(e).into_response(),
     };
     let older = (messages.len() as i64 == PAGE_SIZE)
         .then(|| messages.last())
@@ -201,7 +201,7 @@ pub(super) async fn message(
     let m = match ctx.store.message(&id).await {
         Ok(Some(m)) => m,
         Ok(None) => {
-            return crate::error::Page::new(
+            return crate::http::error::Page::new(
                 StatusCode::NOT_FOUND,
                 "admin_message_not_found",
                 "没有这条消息 / No such message",
@@ -210,7 +210,7 @@ pub(super) async fn message(
             .link("/admin/outbox", "Outbox")
             .into_response();
         }
-        Err(e) => return crate::error::Page::from(e).into_response(),
+        Err(e) => return crate::http::error::Page::from(e).into_response(),
     };
     let hold = if m.status == MessageStatus::Queued {
         match ctx
@@ -219,7 +219,7 @@ pub(super) async fn message(
             .await
         {
             Ok(h) => h.map(|(until, reason)| format!("held until {}: {reason}", beijing_ms(until))),
-            Err(e) => return crate::error::Page::from(e).into_response(),
+            Err(e) => return crate::http::error::Page::from(e).into_response(),
         }
     } else {
         None

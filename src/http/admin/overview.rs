@@ -54,7 +54,7 @@ struct OverviewPage {
 pub(super) async fn page(_admin: Admin, State(ctx): State<Ctx>) -> Response {
     match build(&ctx).await {
         Ok(p) => render(&p),
-        Err(e) => crate::error::Page::from(e).into_response(),
+        Err(e) => crate::http::error::Page::from(e).into_response(),
     }
 }
 

@@ -3,7 +3,6 @@
 
 use super::{Admin, bad_request, beijing, render};
 use crate::context::Ctx;
-use crate::domain::AppId;
 use crate::store::{PushFilter, StoredEvent};
 use askama::Template;
 use axum::extract::{Query, State};
@@ -86,9 +85,9 @@ pub(super) async fn list(
     };
     let app = match f.app.as_str() {
         "" => None,
-        a => match AppId::parse(a).ok().filter(|id| ctx.app(id).is_some()) {
-            Some(id) => Some(id),
-            None => return bad_request("app: no such app is configured"),
+        a => match ctx.config.app_named(a) {
+            Ok(app) => Some(app.id.clone()),
+            Err(_) => return bad_request("app: no such app is configured"),
         },
     };
     if f.kind.len() > 64 {
@@ -109,7 +108,7 @@ pub(super) async fn list(
     };
     let pushes = match ctx.store.admin_pushes(&filter).await {
         Ok(p) => p,
-        Err(e) => return crate::error::Page::from(e).into_response(),
+        Err(e) => return crate::http::error::Page::from(e).into_response(),
     };
     let older = (pushes.len() as i64 == PAGE_SIZE)
         .then(|| pushes.last())

@@ -101,7 +101,7 @@ pub(super) async fn page(
     }
     match build(&ctx, q).await {
         Ok(p) => render(&p),
-        Err(e) => crate::error::Page::from(e).into_response(),
+        Err(e) => crate::http::error::Page::from(e).into_response(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! The document's paths come from the `#[utoipa::path]` annotations on the handlers, which
 //! are registered with utoipa-axum's `routes!` (see [`super::routes`]); this module only
 //! adds what belongs to the whole API: its description, the bearer security scheme, the
-//! error schema and the answers every route may give.
+//! error schema, and the routes' error answers, described from the catalogue of codes.
 //!
 //! `GET /api/v1/openapi.json` and the Swagger UI at `/api/docs` need no API key: the
 //! document describes routes and shapes, never data, and a backend developer should be
@@ -11,11 +11,14 @@
 //! need one (the Authorize button).
 
 use crate::context::Ctx;
-use crate::error::ErrorBody;
+use crate::http::error::{ErrorBody, ErrorCode};
 use axum::Router;
-use utoipa::openapi::OpenApi as Document;
+use std::collections::BTreeMap;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 /// Where the document is served.
@@ -27,7 +30,7 @@ pub const SWAGGER_UI_PATH: &str = "/api/docs";
 #[openapi(
     info(
         title = "wxlink backend API",
-        description = "Links WeChat identities to your user ids, hands out each app's global access token, and sends WeChat notifications by business user id.\n\nEvery route wants `Authorization: Bearer <api key>` (`[[api_keys]]` in the configuration; the sandbox prints a development key). Bodies are JSON. Errors are `{\"error\":{\"code\",\"message\",...}}` with a stable `code`; the README lists them all."
+        description = "Links WeChat identities to your user ids, hands out each app's global access token, and sends WeChat notifications by business user id.\n\nEvery route wants `Authorization: Bearer <api key>` (`[[api_keys]]` in the configuration; the sandbox prints a development key). Bodies are JSON. Errors are `{\"error\":{\"code\",\"message\",...}}` with a stable `code`; each route's answers below list the codes it may give, and the README's table lists them all."
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth),
@@ -63,33 +66,66 @@ impl Modify for BearerAuth {
     }
 }
 
-/// Answers any route may give besides its own.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum CommonErrors {
-    /// `missing_api_key` (no `Authorization: Bearer`) or `invalid_api_key`
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// `database_unavailable`: the database cannot be reached (the message names the
-    /// cause); try again shortly
-    #[response(status = 503)]
-    Unavailable(ErrorBody),
-    /// `internal_error`: the cause is in the service's log only
-    #[response(status = 500)]
-    Internal(ErrorBody),
+/// Codes any route may answer besides its own.
+const COMMON: [ErrorCode; 4] = [
+    ErrorCode::MissingApiKey,
+    ErrorCode::InvalidApiKey,
+    ErrorCode::InternalError,
+    ErrorCode::DatabaseUnavailable,
+];
+
+/// A route's error answers, one per status, each describing its codes from the catalogue:
+/// the route's own `codes` and the [`COMMON`] ones.
+pub(crate) fn error_responses(codes: &[ErrorCode]) -> BTreeMap<String, RefOr<Response>> {
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for &code in codes.iter().chain(&COMMON) {
+        let listed = by_status.entry(code.status().as_u16()).or_default();
+        if !listed.contains(&code) {
+            listed.push(code);
+        }
+    }
+    by_status
+        .into_iter()
+        .map(|(status, codes)| {
+            let description = codes
+                .iter()
+                .map(|c| format!("- `{}`: {}", c.code(), c.meaning()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
 }
 
-/// Answers of routes that take a JSON body, about the body itself.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum BodyErrors {
-    /// `body_too_large`: over `max_body_bytes`
-    #[response(status = 413)]
-    TooLarge(ErrorBody),
-    /// `unsupported_media_type`: send `Content-Type: application/json`
-    #[response(status = 415)]
-    UnsupportedMediaType(ErrorBody),
+/// Declares a route's error answers from the catalogue, for its `responses(...)`:
+/// `api_errors!(SendErrors: InvalidBody, NoIdentity);`.
+macro_rules! api_errors {
+    ($name:ident: $($code:ident),+ $(,)?) => {
+        /// The route's error answers (see [`crate::http::api::doc::error_responses`]).
+        struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                $crate::http::api::doc::error_responses(&[
+                    $($crate::http::error::ErrorCode::$code),+
+                ])
+            }
+        }
+    };
 }
+pub(crate) use api_errors;
 
 /// `GET /api/v1/openapi.json` and the Swagger UI under `/api/docs/`.
 pub fn router(openapi: Document) -> Router<Ctx> {

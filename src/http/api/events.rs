@@ -1,9 +1,9 @@
 //! `GET /api/v1/apps/{app}/events`: what WeChat pushed, with what became of it.
 
-use super::doc::CommonErrors;
+use super::doc::api_errors;
 use super::{AppPath, Caller, known_app};
 use crate::context::Ctx;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{EventFilter, StoredEvent};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -53,6 +53,10 @@ struct EventsBody {
     next_after: Option<i64>,
 }
 
+api_errors!(ListEventsErrors:
+    InvalidQuery, UnknownApp,
+);
+
 /// What WeChat pushed to this app (delivery reports, follows, subscription choices,
 /// messages), oldest first, with what became of each.
 #[utoipa::path(
@@ -62,9 +66,7 @@ struct EventsBody {
     params(AppPath, ListQuery),
     responses(
         (status = 200, description = "One page", body = EventsBody),
-        (status = 400, description = "`invalid_query`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`", body = ErrorBody),
-        CommonErrors,
+        ListEventsErrors,
     )
 )]
 async fn list(
@@ -74,11 +76,11 @@ async fn list(
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventsBody>, ApiError> {
     let app = known_app(&ctx, &app)?;
-    let Query(q) = q.map_err(|e| ApiError::invalid("invalid_query", e.body_text()))?;
+    let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::invalid(
-            "invalid_query",
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
             format!("limit must be 1..={MAX_LIMIT}"),
         ));
     }

@@ -1,11 +1,11 @@
 //! What a person allowed: subscribe-message acceptances, legacy form ids, muted categories.
 
-use super::doc::{BodyErrors, CommonErrors};
+use super::doc::api_errors;
 use super::{ApiJson, Caller, UserPath, parse_user};
 use crate::config::AppConfig;
 use crate::context::Ctx;
 use crate::domain::{AppId, Category, Channel, OpenId, TemplateId, UserId};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::store::FormIdKind;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,8 +39,8 @@ async fn mini_program_identity<'a>(
         .user_identity(user, &app.id)
         .await?
         .ok_or_else(|| {
-            ApiError::not_found(
-                "no_identity",
+            ApiError::new(
+                ErrorCode::NoIdentity,
                 format!("user {user} has no identity in app {}", app.id),
             )
             .with_details(json!({ "app": app.id }))
@@ -86,6 +86,11 @@ fn one() -> i64 {
     1
 }
 
+api_errors!(AddSubscriptionErrors:
+    InvalidJson, InvalidBody, InvalidUserId, InvalidTemplateId, AppRequired, NoAppForChannel,
+    AppChannelMismatch, InvalidCount, UnknownApp, NoIdentity, BodyTooLarge, UnsupportedMediaType,
+);
+
 /// Records subscribe-message acceptances the person made in the mini-program
 /// (`wx.requestSubscribeMessage`).
 #[utoipa::path(
@@ -96,10 +101,7 @@ fn one() -> i64 {
     request_body = SubscriptionRequest,
     responses(
         (status = 201, description = "The ledger line after the addition", body = SubscriptionBody),
-        (status = 400, description = "`invalid_user_id`, `invalid_template_id`, `invalid_count`, `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `invalid_json`, `invalid_body`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`; `no_identity` (the user has no identity in that app: `app`)", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        AddSubscriptionErrors,
     )
 )]
 async fn add_subscription(
@@ -110,10 +112,10 @@ async fn add_subscription(
 ) -> Result<(StatusCode, Json<SubscriptionBody>), ApiError> {
     let user = parse_user(&user_id)?;
     let template = TemplateId::parse(&req.template_id)
-        .map_err(|e| ApiError::invalid("invalid_template_id", e.0))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidTemplateId, e.0))?;
     if !(0..=MAX_COUNT).contains(&req.count) || (req.count == 0 && !req.long_term) {
-        return Err(ApiError::invalid(
-            "invalid_count",
+        return Err(ApiError::new(
+            ErrorCode::InvalidCount,
             format!("count must be from 1 to {MAX_COUNT} (or 0 with long_term)"),
         ));
     }
@@ -142,6 +144,10 @@ async fn add_subscription(
     ))
 }
 
+api_errors!(ListSubscriptionsErrors:
+    InvalidUserId,
+);
+
 /// The user's subscription ledger in every app.
 #[utoipa::path(
     get,
@@ -150,8 +156,7 @@ async fn add_subscription(
     params(UserPath),
     responses(
         (status = 200, description = "Every ledger line of the user's identities (empty for an unknown user)", body = SubscriptionsBody),
-        (status = 400, description = "`invalid_user_id`", body = ErrorBody),
-        CommonErrors,
+        ListSubscriptionsErrors,
     )
 )]
 async fn list_subscriptions(
@@ -202,6 +207,11 @@ struct FormIdBody {
     expires_at: i64,
 }
 
+api_errors!(AddFormIdErrors:
+    InvalidJson, InvalidBody, InvalidUserId, AppRequired, NoAppForChannel, AppChannelMismatch,
+    InvalidFormId, UnknownApp, NoIdentity, BodyTooLarge, UnsupportedMediaType,
+);
+
 /// Stores a legacy form_id (one send) or prepay_id (three sends), each valid 7 days.
 #[utoipa::path(
     post,
@@ -211,10 +221,7 @@ struct FormIdBody {
     request_body = FormIdRequest,
     responses(
         (status = 201, description = "Stored", body = FormIdBody),
-        (status = 400, description = "`invalid_user_id`, `invalid_body` (not exactly one of the two), `invalid_form_id`, `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `invalid_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`; `no_identity` (`app`)", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        AddFormIdErrors,
     )
 )]
 async fn add_form_id(
@@ -228,15 +235,15 @@ async fn add_form_id(
         (Some(f), None) => (f, FormIdKind::Form),
         (None, Some(p)) => (p, FormIdKind::Prepay),
         _ => {
-            return Err(ApiError::invalid(
-                "invalid_body",
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
                 "send exactly one of form_id and prepay_id",
             ));
         }
     };
     if id.is_empty() || id.len() > 128 || !id.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ApiError::invalid(
-            "invalid_form_id",
+        return Err(ApiError::new(
+            ErrorCode::InvalidFormId,
             "a form_id or prepay_id is 1 to 128 printable ASCII characters",
         ));
     }
@@ -272,6 +279,10 @@ struct PreferencesBody {
     muted: Vec<Category>,
 }
 
+api_errors!(SetPreferencesErrors:
+    InvalidJson, InvalidBody, InvalidUserId, InvalidCategory, BodyTooLarge, UnsupportedMediaType,
+);
+
 /// Replaces the categories the user muted; a send in a muted `category` is refused.
 #[utoipa::path(
     put,
@@ -281,9 +292,7 @@ struct PreferencesBody {
     request_body = Preferences,
     responses(
         (status = 200, description = "The muted categories now", body = PreferencesBody),
-        (status = 400, description = "`invalid_user_id`, `invalid_category`, `invalid_json`, `invalid_body`", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        SetPreferencesErrors,
     )
 )]
 async fn set_preferences(
@@ -298,12 +307,16 @@ async fn set_preferences(
         .iter()
         .map(|c| Category::parse(c))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError::invalid("invalid_category", e.0))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidCategory, e.0))?;
     ctx.store.set_muted(&user, &muted, ctx.clock.now()).await?;
     Ok(Json(PreferencesBody {
         muted: ctx.store.muted(&user).await?,
     }))
 }
+
+api_errors!(GetPreferencesErrors:
+    InvalidUserId,
+);
 
 /// The categories the user muted.
 #[utoipa::path(
@@ -313,8 +326,7 @@ async fn set_preferences(
     params(UserPath),
     responses(
         (status = 200, description = "The muted categories (empty when none)", body = PreferencesBody),
-        (status = 400, description = "`invalid_user_id`", body = ErrorBody),
-        CommonErrors,
+        GetPreferencesErrors,
     )
 )]
 async fn get_preferences(

@@ -1,11 +1,11 @@
 //! `POST /api/v1/login-codes/redeem`: a backend turns the `wxlink_code` it received on its
 //! return_to URL into the person's identity.
 
-use super::doc::{BodyErrors, CommonErrors};
+use super::doc::api_errors;
 use super::{ApiJson, Caller};
 use crate::context::Ctx;
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId, hash_token};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::store::CodeProblem;
 use crate::wechat::types::UserInfo;
 use axum::Json;
@@ -39,6 +39,11 @@ struct RedeemedBody {
     profile: Option<UserInfo>,
 }
 
+api_errors!(RedeemErrors:
+    InvalidJson, InvalidBody, IdentityGone, LoginCodeUnknown, LoginCodeUsed, LoginCodeExpired,
+    BodyTooLarge, UnsupportedMediaType,
+);
+
 /// Exchanges the one-time `wxlink_code` from a callback for the person's identity.
 #[utoipa::path(
     post,
@@ -47,11 +52,7 @@ struct RedeemedBody {
     request_body = RedeemRequest,
     responses(
         (status = 200, description = "The identity", body = RedeemedBody),
-        (status = 400, description = "`invalid_json`, `invalid_body`", body = ErrorBody),
-        (status = 404, description = "`login_code_unknown`; `identity_gone`", body = ErrorBody),
-        (status = 410, description = "`login_code_used`, `login_code_expired`", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        RedeemErrors,
     )
 )]
 async fn redeem(
@@ -67,27 +68,27 @@ async fn redeem(
     {
         Ok(v) => v,
         Err(CodeProblem::Unknown) => {
-            return Err(ApiError::not_found(
-                "login_code_unknown",
+            return Err(ApiError::new(
+                ErrorCode::LoginCodeUnknown,
                 "no such login code",
             ));
         }
         Err(CodeProblem::Used) => {
-            return Err(ApiError::Gone {
-                code: "login_code_used",
-                message: "this login code has already been redeemed".into(),
-            });
+            return Err(ApiError::new(
+                ErrorCode::LoginCodeUsed,
+                "this login code has already been redeemed",
+            ));
         }
         Err(CodeProblem::Expired) => {
-            return Err(ApiError::Gone {
-                code: "login_code_expired",
-                message: "this login code has expired".into(),
-            });
+            return Err(ApiError::new(
+                ErrorCode::LoginCodeExpired,
+                "this login code has expired",
+            ));
         }
     };
     let identity = ctx.store.identity(&app, &openid).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "identity_gone",
+        ApiError::new(
+            ErrorCode::IdentityGone,
             "the identity behind this code no longer exists",
         )
     })?;

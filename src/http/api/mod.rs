@@ -13,8 +13,8 @@ mod tokens;
 mod users;
 
 use crate::context::Ctx;
-use crate::domain::{AppId, UserId};
-use crate::error::ApiError;
+use crate::domain::UserId;
+use crate::http::error::{ApiError, ErrorCode};
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
@@ -79,15 +79,12 @@ impl FromRequestParts<Ctx> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, ApiError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::Unauthorized {
-                code: "missing_api_key",
-                message: "send the API key as `Authorization: Bearer <key>`".into(),
-            });
+            return Err(ApiError::new(
+                ErrorCode::MissingApiKey,
+                "send the API key as `Authorization: Bearer <key>`",
+            ));
         };
-        let invalid = || ApiError::Unauthorized {
-            code: "invalid_api_key",
-            message: "the API key is not valid".into(),
-        };
+        let invalid = || ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid");
         let key = value
             .to_str()
             .ok()
@@ -127,18 +124,22 @@ impl<T: DeserializeOwned> FromRequest<Ctx> for ApiJson<T> {
 
 fn json_rejection(r: JsonRejection, limit: usize) -> ApiError {
     match r {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType(
-            "send the body as JSON with `Content-Type: application/json`".into(),
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with `Content-Type: application/json`",
         ),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge { limit },
-        JsonRejection::JsonDataError(e) => ApiError::invalid("invalid_body", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => ApiError::invalid("invalid_json", e.body_text()),
-        other => ApiError::invalid("invalid_body", other.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("request body is larger than {limit} bytes"),
+        ),
+        JsonRejection::JsonDataError(e) => ApiError::new(ErrorCode::InvalidBody, e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::new(ErrorCode::InvalidJson, e.body_text()),
+        other => ApiError::new(ErrorCode::InvalidBody, other.body_text()),
     }
 }
 
 pub(crate) fn parse_user(s: &str) -> Result<UserId, ApiError> {
-    UserId::parse(s).map_err(|e| ApiError::invalid("invalid_user_id", e.0))
+    UserId::parse(s).map_err(|e| ApiError::new(ErrorCode::InvalidUserId, e.0))
 }
 
 /// A configured app by name, or 404.
@@ -146,16 +147,11 @@ pub(crate) fn known_app<'a>(
     ctx: &'a Ctx,
     s: &str,
 ) -> Result<&'a crate::config::AppConfig, ApiError> {
-    AppId::parse(s)
-        .ok()
-        .and_then(|id| ctx.app(&id))
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "unknown_app",
-                format!(
-                    "no app named {:?} is configured",
-                    s.chars().take(40).collect::<String>()
-                ),
-            )
-        })
+    Ok(ctx.config.app_named(s)?)
+}
+
+impl From<crate::config::UnknownApp> for ApiError {
+    fn from(e: crate::config::UnknownApp) -> Self {
+        ApiError::new(ErrorCode::UnknownApp, e.to_string())
+    }
 }

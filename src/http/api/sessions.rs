@@ -1,16 +1,15 @@
 //! `POST /api/v1/apps/{app}/sessions`: mini-program login. The backend passes the code of
 //! `wx.login` (and the business user id when it knows it) and learns who the person is.
 
-use super::doc::{BodyErrors, CommonErrors};
+use super::doc::api_errors;
 use super::{ApiJson, AppPath, Caller, known_app, parse_user};
 use crate::context::Ctx;
 use crate::domain::{AppId, OpenId, UnionId, UserId};
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::login::{self, LoginError};
 use crate::wechat::{ErrCode, WechatError};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -45,6 +44,12 @@ struct SessionBody {
     unionid: Option<UnionId>,
 }
 
+api_errors!(CreateSessionErrors:
+    InvalidJson, InvalidBody, InvalidUserId, NotMiniProgram, JsCodeInvalid, UserBlocked,
+    UnknownApp, IdentityConflict, JsCodeUsed, BodyTooLarge, UnsupportedMediaType, LoginRateLimited,
+    WechatError, WechatRefused, StorageKeyMissing,
+);
+
 /// Mini-program login: exchanges the `wx.login` code at jscode2session, stores the
 /// identity, and binds it to `user_id` or finds its user through the openid or unionid.
 #[utoipa::path(
@@ -55,16 +60,7 @@ struct SessionBody {
     request_body = SessionRequest,
     responses(
         (status = 200, description = "The person", body = SessionBody),
-        (status = 400, description = "`js_code_invalid` (40029, also for a malformed code), `not_mini_program`, `invalid_user_id`, `invalid_json`, `invalid_body`", body = ErrorBody),
-        (status = 403, description = "`user_blocked` (40226)", body = ErrorBody),
-        (status = 404, description = "`unknown_app`", body = ErrorBody),
-        (status = 409, description = "`identity_conflict`: bound to another user (`existing_user_id`, `requested_user_id`, `via`), or a unionid split between several (`user_ids`)", body = ErrorBody),
-        (status = 410, description = "`js_code_used` (40163)", body = ErrorBody),
-        (status = 429, description = "`login_rate_limited` (45011), with `Retry-After: 60`", body = ErrorBody),
-        (status = 502, description = "`wechat_refused` (credentials or IP, with `errcode`), `wechat_error`", body = ErrorBody),
-        (status = 503, description = "`storage_key_missing`, `database_unavailable`", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        CreateSessionErrors,
     )
 )]
 async fn create_session(
@@ -80,8 +76,8 @@ async fn create_session(
         || js_code.len() > MAX_JS_CODE_LEN
         || !js_code.chars().all(|c| c.is_ascii_graphic())
     {
-        return Err(ApiError::invalid(
-            "js_code_invalid",
+        return Err(ApiError::new(
+            ErrorCode::JsCodeInvalid,
             "js_code must be the code wx.login returned (1 to 128 visible ASCII characters)",
         ));
     }
@@ -99,25 +95,23 @@ async fn create_session(
 /// The one mapping of login failures to API answers.
 fn login_error(e: LoginError) -> ApiError {
     match e {
-        LoginError::NotMiniProgram(app) => ApiError::invalid(
-            "not_mini_program",
+        LoginError::NotMiniProgram(app) => ApiError::new(
+            ErrorCode::NotMiniProgram,
             format!("app {app} is an Official Account; sessions need a mini_program app"),
         ),
-        LoginError::Conflict { conflict, login } => ApiError::Conflict {
-            code: "identity_conflict",
-            message: conflict.message(),
-            details: json!({
+        LoginError::Conflict { conflict, login } => {
+            ApiError::new(ErrorCode::IdentityConflict, conflict.message()).with_details(json!({
                 "existing_user_id": conflict.existing,
                 "requested_user_id": conflict.requested,
                 "via": conflict.via,
                 "app": login.app,
                 "openid": login.openid,
                 "unionid": login.unionid,
-            }),
-        },
-        LoginError::Ambiguous { users, login } => ApiError::Conflict {
-            code: "identity_conflict",
-            message: format!(
+            }))
+        }
+        LoginError::Ambiguous { users, login } => ApiError::new(
+            ErrorCode::IdentityConflict,
+            format!(
                 "this person's unionid is bound to several users ({}); bind the identity explicitly or unbind one of them",
                 users
                     .iter()
@@ -125,18 +119,18 @@ fn login_error(e: LoginError) -> ApiError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
-            details: json!({
+        )
+        .with_details(json!({
                 "user_ids": users,
                 "via": "unionid",
                 "app": login.app,
                 "openid": login.openid,
                 "unionid": login.unionid,
-            }),
-        },
-        LoginError::NoStorageKey => ApiError::Unavailable {
-            code: "storage_key_missing",
-            message: "no storage_key is configured, so session keys cannot be stored".into(),
-        },
+        })),
+        LoginError::NoStorageKey => ApiError::new(
+            ErrorCode::StorageKeyMissing,
+            "no storage_key is configured, so session keys cannot be stored",
+        ),
         LoginError::Store(e) => ApiError::Store(e),
         LoginError::Wechat(e) => wechat_login_error(e),
     }
@@ -146,41 +140,33 @@ fn wechat_login_error(e: WechatError) -> ApiError {
     let Some(code) = e.code() else {
         return ApiError::Upstream(e);
     };
-    let rejected = |status, api_code, message: &str, retry_after_secs| {
+    let rejected = |api_code, message: &str, retry_after_secs| {
         tracing::info!(
             errcode = code.code(),
             "mini-program login refused by WeChat"
         );
-        ApiError::WechatRejected {
-            status,
-            code: api_code,
-            message: message.to_owned(),
-            errcode: code.code(),
-            retry_after_secs,
-        }
+        ApiError::new(api_code, message)
+            .with_errcode(code.code())
+            .retry_after(retry_after_secs)
     };
     match code {
         ErrCode::InvalidCode | ErrCode::CodeExpired | ErrCode::MissingCode => rejected(
-            StatusCode::BAD_REQUEST,
-            "js_code_invalid",
+            ErrorCode::JsCodeInvalid,
             "WeChat does not accept this js_code (mistyped, from another mini-program, or older than 5 minutes); call wx.login again",
             None,
         ),
         ErrCode::CodeUsed => rejected(
-            StatusCode::GONE,
-            "js_code_used",
+            ErrorCode::JsCodeUsed,
             "this js_code was already exchanged; each wx.login code works once: call wx.login again",
             None,
         ),
         ErrCode::MinuteQuota => rejected(
-            StatusCode::TOO_MANY_REQUESTS,
-            "login_rate_limited",
+            ErrorCode::LoginRateLimited,
             "WeChat allows 100 logins per person per minute; try again in a minute",
             Some(LOGIN_RETRY_AFTER_SECS),
         ),
         ErrCode::HighRiskUser => rejected(
-            StatusCode::FORBIDDEN,
-            "user_blocked",
+            ErrorCode::UserBlocked,
             "WeChat blocks this person's mini-program login as high-risk (40226)",
             None,
         ),
@@ -191,14 +177,14 @@ fn wechat_login_error(e: WechatError) -> ApiError {
         | ErrCode::IpAwaitingConfirmation
         | ErrCode::IpAwaitingConfirmation2 => {
             tracing::error!(error = %e, "WeChat refused the mini-program's credentials");
-            ApiError::WechatRefused {
-                code: "wechat_refused",
-                message: format!(
+            ApiError::new(
+                ErrorCode::WechatRefused,
+                format!(
                     "WeChat refused this mini-program's credentials or this server's IP: {}",
                     code.description()
                 ),
-                errcode: code.code(),
-            }
+            )
+            .with_errcode(code.code())
         }
         _ => ApiError::Upstream(e),
     }

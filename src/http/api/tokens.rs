@@ -1,10 +1,10 @@
 //! The central control server for other backends: the current access token of an app, and
 //! "this token failed for me".
 
-use super::doc::{BodyErrors, CommonErrors};
+use super::doc::api_errors;
 use super::{ApiJson, AppPath, Caller, known_app};
 use crate::context::Ctx;
-use crate::error::{ApiError, ErrorBody};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::token::AccessToken;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,6 +39,10 @@ impl From<AccessToken> for TokenBody {
     }
 }
 
+api_errors!(CurrentErrors:
+    UnknownApp, WechatError, WechatRefused, WechatQuota, TokenUnavailable,
+);
+
 /// The app's current global access token (from memory; refreshed ahead of expiry).
 #[utoipa::path(
     get,
@@ -47,10 +51,7 @@ impl From<AccessToken> for TokenBody {
     params(AppPath),
     responses(
         (status = 200, description = "The current token", body = TokenBody),
-        (status = 404, description = "`unknown_app`", body = ErrorBody),
-        (status = 502, description = "`wechat_refused` (credentials or IP whitelist, with `errcode`), `wechat_quota` (45009/45011), `wechat_error`", body = ErrorBody),
-        (status = 503, description = "`token_unavailable`: no valid token and WeChat cannot give one now (the message says why); or `database_unavailable`", body = ErrorBody),
-        CommonErrors,
+        CurrentErrors,
     )
 )]
 async fn current(
@@ -69,6 +70,11 @@ struct InvalidateRequest {
     access_token: String,
 }
 
+api_errors!(InvalidateErrors:
+    InvalidJson, InvalidBody, UnknownApp, BodyTooLarge, UnsupportedMediaType, ForceRefreshBudget,
+    WechatError, WechatRefused, WechatQuota, TokenUnavailable,
+);
+
 /// "This token failed for me": replaced only if it is still the current one (a stable token
 /// with `force_refresh`, within WeChat's budget). Answers the current, possibly new, token.
 #[utoipa::path(
@@ -79,13 +85,7 @@ struct InvalidateRequest {
     request_body = InvalidateRequest,
     responses(
         (status = 200, description = "The current token", body = TokenBody),
-        (status = 400, description = "`invalid_json`, `invalid_body`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`", body = ErrorBody),
-        (status = 429, description = "`force_refresh_budget`: 20 a day, 30 s apart (`Retry-After` when only too soon)", body = ErrorBody),
-        (status = 502, description = "`wechat_refused`, `wechat_quota`, `wechat_error`", body = ErrorBody),
-        (status = 503, description = "`token_unavailable`, `database_unavailable`", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        InvalidateErrors,
     )
 )]
 async fn invalidate(
@@ -96,7 +96,7 @@ async fn invalidate(
 ) -> Result<Json<TokenBody>, ApiError> {
     let app = known_app(&ctx, &app)?;
     if req.access_token.is_empty() {
-        return Err(ApiError::invalid("invalid_body", "access_token is empty"));
+        return Err(ApiError::new(ErrorCode::InvalidBody, "access_token is empty"));
     }
     tracing::info!(app = %app.id, caller = %caller.name, "access token reported as failed");
     Ok(Json(

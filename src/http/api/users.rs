@@ -1,12 +1,11 @@
 //! Users and their identities: look up, bind, unbind, and mint link tickets.
 
-use super::doc::{BodyErrors, CommonErrors};
+use super::doc::api_errors;
 use super::{ApiJson, Caller, UserPath, known_app, parse_user};
 use crate::config::AppKind;
 use crate::context::Ctx;
 use crate::domain::{OAuthScope, OpenId, ReturnTo, UnionId, UserId};
-use crate::error::ApiError;
-use crate::error::ErrorBody;
+use crate::http::error::{ApiError, ErrorCode};
 use crate::link::{self, BindError};
 use crate::store::{Identity, NewIdentity};
 use axum::Json;
@@ -33,6 +32,10 @@ struct UserBody {
     identities: Vec<Identity>,
 }
 
+api_errors!(GetUserErrors:
+    InvalidUserId, UserNotFound,
+);
+
 /// The user's identities across apps.
 #[utoipa::path(
     get,
@@ -41,9 +44,7 @@ struct UserBody {
     params(UserPath),
     responses(
         (status = 200, description = "The user's identities", body = UserBody),
-        (status = 400, description = "`invalid_user_id`", body = ErrorBody),
-        (status = 404, description = "`user_not_found`: no identity is bound to that user", body = ErrorBody),
-        CommonErrors,
+        GetUserErrors,
     )
 )]
 async fn get_user(
@@ -54,8 +55,8 @@ async fn get_user(
     let user = parse_user(&user_id)?;
     let identities = ctx.store.user_identities(&user).await?;
     if identities.is_empty() {
-        return Err(ApiError::not_found(
-            "user_not_found",
+        return Err(ApiError::new(
+            ErrorCode::UserNotFound,
             format!("no identity is bound to user {user}"),
         ));
     }
@@ -91,6 +92,11 @@ struct BoundBody {
     identity: Identity,
 }
 
+api_errors!(BindErrors:
+    InvalidJson, InvalidUserId, InvalidOpenid, InvalidUnionid, UnionidMismatch, UnknownApp,
+    IdentityNotFound, IdentityConflict, BodyTooLarge, UnsupportedMediaType,
+);
+
 /// Binds an identity the backend learnt elsewhere (e.g. its own mini-program login). The
 /// body is optional.
 #[utoipa::path(
@@ -101,11 +107,7 @@ struct BoundBody {
     request_body(content = Option<BindRequest>, description = "Optional: `{\"unionid\"}`"),
     responses(
         (status = 200, description = "Bound (it may have been already)", body = BoundBody),
-        (status = 400, description = "`invalid_user_id`, `invalid_openid`, `invalid_unionid`, `invalid_json`, `unionid_mismatch` (stored with another unionid)", body = ErrorBody),
-        (status = 404, description = "`unknown_app`; `identity_not_found` (a snapshot-mode identity)", body = ErrorBody),
-        (status = 409, description = "`identity_conflict`: bound to another user through the openid or the unionid (`existing_user_id`, `requested_user_id`, `via`)", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        BindErrors,
     )
 )]
 async fn bind(
@@ -116,19 +118,19 @@ async fn bind(
 ) -> Result<Json<BoundBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &app)?;
-    let openid = OpenId::parse(&openid).map_err(|e| ApiError::invalid("invalid_openid", e.0))?;
+    let openid = OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     let req: BindRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BindRequest::default()
     } else {
         serde_json::from_slice(&body)
-            .map_err(|e| ApiError::invalid("invalid_json", e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?
     };
     let unionid = req
         .unionid
         .as_deref()
         .map(UnionId::parse)
         .transpose()
-        .map_err(|e| ApiError::invalid("invalid_unionid", e.0))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidUnionid, e.0))?;
     let now = ctx.clock.now();
     // A unionid that belongs to someone else is refused before it is stored: otherwise the
     // refused claim would stay on the openid and lead it to the other user later.
@@ -141,8 +143,8 @@ async fn bind(
         && let (Some(have), Some(given)) = (&existing.unionid, &unionid)
         && have != given
     {
-        return Err(ApiError::invalid(
-            "unionid_mismatch",
+        return Err(ApiError::new(
+            ErrorCode::UnionidMismatch,
             "this identity is stored with a different unionid",
         ));
     }
@@ -162,8 +164,8 @@ async fn bind(
     match link::bind_user(&ctx.store, &app_cfg.id, &openid, &user, now).await {
         Ok(Ok(identity)) => Ok(Json(BoundBody { identity })),
         Ok(Err(conflict)) => Err(conflict_error(conflict)),
-        Err(BindError::NotFound) => Err(ApiError::not_found(
-            "identity_not_found",
+        Err(BindError::NotFound) => Err(ApiError::new(
+            ErrorCode::IdentityNotFound,
             "that identity cannot be bound (it is a snapshot-mode identity)",
         )),
         Err(BindError::Store(e)) => Err(e.into()),
@@ -171,16 +173,16 @@ async fn bind(
 }
 
 fn conflict_error(conflict: link::Conflict) -> ApiError {
-    ApiError::Conflict {
-        code: "identity_conflict",
-        message: conflict.message(),
-        details: json!({
-            "existing_user_id": conflict.existing,
-            "requested_user_id": conflict.requested,
-            "via": conflict.via,
-        }),
-    }
+    ApiError::new(ErrorCode::IdentityConflict, conflict.message()).with_details(json!({
+        "existing_user_id": conflict.existing,
+        "requested_user_id": conflict.requested,
+        "via": conflict.via,
+    }))
 }
+
+api_errors!(UnbindErrors:
+    InvalidUserId, InvalidOpenid, UnknownApp, IdentityNotBound,
+);
 
 /// Unbinds that one identity; the user's other identities stay.
 #[utoipa::path(
@@ -190,9 +192,7 @@ fn conflict_error(conflict: link::Conflict) -> ApiError {
     params(IdentityPath),
     responses(
         (status = 204, description = "Unbound"),
-        (status = 400, description = "`invalid_user_id`, `invalid_openid`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`; `identity_not_bound`: not bound to that user", body = ErrorBody),
-        CommonErrors,
+        UnbindErrors,
     )
 )]
 async fn unbind(
@@ -202,7 +202,7 @@ async fn unbind(
 ) -> Result<StatusCode, ApiError> {
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &app)?;
-    let openid = OpenId::parse(&openid).map_err(|e| ApiError::invalid("invalid_openid", e.0))?;
+    let openid = OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     if ctx
         .store
         .unbind_identity(&app_cfg.id, &openid, &user, ctx.clock.now())
@@ -210,8 +210,8 @@ async fn unbind(
     {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(
-            "identity_not_bound",
+        Err(ApiError::new(
+            ErrorCode::IdentityNotBound,
             format!("that identity is not bound to user {user}"),
         ))
     }
@@ -239,6 +239,11 @@ struct TicketBody {
     scope: OAuthScope,
 }
 
+api_errors!(CreateTicketErrors:
+    InvalidJson, InvalidBody, InvalidUserId, InvalidScope, ReturnToNotAllowed, NotWebApp,
+    UnknownApp, BodyTooLarge, UnsupportedMediaType,
+);
+
 /// A single-use, short-lived authorization link for this user: what a mini-program opens
 /// in its web-view (the jump-out flow).
 #[utoipa::path(
@@ -249,10 +254,7 @@ struct TicketBody {
     request_body = TicketRequest,
     responses(
         (status = 201, description = "The link", body = TicketBody),
-        (status = 400, description = "`invalid_user_id`, `invalid_json`, `invalid_body`, `not_web_app`, `invalid_scope`, `return_to_not_allowed`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        CreateTicketErrors,
     )
 )]
 async fn create_ticket(
@@ -264,8 +266,8 @@ async fn create_ticket(
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &req.app)?;
     if app_cfg.kind != AppKind::OfficialAccount {
-        return Err(ApiError::invalid(
-            "not_web_app",
+        return Err(ApiError::new(
+            ErrorCode::NotWebApp,
             format!(
                 "app {} is a mini-program; link tickets need an Official Account app",
                 app_cfg.id
@@ -273,13 +275,13 @@ async fn create_ticket(
         ));
     }
     let scope = OAuthScope::parse(req.scope.as_deref().unwrap_or("snsapi_base"))
-        .map_err(|e| ApiError::invalid("invalid_scope", e.0))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidScope, e.0))?;
     let return_to = req
         .return_to
         .as_deref()
         .map(|r| ReturnTo::parse(r, &ctx.config.return_to_allow))
         .transpose()
-        .map_err(|e| ApiError::invalid("return_to_not_allowed", e.0))?;
+        .map_err(|e| ApiError::new(ErrorCode::ReturnToNotAllowed, e.0))?;
     let (url, expires_at) =
         link::mint_ticket(&ctx, app_cfg, &user, scope, return_to.as_ref()).await?;
     Ok((

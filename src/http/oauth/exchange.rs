@@ -5,7 +5,7 @@ use super::{Answer, PendingAuth, bad_request, ticket_page};
 use crate::config::AppConfig;
 use crate::context::Ctx;
 use crate::domain::{OAuthScope, OneTimeCode, OpenId, UnionId};
-use crate::error::Page;
+use crate::http::error::Page;
 use crate::link;
 use crate::store::{CodeProblem, NewIdentity, WebToken};
 use crate::wechat::{ErrCode, WechatError};

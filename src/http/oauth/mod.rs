@@ -6,7 +6,7 @@ mod exchange;
 use crate::config::{AppConfig, AppKind};
 use crate::context::Ctx;
 use crate::domain::{OAuthScope, OAuthState, ReturnTo, hash_token};
-use crate::error::Page;
+use crate::http::error::Page;
 use crate::store::CodeProblem;
 use crate::wechat::oauth::authorize_url;
 use askama::Template;
@@ -59,20 +59,14 @@ struct OpenInWechat {
 }
 
 fn web_app<'a>(ctx: &'a Ctx, app: &str) -> Result<&'a AppConfig, Page> {
-    let app_cfg = crate::domain::AppId::parse(app)
-        .ok()
-        .and_then(|id| ctx.app(&id))
-        .ok_or_else(|| {
-            Page::new(
-                StatusCode::NOT_FOUND,
-                "unknown_app",
-                "链接无效 / Unknown app",
-                format!(
-                    "There is no app named {:?} here.",
-                    app.chars().take(40).collect::<String>()
-                ),
-            )
-        })?;
+    let app_cfg = ctx.config.app_named(app).map_err(|e| {
+        Page::new(
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+            "链接无效 / Unknown app",
+            format!("There is no app named {:?} here.", e.name),
+        )
+    })?;
     if app_cfg.kind != AppKind::OfficialAccount {
         return Err(Page::new(
             StatusCode::BAD_REQUEST,
@@ -275,10 +269,8 @@ async fn callback(
         Ok(Answer::Redirect { .. }) => "linked",
         Ok(Answer::Page(p)) | Err(p) => p.outcome.as_str(),
     };
-    let app = crate::domain::AppId::parse(&app)
-        .ok()
-        .filter(|id| ctx.app(id).is_some());
-    crate::metrics::oauth_callback(app.as_ref(), outcome);
+    let app = ctx.config.app_named(&app).ok().map(|a| &a.id);
+    crate::metrics::oauth_callback(app, outcome);
     answer
 }
 

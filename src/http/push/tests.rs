@@ -1,14 +1,17 @@
-//! The protocol doc's vectors through the whole receive path, every refusal, and arbitrary
-//! input that must be refused without a panic.
+//! The protocol doc's vectors through the whole receive path, every refusal with the code
+//! the push route answers, and arbitrary input that must be refused without a panic.
 
-use super::*;
-use crate::config::{AppKind, TokenMode};
+use crate::config::{AppConfig, AppKind, PushMode, TokenMode};
 use crate::domain::{AppId, WxAppId};
+use crate::push::Refusal as PushError;
+use crate::push::inbound::{Inbound, PushQuery, encrypted_reply, open, verify_echo};
+use crate::push::xml;
+use crate::wechat::crypto::{MessageCrypto, signature};
 use crate::wechat::AppCredentials;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 fn app(appid: &str, token: &str, key: Option<&str>, mode: PushMode) -> AppConfig {
     AppConfig {
@@ -57,7 +60,7 @@ fn envelope(encrypt: &str) -> String {
 }
 
 fn code(r: Result<Inbound, PushError>) -> &'static str {
-    r.map(|_| "ok").unwrap_or_else(|e| e.parts().1)
+    r.map(|_| "ok").unwrap_or_else(|e| super::PushError::from(e).code().code())
 }
 
 #[test]

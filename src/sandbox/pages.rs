@@ -1,10 +1,15 @@
-//! The sandbox page at `/`: walk the whole flow in a desktop browser as a simulated WeChat
-//! user, against the built-in simulator. Only mounted in sandbox mode.
+//! The sandbox page at `/` and its forms: walk the whole flow in a desktop browser as a
+//! simulated WeChat user, against the built-in simulator. Without the sandbox, `/` is a
+//! short landing page and the forms answer 404.
 
+use super::{ORDER_SHIPPED, ORDER_STATUS, Sandbox};
 use crate::context::Ctx;
-use crate::domain::{AppId, OAuthScope, ReturnTo, UserId, hash_token};
-use crate::error::Page;
-use crate::sim::Sim;
+use crate::domain::{
+    AppId, CardUrl, Channel, MessageData, OAuthScope, PagePath, Payload, RawDataValue, ReturnTo,
+    TemplateId, UserId, hash_token,
+};
+use crate::http::error::{ApiError, Page};
+use crate::outbox::MessageDraft;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, Query, State};
@@ -12,13 +17,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-
-/// What the sandbox adds to the context.
-pub struct Sandbox {
-    pub sim: Sim,
-    /// The development API key, printed at start-up and shown on the page.
-    pub api_key: String,
-}
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -28,50 +26,6 @@ pub fn router() -> Router<Ctx> {
         .route("/sandbox/mp-login", post(mp_login))
         .route("/sandbox/result", get(result))
         .route("/sandbox/send", post(send))
-}
-
-/// The sandbox apps' templates, registered in the built-in simulator at start-up.
-pub const ORDER_SHIPPED: &str = "sandbox_order_shipped";
-pub const ORDER_STATUS: &str = "sandbox_order_status";
-pub const LEGACY_ORDER: &str = "sandbox_legacy_order";
-
-/// Gives the sandbox's Official Account a template message and its mini-program a
-/// subscribe and a legacy template, so sends can be tried at once.
-pub fn register_templates(sim: &Sim, oa_appid: &str, mp_appid: &str) {
-    for (appid, id, kind, title, content) in [
-        (
-            oa_appid,
-            ORDER_SHIPPED,
-            "template",
-            "订单发货通知",
-            "{{first.DATA}}\n订单号：{{keyword1.DATA}}\n快递公司：{{keyword2.DATA}}\n{{remark.DATA}}",
-        ),
-        (
-            mp_appid,
-            ORDER_STATUS,
-            "subscribe",
-            "订单状态通知",
-            "订单内容：{{thing1.DATA}}\n更新时间：{{time2.DATA}}",
-        ),
-        (
-            mp_appid,
-            LEGACY_ORDER,
-            "form",
-            "订单通知",
-            "订单：{{keyword1.DATA}}",
-        ),
-    ] {
-        sim.add_template(
-            appid,
-            crate::sim::SimTemplate {
-                template_id: id.to_owned(),
-                kind: kind.to_owned(),
-                title: title.to_owned(),
-                content: content.to_owned(),
-                example: String::new(),
-            },
-        );
-    }
 }
 
 #[derive(Template)]
@@ -316,12 +270,28 @@ async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Respons
     };
     let user =
         UserId::parse(f.user_id.trim()).map_err(|e| refused(StatusCode::BAD_REQUEST, e.0))?;
-    let body = match f.channel.as_str() {
-        "template" => serde_json::json!({
-            "channel": "template", "app": "oa", "template_id": ORDER_SHIPPED,
-            "data": {"keyword1": f.text, "keyword2": "沙箱快递"}, "url": ctx.url("/"),
-            "truncate": true,
-        }),
+    let data = |pairs: [(&str, &str); 2]| {
+        let raw = pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), RawDataValue::Plain(v.to_owned())))
+            .collect();
+        // Over-long text is shortened, as with `"truncate": true`.
+        MessageData::parse(&raw, true).map_err(|e| refused(StatusCode::BAD_REQUEST, e.to_string()))
+    };
+    let draft = match f.channel.as_str() {
+        "template" => MessageDraft {
+            channel: Channel::Template,
+            app: AppId::parse("oa").expect("valid"),
+            template_id: TemplateId::parse(ORDER_SHIPPED).expect("valid"),
+            category: None,
+            payload: Payload {
+                url: Some(
+                    CardUrl::parse(&ctx.url("/"))
+                        .map_err(|e| refused(StatusCode::BAD_REQUEST, format!("url: {e}")))?,
+                ),
+                ..Payload::new(data([("keyword1", &f.text), ("keyword2", "沙箱快递")])?)
+            },
+        },
         _ => {
             let mp = AppId::parse("mp").expect("valid");
             let identity = ctx.store.user_identity(&user, &mp).await?.ok_or_else(|| {
@@ -339,25 +309,30 @@ async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Respons
                     ORDER_STATUS,
                 );
             }
-            let template = crate::domain::TemplateId::parse(ORDER_STATUS).expect("valid");
+            let template = TemplateId::parse(ORDER_STATUS).expect("valid");
             ctx.store
                 .add_subscription(&mp, &identity.openid, &template, 1, false, ctx.clock.now())
                 .await?;
-            serde_json::json!({
-                "channel": "subscribe", "app": "mp", "template_id": ORDER_STATUS,
-                "data": {"thing1": f.text, "time2": "2026-11-25 15:01"}, "page": "pages/index",
-                "truncate": true,
-            })
+            MessageDraft {
+                channel: Channel::Subscribe,
+                app: mp,
+                template_id: template,
+                category: None,
+                payload: Payload {
+                    page: Some(PagePath::parse("pages/index").expect("valid")),
+                    ..Payload::new(data([("thing1", &f.text), ("time2", "2026-11-25 15:01")])?)
+                },
+            }
         }
     };
-    let hash = hash_token(&format!("{user}\n{body}"));
-    let req: crate::outbox::accept::SendRequest = serde_json::from_value(body)
-        .map_err(|e| refused(StatusCode::BAD_REQUEST, e.to_string()))?;
     let accepted = ctx
         .outbox
-        .accept("sandbox", &user, None, &req, &hash)
+        .accept("sandbox", &user, None, &draft)
         .await
-        .map_err(|e| refused(e.status(), e.to_string()))?;
+        .map_err(|r| {
+            let e = ApiError::from(r);
+            refused(e.status(), e.to_string())
+        })?;
     let m = ctx
         .outbox
         .wait_settled(&accepted.id, std::time::Duration::from_secs(5))
@@ -377,3 +352,4 @@ async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Respons
     }
     Ok(page.link("/", "返回 / Back to the sandbox").into_response())
 }
+

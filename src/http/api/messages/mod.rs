@@ -1,13 +1,15 @@
 //! Send by business user id: accept a message (checked, then stored before the answer),
-//! read its status and history, list a user's messages.
+//! read its status and history, list a user's messages. The request as sent and its
+//! parsing are in [`wire`]; the outbox's refusals become API errors in [`refusal`].
 
-use super::doc::{BodyErrors, CommonErrors};
+mod refusal;
+pub mod wire;
+
+use super::doc::api_errors;
 use super::{ApiJson, Caller, UserPath, parse_user};
 use crate::context::Ctx;
-use crate::domain::{Channel, IdempotencyKey, MessageStatus, hash_token};
-use crate::error::{ApiError, ErrorBody};
-use crate::outbox::accept::SendRequest;
-use crate::outbox::auto::AutoRequest;
+use crate::domain::{Channel, IdempotencyKey, MessageStatus};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::store::Message;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -17,6 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
+use wire::{AutoRequest, Request, SendRequest};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -76,6 +79,14 @@ struct SendQuery {
     wait: Option<u64>,
 }
 
+api_errors!(SendErrors:
+    InvalidJson, InvalidBody, InvalidUserId, InvalidChannel, InvalidTemplateId, InvalidCategory,
+    InvalidWait, InvalidIdempotencyKey, FieldNotForChannel, AppRequired, NoAppForChannel,
+    AppChannelMismatch, DataKeysMismatch, InvalidData, UnknownApp, NoIdentity, UnknownTemplate,
+    Muted, NoSubscription, NoFormId, NoChannel, IdempotencyConflict, BodyTooLarge,
+    UnsupportedMediaType, TemplatesUnavailable, IdempotencyRace,
+);
+
 /// Checks a message against WeChat's rules, stores it, and answers once it is durable; the
 /// outbox sends it. `Idempotency-Key` makes a retried request answer the same message.
 #[utoipa::path(
@@ -92,12 +103,7 @@ struct SendQuery {
         (status = 202, description = "Stored and queued", body = AcceptedBody,
          headers(("Idempotent-Replayed" = String, description = "`true` when this answers an earlier request with the same key"))),
         (status = 200, description = "With `wait`: WeChat's outcome came in time (sent, rejected, failed)", body = MessageView),
-        (status = 400, description = "`invalid_user_id`, `invalid_body` (`field`), `invalid_channel`, `invalid_template_id`, `invalid_category`, `invalid_wait`, `invalid_idempotency_key`, `field_not_for_channel` (`field`), `app_required`, `no_app_for_channel`, `app_channel_mismatch`, `data_keys_mismatch` (`unknown`, `missing`, `expected`), `invalid_data` (`field`, `rule`), `invalid_json`", body = ErrorBody),
-        (status = 404, description = "`unknown_app`, `no_identity` (`app`), `unknown_template`", body = ErrorBody),
-        (status = 409, description = "`muted` (`category`), `no_subscription`, `no_form_id`, `no_channel` (`auto`: neither channel can reach the person, with the reasons), `idempotency_conflict` (`existing_id`)", body = ErrorBody),
-        (status = 503, description = "`templates_unavailable`: the template list cannot be fetched and none was before; `database_unavailable`", body = ErrorBody),
-        BodyErrors,
-        CommonErrors,
+        SendErrors,
     )
 )]
 async fn send(
@@ -117,26 +123,28 @@ async fn send(
                 .ok()
                 .and_then(|v| IdempotencyKey::parse(v.trim()).ok())
                 .ok_or_else(|| {
-                    ApiError::invalid(
-                        "invalid_idempotency_key",
+                    ApiError::new(
+                        ErrorCode::InvalidIdempotencyKey,
                         "Idempotency-Key: use 1 to 64 letters, digits or any of _ - . :",
                     )
                 })
         })
         .transpose()?;
-    // The same request, whatever its key order or spacing, hashes the same.
-    let request_hash = hash_token(&format!("{user}\n{body}"));
-    let invalid = |e: serde_json::Error| ApiError::invalid("invalid_body", e.to_string());
-    let accepted = if body.get("channel").and_then(Value::as_str) == Some("auto") {
-        let req: AutoRequest = serde_json::from_value(body).map_err(invalid)?;
-        ctx.outbox
-            .accept_auto(&caller.name, &user, key.as_ref(), &req, &request_hash)
-            .await?
-    } else {
-        let req: SendRequest = serde_json::from_value(body).map_err(invalid)?;
-        ctx.outbox
-            .accept(&caller.name, &user, key.as_ref(), &req, &request_hash)
-            .await?
+    let idempotency = wire::idempotency(key, &user, &body);
+    let outbox = &ctx.outbox;
+    let accepted = match Request::from_json(body)? {
+        Request::One(req) => {
+            let draft = req.draft(outbox)?;
+            outbox
+                .accept(&caller.name, &user, idempotency.as_ref(), &draft)
+                .await?
+        }
+        Request::Auto(req) => {
+            let draft = req.draft(outbox)?;
+            outbox
+                .accept_auto(&caller.name, &user, idempotency.as_ref(), &draft)
+                .await?
+        }
     };
     if wait > 0
         && let Some(m) = ctx
@@ -175,8 +183,8 @@ fn wait_secs(query: Option<&str>, max: u64) -> Result<u64, ApiError> {
         return Ok(0);
     };
     v.parse::<u64>().ok().filter(|s| *s <= max).ok_or_else(|| {
-        ApiError::invalid(
-            "invalid_wait",
+        ApiError::new(
+            ErrorCode::InvalidWait,
             format!("wait must be a whole number of seconds from 0 to {max}"),
         )
     })
@@ -191,6 +199,10 @@ struct MessagePath {
     id: String,
 }
 
+api_errors!(GetMessageErrors:
+    MessageNotFound,
+);
+
 /// A message: its status, WeChat's answer and its whole history.
 #[utoipa::path(
     get,
@@ -199,8 +211,7 @@ struct MessagePath {
     params(MessagePath),
     responses(
         (status = 200, description = "The message", body = MessageView),
-        (status = 404, description = "`message_not_found`", body = ErrorBody),
-        CommonErrors,
+        GetMessageErrors,
     )
 )]
 async fn get_message(
@@ -209,8 +220,8 @@ async fn get_message(
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
     let m = ctx.store.message(&id).await?.ok_or_else(|| {
-        ApiError::not_found(
-            "message_not_found",
+        ApiError::new(
+            ErrorCode::MessageNotFound,
             format!("no message {:?}", id.chars().take(40).collect::<String>()),
         )
     })?;
@@ -270,6 +281,10 @@ struct MessagesBody {
     next: Option<String>,
 }
 
+api_errors!(ListForUserErrors:
+    InvalidUserId, InvalidLimit,
+);
+
 /// The user's messages, newest first.
 #[utoipa::path(
     get,
@@ -278,8 +293,7 @@ struct MessagesBody {
     params(UserPath, ListQuery),
     responses(
         (status = 200, description = "One page", body = MessagesBody),
-        (status = 400, description = "`invalid_user_id`, `invalid_limit`", body = ErrorBody),
-        CommonErrors,
+        ListForUserErrors,
     )
 )]
 async fn list_for_user(
@@ -299,8 +313,8 @@ async fn list_for_user(
                     .ok()
                     .filter(|n| (1..=PAGE_MAX).contains(n))
                     .ok_or_else(|| {
-                        ApiError::invalid(
-                            "invalid_limit",
+                        ApiError::new(
+                            ErrorCode::InvalidLimit,
                             format!("limit must be from 1 to {PAGE_MAX}"),
                         )
                     })?

@@ -1,9 +1,9 @@
 //! `GET/POST /wechat/{app}/push`: WeChat's server push. Answers are plain text: the
 //! `echostr`, `success`, or `code: reason` with a 4xx (see [`PushError`]).
 
+use crate::config::UnknownApp;
 use crate::context::Ctx;
-use crate::domain::AppId;
-use crate::error::PushError;
+use crate::http::error::{PushCode, PushError};
 use crate::push::inbound::{self, PushQuery};
 use axum::Router;
 use axum::body::Bytes;
@@ -23,16 +23,15 @@ fn app(
     ctx: &Ctx,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<&crate::config::AppConfig, PushError> {
-    let Path(name) = path.map_err(|_| PushError::UnknownApp(String::new()))?;
-    AppId::parse(&name)
-        .ok()
-        .and_then(|id| ctx.app(&id))
-        .ok_or_else(|| PushError::UnknownApp(name.chars().take(40).collect()))
+    let Path(name) = path.map_err(|_| UnknownApp {
+        name: String::new(),
+    })?;
+    Ok(ctx.config.app_named(&name)?)
 }
 
 fn query(q: Result<Query<PushQuery>, QueryRejection>) -> Result<PushQuery, PushError> {
     q.map(|Query(q)| q)
-        .map_err(|e| PushError::bad_request("bad_query", e.body_text()))
+        .map_err(|e| PushError::new(PushCode::BadQuery, e.body_text()))
 }
 
 fn text(body: impl Into<String>) -> impl IntoResponse {
@@ -66,13 +65,20 @@ async fn receive(
     let q = query(q)?;
     let body = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            PushError::TooLarge {
-                limit: ctx.config.push.max_body_bytes,
-            }
+            PushError::new(
+                PushCode::TooLarge,
+                format!(
+                    "push body is larger than {} bytes",
+                    ctx.config.push.max_body_bytes
+                ),
+            )
         } else {
-            PushError::bad_request("unreadable_body", r.body_text())
+            PushError::new(PushCode::UnreadableBody, r.body_text())
         }
     })?;
     crate::push::receive(&ctx, app, &q, &body).await?;
     Ok(text("success"))
 }
+
+#[cfg(test)]
+mod tests;
