@@ -6,7 +6,7 @@
 use super::Outbox;
 use super::draft::{Idempotency, MessageDraft};
 use super::refusal::Refusal;
-use crate::config::AppConfig;
+use crate::config::{AppConfig, UnknownApp};
 use crate::domain::{Channel, OpenId, UserId};
 use crate::store::{Enqueued, NewMessage};
 
@@ -43,7 +43,7 @@ impl Outbox {
         note: Option<String>,
     ) -> Result<Accepted, Refusal> {
         let s = &self.inner;
-        let app = self.app_for(draft.channel, Some(draft.app.as_str()))?;
+        let app = self.app_of(draft)?;
         if let Some(replayed) = self.replay(caller, idempotency).await? {
             return Ok(replayed);
         }
@@ -164,15 +164,7 @@ impl Outbox {
         let apps = &self.inner.apps;
         let kind = channel.app_kind();
         if let Some(name) = name {
-            let app = crate::config::app_named(apps.values(), name)?;
-            if app.kind != kind {
-                return Err(Refusal::AppChannelMismatch {
-                    app: app.id.clone(),
-                    kind: app.kind,
-                    channel,
-                });
-            }
-            return Ok(app);
+            return sends_on(crate::config::app_named(apps.values(), name)?, channel);
         }
         let mut fits: Vec<&AppConfig> = apps.values().filter(|a| a.kind == kind).collect();
         fits.sort_by(|a, b| a.id.cmp(&b.id));
@@ -184,6 +176,14 @@ impl Outbox {
                 apps: several.iter().map(|a| a.id.clone()).collect(),
             }),
         }
+    }
+
+    /// The draft's app, which must send on the draft's channel.
+    pub(super) fn app_of(&self, draft: &MessageDraft) -> Result<&AppConfig, Refusal> {
+        let app = self.inner.apps.get(&draft.app).ok_or_else(|| UnknownApp {
+            name: draft.app.to_string(),
+        })?;
+        sends_on(app, draft.channel)
     }
 
     /// The template exists in the app for this channel and the data has exactly its keys
@@ -229,6 +229,18 @@ impl Outbox {
             missing,
         })
     }
+}
+
+/// The app, if it sends on this channel.
+fn sends_on(app: &AppConfig, channel: Channel) -> Result<&AppConfig, Refusal> {
+    if app.kind != channel.app_kind() {
+        return Err(Refusal::AppChannelMismatch {
+            app: app.id.clone(),
+            kind: app.kind,
+            channel,
+        });
+    }
+    Ok(app)
 }
 
 /// The stored message, when it was stored for the same request.

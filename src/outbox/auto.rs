@@ -7,7 +7,7 @@ use super::Outbox;
 use super::accept::Accepted;
 use super::draft::{AutoDraft, Idempotency};
 use super::refusal::Refusal;
-use crate::domain::{Channel, UserId};
+use crate::domain::UserId;
 
 impl Outbox {
     /// Picks the channel the person can be reached on, then accepts that part there.
@@ -25,7 +25,7 @@ impl Outbox {
         }
         let mut why_not = Vec::new();
         if let Some(part) = draft.template() {
-            let app = self.app_for(Channel::Template, Some(part.app.as_str()))?;
+            let app = self.app_of(part)?;
             match s.store.user_identity(user, &app.id).await? {
                 Some(i) if i.follows != Some(false) => {
                     let note = format!(
@@ -48,7 +48,7 @@ impl Outbox {
             }
         }
         if let Some(part) = draft.subscribe() {
-            let app = self.app_for(Channel::Subscribe, Some(part.app.as_str()))?;
+            let app = self.app_of(part)?;
             let template = &part.template_id;
             match s.store.user_identity(user, &app.id).await? {
                 Some(i) => {

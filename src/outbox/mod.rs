@@ -1,4 +1,5 @@
-//! The outbox: accepted messages are stored first ([`accept`]), then claimed in batches by
+//! The outbox: a parsed message ([`draft`]) is checked and stored first ([`accept`], with
+//! each refusal a [`Refusal`]; [`auto`] picks the channel), then claimed in batches by
 //! this instance's workers under a lease, sent one attempt at a time ([`attempt`]), and
 //! finished in batches. A message whose instance died is taken over when its lease runs
 //! out; template messages carry a `client_msg_id`, so WeChat drops a repeated send.

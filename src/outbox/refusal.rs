@@ -63,9 +63,7 @@ pub enum Refusal {
         unknown: Vec<String>,
         missing: Vec<String>,
     },
-    #[error(
-        "user {user} has no usable form_id or prepay_id in app {app} (each lasts 7 days)"
-    )]
+    #[error("user {user} has no usable form_id or prepay_id in app {app} (each lasts 7 days)")]
     NoFormId { user: UserId, app: AppId },
     #[error(
         "user {user} has no remaining subscription to template {template} in app {app} (record the person's acceptance with POST /api/v1/users/{user}/subscriptions)"
@@ -76,9 +74,7 @@ pub enum Refusal {
         app: AppId,
     },
     /// The idempotency key was used for a different request.
-    #[error(
-        "this Idempotency-Key was used for a different request (message {existing_id})"
-    )]
+    #[error("this Idempotency-Key was used for a different request (message {existing_id})")]
     IdempotencyConflict { existing_id: String },
     /// The message stored under the key was there a moment ago and is gone.
     #[error("the message stored under this Idempotency-Key vanished; try again")]

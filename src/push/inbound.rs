@@ -3,9 +3,9 @@
 //! functions of their inputs, so the fuzz harness drives exactly what the route runs.
 
 use super::event::Envelope;
+use super::refusal::Refusal;
 use super::xml::{self, Node};
 use crate::config::{AppConfig, PushMode};
-use super::refusal::Refusal;
 use crate::wechat::crypto::{MessageCrypto, signature, signature_matches};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -93,8 +93,7 @@ pub fn open(
 ) -> Result<Inbound, Refusal> {
     let token = token(app)?;
     let (ts_text, ts, nonce) = stamp(q)?;
-    let body = std::str::from_utf8(body)
-        .map_err(|_| Refusal::NotUtf8)?;
+    let body = std::str::from_utf8(body).map_err(|_| Refusal::NotUtf8)?;
     let outer = xml::parse(body).map_err(|e| Refusal::MalformedXml(e.0))?;
     let encrypted = match q.encrypt_type.as_deref() {
         Some("aes") => true,
@@ -188,4 +187,3 @@ pub fn encrypted_reply(
         xml::cdata(nonce)
     )
 }
-

@@ -1,10 +1,10 @@
 //! WeChat server push: what arrives at `/wechat/{app}/push`.
 //!
-//! A push is verified and opened ([`inbound`]: signature, freshness, safe-mode decryption),
-//! read ([`xml`], [`event`]), stored with its replay key and dedup key before it is
-//! acknowledged ([`receive`], through the group-committing [`writer`]), and handled after
-//! ([`handle`]): by the writer at once, or by the sweeper when that failed or its process
-//! died.
+//! A push is verified and opened ([`inbound`]: signature, freshness, safe-mode decryption;
+//! each refusal a [`Refusal`], which `http::push` answers), read ([`xml`], [`event`]),
+//! stored with its replay key and dedup key before it is acknowledged ([`receive`], through
+//! the group-committing [`writer`]), and handled after ([`handle`]): by the writer at once,
+//! or by the sweeper when that failed or its process died.
 
 pub mod event;
 pub mod handle;

@@ -352,4 +352,3 @@ async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Respons
     }
     Ok(page.link("/", "返回 / Back to the sandbox").into_response())
 }
-

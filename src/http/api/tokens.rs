@@ -96,7 +96,10 @@ async fn invalidate(
 ) -> Result<Json<TokenBody>, ApiError> {
     let app = known_app(&ctx, &app)?;
     if req.access_token.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidBody, "access_token is empty"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "access_token is empty",
+        ));
     }
     tracing::info!(app = %app.id, caller = %caller.name, "access token reported as failed");
     Ok(Json(

@@ -118,7 +118,8 @@ async fn bind(
 ) -> Result<Json<BoundBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &app)?;
-    let openid = OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
+    let openid =
+        OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     let req: BindRequest = if body.iter().all(u8::is_ascii_whitespace) {
         BindRequest::default()
     } else {
@@ -202,7 +203,8 @@ async fn unbind(
 ) -> Result<StatusCode, ApiError> {
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &app)?;
-    let openid = OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
+    let openid =
+        OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     if ctx
         .store
         .unbind_identity(&app_cfg.id, &openid, &user, ctx.clock.now())

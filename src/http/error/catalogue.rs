@@ -205,8 +205,8 @@ mod tests {
         }
     }
 
-    /// The text between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->`.
-    fn section<'a>(readme: &'a str, marker: &str) -> (usize, usize) {
+    /// Where the text between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->` is.
+    fn section(readme: &str, marker: &str) -> (usize, usize) {
         let begin = format!("<!-- {marker}:begin -->\n");
         let end = format!("<!-- {marker}:end -->");
         let start = readme

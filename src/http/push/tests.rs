@@ -6,8 +6,8 @@ use crate::domain::{AppId, WxAppId};
 use crate::push::Refusal as PushError;
 use crate::push::inbound::{Inbound, PushQuery, encrypted_reply, open, verify_echo};
 use crate::push::xml;
-use crate::wechat::crypto::{MessageCrypto, signature};
 use crate::wechat::AppCredentials;
+use crate::wechat::crypto::{MessageCrypto, signature};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use proptest::prelude::*;
@@ -60,7 +60,8 @@ fn envelope(encrypt: &str) -> String {
 }
 
 fn code(r: Result<Inbound, PushError>) -> &'static str {
-    r.map(|_| "ok").unwrap_or_else(|e| super::PushError::from(e).code().code())
+    r.map(|_| "ok")
+        .unwrap_or_else(|e| super::PushError::from(e).code().code())
 }
 
 #[test]

@@ -19,9 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
-use wire::{AutoRequest, Request, SendRequest};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use wire::{AutoRequest, Request, SendRequest};
 
 const PAGE_DEFAULT: i64 = 50;
 const PAGE_MAX: i64 = 200;

@@ -115,7 +115,9 @@ impl Request {
     pub fn from_json(body: Value) -> Result<Self, ApiError> {
         let invalid = |e: serde_json::Error| ApiError::new(ErrorCode::InvalidBody, e.to_string());
         if body.get("channel").and_then(Value::as_str) == Some("auto") {
-            serde_json::from_value(body).map(Self::Auto).map_err(invalid)
+            serde_json::from_value(body)
+                .map(Self::Auto)
+                .map_err(invalid)
         } else {
             serde_json::from_value(body).map(Self::One).map_err(invalid)
         }
@@ -124,7 +126,11 @@ impl Request {
 
 /// The key a retry is recognised by, with the digest of the request as sent: the same
 /// request, whatever its key order or spacing, hashes the same.
-pub fn idempotency(key: Option<IdempotencyKey>, user: &UserId, body: &Value) -> Option<Idempotency> {
+pub fn idempotency(
+    key: Option<IdempotencyKey>,
+    user: &UserId,
+    body: &Value,
+) -> Option<Idempotency> {
     key.map(|key| Idempotency {
         key,
         request_hash: hash_token(&format!("{user}\n{body}")),
