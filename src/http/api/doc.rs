@@ -135,3 +135,45 @@ pub fn router(openapi: Document) -> Router<Ctx> {
         .config(Config::new([OPENAPI_PATH]).validator_url("none"))
         .into()
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::http::error::ErrorCode;
+    use std::collections::BTreeSet;
+
+    /// Every error answer in the document lists catalogue codes of its own status, in the
+    /// catalogue's words, and every code but `no_such_route` is answered by some route.
+    #[test]
+    fn error_answers_come_from_the_catalogue() {
+        let doc = serde_json::to_value(super::super::openapi()).unwrap();
+        let mut seen = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    if status.as_str() < "400" {
+                        continue;
+                    }
+                    let description = response["description"].as_str().unwrap();
+                    assert!(!description.is_empty(), "{method} {path} {status}");
+                    for line in description.lines() {
+                        let code = ErrorCode::ALL
+                            .iter()
+                            .find(|c| line == format!("- `{}`: {}", c.code(), c.meaning()))
+                            .unwrap_or_else(|| {
+                                panic!("{method} {path} {status}: {line:?} is not in the catalogue")
+                            });
+                        assert_eq!(code.status().as_str(), status, "{method} {path}");
+                        seen.insert(code.code());
+                    }
+                }
+            }
+        }
+        for c in ErrorCode::ALL {
+            assert!(
+                seen.contains(c.code()) || *c == ErrorCode::NoSuchRoute,
+                "no route documents {}",
+                c.code()
+            );
+        }
+    }
+}
