@@ -1,9 +1,7 @@
 //! The thin WeChat client's OAuth half against the simulator: exchange, refresh, userinfo,
 //! token check, and typed errors.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use secrecy::SecretString;
 use wxlink::domain::{OpenId, WxAppId};
 use wxlink::wechat::{AppCredentials, ErrCode, WechatClient, WechatError};

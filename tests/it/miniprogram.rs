@@ -3,9 +3,7 @@
 //! silent snsapi_base -> the Official Account openid bound to the same user), with and
 //! without unionid.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wxlink::domain::{AppId, OpenId};

@@ -3,8 +3,6 @@
 //! restarted instance sends what was left. Real time (the simulator's latency is what keeps
 //! sends in flight).
 
-mod common;
-
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -23,7 +21,7 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let (_sim, sim_base) = common::process::simulator().await;
+        let (_sim, sim_base) = crate::support::process::simulator().await;
         let client = Client::new();
         let post = async |path: &str, body: Value| -> Value {
             let r = client
@@ -94,7 +92,7 @@ impl World {
 
     /// Starts the binary and waits until it answers.
     async fn start(&self, config: &Path) -> (tokio::process::Child, String) {
-        let service = common::process::Service::start(config).await;
+        let service = crate::support::process::Service::start(config).await;
         (service.child, service.base)
     }
 

@@ -1,9 +1,7 @@
 //! The central access token: one fetch for many callers, shared across instances through
 //! the store, compare-and-invalidate, WeChat's refresh rules and budgets, upstream trouble.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -1,10 +1,8 @@
 //! The WeChat push endpoint over real HTTP: verification, the three modes, key rotation,
 //! every refusal, replays, duplicates and WeChat's retries.
 
-mod common;
-
-use common::push::*;
-use common::*;
+use crate::support::push::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use wxlink::domain::AppId;
 use wxlink::sim::SimApp;

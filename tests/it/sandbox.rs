@@ -1,9 +1,7 @@
 //! The sandbox: no configuration, the simulator on the same listener, a page at `/` that
 //! walks the flow in a desktop browser.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use wxlink::app::App;

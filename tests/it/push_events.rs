@@ -2,10 +2,8 @@
 //! delivery reports kept by msgid, subscription events, everything else listed, and the
 //! sweeper finishing what a crash left.
 
-mod common;
-
-use common::push::*;
-use common::*;
+use crate::support::push::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wxlink::domain::AppId;

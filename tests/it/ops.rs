@@ -1,9 +1,7 @@
 //! Operations: `/metrics` after real traffic, its optional bearer token, and the inbound
 //! rate limits (burst, untrusted and trusted X-Forwarded-For, routes left alone).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
@@ -61,6 +59,15 @@ impl Scrape {
 
 #[tokio::test]
 async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
+    // The gauges and counters are the process's: no other test's may reach them.
+    if !alone::in_own_process(
+        module_path!(),
+        "metrics_after_traffic_show_tokens_calls_messages_and_callbacks",
+    )
+    .await
+    {
+        return;
+    }
     let app = TestApp::spawn_with(Options {
         extra_toml: "[metrics]\nrefresh_secs = 1\n".into(),
         ..Default::default()
@@ -253,6 +260,15 @@ async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
 
 #[tokio::test]
 async fn the_push_helper_counts_by_event_and_outcome_without_minting_series() {
+    // The gauges and counters are the process's: no other test's may reach them.
+    if !alone::in_own_process(
+        module_path!(),
+        "the_push_helper_counts_by_event_and_outcome_without_minting_series",
+    )
+    .await
+    {
+        return;
+    }
     use wxlink::metrics::{PushOutcome, push};
     let app = TestApp::spawn().await;
     push("TEMPLATESENDJOBFINISH", PushOutcome::Accepted);

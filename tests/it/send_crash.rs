@@ -3,9 +3,7 @@
 //! database finishes the work. Every accepted message reaches WeChat (the simulator), and
 //! no template message reaches it twice (client_msg_id).
 
-mod common;
-
-use common::process::Service;
+use crate::support::process::Service;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -32,7 +30,7 @@ async fn post(c: &Client, url: String, body: Value) -> Value {
 
 #[tokio::test]
 async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
-    let (sim, sim_base) = common::process::simulator().await;
+    let (sim, sim_base) = crate::support::process::simulator().await;
     let c = Client::new();
     for (appid, kind) in [(OA, "official_account"), (MP, "mini_program")] {
         post(

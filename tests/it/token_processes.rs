@@ -2,9 +2,7 @@
 //! refresh window, both serve the same token. Real time here (other processes cannot share
 //! our clock), so the simulator's tokens live 8 seconds.
 
-mod common;
-
-use common::process::free_port;
+use crate::support::process::free_port;
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -15,7 +13,7 @@ const KEY: &str = "process-test-key";
 
 #[tokio::test]
 async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
-    let (sim, sim_base) = common::process::simulator().await;
+    let (sim, sim_base) = crate::support::process::simulator().await;
     let client = Client::new();
     client
         .post(format!("{sim_base}/_sim/apps"))

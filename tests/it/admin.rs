@@ -3,9 +3,7 @@
 //! fetched tokens, pushes, follow status), the filters and paging, hostile input escaped,
 //! no secret shown.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -179,7 +177,11 @@ async fn world() -> World {
     // WeChat pushes the unfollow.
     t.sim.set_follow(OA_APPID, &stranger, false).unwrap();
     for _ in 0..250 {
-        if common::push::follows(&t, "oa", &stranger_openid).await.0 == Some(false) {
+        if crate::support::push::follows(&t, "oa", &stranger_openid)
+            .await
+            .0
+            == Some(false)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -2,9 +2,7 @@
 //! identity that follows (or whose follow status is unknown) gets the template message;
 //! otherwise a remaining subscription gets the subscribe message; otherwise 409 says why.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -1,8 +1,6 @@
 //! The web authorization flow, end to end against the simulator.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,8 +1,6 @@
 //! The backend API's own rules: authentication, bad input, login codes, bind and unbind.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -2,9 +2,7 @@
 //! idempotency, retries, quota holds, the subscription ledger and legacy form ids, all
 //! over HTTP against the simulator.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -4,11 +4,10 @@
 //! every secret the run configured or handed out: none may appear. Lines written while a
 //! request is handled carry its request id; outbox lines carry their message id.
 //!
-//! One test in this file: the capturing subscriber is the process's global default.
+//! The capturing subscriber is the process's global default, so the test runs alone in a
+//! process of its own (`support::alone`).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -57,6 +56,14 @@ async fn web_tokens(database_url: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
+    if !alone::in_own_process(
+        module_path!(),
+        "a_whole_flow_logs_no_secret_and_names_its_requests",
+    )
+    .await
+    {
+        return;
+    }
     let logs = capture();
     let app = TestApp::spawn().await;
     let mut secrets: Vec<(String, String)> = [

@@ -2,6 +2,7 @@
 //! loopback ports, each test with its own database, and drives them over real HTTP.
 #![allow(dead_code)]
 
+pub mod alone;
 pub mod process;
 pub mod push;
 

@@ -1,8 +1,6 @@
 //! The simulator keeps WeChat's rules, so tests against it mean something.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 

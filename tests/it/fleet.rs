@@ -6,10 +6,8 @@
 //! WeChat exactly once (as the simulator saw it) and delivered, no event lost or doubled.
 //! Real time: tokens live 8 seconds.
 
-mod common;
-
-use common::process::{Service, free_port};
-use common::{WECHAT_UA, fresh_postgres_database, location, postgres_url};
+use crate::support::process::{Service, free_port};
+use crate::support::{WECHAT_UA, fresh_postgres_database, location, postgres_url};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -47,7 +45,7 @@ fn browser() -> Client {
 async fn three_instances_share_one_postgres_database() {
     let Some(server) = postgres_url() else { return };
     let started = Instant::now();
-    let (sim, sim_base) = common::process::simulator().await;
+    let (sim, sim_base) = crate::support::process::simulator().await;
     let c = Client::new();
     let sim_post = async |path: &str, body: Value| -> Value {
         let r = c

@@ -2,9 +2,7 @@
 //! and browser sessions all live there. Skipped (and says so) without
 //! `WXLINK_TEST_POSTGRES_URL`.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 

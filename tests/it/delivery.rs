@@ -3,9 +3,7 @@
 //! `delivered` or `failed` from that push alone; subscription choices pushed by WeChat move
 //! the ledger; a person who stopped following shows on the identity.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
