@@ -5,9 +5,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn sim_page(t: &TestApp, query: &str) -> (StatusCode, String) {
-    let r = t
-        .wechat_browser()
-        .get(format!("{}/connect/oauth2/authorize?{query}", t.sim_base))
+    let r = wechat_browser()
+        .get(format!(
+            "{}/connect/oauth2/authorize?{query}",
+            t.simulator.base()
+        ))
         .header("x-wxsim-person", "p1")
         .send()
         .await
@@ -18,7 +20,7 @@ async fn sim_page(t: &TestApp, query: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn the_authorize_page_refuses_malformed_links() {
     let t = TestApp::spawn().await;
-    t.person("a").await;
+    t.simulator.person("a").await;
     let redirect = encode(&t.url("/oauth/oa/callback"));
     let good = format!(
         "appid={OA_APPID}&redirect_uri={redirect}&response_type=code&scope=snsapi_base&state=s"
@@ -77,8 +79,8 @@ async fn the_authorize_page_refuses_malformed_links() {
 #[tokio::test]
 async fn codes_are_single_use_and_secrets_are_checked() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -90,7 +92,7 @@ async fn codes_are_single_use_and_secrets_are_checked() {
     let code = query_param(&callback, "code").unwrap();
     let exchange = |secret: &str| {
         t.api
-            .get(format!("{}/sns/oauth2/access_token", t.sim_base))
+            .get(format!("{}/sns/oauth2/access_token", t.simulator.base()))
             .query(&[
                 ("appid", OA_APPID),
                 ("secret", secret),
@@ -114,7 +116,7 @@ async fn codes_are_single_use_and_secrets_are_checked() {
     // A snsapi_base token may not read the profile.
     let info: Value = t
         .api
-        .get(format!("{}/sns/userinfo", t.sim_base))
+        .get(format!("{}/sns/userinfo", t.simulator.base()))
         .query(&[
             ("access_token", ok["access_token"].as_str().unwrap()),
             ("openid", ok["openid"].as_str().unwrap()),

@@ -13,14 +13,12 @@ const KEY: &str = "process-test-key";
 
 #[tokio::test]
 async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
-    let (sim, sim_base) = crate::support::process::simulator().await;
+    let (sim, simulator) = crate::support::sim::standalone().await;
+    let sim_base = simulator.base();
     let client = Client::new();
-    client
-        .post(format!("{sim_base}/_sim/apps"))
-        .json(&json!({"appid": APPID, "secret": "s", "token_ttl_secs": 8}))
-        .send()
-        .await
-        .unwrap();
+    simulator
+        .add_app(json!({"appid": APPID, "secret": "s", "token_ttl_secs": 8}))
+        .await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wxlink.toml");

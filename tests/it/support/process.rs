@@ -3,20 +3,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-/// A WeChat simulator on a random loopback port, for tests whose service runs in another
-/// process (the in-process helper, `TestApp`, starts its own). Returns it and its base URL.
-pub async fn simulator() -> (wxlink::sim::Sim, String) {
-    let sim = wxlink::sim::Sim::new(wxlink::clock::Clock::system());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(wxlink::sim::serve(
-        listener,
-        sim.clone(),
-        std::future::pending(),
-    ));
-    (sim, base)
-}
-
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -30,7 +16,6 @@ pub struct Service {
     pub child: tokio::process::Child,
     /// `http://127.0.0.1:PORT`
     pub base: String,
-    pub port: u16,
 }
 
 impl Service {
@@ -59,7 +44,7 @@ impl Service {
             if let Ok(r) = client.get(format!("{base}/livez")).send().await
                 && r.status().is_success()
             {
-                return Self { child, base, port };
+                return Self { child, base };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
