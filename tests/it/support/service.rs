@@ -154,10 +154,10 @@ impl TestApp {
                 .unwrap_or("poll_interval_ms = 20\nbackoff_base_ms = 20\nbackoff_max_ms = 200"),
         );
         let clock = Clock::system();
-        // The simulator knows the apps before the service (and its token refreshers) start.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // The simulator knows the apps before the service (and its token refreshers) start:
+        // the service's listener is bound first, and handed to it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        drop(listener);
         let base = format!("http://127.0.0.1:{port}");
         let domain = format!("127.0.0.1:{port}");
         let toml = toml.replace(
@@ -197,7 +197,7 @@ impl TestApp {
             encoding_aes_key: None,
             push_mode: None,
         });
-        let (_, ctx) = start_instance(&toml, clock.clone(), token.clone()).await;
+        let (_, ctx) = start_instance(&toml, Some(listener), clock.clone(), token.clone()).await;
 
         TestApp {
             base,
@@ -228,7 +228,7 @@ impl TestApp {
                 "return_to_allow",
                 &format!("public_url = \"{}\"\nreturn_to_allow", self.base),
             );
-        start_instance(&toml, clock, self.token.clone()).await
+        start_instance(&toml, None, clock, self.token.clone()).await
     }
 
     /// Moves both the service's and the simulator's clocks.
@@ -238,13 +238,19 @@ impl TestApp {
     }
 }
 
+/// Starts a service on `listener`, or on its configured `listen` address.
 async fn start_instance(
     toml: &str,
+    listener: Option<tokio::net::TcpListener>,
     clock: Clock,
     stop: CancellationToken,
 ) -> (String, wxlink::context::Ctx) {
     let config = Config::from_toml_str(toml).expect("test configuration");
-    let app = App::build(config, clock).await.expect("service starts");
+    let app = match listener {
+        Some(listener) => App::build_with_listener(config, clock, listener).await,
+        None => App::build(config, clock).await,
+    }
+    .expect("service starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }));

@@ -89,6 +89,11 @@ impl SimClient {
         assert_eq!(r.status(), StatusCode::CREATED, "{app}");
     }
 
+    /// `GET /_sim/apps`: the apps the simulator knows.
+    pub async fn apps(&self) -> Value {
+        self.get("/_sim/apps").await
+    }
+
     /// A new simulated WeChat user: `{id, nickname, openids: {appid: openid}, unionids}`.
     pub async fn person(&self, nickname: &str) -> Value {
         self.new_person(json!({ "nickname": nickname })).await
