@@ -38,11 +38,22 @@ const SESSION_IDLE: tower_sessions::cookie::time::Duration =
     tower_sessions::cookie::time::Duration::minutes(30);
 
 impl App {
-    pub async fn build(mut config: Config, clock: Clock) -> anyhow::Result<Self> {
-        crate::metrics::install();
+    /// Binds `listen` and builds the service on it.
+    pub async fn build(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (setting `listen`)", config.listen))?;
+        Self::build_with_listener(config, clock, listener).await
+    }
+
+    /// Builds the service on a listener the caller bound (instead of `listen`), so the
+    /// caller knows the address before the service starts without binding twice.
+    pub async fn build_with_listener(
+        mut config: Config,
+        clock: Clock,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
+        crate::metrics::install();
         let addr = listener.local_addr()?;
         let public_url = match &config.public_url {
             Some(u) => u.clone(),

@@ -58,7 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(sb) = &ctx.sandbox {
                 println!("{}", sb.banner(&ctx.config.database_url, app.public_url()));
             } else {
-                tracing::info!(url = %app.public_url(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
+                tracing::info!(url = %app.public_url(), port = app.port(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
             }
             app.run_until_stopped(shutdown_signal()).await?;
         }

@@ -1,9 +1,7 @@
 //! The thin WeChat client's OAuth half against the simulator: exchange, refresh, userinfo,
 //! token check, and typed errors.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use secrecy::SecretString;
 use wxlink::domain::{OpenId, WxAppId};
 use wxlink::wechat::{AppCredentials, ErrCode, WechatClient, WechatError};
@@ -12,14 +10,14 @@ fn creds(t: &TestApp, secret: &str) -> AppCredentials {
     AppCredentials {
         appid: WxAppId::parse(OA_APPID).unwrap(),
         secret: SecretString::from(secret.to_owned()),
-        api_base: t.sim_base.clone(),
-        open_base: t.sim_base.clone(),
+        api_base: t.simulator.base().to_owned(),
+        open_base: t.simulator.base().to_owned(),
     }
 }
 
 async fn fresh_code(t: &TestApp, scope: &str) -> (String, String) {
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let cb = t
         .through_wechat(
             &b,

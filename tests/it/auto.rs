@@ -2,9 +2,7 @@
 //! identity that follows (or whose follow status is unknown) gets the template message;
 //! otherwise a remaining subscription gets the subscribe message; otherwise 409 says why.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -16,9 +14,11 @@ struct Setup {
 async fn setup(t: &TestApp) -> Setup {
     Setup {
         oa_tpl: t
+            .simulator
             .template(OA_APPID, "template", "订单：{{keyword1.DATA}}")
             .await,
         sub_tpl: t
+            .simulator
             .template(MP_APPID, "subscribe", "商品：{{thing1.DATA}}")
             .await,
     }
@@ -35,7 +35,7 @@ fn auto(s: &Setup) -> Value {
 
 /// A person known to both apps as `user`; returns the simulator's person id.
 async fn person_in_both(t: &TestApp, user: &str) -> String {
-    let p = t.person(user).await;
+    let p = t.simulator.person(user).await;
     for (app, appid) in [("oa", OA_APPID), ("mp", MP_APPID)] {
         let openid = p["openids"][appid].as_str().unwrap();
         let r = t.bind(user, app, openid, json!({})).await;
@@ -45,11 +45,12 @@ async fn person_in_both(t: &TestApp, user: &str) -> String {
 }
 
 async fn subscribe(t: &TestApp, user: &str, person: &str, s: &Setup) {
-    t.sim_post(
-        "/_sim/subscriptions",
-        json!({"appid": MP_APPID, "person": person, "template_id": s.sub_tpl}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/subscriptions",
+            json!({"appid": MP_APPID, "person": person, "template_id": s.sub_tpl}),
+        )
+        .await;
     let r = t
         .api_post(
             &format!("/api/v1/users/{user}/subscriptions"),
@@ -108,11 +109,12 @@ async fn a_person_who_follows_gets_the_template_message() {
     let person = person_in_both(&t, "u1").await;
     subscribe(&t, "u1", &person, &s).await;
     // WeChat pushes the follow; the identity knows.
-    t.sim_post(
-        &format!("/_sim/people/{person}/follow"),
-        json!({"appid": OA_APPID}),
-    )
-    .await;
+    t.simulator
+        .post(
+            &format!("/_sim/people/{person}/follow"),
+            json!({"appid": OA_APPID}),
+        )
+        .await;
     until_follows(&t, "u1", true).await;
     let (accepted, m) = send_auto(&t, "u1", &s).await;
     assert_eq!(accepted["channel"], "template");
@@ -129,16 +131,17 @@ async fn a_person_who_unfollowed_gets_the_subscribe_message() {
     let s = setup(&t).await;
     let person = person_in_both(&t, "u1").await;
     subscribe(&t, "u1", &person, &s).await;
-    t.sim_post(
-        &format!("/_sim/people/{person}/unfollow"),
-        json!({"appid": OA_APPID}),
-    )
-    .await;
+    t.simulator
+        .post(
+            &format!("/_sim/people/{person}/unfollow"),
+            json!({"appid": OA_APPID}),
+        )
+        .await;
     until_follows(&t, "u1", false).await;
     let (accepted, m) = send_auto(&t, "u1", &s).await;
     assert_eq!(accepted["channel"], "subscribe");
     assert_eq!(m["channel"], "subscribe");
-    let got = t.sim_messages("?channel=subscribe").await;
+    let got = t.simulator.messages("?channel=subscribe").await;
     assert_eq!(got.len(), 1);
     // The one acceptance is spent: nothing reaches the person now.
     let r = t.send("u1", auto(&s)).await;
@@ -160,7 +163,7 @@ async fn a_person_who_unfollowed_gets_the_subscribe_message() {
 async fn a_mini_program_user_without_an_official_account_identity_gets_the_subscribe_message() {
     let t = TestApp::spawn().await;
     let s = setup(&t).await;
-    let p = t.person("mp only").await;
+    let p = t.simulator.person("mp only").await;
     let person = p["id"].as_str().unwrap();
     let r = t
         .bind(
@@ -183,11 +186,12 @@ async fn a_43004_turns_the_next_auto_message_to_the_subscribe_channel() {
     let person = person_in_both(&t, "u1").await;
     subscribe(&t, "u1", &person, &s).await;
     // WeChat knows the person left; we learn it only from the refusal.
-    t.sim_post(
-        "/_sim/following",
-        json!({"appid": OA_APPID, "person": person, "following": false}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/following",
+            json!({"appid": OA_APPID, "person": person, "following": false}),
+        )
+        .await;
     let r = t.send("u1", auto(&s)).await;
     let first: Value = r.json().await.unwrap();
     assert_eq!(first["channel"], "template");
@@ -233,11 +237,12 @@ async fn a_repeated_auto_message_is_the_same_message() {
     let s = setup(&t).await;
     let person = person_in_both(&t, "u1").await;
     subscribe(&t, "u1", &person, &s).await;
-    t.sim_post(
-        &format!("/_sim/people/{person}/unfollow"),
-        json!({"appid": OA_APPID}),
-    )
-    .await;
+    t.simulator
+        .post(
+            &format!("/_sim/people/{person}/unfollow"),
+            json!({"appid": OA_APPID}),
+        )
+        .await;
     until_follows(&t, "u1", false).await;
     let first: Value = t
         .send_keyed("u1", "order-1-shipped", auto(&s))

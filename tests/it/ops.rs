@@ -1,9 +1,7 @@
 //! Operations: `/metrics` after real traffic, its optional bearer token, and the inbound
 //! rate limits (burst, untrusted and trusted X-Forwarded-For, routes left alone).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::collections::HashMap;
@@ -61,6 +59,15 @@ impl Scrape {
 
 #[tokio::test]
 async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
+    // The gauges and counters are the process's: no other test's may reach them.
+    if !alone::in_own_process(
+        module_path!(),
+        "metrics_after_traffic_show_tokens_calls_messages_and_callbacks",
+    )
+    .await
+    {
+        return;
+    }
     let app = TestApp::spawn_with(Options {
         extra_toml: "[metrics]\nrefresh_secs = 1\n".into(),
         ..Default::default()
@@ -71,9 +78,9 @@ async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
     // and a template message sent.
     let r = app.api_get("/api/v1/apps/oa/access-token").await;
     assert_eq!(r.status(), StatusCode::OK);
-    let person = app.person("Metrics").await;
+    let person = app.simulator.person("Metrics").await;
     let person_id = person["id"].as_str().unwrap();
-    let browser = app.wechat_browser();
+    let browser = wechat_browser();
     let (_, outcome_linked, _) = outcome(
         app.sign_in(
             &browser,
@@ -99,15 +106,17 @@ async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
             "allow",
         )
         .await;
-    app.sim_post(
-        "/_sim/faults",
-        json!({"mode": "errcode", "errcode": 40164, "count": 1}),
-    )
-    .await;
+    app.simulator
+        .post(
+            "/_sim/faults",
+            json!({"mode": "errcode", "errcode": 40164, "count": 1}),
+        )
+        .await;
     let (_, refused, _) = outcome(browser.get(callback).send().await.unwrap()).await;
     assert_eq!(refused, "wechat_error");
 
     let template = app
+        .simulator
         .template(OA_APPID, "template", "订单号：{{keyword1.DATA}}")
         .await;
     app.person_for("m1", "oa", OA_APPID).await;
@@ -253,6 +262,15 @@ async fn metrics_after_traffic_show_tokens_calls_messages_and_callbacks() {
 
 #[tokio::test]
 async fn the_push_helper_counts_by_event_and_outcome_without_minting_series() {
+    // The gauges and counters are the process's: no other test's may reach them.
+    if !alone::in_own_process(
+        module_path!(),
+        "the_push_helper_counts_by_event_and_outcome_without_minting_series",
+    )
+    .await
+    {
+        return;
+    }
     use wxlink::metrics::{PushOutcome, push};
     let app = TestApp::spawn().await;
     push("TEMPLATESENDJOBFINISH", PushOutcome::Accepted);
@@ -322,7 +340,7 @@ async fn burst(
     n: usize,
     xff: impl Fn(usize) -> Option<String>,
 ) -> Vec<reqwest::Response> {
-    let client = app.desktop_browser();
+    let client = desktop_browser();
     let mut out = Vec::new();
     for i in 0..n {
         let mut req = client.get(app.url(path));
@@ -436,6 +454,7 @@ async fn a_trusted_proxys_forwarded_for_names_the_client() {
 async fn release_claims_gives_this_instances_sends_back_to_the_queue() {
     let app = TestApp::spawn().await;
     let template = app
+        .simulator
         .template(OA_APPID, "template", "订单号：{{keyword1.DATA}}")
         .await;
     app.person_for("r1", "oa", OA_APPID).await;
@@ -446,7 +465,8 @@ async fn release_claims_gives_this_instances_sends_back_to_the_queue() {
     // The first send fetches the template list and the token; then WeChat gets slow.
     let first = app.send_ok("r1", body(0)).await;
     app.sent(&first).await;
-    app.sim_post("/_sim/faults", json!({"mode": "none", "latency_ms": 2000}))
+    app.simulator
+        .post("/_sim/faults", json!({"mode": "none", "latency_ms": 2000}))
         .await;
     let id = app.send_ok("r1", body(1)).await;
     app.message_until(&id, &["sending"]).await;
@@ -460,7 +480,9 @@ async fn release_claims_gives_this_instances_sends_back_to_the_queue() {
         ),
         "{m:#}"
     );
-    app.sim_post("/_sim/faults", json!({"mode": "none"})).await;
+    app.simulator
+        .post("/_sim/faults", json!({"mode": "none"}))
+        .await;
     let m = app.sent(&id).await;
     assert!(m["attempts"].as_i64().unwrap() <= 2, "{m:#}");
 }

@@ -1,8 +1,6 @@
 //! The web authorization flow, end to end against the simulator.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -18,8 +16,8 @@ fn authorize_path(app: &str, scope: &str) -> String {
 #[tokio::test]
 async fn snsapi_base_stores_the_identity_and_hands_a_login_code_to_return_to() {
     let t = TestApp::spawn().await;
-    let p = t.person("小明").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("小明").await;
+    let b = wechat_browser();
 
     let r = t
         .sign_in(
@@ -49,8 +47,8 @@ async fn snsapi_base_stores_the_identity_and_hands_a_login_code_to_return_to() {
 #[tokio::test]
 async fn snsapi_userinfo_fetches_and_stores_the_profile() {
     let t = TestApp::spawn().await;
-    let p = t.person("小红").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("小红").await;
+    let b = wechat_browser();
     let r = t
         .sign_in(
             &b,
@@ -64,14 +62,14 @@ async fn snsapi_userinfo_fetches_and_stores_the_profile() {
     assert_eq!(id["scope"], "snsapi_userinfo");
     assert_eq!(id["profile"]["nickname"], "小红");
     assert_eq!(id["profile"]["headimgurl"], p["headimgurl"]);
-    assert_eq!(t.sim_stats().await["userinfo"], 1);
+    assert_eq!(t.simulator.stats().await["userinfo"], 1);
 }
 
 #[tokio::test]
 async fn a_declined_consent_shows_a_page_and_exchanges_nothing() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let r = t
         .sign_in(
             &b,
@@ -84,14 +82,14 @@ async fn a_declined_consent_shows_a_page_and_exchanges_nothing() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(outcome, "declined");
     assert!(body.contains("拒绝授权"));
-    assert_eq!(t.code_exchanges().await, 0);
+    assert_eq!(t.simulator.code_exchanges().await, 0);
 }
 
 #[tokio::test]
 async fn a_repeated_callback_is_answered_from_the_first_exchange() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -111,11 +109,11 @@ async fn a_repeated_callback_is_answered_from_the_first_exchange() {
     assert_eq!(location(&r1), location(&r2));
     assert_eq!(location(&r1), location(&r3));
     assert_eq!(
-        t.code_exchanges().await,
+        t.simulator.code_exchanges().await,
         1,
         "the code went to WeChat exactly once"
     );
-    let stats = t.sim_stats().await;
+    let stats = t.simulator.stats().await;
     assert!(
         stats.get("code_rejected_used").is_none(),
         "no 40163: {stats}"
@@ -128,8 +126,8 @@ async fn a_repeated_callback_is_answered_from_the_first_exchange() {
 #[tokio::test]
 async fn a_callback_replayed_from_another_browser_is_refused() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -141,18 +139,18 @@ async fn a_callback_replayed_from_another_browser_is_refused() {
     let r = b.get(&callback).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
 
-    let attacker = t.wechat_browser();
+    let attacker = wechat_browser();
     let (status, outcome, _) = outcome(attacker.get(&callback).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(outcome, "state_unknown");
-    assert_eq!(t.code_exchanges().await, 1);
+    assert_eq!(t.simulator.code_exchanges().await, 1);
 }
 
 #[tokio::test]
 async fn an_expired_code_is_refused_with_a_page() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -166,14 +164,14 @@ async fn an_expired_code_is_refused_with_a_page() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(outcome, "code_invalid");
     assert!(body.contains("42003"), "{body}");
-    assert_eq!(t.sim_stats().await["code_rejected_expired"], 1);
+    assert_eq!(t.simulator.stats().await["code_rejected_expired"], 1);
 }
 
 #[tokio::test]
 async fn missing_forged_and_foreign_states_are_refused_without_an_exchange() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -211,13 +209,13 @@ async fn missing_forged_and_foreign_states_are_refused_without_an_exchange() {
         );
     }
     // Another browser (another session) with the genuine callback URL.
-    let other = t.wechat_browser();
+    let other = wechat_browser();
     let (status, got, _) = outcome(other.get(&callback).send().await.unwrap()).await;
     assert_eq!(
         (status, got.as_str()),
         (StatusCode::BAD_REQUEST, "state_unknown")
     );
-    assert_eq!(t.code_exchanges().await, 0);
+    assert_eq!(t.simulator.code_exchanges().await, 0);
 
     // The genuine callback still works afterwards.
     let r = b.get(&callback).send().await.unwrap();
@@ -227,8 +225,8 @@ async fn missing_forged_and_foreign_states_are_refused_without_an_exchange() {
 #[tokio::test]
 async fn an_expired_state_is_refused() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -243,13 +241,13 @@ async fn an_expired_state_is_refused() {
         (status, got.as_str()),
         (StatusCode::BAD_REQUEST, "state_expired")
     );
-    assert_eq!(t.code_exchanges().await, 0);
+    assert_eq!(t.simulator.code_exchanges().await, 0);
 }
 
 #[tokio::test]
 async fn a_return_to_off_the_allow_list_is_refused_before_wechat() {
     let t = TestApp::spawn().await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     for bad in [
         "https://evil.example.com/",
         "https://shop.example.com.evil.io/",
@@ -277,7 +275,7 @@ async fn a_return_to_off_the_allow_list_is_refused_before_wechat() {
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "return_to_not_allowed");
     assert_eq!(
-        t.sim_stats().await["authorize_requests"],
+        t.simulator.stats().await["authorize_requests"],
         serde_json::Value::Null
     );
 }
@@ -285,7 +283,7 @@ async fn a_return_to_off_the_allow_list_is_refused_before_wechat() {
 #[tokio::test]
 async fn an_unknown_scope_or_app_is_refused() {
     let t = TestApp::spawn().await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let (status, got, _) = outcome(
         b.get(t.url("/oauth/oa/authorize?scope=snsapi_login"))
             .send()
@@ -327,14 +325,13 @@ async fn outside_wechat_the_link_is_shown_as_a_qr_code() {
     let t = TestApp::spawn().await;
     let path = authorize_path("oa", "snsapi_base");
     let (status, got, body) =
-        outcome(t.desktop_browser().get(t.url(&path)).send().await.unwrap()).await;
+        outcome(desktop_browser().get(t.url(&path)).send().await.unwrap()).await;
     assert_eq!((status, got.as_str()), (StatusCode::OK, "open_in_wechat"));
     assert!(body.contains("<svg"), "a QR code is drawn");
     assert!(body.contains("请在微信中打开"));
     // Not in the sandbox: no way to pretend to be WeChat.
     assert!(!body.contains("wxsim=1"));
-    let r = t
-        .desktop_browser()
+    let r = desktop_browser()
         .get(t.url(&format!("{path}&wxsim=1")))
         .send()
         .await
@@ -345,7 +342,7 @@ async fn outside_wechat_the_link_is_shown_as_a_qr_code() {
 #[tokio::test]
 async fn a_link_ticket_binds_the_openid_to_its_user() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let r = t
         .api_post(
             "/api/v1/users/42/link-tickets",
@@ -361,7 +358,7 @@ async fn a_link_ticket_binds_the_openid_to_its_user() {
     );
     assert!(ticket["expires_at"].as_i64().unwrap() <= t.clock.now() + 600);
 
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let callback = t
         .through_wechat(&b, url, p["id"].as_str().unwrap(), "allow")
         .await;
@@ -375,7 +372,7 @@ async fn a_link_ticket_binds_the_openid_to_its_user() {
     assert_eq!(user["identities"][0]["app"], "oa");
 
     // Single use: the same link again is refused before WeChat.
-    let (status, got, _) = outcome(t.wechat_browser().get(url).send().await.unwrap()).await;
+    let (status, got, _) = outcome(wechat_browser().get(url).send().await.unwrap()).await;
     assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_used"));
 }
 
@@ -384,7 +381,7 @@ async fn expired_and_unknown_tickets_are_refused() {
     let t = TestApp::spawn().await;
     let url = t.link_ticket("42", json!({"app": "oa"})).await;
     t.clock.advance(601);
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let (status, got, _) = outcome(b.get(&url).send().await.unwrap()).await;
     assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_expired"));
     let (status, got, _) = outcome(
@@ -407,9 +404,9 @@ async fn a_ticket_that_expires_while_the_person_is_at_wechat_binds_nothing() {
         ..Default::default()
     })
     .await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let url = t.link_ticket("42", json!({"app": "oa"})).await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
         .await;
@@ -429,7 +426,7 @@ async fn a_ticket_that_expires_while_the_person_is_at_wechat_binds_nothing() {
 #[tokio::test]
 async fn a_unionid_already_bound_through_another_app_binds_automatically() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     // The backend learnt the mini-program identity from its own login and bound it.
     let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
     let r = t
@@ -443,7 +440,7 @@ async fn a_unionid_already_bound_through_another_app_binds_automatically() {
     assert_eq!(r.status(), StatusCode::OK);
 
     // The same person authorizes the Official Account without any ticket.
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let r = t
         .sign_in(
             &b,
@@ -480,13 +477,13 @@ async fn a_unionid_already_bound_through_another_app_binds_automatically() {
 #[tokio::test]
 async fn an_openid_bound_to_one_user_is_never_repointed() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let person = p["id"].as_str().unwrap();
     for (user, expected_status) in [("1", StatusCode::FOUND), ("2", StatusCode::CONFLICT)] {
         let url = t
             .link_ticket(user, json!({"app": "oa", "return_to": RETURN_TO}))
             .await;
-        let b = t.wechat_browser();
+        let b = wechat_browser();
         let callback = t.through_wechat(&b, &url, person, "allow").await;
         let r = b.get(&callback).send().await.unwrap();
         assert_eq!(r.status(), expected_status);
@@ -516,7 +513,7 @@ async fn an_openid_bound_to_one_user_is_never_repointed() {
 #[tokio::test]
 async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
     t.bind(
         "7",
@@ -526,7 +523,7 @@ async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
     )
     .await;
     let url = t.link_ticket("8", json!({"app": "oa"})).await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
         .await;
@@ -546,12 +543,13 @@ async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
 async fn a_snapshot_mode_user_is_never_bound() {
     let t = TestApp::spawn().await;
     let p = t
+        .simulator
         .new_person(json!({"nickname": "snap", "snapshot": true}))
         .await;
     let url = t
         .link_ticket("42", json!({"app": "oa", "return_to": RETURN_TO}))
         .await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
         .await;
@@ -571,8 +569,8 @@ async fn a_snapshot_mode_user_is_never_bound() {
 #[tokio::test]
 async fn without_return_to_the_callback_shows_a_result_page() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let r = t
         .sign_in(
             &b,

@@ -3,9 +3,7 @@
 //! silent snsapi_base -> the Official Account openid bound to the same user), with and
 //! without unionid.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wxlink::domain::{AppId, OpenId};
@@ -44,7 +42,7 @@ async fn login(
     person: &str,
     user: Option<&str>,
 ) -> (StatusCode, Value) {
-    let code = t.login_code(person, appid).await;
+    let code = t.simulator.login_code(person, appid).await;
     let mut body = json!({ "js_code": code });
     if let Some(u) = user {
         body["user_id"] = json!(u);
@@ -72,7 +70,7 @@ async fn identities(t: &TestApp, user: &str) -> (StatusCode, Value) {
 /// Opens a link in the WeChat browser as `person` (silent for snsapi_base) and follows the
 /// callback; returns the callback's answer.
 async fn open_in_wechat(t: &TestApp, url: &str, person: &str) -> reqwest::Response {
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let callback = t.through_wechat(&b, url, person, "allow").await;
     b.get(callback).send().await.unwrap()
 }
@@ -80,7 +78,7 @@ async fn open_in_wechat(t: &TestApp, url: &str, person: &str) -> reqwest::Respon
 #[tokio::test]
 async fn a_first_login_without_user_id_says_the_person_is_new() {
     let t = TestApp::spawn().await;
-    let p = t.person("小程序用户").await;
+    let p = t.simulator.person("小程序用户").await;
     let (status, v) = login(&t, "mp", MP_APPID, id(&p), None).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
@@ -92,13 +90,13 @@ async fn a_first_login_without_user_id_says_the_person_is_new() {
             "unionid": p["unionids"][MP_APPID],
         })
     );
-    assert_eq!(t.counter("logins").await, 1);
+    assert_eq!(t.simulator.counter("logins").await, 1);
 }
 
 #[tokio::test]
 async fn a_login_with_user_id_binds_and_later_logins_find_the_user_by_openid() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     // New person: the backend creates its user, then passes its id on the next login.
     let (_, v) = login(&t, "mp", MP_APPID, id(&p), None).await;
     assert!(v["user_id"].is_null());
@@ -121,7 +119,7 @@ async fn a_login_with_user_id_binds_and_later_logins_find_the_user_by_openid() {
 #[tokio::test]
 async fn a_login_without_user_id_finds_the_user_through_the_unionid() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     // The Official Account identity is already bound to u-2 (with its unionid).
     let oa_openid = p["openids"][OA_APPID].as_str().unwrap();
     let r = t
@@ -145,7 +143,7 @@ async fn a_login_without_user_id_finds_the_user_through_the_unionid() {
 #[tokio::test]
 async fn the_session_key_is_sealed_at_rest_and_never_returned() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let (status, first) = login(&t, "mp", MP_APPID, id(&p), Some("u-3")).await;
     assert_eq!(status, StatusCode::OK);
     let sk = t.sim.session_key_of(MP_APPID, id(&p)).unwrap();
@@ -206,7 +204,7 @@ async fn binding_conflicts_name_both_users_and_bind_nothing() {
     let t = TestApp::spawn().await;
 
     // Via openid: the mini-program identity already belongs to u-a.
-    let p = t.person("p").await;
+    let p = t.simulator.person("p").await;
     login(&t, "mp", MP_APPID, id(&p), Some("u-a")).await;
     let (status, v) = login(&t, "mp", MP_APPID, id(&p), Some("u-b")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{v}");
@@ -223,7 +221,7 @@ async fn binding_conflicts_name_both_users_and_bind_nothing() {
     );
 
     // Via unionid: the same person's Official Account identity belongs to u-c.
-    let q = t.person("q").await;
+    let q = t.simulator.person("q").await;
     t.bind(
         "u-c",
         "oa",
@@ -246,7 +244,7 @@ async fn binding_conflicts_name_both_users_and_bind_nothing() {
 #[tokio::test]
 async fn a_unionid_already_split_between_two_users_is_a_conflict_naming_both() {
     let t = TestApp::spawn().await;
-    let p = t.person("p").await;
+    let p = t.simulator.person("p").await;
     let person = id(&p);
     // oa2 is not yet on the Open Platform: its identity is linked to u-a without unionid.
     let url = t
@@ -266,18 +264,13 @@ async fn a_unionid_already_split_between_two_users_is_a_conflict_naming_both() {
     );
     // oa2 joins the Open Platform; the person's next visit brings U to u-a's identity.
     let domain = t.base.trim_start_matches("http://").to_owned();
-    let r = t
-        .api
-        .post(format!("{}/_sim/apps", t.sim_base))
-        .json(
-            &json!({"appid": OA2_APPID, "secret": "oa2-secret", "kind": "official_account",
+    t.simulator
+        .add_app(
+            json!({"appid": OA2_APPID, "secret": "oa2-secret", "kind": "official_account",
                       "auth_domain": domain, "unionid_group": "g1"}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let b = t.wechat_browser();
+        .await;
+    let b = wechat_browser();
     t.sign_in(
         &b,
         "/oauth/oa2/authorize?scope=snsapi_base",
@@ -315,7 +308,7 @@ async fn a_unionid_already_split_between_two_users_is_a_conflict_naming_both() {
 #[tokio::test]
 async fn login_errors_are_told_apart() {
     let t = spawn_with_mp2().await;
-    let p = t.person("p").await;
+    let p = t.simulator.person("p").await;
     let person = id(&p);
     let session = async |app: &str, body: Value| json_of(t.mp_session(app, body).await).await;
     let check = |(status, v): (StatusCode, Value), want: StatusCode, code: &str, errcode| {
@@ -332,7 +325,7 @@ async fn login_errors_are_told_apart() {
         "js_code_invalid",
         40029,
     );
-    let foreign = t.login_code(person, MP2_APPID).await;
+    let foreign = t.simulator.login_code(person, MP2_APPID).await;
     check(
         session("mp", json!({ "js_code": foreign })).await,
         StatusCode::BAD_REQUEST,
@@ -340,7 +333,7 @@ async fn login_errors_are_told_apart() {
         40029,
     );
     // ... or one older than 5 minutes.
-    let old = t.login_code(person, MP_APPID).await;
+    let old = t.simulator.login_code(person, MP_APPID).await;
     t.sim_clock.advance(301);
     check(
         session("mp", json!({ "js_code": old })).await,
@@ -348,10 +341,10 @@ async fn login_errors_are_told_apart() {
         "js_code_invalid",
         40029,
     );
-    assert_eq!(t.counter("login_rejected_expired").await, 1);
+    assert_eq!(t.simulator.counter("login_rejected_expired").await, 1);
 
     // 40163: each code works once.
-    let code = t.login_code(person, MP_APPID).await;
+    let code = t.simulator.login_code(person, MP_APPID).await;
     assert_eq!(
         session("mp", json!({ "js_code": code })).await.0,
         StatusCode::OK
@@ -364,7 +357,7 @@ async fn login_errors_are_told_apart() {
     );
 
     // Refused before WeChat is asked.
-    let asked = t.counter("jscode2session").await;
+    let asked = t.simulator.counter("jscode2session").await;
     let local = |(status, v): (StatusCode, Value), want: StatusCode, code: &str| {
         assert_eq!(status, want, "{v}");
         assert_eq!(v["error"]["code"], code, "{v}");
@@ -412,28 +405,22 @@ async fn login_errors_are_told_apart() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(t.counter("jscode2session").await, asked);
+    assert_eq!(t.simulator.counter("jscode2session").await, asked);
 
     // WeChat busy or down: 502, and the code is not lost for a retry.
-    let code = t.login_code(person, MP_APPID).await;
-    t.api
-        .post(format!("{}/_sim/faults", t.sim_base))
-        .json(&json!({"mode": "busy", "count": 1}))
-        .send()
-        .await
-        .unwrap();
+    let code = t.simulator.login_code(person, MP_APPID).await;
+    t.simulator
+        .faults(json!({"mode": "busy", "count": 1}))
+        .await;
     check(
         session("mp", json!({ "js_code": code })).await,
         StatusCode::BAD_GATEWAY,
         "wechat_error",
         -1,
     );
-    t.api
-        .post(format!("{}/_sim/faults", t.sim_base))
-        .json(&json!({"mode": "down", "count": 1}))
-        .send()
-        .await
-        .unwrap();
+    t.simulator
+        .faults(json!({"mode": "down", "count": 1}))
+        .await;
     let (status, v) = session("mp", json!({ "js_code": code })).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{v}");
     assert_eq!(v["error"]["code"], "wechat_error");
@@ -450,7 +437,7 @@ async fn a_wrong_mini_program_secret_is_a_refusal_naming_the_cause() {
         ..Options::default()
     })
     .await;
-    let p = t.person("p").await;
+    let p = t.simulator.person("p").await;
     let (status, v) = login(&t, "mp2", MP2_APPID, id(&p), None).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{v}");
     assert_eq!(v["error"]["code"], "wechat_refused");
@@ -460,14 +447,14 @@ async fn a_wrong_mini_program_secret_is_a_refusal_naming_the_cause() {
 #[tokio::test]
 async fn the_per_person_login_limit_answers_429_with_retry_after() {
     let t = TestApp::spawn().await;
-    let p = t.person("busy").await;
-    let other = t.person("calm").await;
+    let p = t.simulator.person("busy").await;
+    let other = t.simulator.person("calm").await;
     // 100 logins within the minute, straight at the simulator.
     for _ in 0..100 {
-        let code = t.login_code(id(&p), MP_APPID).await;
+        let code = t.simulator.login_code(id(&p), MP_APPID).await;
         let v: Value = t
             .api
-            .get(format!("{}/sns/jscode2session", t.sim_base))
+            .get(format!("{}/sns/jscode2session", t.simulator.base()))
             .query(&[
                 ("appid", MP_APPID),
                 ("secret", "mp-secret"),
@@ -482,7 +469,7 @@ async fn the_per_person_login_limit_answers_429_with_retry_after() {
             .unwrap();
         assert!(v.get("openid").is_some(), "{v}");
     }
-    let code = t.login_code(id(&p), MP_APPID).await;
+    let code = t.simulator.login_code(id(&p), MP_APPID).await;
     let r = t.mp_session("mp", json!({ "js_code": code })).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "60");
@@ -503,26 +490,18 @@ async fn the_per_person_login_limit_answers_429_with_retry_after() {
 #[tokio::test]
 async fn a_blocked_person_cannot_log_in_until_unblocked() {
     let t = TestApp::spawn().await;
-    let p = t.person("risky").await;
+    let p = t.simulator.person("risky").await;
     let block = async |what: &str| {
         let r = t
             .api
-            .post(format!("{}/_sim/people/{}/{what}", t.sim_base, id(&p)))
+            .post(t.simulator.url(&format!("/_sim/people/{}/{what}", id(&p))))
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     };
     block("block").await;
-    let person: Value = t
-        .api
-        .get(format!("{}/_sim/people/{}", t.sim_base, id(&p)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let person = t.simulator.get(&format!("/_sim/people/{}", id(&p))).await;
     assert_eq!(person["blocked"], true);
     let (status, v) = login(&t, "mp", MP_APPID, id(&p), Some("u-9")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
@@ -538,10 +517,10 @@ async fn a_blocked_person_cannot_log_in_until_unblocked() {
 #[tokio::test]
 async fn the_simulator_keeps_wechats_login_rules() {
     let t = spawn_with_mp2().await;
-    let p = t.person("p").await;
+    let p = t.simulator.person("p").await;
     let call = async |appid: &str, secret: &str, code: &str| -> Value {
         t.api
-            .get(format!("{}/sns/jscode2session", t.sim_base))
+            .get(format!("{}/sns/jscode2session", t.simulator.base()))
             .query(&[
                 ("appid", appid),
                 ("secret", secret),
@@ -558,7 +537,7 @@ async fn the_simulator_keeps_wechats_login_rules() {
     // The minted code answers with the same openid/unionid the person has everywhere.
     let r = t
         .api
-        .post(format!("{}/_sim/login-codes", t.sim_base))
+        .post(t.simulator.url("/_sim/login-codes"))
         .json(&json!({"person": id(&p), "appid": MP_APPID}))
         .send()
         .await
@@ -584,7 +563,7 @@ async fn the_simulator_keeps_wechats_login_rules() {
     assert_eq!(call(MP_APPID, "mp-secret", code).await["errcode"], 40163);
 
     // No unionid outside a group.
-    let code = t.login_code(id(&p), MP2_APPID).await;
+    let code = t.simulator.login_code(id(&p), MP2_APPID).await;
     let ok = call(MP2_APPID, "mp2-secret", &code).await;
     assert_eq!(ok["openid"], p["openids"][MP2_APPID]);
     assert!(ok.get("unionid").is_none(), "{ok}");
@@ -597,14 +576,14 @@ async fn the_simulator_keeps_wechats_login_rules() {
     ] {
         let r = t
             .api
-            .post(format!("{}/_sim/login-codes", t.sim_base))
+            .post(t.simulator.url("/_sim/login-codes"))
             .json(&body)
             .send()
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), want, "{body}");
     }
-    let stats = t.sim_stats().await;
+    let stats = t.simulator.stats().await;
     assert_eq!(stats["logins"], 2);
     assert_eq!(stats["login_rejected_used"], 1);
 }
@@ -613,7 +592,7 @@ async fn the_simulator_keeps_wechats_login_rules() {
 #[tokio::test]
 async fn the_jump_out_recipe_with_unionid() {
     let t = TestApp::spawn().await;
-    let p = t.person("小明").await;
+    let p = t.simulator.person("小明").await;
     let person = id(&p);
 
     // 1. The mini-program logs in; its backend knows the person as u-1001.
@@ -662,6 +641,7 @@ async fn sends_reach_both_openids(
     p: &Value,
 ) {
     let tpl = t
+        .simulator
         .template(oa_appid, "template", "订单：{{keyword1.DATA}}")
         .await;
     let message = t
@@ -672,13 +652,15 @@ async fn sends_reach_both_openids(
         .await;
     t.sent(&message).await;
     let sub = t
+        .simulator
         .template(mp_appid, "subscribe", "商品：{{thing1.DATA}}")
         .await;
-    t.sim_post(
-        "/_sim/subscriptions",
-        json!({"appid": mp_appid, "person": id(p), "template_id": sub}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/subscriptions",
+            json!({"appid": mp_appid, "person": id(p), "template_id": sub}),
+        )
+        .await;
     let r = t
         .api_post(
             &format!("/api/v1/users/{user}/subscriptions"),
@@ -694,7 +676,7 @@ async fn sends_reach_both_openids(
         .await;
     t.sent(&message).await;
     let to = |channel: &'static str| async move {
-        t.sim_messages(&format!("?channel={channel}")).await[0]["touser"]
+        t.simulator.messages(&format!("?channel={channel}")).await[0]["touser"]
             .as_str()
             .unwrap()
             .to_owned()
@@ -713,9 +695,9 @@ async fn sends_reach_both_openids(
 #[tokio::test]
 async fn with_unionid_a_plain_authorization_joins_the_mini_program_user() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     login(&t, "mp", MP_APPID, id(&p), Some("u-7")).await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let r = t
         .sign_in(&b, "/oauth/oa/authorize?scope=snsapi_base", id(&p), "allow")
         .await;
@@ -728,7 +710,7 @@ async fn with_unionid_a_plain_authorization_joins_the_mini_program_user() {
 #[tokio::test]
 async fn the_jump_out_recipe_without_unionid_the_ticket_carries_the_link() {
     let t = spawn_with_mp2().await;
-    let p = t.person("小红").await;
+    let p = t.simulator.person("小红").await;
     let person = id(&p);
 
     let (status, v) = login(&t, "mp2", MP2_APPID, person, Some("u-2002")).await;
@@ -737,7 +719,7 @@ async fn the_jump_out_recipe_without_unionid_the_ticket_carries_the_link() {
     assert!(v["unionid"].is_null());
 
     // Without the ticket nothing joins the two identities.
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let r = t
         .sign_in(
             &b,

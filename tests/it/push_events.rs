@@ -2,10 +2,8 @@
 //! delivery reports kept by msgid, subscription events, everything else listed, and the
 //! sweeper finishing what a crash left.
 
-mod common;
-
-use common::push::*;
-use common::*;
+use crate::support::push::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use wxlink::domain::AppId;
@@ -13,13 +11,13 @@ use wxlink::domain::AppId;
 #[tokio::test]
 async fn follow_and_unfollow_in_every_mode_set_the_follow_status() {
     let t = TestApp::spawn().await;
-    let p = t.person("alice").await;
+    let p = t.simulator.person("alice").await;
     // oa: safe, oa2: plain, cl: compatible.
     for (app, appid) in [("oa", OA_APPID), ("oa2", OA2_APPID), ("cl", CL_APPID)] {
         let openid = p["openids"][appid].as_str().unwrap();
         let r = t
             .api
-            .post(format!("{}/_sim/people/p1/follow", t.sim_base))
+            .post(t.simulator.url("/_sim/people/p1/follow"))
             .json(&json!({ "appid": appid }))
             .send()
             .await
@@ -51,7 +49,7 @@ async fn follow_and_unfollow_in_every_mode_set_the_follow_status() {
 
     let r = t
         .api
-        .post(format!("{}/_sim/people/p1/unfollow", t.sim_base))
+        .post(t.simulator.url("/_sim/people/p1/unfollow"))
         .json(&json!({ "appid": OA_APPID }))
         .send()
         .await
@@ -103,14 +101,14 @@ async fn an_older_follow_event_never_overrides_a_newer_one() {
 #[tokio::test]
 async fn delivery_reports_are_pushed_after_a_send_and_kept_by_msgid() {
     let t = TestApp::spawn().await;
-    let p = t.person("bob").await;
+    let p = t.simulator.person("bob").await;
     let openid = p["openids"][OA_APPID].as_str().unwrap().to_owned();
     // The send handler calls this; the control route triggers the same function.
     let msgid: i64 = 3_717_005_636_572_528_642;
     t.sim.after_template_send(OA_APPID, &openid, msgid).unwrap();
     let r = t
         .api
-        .post(format!("{}/_sim/push/template-report", t.sim_base))
+        .post(t.simulator.url("/_sim/push/template-report"))
         .json(&json!({"appid": OA_APPID, "openid": openid, "msgid": msgid + 1, "status": "failed:user block"}))
         .send()
         .await
@@ -146,7 +144,7 @@ async fn delivery_reports_are_pushed_after_a_send_and_kept_by_msgid() {
     // An injected status applies to the next N reports only.
     let r = t
         .api
-        .post(format!("{}/_sim/push/settings", t.sim_base))
+        .post(t.simulator.url("/_sim/push/settings"))
         .json(&json!({"report_status": "failed: system failed", "report_status_count": 1, "report_delay_ms": 0}))
         .send()
         .await
@@ -171,10 +169,10 @@ async fn delivery_reports_are_pushed_after_a_send_and_kept_by_msgid() {
 #[tokio::test]
 async fn subscription_choices_and_send_results_are_stored_typed() {
     let t = TestApp::spawn().await;
-    t.person("carol").await;
+    t.simulator.person("carol").await;
     let r = t
         .api
-        .post(format!("{}/_sim/people/p1/subscriptions", t.sim_base))
+        .post(t.simulator.url("/_sim/people/p1/subscriptions"))
         .json(&json!({"appid": MP_APPID, "choices": [
             {"template_id": "TPL1", "status": "accept", "popup_scene": 0},
             {"template_id": "TPL2", "status": "reject"}]}))
@@ -218,7 +216,7 @@ async fn other_events_are_stored_acknowledged_and_listed() {
     {
         let r = t
             .api
-            .post(format!("{}/_sim/push/event", t.sim_base))
+            .post(t.simulator.url("/_sim/push/event"))
             .json(&json!({"appid": OA_APPID, "xml": xml}))
             .send()
             .await

@@ -2,9 +2,7 @@
 //! refresh window, both serve the same token. Real time here (other processes cannot share
 //! our clock), so the simulator's tokens live 8 seconds.
 
-mod common;
-
-use common::process::free_port;
+use crate::support::process;
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -15,14 +13,12 @@ const KEY: &str = "process-test-key";
 
 #[tokio::test]
 async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
-    let (sim, sim_base) = common::process::simulator().await;
+    let (sim, simulator) = crate::support::sim::standalone().await;
+    let sim_base = simulator.base();
     let client = Client::new();
-    client
-        .post(format!("{sim_base}/_sim/apps"))
-        .json(&json!({"appid": APPID, "secret": "s", "token_ttl_secs": 8}))
-        .send()
-        .await
-        .unwrap();
+    simulator
+        .add_app(json!({"appid": APPID, "secret": "s", "token_ttl_secs": 8}))
+        .await;
 
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("wxlink.toml");
@@ -39,25 +35,18 @@ async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
         ),
     )
     .unwrap();
-    let ports = [free_port(), free_port()];
-    let mut children: Vec<_> = ports
-        .iter()
-        .map(|port| {
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
-                .args(["--config", config.to_str().unwrap()])
-                .env("WXLINK_LISTEN", format!("127.0.0.1:{port}"))
-                .env("RUST_LOG", "warn")
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    // Both start at once; the observation begins as they do.
+    let starting = [process::spawn(&config).await, process::spawn(&config).await];
+    let start = Instant::now();
+    let mut services = Vec::new();
+    for s in starting {
+        services.push(s.ready().await);
+    }
+    let bases: Vec<String> = services.iter().map(|s| s.base.clone()).collect();
 
-    let get = async |port: u16| -> Option<String> {
+    let get = async |base: &str| -> Option<String> {
         let r = client
-            .get(format!(
-                "http://127.0.0.1:{port}/api/v1/apps/cl/access-token"
-            ))
+            .get(format!("{base}/api/v1/apps/cl/access-token"))
             .bearer_auth(KEY)
             .send()
             .await
@@ -79,19 +68,21 @@ async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
     };
 
     // Observe for 12 seconds: about three token lifetimes' worth of refresh windows.
-    let start = Instant::now();
     let mut seen = HashSet::new();
     while start.elapsed() < Duration::from_secs(12) {
-        for port in ports {
-            if let Some(tok) = get(port).await {
+        for base in &bases {
+            if let Some(tok) = get(base).await {
                 assert!(works(&tok).await, "a served token always works at WeChat");
                 seen.insert(tok);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for c in &mut children {
-        assert!(c.try_wait().unwrap().is_none(), "both processes still run");
+    for s in &mut services {
+        assert!(
+            s.child.try_wait().unwrap().is_none(),
+            "both processes still run"
+        );
     }
     let fetches = sim
         .stats()
@@ -110,7 +101,7 @@ async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
     // Both processes converge on the same token.
     let mut same = false;
     for _ in 0..20 {
-        if let (Some(a), Some(b)) = (get(ports[0]).await, get(ports[1]).await)
+        if let (Some(a), Some(b)) = (get(&bases[0]).await, get(&bases[1]).await)
             && a == b
         {
             same = true;

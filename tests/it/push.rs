@@ -1,10 +1,8 @@
 //! The WeChat push endpoint over real HTTP: verification, the three modes, key rotation,
 //! every refusal, replays, duplicates and WeChat's retries.
 
-mod common;
-
-use common::push::*;
-use common::*;
+use crate::support::push::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use wxlink::domain::AppId;
 use wxlink::sim::SimApp;
@@ -131,7 +129,7 @@ async fn a_push_whose_answer_was_lost_is_retried_and_processed_once() {
     let config = &t.ctx.config;
     let oa = config.apps.iter().find(|a| a.id.as_str() == "oa").unwrap();
     t.sim.add_app(SimApp::for_config(oa, &proxy));
-    t.person("dave").await;
+    t.simulator.person("dave").await;
     t.sim.set_follow(OA_APPID, "p1", true).unwrap();
     let pushes = t.settled_pushes(1).await;
     let p = &pushes[0];
@@ -196,13 +194,13 @@ async fn stale_timestamps_are_refused_within_a_configurable_window() {
     // The simulator's pushes go stale when the service's clock is ahead: refused, retried
     // 3 times like WeChat, never acknowledged.
     t.clock.advance(120);
-    t.person("erin").await;
+    t.simulator.person("erin").await;
     t.sim.set_follow(OA_APPID, "p1", true).unwrap();
     let pushes = t.settled_pushes(1).await;
     assert!(!pushes[0].acknowledged);
     assert_eq!(pushes[0].attempts.len(), 4);
     assert!(pushes[0].attempts.iter().all(|a| a.status == Some(401)));
-    assert_eq!(t.counter("pushes_unacknowledged").await, 1);
+    assert_eq!(t.simulator.counter("pushes_unacknowledged").await, 1);
 }
 
 #[tokio::test]

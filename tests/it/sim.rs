@@ -1,15 +1,15 @@
 //! The simulator keeps WeChat's rules, so tests against it mean something.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn sim_page(t: &TestApp, query: &str) -> (StatusCode, String) {
-    let r = t
-        .wechat_browser()
-        .get(format!("{}/connect/oauth2/authorize?{query}", t.sim_base))
+    let r = wechat_browser()
+        .get(format!(
+            "{}/connect/oauth2/authorize?{query}",
+            t.simulator.base()
+        ))
         .header("x-wxsim-person", "p1")
         .send()
         .await
@@ -20,7 +20,7 @@ async fn sim_page(t: &TestApp, query: &str) -> (StatusCode, String) {
 #[tokio::test]
 async fn the_authorize_page_refuses_malformed_links() {
     let t = TestApp::spawn().await;
-    t.person("a").await;
+    t.simulator.person("a").await;
     let redirect = encode(&t.url("/oauth/oa/callback"));
     let good = format!(
         "appid={OA_APPID}&redirect_uri={redirect}&response_type=code&scope=snsapi_base&state=s"
@@ -79,8 +79,8 @@ async fn the_authorize_page_refuses_malformed_links() {
 #[tokio::test]
 async fn codes_are_single_use_and_secrets_are_checked() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let callback = t
         .through_wechat(
             &b,
@@ -92,7 +92,7 @@ async fn codes_are_single_use_and_secrets_are_checked() {
     let code = query_param(&callback, "code").unwrap();
     let exchange = |secret: &str| {
         t.api
-            .get(format!("{}/sns/oauth2/access_token", t.sim_base))
+            .get(format!("{}/sns/oauth2/access_token", t.simulator.base()))
             .query(&[
                 ("appid", OA_APPID),
                 ("secret", secret),
@@ -116,7 +116,7 @@ async fn codes_are_single_use_and_secrets_are_checked() {
     // A snsapi_base token may not read the profile.
     let info: Value = t
         .api
-        .get(format!("{}/sns/userinfo", t.sim_base))
+        .get(format!("{}/sns/userinfo", t.simulator.base()))
         .query(&[
             ("access_token", ok["access_token"].as_str().unwrap()),
             ("openid", ok["openid"].as_str().unwrap()),
@@ -140,36 +140,25 @@ async fn the_standalone_simulator_registers_configured_apps() {
         "public_url = \"http://127.0.0.1:8080\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
         .args([
             "--config",
             path.to_str().unwrap(),
             "sim",
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
         ])
         .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
-    let mut apps = Value::Null;
-    for _ in 0..100 {
-        if let Ok(r) = client
-            .get(format!("http://127.0.0.1:{port}/_sim/apps"))
-            .send()
-            .await
-        {
-            apps = r.json().await.unwrap();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    // Its first line names the address it listens on.
+    let base = crate::support::process::announced(child.stdout.take().unwrap(), |line| {
+        line.strip_prefix("WeChat simulator on ").map(str::to_owned)
+    })
+    .await
+    .expect("the simulator says where it listens");
+    let apps = SimClient::new(base).apps().await;
     let _ = child.kill().await;
     assert_eq!(apps["apps"][0]["appid"], "wx1234567890abcdef");
     assert_eq!(apps["apps"][0]["auth_domain"], "127.0.0.1:8080");

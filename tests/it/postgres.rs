@@ -2,9 +2,7 @@
 //! and browser sessions all live there. Skipped (and says so) without
 //! `WXLINK_TEST_POSTGRES_URL`.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -27,9 +25,9 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
         .unwrap();
     assert_eq!(health["store"], "postgres");
 
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let url = t.link_ticket("42", json!({"app": "oa", "scope": "snsapi_userinfo", "return_to": "https://shop.example.com/x"})).await;
-    let b = t.wechat_browser();
+    let b = wechat_browser();
     let callback = t
         .through_wechat(&b, &url, p["id"].as_str().unwrap(), "allow")
         .await;
@@ -37,7 +35,7 @@ async fn ticket_binding_replay_and_redeem_on_postgres() {
     let (r1, r2) = (r1.unwrap(), r2.unwrap());
     assert_eq!(r1.status(), StatusCode::FOUND);
     assert_eq!(location(&r1), location(&r2));
-    assert_eq!(t.code_exchanges().await, 1);
+    assert_eq!(t.simulator.code_exchanges().await, 1);
     let id = t.redeem_from(&r1).await;
     assert_eq!(id["user_id"], "42");
     assert_eq!(id["profile"]["nickname"], "a");
@@ -95,7 +93,7 @@ async fn two_instances_share_one_token_on_postgres() {
         "the second instance reuses the stored token"
     );
     let calls = format!("stable_token_calls:{OA_APPID}");
-    assert_eq!(t.counter(&calls).await, 1);
+    assert_eq!(t.simulator.counter(&calls).await, 1);
 
     t.advance(7200 - 300 + 61);
     for _ in 0..100 {
@@ -109,7 +107,11 @@ async fn two_instances_share_one_token_on_postgres() {
     assert_ne!(a, first);
     assert_eq!(a, b);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(t.counter(&calls).await, 2, "one fetch for the window");
+    assert_eq!(
+        t.simulator.counter(&calls).await,
+        2,
+        "one fetch for the window"
+    );
 }
 
 #[tokio::test]
@@ -128,13 +130,16 @@ async fn a_database_outage_is_answered_503_and_heals_by_itself() {
         ..Default::default()
     })
     .await;
-    let p = t.person("a").await;
+    let p = t.simulator.person("a").await;
     let openid = p["openids"][OA_APPID].as_str().unwrap();
     assert_eq!(
         t.bind("42", "oa", openid, json!({})).await.status(),
         StatusCode::OK
     );
-    let tpl = t.template(OA_APPID, "template", "{{keyword1.DATA}}").await;
+    let tpl = t
+        .simulator
+        .template(OA_APPID, "template", "{{keyword1.DATA}}")
+        .await;
     let body =
         json!({"channel": "template", "app": "oa", "template_id": tpl, "data": {"keyword1": "1"}});
     t.send_ok("42", body.clone()).await;

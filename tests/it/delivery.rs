@@ -3,9 +3,7 @@
 //! `delivered` or `failed` from that push alone; subscription choices pushed by WeChat move
 //! the ledger; a person who stopped following shows on the identity.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -23,7 +21,7 @@ fn states(m: &Value) -> Vec<String> {
 
 async fn template_body(t: &TestApp, user: &str) -> (String, Value) {
     let (person, _) = t.person_for(user, "oa", OA_APPID).await;
-    let tpl = t.template(OA_APPID, "template", SHIPPED).await;
+    let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
     (
         person,
         json!({"channel": "template", "app": "oa", "template_id": tpl, "data": {"keyword1": "339208499"}}),
@@ -50,11 +48,12 @@ async fn a_template_message_ends_delivered_from_the_simulators_push() {
 async fn a_blocked_report_ends_the_message_failed_with_the_reason() {
     let t = TestApp::spawn().await;
     let (_, body) = template_body(&t, "42").await;
-    t.sim_post(
-        "/_sim/push/settings",
-        json!({"report_status": "failed:user block", "report_status_count": 1}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/push/settings",
+            json!({"report_status": "failed:user block", "report_status_count": 1}),
+        )
+        .await;
     let blocked = t.send_ok("42", body.clone()).await;
     let m = t.message_until(&blocked, &["failed"]).await;
     assert_eq!(m["reason"], "failed:user block");
@@ -72,9 +71,12 @@ async fn a_report_that_beats_the_sends_answer_is_not_lost() {
     t.message_until(&id, &["delivered"]).await;
     // WeChat answers the send slowly but pushes the report at once: the report is stored
     // (and waits) before the outbox records sent(msgid).
-    t.sim_post("/_sim/push/settings", json!({"report_delay_ms": 0}))
+    t.simulator
+        .post("/_sim/push/settings", json!({"report_delay_ms": 0}))
         .await;
-    t.sim_post("/_sim/faults", json!({"latency_ms": 400})).await;
+    t.simulator
+        .post("/_sim/faults", json!({"latency_ms": 400}))
+        .await;
     let id = t.send_ok("42", body).await;
     let m = t.message_until(&id, &["delivered"]).await;
     assert_eq!(states(&m), ["queued", "sending", "sent", "delivered"]);
@@ -94,16 +96,17 @@ async fn a_report_that_beats_the_sends_answer_is_not_lost() {
 async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
     let t = TestApp::spawn().await;
     let (person, _) = t.person_for("42", "mp", MP_APPID).await;
-    let tpl = t.template(MP_APPID, "subscribe", SUB).await;
+    let tpl = t.simulator.template(MP_APPID, "subscribe", SUB).await;
     let body = json!({"channel": "subscribe", "template_id": tpl, "data": {"thing1": "机械键盘"}});
     let r = t.send("42", body.clone()).await;
     assert_eq!(r.status(), StatusCode::CONFLICT, "no acceptance yet");
     // The person taps "allow" in the popup; WeChat pushes the choice; nobody calls our API.
-    t.sim_post(
-        &format!("/_sim/people/{person}/subscriptions"),
-        json!({"appid": MP_APPID, "choices": [{"template_id": tpl, "status": "accept"}]}),
-    )
-    .await;
+    t.simulator
+        .post(
+            &format!("/_sim/people/{person}/subscriptions"),
+            json!({"appid": MP_APPID, "choices": [{"template_id": tpl, "status": "accept"}]}),
+        )
+        .await;
     let mut remaining = 0;
     for _ in 0..100 {
         let subs: Value = t.api_json("/api/v1/users/42/subscriptions").await;
@@ -119,7 +122,7 @@ async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
     assert_eq!(states(&m), ["queued", "sending", "sent", "delivered"]);
     // Accepted again, then turned off in the settings page: the ledger ends empty.
     for (event, status) in [("popup", "accept"), ("change", "reject")] {
-        t.sim_post(
+        t.simulator.post(
             &format!("/_sim/people/{person}/subscriptions"),
             json!({"appid": MP_APPID, "event": event, "choices": [{"template_id": tpl, "status": status}]}),
         )
@@ -148,11 +151,12 @@ async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
 async fn an_unfollow_shows_on_the_identity_and_explains_43004() {
     let t = TestApp::spawn().await;
     let (person, body) = template_body(&t, "42").await;
-    t.sim_post(
-        &format!("/_sim/people/{person}/unfollow"),
-        json!({"appid": OA_APPID}),
-    )
-    .await;
+    t.simulator
+        .post(
+            &format!("/_sim/people/{person}/unfollow"),
+            json!({"appid": OA_APPID}),
+        )
+        .await;
     let mut follows = Value::Null;
     for _ in 0..100 {
         let user: Value = t.api_json("/api/v1/users/42").await;
@@ -180,11 +184,12 @@ async fn a_43004_marks_the_identity_as_not_following() {
     let t = TestApp::spawn().await;
     let (person, body) = template_body(&t, "42").await;
     // WeChat knows; no push told us (the account has no push configured for this).
-    t.sim_post(
-        "/_sim/following",
-        json!({"appid": OA_APPID, "person": person, "following": false}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/following",
+            json!({"appid": OA_APPID, "person": person, "following": false}),
+        )
+        .await;
     let id = t.send_ok("42", body).await;
     t.message_until(&id, &["rejected"]).await;
     let user: Value = t.api_json("/api/v1/users/42").await;

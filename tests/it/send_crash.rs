@@ -3,9 +3,7 @@
 //! database finishes the work. Every accepted message reaches WeChat (the simulator), and
 //! no template message reaches it twice (client_msg_id).
 
-mod common;
-
-use common::process::Service;
+use crate::support::process::Service;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -32,25 +30,16 @@ async fn post(c: &Client, url: String, body: Value) -> Value {
 
 #[tokio::test]
 async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
-    let (sim, sim_base) = common::process::simulator().await;
+    let (sim, simulator) = crate::support::sim::standalone().await;
+    let sim_base = simulator.base();
     let c = Client::new();
     for (appid, kind) in [(OA, "official_account"), (MP, "mini_program")] {
-        post(
-            &c,
-            format!("{sim_base}/_sim/apps"),
-            json!({"appid": appid, "secret": "s", "kind": kind}),
-        )
-        .await;
+        simulator
+            .add_app(json!({"appid": appid, "secret": "s", "kind": kind}))
+            .await;
     }
-    let tpl = |appid: &str, kind: &str, content: &str| {
-        let (c, url) = (c.clone(), format!("{sim_base}/_sim/templates"));
-        let body = json!({"appid": appid, "kind": kind, "title": "t", "content": content});
-        async move {
-            post(&c, url, body).await["template_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
+    let tpl = async |appid: &str, kind: &str, content: &str| {
+        simulator.titled_template(appid, kind, "t", content).await
     };
     let oa_tpl = tpl(OA, "template", "{{keyword1.DATA}}").await;
     let sub_tpl = tpl(MP, "subscribe", "{{thing1.DATA}}").await;
@@ -81,7 +70,7 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
     // Ten people, each known to both apps, with acceptances and prepay ids to spare.
     let mut people = Vec::new();
     for u in 0..10 {
-        let p = post(&c, format!("{sim_base}/_sim/people"), json!({})).await;
+        let p = simulator.new_person(json!({})).await;
         let person = p["id"].as_str().unwrap().to_owned();
         for (app, appid) in [("oa", OA), ("mp", MP)] {
             let openid = p["openids"][appid].as_str().unwrap();
@@ -95,12 +84,12 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
                 .unwrap();
             assert_eq!(r.status(), StatusCode::OK);
         }
-        post(
-            &c,
-            format!("{sim_base}/_sim/subscriptions"),
-            json!({"appid": MP, "person": person, "template_id": sub_tpl, "count": 20}),
-        )
-        .await;
+        simulator
+            .post(
+                "/_sim/subscriptions",
+                json!({"appid": MP, "person": person, "template_id": sub_tpl, "count": 20}),
+            )
+            .await;
         post(
             &c,
             format!("{base}/api/v1/users/u{u}/subscriptions"),
@@ -108,12 +97,12 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
         )
         .await;
         for _ in 0..4 {
-            let f = post(
-                &c,
-                format!("{sim_base}/_sim/form-ids"),
-                json!({"appid": MP, "person": person, "kind": "prepay"}),
-            )
-            .await;
+            let f = simulator
+                .post(
+                    "/_sim/form-ids",
+                    json!({"appid": MP, "person": person, "kind": "prepay"}),
+                )
+                .await;
             post(
                 &c,
                 format!("{base}/api/v1/users/u{u}/form-ids"),
@@ -125,12 +114,7 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
     }
 
     // WeChat answers slowly, so the kill lands while sends are in flight.
-    post(
-        &c,
-        format!("{sim_base}/_sim/faults"),
-        json!({"latency_ms": 150}),
-    )
-    .await;
+    simulator.faults(json!({"latency_ms": 150})).await;
     let mut accepted: HashMap<String, (&str, String)> = HashMap::new();
     let sends = (0..TEMPLATE_MESSAGES)
         .map(|i| ("template", i))
@@ -175,7 +159,7 @@ async fn a_killed_instance_loses_nothing_and_repeats_no_template_message() {
         "killed too late to prove anything"
     );
 
-    post(&c, format!("{sim_base}/_sim/faults"), json!({})).await;
+    simulator.faults(json!({})).await;
     let second = Service::start(&config).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut pending: Vec<String> = accepted.keys().cloned().collect();

@@ -1,6 +1,7 @@
-//! Helpers of the push tests: pushes crafted and signed by hand, sent to the service.
+//! Helpers of the push tests: pushes crafted and signed by hand, sent to the service, and
+//! the simulator's own pushes waited for.
 
-use super::TestApp;
+use super::service::TestApp;
 use reqwest::StatusCode;
 use wxlink::domain::{AppId, OpenId};
 use wxlink::wechat::crypto::{MessageCrypto, signature};
@@ -73,5 +74,20 @@ pub async fn follows(t: &TestApp, app: &str, openid: &str) -> (Option<bool>, Opt
     match id {
         Some(i) => (i.follows, i.user_id.map(|u| u.to_string())),
         None => (None, None),
+    }
+}
+
+impl TestApp {
+    /// Waits until the simulator has finished at least `n` pushes (acknowledged or retries
+    /// spent) and returns every push.
+    pub async fn settled_pushes(&self, n: usize) -> Vec<wxlink::sim::push::PushRecord> {
+        for _ in 0..300 {
+            let pushes = self.sim.pushes();
+            if pushes.iter().filter(|p| p.finished).count() >= n {
+                return pushes;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("fewer than {n} pushes settled: {:#?}", self.sim.pushes());
     }
 }

@@ -1,9 +1,7 @@
 //! The sandbox: no configuration, the simulator on the same listener, a page at `/` that
 //! walks the flow in a desktop browser.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use wxlink::app::App;
@@ -46,18 +44,10 @@ async fn sandbox_at(path: &std::path::Path) -> Sandbox {
     }
 }
 
-fn desktop() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_desktop_browser_walks_the_userinfo_flow() {
     let sb = sandbox().await;
-    let b = desktop();
+    let b = desktop_browser();
     let page = b
         .get(format!("{}/", sb.base))
         .send()
@@ -124,7 +114,7 @@ async fn a_desktop_browser_walks_the_userinfo_flow() {
 #[tokio::test]
 async fn the_jump_out_form_binds_a_business_user() {
     let sb = sandbox().await;
-    let b = desktop();
+    let b = desktop_browser();
     b.post(format!("{}/sandbox/people", sb.base))
         .form(&[("nickname", "x")])
         .send()
@@ -160,7 +150,7 @@ async fn the_jump_out_form_binds_a_business_user() {
 #[tokio::test]
 async fn the_mini_program_form_walks_the_whole_jump_out_recipe() {
     let sb = sandbox().await;
-    let b = desktop();
+    let b = desktop_browser();
     let r = b
         .post(format!("{}/sandbox/mp-login", sb.base))
         .form(&[("user_id", "1001")])
@@ -257,7 +247,7 @@ async fn a_restarted_sandbox_still_opens_the_session_keys_it_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_owned();
     let first = sandbox_in(dir).await;
-    let r = desktop()
+    let r = desktop_browser()
         .post(format!("{}/sandbox/mp-login", first.base))
         .form(&[("user_id", "7")])
         .send()

@@ -4,11 +4,10 @@
 //! every secret the run configured or handed out: none may appear. Lines written while a
 //! request is handled carry its request id; outbox lines carry their message id.
 //!
-//! One test in this file: the capturing subscriber is the process's global default.
+//! The capturing subscriber is the process's global default, so the test runs alone in a
+//! process of its own (`support::alone`).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -57,6 +56,14 @@ async fn web_tokens(database_url: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
+    if !alone::in_own_process(
+        module_path!(),
+        "a_whole_flow_logs_no_secret_and_names_its_requests",
+    )
+    .await
+    {
+        return;
+    }
     let logs = capture();
     let app = TestApp::spawn().await;
     let mut secrets: Vec<(String, String)> = [
@@ -87,9 +94,9 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
     }
 
     // Web sign-in (userinfo, return_to): the session cookie, state, code, wxlink_code.
-    let person = app.person("Secretive").await;
+    let person = app.simulator.person("Secretive").await;
     let pid = person["id"].as_str().unwrap().to_owned();
-    let browser = app.wechat_browser();
+    let browser = wechat_browser();
     let authorize = app.url(&format!(
         "/oauth/oa/authorize?scope=snsapi_userinfo&return_to={}",
         encode("https://shop.example.com/done")
@@ -142,7 +149,7 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
         .link_ticket("u-logs", json!({"app": "oa2", "scope": "snsapi_base"}))
         .await;
     keep("link ticket", &query_param(&url, "ticket").unwrap());
-    let other = app.wechat_browser();
+    let other = wechat_browser();
     let callback = app.through_wechat(&other, &url, &pid, "allow").await;
     keep(
         "authorization code",
@@ -152,7 +159,7 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
     assert_eq!(linked, "linked");
 
     // Mini-program login: the wx.login code and the session key; then the code reused.
-    let js_code = app.login_code(&pid, MP_APPID).await;
+    let js_code = app.simulator.login_code(&pid, MP_APPID).await;
     keep("js_code", &js_code);
     let r = app
         .mp_session("mp", json!({"js_code": js_code, "user_id": "u-logs"}))
@@ -169,6 +176,7 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
 
     // A template message sent, one refused by WeChat.
     let template = app
+        .simulator
         .template(OA_APPID, "template", "订单号：{{keyword1.DATA}}")
         .await;
     let openid = identity["openid"].as_str().unwrap();
@@ -180,11 +188,12 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
     };
     let sent = app.send_ok("u-logs", send(1)).await;
     app.sent(&sent).await;
-    app.sim_post(
-        "/_sim/faults",
-        json!({"mode": "errcode", "errcode": 43004, "count": 1}),
-    )
-    .await;
+    app.simulator
+        .post(
+            "/_sim/faults",
+            json!({"mode": "errcode", "errcode": 43004, "count": 1}),
+        )
+        .await;
     let refused = app.send_ok("u-logs", send(2)).await;
     app.message_until(&refused, &["rejected"]).await;
 
@@ -214,11 +223,12 @@ async fn a_whole_flow_logs_no_secret_and_names_its_requests() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     keep("wrong API key", "wrong-key-9f8e7d6c5b");
     let current: Value = app.api_json("/api/v1/apps/oa2/access-token").await;
-    app.sim_post(
-        "/_sim/faults",
-        json!({"mode": "errcode", "errcode": 40125, "count": 1}),
-    )
-    .await;
+    app.simulator
+        .post(
+            "/_sim/faults",
+            json!({"mode": "errcode", "errcode": 40125, "count": 1}),
+        )
+        .await;
     let r = app
         .api_post(
             "/api/v1/apps/oa2/access-token/invalidate",

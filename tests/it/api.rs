@@ -1,8 +1,6 @@
 //! The backend API's own rules: authentication, bad input, login codes, bind and unbind.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -163,8 +161,8 @@ async fn an_oversized_body_is_refused_and_the_service_keeps_serving() {
 #[tokio::test]
 async fn login_codes_are_single_use() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let path = format!(
         "/oauth/oa/authorize?return_to={}",
         encode("https://shop.example.com/")
@@ -191,8 +189,8 @@ async fn login_codes_are_single_use() {
 #[tokio::test]
 async fn login_codes_expire() {
     let t = TestApp::spawn().await;
-    let p = t.person("a").await;
-    let b = t.wechat_browser();
+    let p = t.simulator.person("a").await;
+    let b = wechat_browser();
     let path = format!(
         "/oauth/oa/authorize?return_to={}",
         encode("https://shop.example.com/")

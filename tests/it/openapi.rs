@@ -7,9 +7,7 @@
 //! running router decides which method of which path exists (a route answers anything but
 //! 405 or our `no_such_route` 404).
 
-mod common;
-
-use common::{API_KEY, TestApp};
+use crate::support::{API_KEY, TestApp};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

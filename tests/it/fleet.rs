@@ -6,10 +6,8 @@
 //! WeChat exactly once (as the simulator saw it) and delivered, no event lost or doubled.
 //! Real time: tokens live 8 seconds.
 
-mod common;
-
-use common::process::{Service, free_port};
-use common::{WECHAT_UA, fresh_postgres_database, location, postgres_url};
+use crate::support::process::Service;
+use crate::support::{fresh_postgres_database, location, postgres_url, wechat_browser};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -29,83 +27,60 @@ fn on(url: &str, base: &str) -> String {
     u.to_string()
 }
 
-fn browser() -> Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert(
-        reqwest::header::USER_AGENT,
-        reqwest::header::HeaderValue::from_static(WECHAT_UA),
-    );
-    Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .default_headers(h)
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn three_instances_share_one_postgres_database() {
     let Some(server) = postgres_url() else { return };
     let started = Instant::now();
-    let (sim, sim_base) = common::process::simulator().await;
+    let (sim, simulator) = crate::support::sim::standalone().await;
+    let sim_base = simulator.base();
     let c = Client::new();
-    let sim_post = async |path: &str, body: Value| -> Value {
-        let r = c
-            .post(format!("{sim_base}{path}"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{path}");
-        r.json().await.unwrap()
-    };
-    // The instances' public address is the first one's (the balancer's, in production).
-    let ports = [free_port(), free_port(), free_port()];
-    let public = format!("http://127.0.0.1:{}", ports[0]);
-    sim_post(
-        "/_sim/apps",
-        json!({"appid": APPID, "secret": "s", "kind": "official_account",
-               "auth_domain": format!("127.0.0.1:{}", ports[0]), "token_ttl_secs": 8,
-               "push_url": format!("{public}/wechat/oa/push"), "push_token": PUSH_TOKEN,
-               "push_mode": "plain"}),
-    )
-    .await;
-    let template = sim_post(
-        "/_sim/templates",
-        json!({"appid": APPID, "kind": "template", "title": "t", "content": "{{keyword1.DATA}}"}),
-    )
-    .await["template_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // The instances' public address is the first one's (the balancer's, in production),
+    // known once it listens: until then WeChat knows the app without its authorization
+    // domain and push URL, and the first instance takes its address from its listener.
+    let mut app = json!({"appid": APPID, "secret": "s", "kind": "official_account",
+                         "token_ttl_secs": 8, "push_token": PUSH_TOKEN, "push_mode": "plain"});
+    simulator.add_app(app.clone()).await;
+    let template = simulator
+        .titled_template(APPID, "template", "t", "{{keyword1.DATA}}")
+        .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("wxlink.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "database_url = \"{db}\"\npublic_url = \"{public}\"\n\
-             [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\nlease_secs = 5\n\
-             [outbox]\nlease_secs = 5\npoll_interval_ms = 50\nbackoff_base_ms = 50\n\
-             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
-             [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
-             push_token = \"{PUSH_TOKEN}\"\npush_mode = \"plain\"\n\
-             token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
-            db = fresh_postgres_database(&server).await,
-            key = wxlink::domain::hash_token(KEY),
-        ),
-    )
-    .unwrap();
-    let mut fleet = Vec::new();
-    for port in ports {
-        fleet.push(Service::start_on(&config, port).await);
+    let db = fresh_postgres_database(&server).await;
+    let config = |name: &str, public: Option<&str>| {
+        let path = dir.path().join(name);
+        let public_url = public.map_or(String::new(), |p| format!("public_url = \"{p}\"\n"));
+        std::fs::write(
+            &path,
+            format!(
+                "database_url = \"{db}\"\n{public_url}\
+                 [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\nlease_secs = 5\n\
+                 [outbox]\nlease_secs = 5\npoll_interval_ms = 50\nbackoff_base_ms = 50\n\
+                 [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+                 [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
+                 push_token = \"{PUSH_TOKEN}\"\npush_mode = \"plain\"\n\
+                 token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
+                key = wxlink::domain::hash_token(KEY),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let first = Service::start(&config("first.toml", None)).await;
+    let public = first.base.clone();
+    app["auth_domain"] = json!(public.trim_start_matches("http://"));
+    app["push_url"] = json!(format!("{public}/wechat/oa/push"));
+    simulator.add_app(app).await;
+    let others = config("others.toml", Some(&public));
+    let mut fleet = vec![first];
+    for _ in 1..3 {
+        fleet.push(Service::start(&others).await);
     }
     let bases: Vec<String> = fleet.iter().map(|s| s.base.clone()).collect();
 
     // Links: the ticket is minted on one instance, opened on the next, and WeChat's
     // callback lands on the third (sessions and tickets live in the shared database).
     for u in 0..USERS {
-        let person = sim_post("/_sim/people", json!({})).await;
+        let person = simulator.new_person(json!({})).await;
         let r = c
             .post(format!("{}/api/v1/users/u{u}/link-tickets", bases[u % 3]))
             .bearer_auth(KEY)
@@ -118,7 +93,7 @@ async fn three_instances_share_one_postgres_database() {
             .as_str()
             .unwrap()
             .to_owned();
-        let b = browser();
+        let b = wechat_browser();
         let r = b
             .get(on(&ticket, &bases[(u + 1) % 3]))
             .send()
@@ -149,7 +124,7 @@ async fn three_instances_share_one_postgres_database() {
     }
 
     // Sends over all three; WeChat answers slowly, so sends are in flight when one dies.
-    sim_post("/_sim/faults", json!({"latency_ms": 100})).await;
+    simulator.faults(json!({"latency_ms": 100})).await;
     let mut accepted: HashMap<String, String> = HashMap::new();
     let mut send = async |base: &str, n: usize| {
         let marker = format!("m{n}");
@@ -177,7 +152,7 @@ async fn three_instances_share_one_postgres_database() {
     for n in MESSAGES_PER_ROUND..2 * MESSAGES_PER_ROUND {
         send(&bases[n % 2], n).await;
     }
-    sim_post("/_sim/faults", json!({})).await;
+    simulator.faults(json!({})).await;
 
     // Every message ends delivered: its report, pushed by WeChat to the fleet's address,
     // found the message whichever instance sent it.

@@ -2,9 +2,7 @@
 //! idempotency, retries, quota holds, the subscription ledger and legacy form ids, all
 //! over HTTP against the simulator.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -21,7 +19,7 @@ async fn error_of(r: reqwest::Response) -> (StatusCode, Value) {
 /// A user 42 bound in `oa`, and a template message body for them.
 async fn template_setup(t: &TestApp) -> (String, Value) {
     let (person, _) = t.person_for("42", "oa", OA_APPID).await;
-    let tpl = t.template(OA_APPID, "template", SHIPPED).await;
+    let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
     let body = json!({
         "channel": "template", "app": "oa", "template_id": tpl,
         "data": {"keyword1": "339208499", "keyword2": {"value": "顺丰", "color": "#173177"}},
@@ -54,7 +52,7 @@ async fn a_template_message_is_queued_sent_and_recorded() {
         .collect();
     assert_eq!(states, ["queued", "sending", "sent"]);
 
-    let got = t.sim_messages("?channel=template").await;
+    let got = t.simulator.messages("?channel=template").await;
     assert_eq!(got.len(), 1);
     let g = &got[0];
     // The msgid survives the trip exactly (it is above 2^53).
@@ -192,7 +190,7 @@ async fn refusals_before_queueing_name_the_problem() {
     // Nothing was queued by any of them.
     let list: Value = t.api_json("/api/v1/users/42/messages").await;
     assert_eq!(list["messages"].as_array().unwrap().len(), 0);
-    assert!(t.sim_messages("").await.is_empty());
+    assert!(t.simulator.messages("").await.is_empty());
 }
 
 #[tokio::test]
@@ -258,7 +256,7 @@ async fn idempotency_keys_return_the_same_message_and_refuse_a_different_body() 
         (StatusCode::BAD_REQUEST, "invalid_idempotency_key")
     );
 
-    let got = t.sim_messages("?channel=template").await;
+    let got = t.simulator.messages("?channel=template").await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["client_msg_id"], "order-339208499-shipped");
 
@@ -297,7 +295,8 @@ async fn retryable_errors_back_off_and_then_deliver() {
     let t = TestApp::spawn().await;
     let (_, body) = template_setup(&t).await;
     prime(&t, &body).await;
-    t.sim_post("/_sim/faults", json!({"mode": "busy", "count": 2}))
+    t.simulator
+        .post("/_sim/faults", json!({"mode": "busy", "count": 2}))
         .await;
     let id = t.send_ok("42", body).await;
     let m = t.sent(&id).await;
@@ -323,7 +322,9 @@ async fn attempts_are_bounded_then_the_message_fails() {
     .await;
     let (_, body) = template_setup(&t).await;
     prime(&t, &body).await;
-    t.sim_post("/_sim/faults", json!({"mode": "busy"})).await;
+    t.simulator
+        .post("/_sim/faults", json!({"mode": "busy"}))
+        .await;
     let id = t.send_ok("42", body).await;
     let m = t.message_until(&id, &["failed"]).await;
     assert_eq!(m["attempts"], 3);
@@ -340,11 +341,12 @@ async fn attempts_are_bounded_then_the_message_fails() {
 async fn permanent_errors_reject_at_once() {
     let t = TestApp::spawn().await;
     let (person, body) = template_setup(&t).await;
-    t.sim_post(
-        "/_sim/following",
-        json!({"appid": OA_APPID, "person": person, "following": false}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/following",
+            json!({"appid": OA_APPID, "person": person, "following": false}),
+        )
+        .await;
     let id = t.send_ok("42", body.clone()).await;
     let m = t.message_until(&id, &["rejected"]).await;
     assert_eq!(m["errcode"], 43004);
@@ -364,7 +366,9 @@ async fn permanent_errors_reject_at_once() {
 async fn the_daily_quota_holds_the_queue_until_midnight_beijing() {
     let t = TestApp::spawn().await;
     let (_, body) = template_setup(&t).await;
-    t.sim_post("/_sim/faults", json!({"quota_after": 1})).await;
+    t.simulator
+        .post("/_sim/faults", json!({"quota_after": 1}))
+        .await;
     let first = t.send_ok("42", body.clone()).await;
     t.sent(&first).await;
     let second = t.send_ok("42", body.clone()).await;
@@ -387,10 +391,10 @@ async fn the_daily_quota_holds_the_queue_until_midnight_beijing() {
     let third = t.send_ok("42", body.clone()).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(t.message(&third).await["attempts"], 0);
-    assert_eq!(t.counter("template_send_calls").await, 2);
+    assert_eq!(t.simulator.counter("template_send_calls").await, 2);
 
     // The next Beijing day: the quota is back.
-    t.sim_post("/_sim/faults", json!({})).await;
+    t.simulator.post("/_sim/faults", json!({})).await;
     let to_midnight = (midnight / 1000) - t.clock.now() + 1;
     t.advance(to_midnight);
     t.sent(&second).await;
@@ -406,7 +410,7 @@ async fn a_refused_token_is_replaced_and_the_send_retried_at_once() {
     // Someone force-refreshes the stable token behind our back: ours dies at once.
     let r = t
         .api
-        .post(format!("{}/cgi-bin/stable_token", t.sim_base))
+        .post(format!("{}/cgi-bin/stable_token", t.simulator.base()))
         .json(&json!({"grant_type": "client_credential", "appid": OA_APPID, "secret": "oa-secret", "force_refresh": true}))
         .send()
         .await
@@ -478,7 +482,8 @@ async fn a_fifth_of_requests_failing_still_delivers_everything_once() {
     let t = TestApp::spawn().await;
     let (_, body) = template_setup(&t).await;
     prime(&t, &body).await;
-    t.sim_post("/_sim/faults", json!({"busy_rate": 0.2, "drop_rate": 0.1}))
+    t.simulator
+        .post("/_sim/faults", json!({"busy_rate": 0.2, "drop_rate": 0.1}))
         .await;
     let mut ids = Vec::new();
     for i in 0..40 {
@@ -489,9 +494,9 @@ async fn a_fifth_of_requests_failing_still_delivers_everything_once() {
     for id in &ids {
         t.sent(id).await;
     }
-    let got = t.sim_messages("?channel=template").await;
+    let got = t.simulator.messages("?channel=template").await;
     assert_eq!(got.len(), 41, "each message reached WeChat exactly once");
-    let stats = t.sim_stats().await;
+    let stats = t.simulator.stats().await;
     assert!(stats["faults_busy"].as_u64().unwrap_or(0) > 0);
 }
 
@@ -555,7 +560,10 @@ async fn a_users_messages_are_listed_newest_first_in_pages() {
 /// A user 42 bound in the mini-program, with a subscribe template.
 async fn subscribe_setup(t: &TestApp) -> (String, Value) {
     let (person, _) = t.person_for("42", "mp", MP_APPID).await;
-    let tpl = t.template(MP_APPID, "subscribe", SUB_CONTENT).await;
+    let tpl = t
+        .simulator
+        .template(MP_APPID, "subscribe", SUB_CONTENT)
+        .await;
     let body = json!({
         "channel": "subscribe", "template_id": tpl, "page": "pages/order?id=1",
         "miniprogram_state": "formal", "lang": "zh_CN",
@@ -566,11 +574,12 @@ async fn subscribe_setup(t: &TestApp) -> (String, Value) {
 
 /// The person accepts in the mini-program (at WeChat) and the backend records it (with us).
 async fn accept(t: &TestApp, person: &str, tpl: &str, count: u64) {
-    t.sim_post(
-        "/_sim/subscriptions",
-        json!({"appid": MP_APPID, "person": person, "template_id": tpl, "count": count}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/subscriptions",
+            json!({"appid": MP_APPID, "person": person, "template_id": tpl, "count": count}),
+        )
+        .await;
     let r = t
         .api_post(
             "/api/v1/users/42/subscriptions",
@@ -601,7 +610,7 @@ async fn subscribe_messages_spend_the_ledger_one_acceptance_each() {
     );
     t.sent(&a).await;
     t.sent(&b).await;
-    let got = t.sim_messages("?channel=subscribe").await;
+    let got = t.simulator.messages("?channel=subscribe").await;
     assert_eq!(got.len(), 2);
     assert_eq!(got[0]["page"], "pages/order?id=1");
     assert_eq!(got[0]["miniprogram_state"], "formal");
@@ -640,7 +649,7 @@ async fn subscribe_values_follow_the_field_rules_or_are_truncated_on_request() {
     body["truncate"] = json!(true);
     let id = t.send_ok("42", body).await;
     let m = t.sent(&id).await;
-    let got = t.sim_messages("?channel=subscribe").await;
+    let got = t.simulator.messages("?channel=subscribe").await;
     let value = got[0]["data"]["thing1"]["value"].as_str().unwrap();
     assert_eq!(value.chars().count(), 20);
     assert!(value.ends_with('…') && long.starts_with(value.trim_end_matches('…')));
@@ -683,11 +692,12 @@ async fn a_rejected_subscribe_message_gives_its_acceptance_back() {
     let (person, mut body) = subscribe_setup(&t).await;
     let tpl = body["template_id"].as_str().unwrap().to_owned();
     accept(&t, &person, &tpl, 1).await;
-    t.sim_post(
-        "/_sim/pages",
-        json!({"appid": MP_APPID, "pages": ["pages/index"]}),
-    )
-    .await;
+    t.simulator
+        .post(
+            "/_sim/pages",
+            json!({"appid": MP_APPID, "pages": ["pages/index"]}),
+        )
+        .await;
     let id = t.send_ok("42", body.clone()).await;
     let m = t.message_until(&id, &["rejected"]).await;
     assert_eq!(m["errcode"], 41030);
@@ -702,7 +712,7 @@ async fn long_term_subscriptions_are_not_counted_down() {
     let t = TestApp::spawn().await;
     let (person, body) = subscribe_setup(&t).await;
     let tpl = body["template_id"].as_str().unwrap();
-    t.sim_post(
+    t.simulator.post(
         "/_sim/subscriptions",
         json!({"appid": MP_APPID, "person": person, "template_id": tpl, "long_term": true, "count": 0}),
     )
@@ -724,6 +734,7 @@ async fn long_term_subscriptions_are_not_counted_down() {
 async fn form_setup(t: &TestApp) -> (String, Value) {
     let (person, _) = t.person_for("42", "mp", MP_APPID).await;
     let tpl = t
+        .simulator
         .template(
             MP_APPID,
             "form",
@@ -739,21 +750,13 @@ async fn form_setup(t: &TestApp) -> (String, Value) {
 }
 
 async fn mp_openid(t: &TestApp, person: &str) -> String {
-    let p: Value = t
-        .api
-        .get(format!("{}/_sim/people/{person}", t.sim_base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let p = t.simulator.get(&format!("/_sim/people/{person}")).await;
     p["openids"][MP_APPID].as_str().unwrap().to_owned()
 }
 
 async fn mint_form_id(t: &TestApp, person: &str, kind: &str, delay: i64) -> String {
     let v = t
-        .sim_post(
+        .simulator.post(
             "/_sim/form-ids",
             json!({"appid": MP_APPID, "person": person, "kind": kind, "register_delay_secs": delay}),
         )
@@ -792,7 +795,7 @@ async fn legacy_messages_spend_form_ids_and_prepay_ids() {
         (StatusCode::CONFLICT, "no_form_id"),
         "a prepay_id is good for 3 sends"
     );
-    let got = t.sim_messages("?channel=form").await;
+    let got = t.simulator.messages("?channel=form").await;
     assert_eq!(got.len(), 3);
     assert!(got.iter().all(|m| m["form_id"] == prepay.as_str()));
 }
@@ -812,7 +815,7 @@ async fn a_used_up_form_id_is_skipped_and_the_next_one_used() {
         .unwrap();
     let r: Value = t
         .api
-        .post(format!("{}/cgi-bin/message/wxopen/template/send", t.sim_base))
+        .post(format!("{}/cgi-bin/message/wxopen/template/send", t.simulator.base()))
         .query(&[("access_token", token["access_token"].as_str().unwrap())])
         .json(&json!({"touser": mp_openid(&t, &person).await, "template_id": body["template_id"],
                       "form_id": first, "data": {"keyword1": {"value": "x"}, "keyword2": {"value": "y"}}}))
@@ -825,7 +828,7 @@ async fn a_used_up_form_id_is_skipped_and_the_next_one_used() {
     assert_eq!(r["errcode"], 0);
     let id = t.send_ok("42", body).await;
     t.sent(&id).await;
-    let got = t.sim_messages("?channel=form").await;
+    let got = t.simulator.messages("?channel=form").await;
     assert_eq!(got.last().unwrap()["form_id"], second.as_str());
 }
 
@@ -843,6 +846,6 @@ async fn a_prepay_id_wechat_has_not_registered_yet_is_retried_shortly() {
     let id = t.send_ok("42", body).await;
     let m = t.message_until(&id, &["sent", "failed", "rejected"]).await;
     assert_eq!(m["status"], "sent", "{m:#}");
-    let got = t.sim_messages("?channel=form").await;
+    let got = t.simulator.messages("?channel=form").await;
     assert_eq!(got[0]["form_id"], prepay.as_str());
 }

@@ -1,9 +1,7 @@
 //! The central access token: one fetch for many callers, shared across instances through
 //! the store, compare-and-invalidate, WeChat's refresh rules and budgets, upstream trouble.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -44,7 +42,7 @@ async fn invalidate(t: &TestApp, app: &str, stale: &Value) -> (StatusCode, Value
 async fn works(t: &TestApp, token: &Value) -> bool {
     let r: Value = t
         .api
-        .get(format!("{}/cgi-bin/get_api_domain_ip", t.sim_base))
+        .get(format!("{}/cgi-bin/get_api_domain_ip", t.simulator.base()))
         .query(&[("access_token", token.as_str().unwrap())])
         .send()
         .await
@@ -75,7 +73,7 @@ async fn the_token_is_fetched_once_and_works_at_wechat() {
     for _ in 0..20 {
         assert_eq!(token(&t, "oa").await, body);
     }
-    assert_eq!(t.counter(&stable_calls()).await, 1);
+    assert_eq!(t.simulator.counter(&stable_calls()).await, 1);
     // A mini-program has a token of its own.
     let mp = token(&t, "mp").await;
     assert_ne!(mp["access_token"], body["access_token"]);
@@ -85,7 +83,7 @@ async fn the_token_is_fetched_once_and_works_at_wechat() {
 async fn a_thousand_concurrent_requests_at_expiry_cause_one_fetch() {
     let t = TestApp::spawn().await;
     let first = token(&t, "oa").await;
-    let before = t.counter(&stable_calls()).await;
+    let before = t.simulator.counter(&stable_calls()).await;
     t.advance(7200);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..1000 {
@@ -104,7 +102,7 @@ async fn a_thousand_concurrent_requests_at_expiry_cause_one_fetch() {
     );
     assert_ne!(tokens[0], first["access_token"]);
     assert_eq!(
-        t.counter(&stable_calls()).await,
+        t.simulator.counter(&stable_calls()).await,
         before + 1,
         "one upstream fetch"
     );
@@ -126,7 +124,7 @@ async fn the_token_is_renewed_in_its_refresh_window_before_it_expires() {
         works(&t, &first["access_token"]).await,
         "the old one works until it expires"
     );
-    assert_eq!(t.counter(&stable_calls()).await, 2);
+    assert_eq!(t.simulator.counter(&stable_calls()).await, 2);
 }
 
 #[tokio::test]
@@ -138,7 +136,11 @@ async fn a_second_instance_and_a_restart_reuse_the_stored_token() {
     let (status, body) = token_at(&t, &other, "oa").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, first);
-    assert_eq!(t.counter(&stable_calls()).await, 1, "no fetch on start-up");
+    assert_eq!(
+        t.simulator.counter(&stable_calls()).await,
+        1,
+        "no fetch on start-up"
+    );
 
     // One refresh window: exactly one instance calls WeChat, both serve the new token.
     t.advance(7200 - 300 + 61);
@@ -150,7 +152,7 @@ async fn a_second_instance_and_a_restart_reuse_the_stored_token() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        t.counter(&stable_calls()).await,
+        t.simulator.counter(&stable_calls()).await,
         2,
         "one fetch for the window, not one per instance"
     );
@@ -180,7 +182,9 @@ async fn a_hundred_reports_of_the_same_stale_token_cause_one_refresh() {
     let fresh: Vec<Value> = set.join_all().await;
     assert!(fresh.iter().all(|f| *f == fresh[0] && *f != stale));
     assert_eq!(
-        t.counter(&format!("stable_token_forced:{OA_APPID}")).await,
+        t.simulator
+            .counter(&format!("stable_token_forced:{OA_APPID}"))
+            .await,
         1
     );
     assert!(
@@ -190,11 +194,11 @@ async fn a_hundred_reports_of_the_same_stale_token_cause_one_refresh() {
     assert!(works(&t, &fresh[0]).await);
 
     // The old token reported again, after the refresh: the current one, no new call.
-    let calls = t.counter(&stable_calls()).await;
+    let calls = t.simulator.counter(&stable_calls()).await;
     let (status, body) = invalidate(&t, "oa", &stale).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["access_token"], fresh[0]);
-    assert_eq!(t.counter(&stable_calls()).await, calls);
+    assert_eq!(t.simulator.counter(&stable_calls()).await, calls);
 }
 
 #[tokio::test]
@@ -204,7 +208,7 @@ async fn a_token_force_refreshed_elsewhere_is_replaced_without_spending_our_budg
     // Another system force-refreshes behind our back: our token dies at once.
     let r: Value = t
         .api
-        .post(format!("{}/cgi-bin/stable_token", t.sim_base))
+        .post(format!("{}/cgi-bin/stable_token", t.simulator.base()))
         .json(
             &json!({"grant_type": "client_credential", "appid": OA_APPID,
                       "secret": "oa-secret", "force_refresh": true}),
@@ -223,7 +227,9 @@ async fn a_token_force_refreshed_elsewhere_is_replaced_without_spending_our_budg
     // WeChat would refuse within 30 s of theirs, and which would kill theirs).
     assert_eq!(body["access_token"], theirs);
     assert_eq!(
-        t.counter(&format!("stable_token_forced:{OA_APPID}")).await,
+        t.simulator
+            .counter(&format!("stable_token_forced:{OA_APPID}"))
+            .await,
         1,
         "only the other system's"
     );
@@ -238,7 +244,12 @@ async fn classic_tokens_overlap_for_five_minutes_after_a_refetch() {
     assert_eq!(status, StatusCode::OK);
     let new = body["access_token"].clone();
     assert_ne!(new, old);
-    assert_eq!(t.counter(&format!("token_fetches:{CL_APPID}")).await, 2);
+    assert_eq!(
+        t.simulator
+            .counter(&format!("token_fetches:{CL_APPID}"))
+            .await,
+        2
+    );
     assert!(
         works(&t, &old).await,
         "the previous classic token still works"
@@ -260,7 +271,10 @@ async fn the_force_refresh_budget_is_kept() {
     current = body["access_token"].clone();
 
     // 30 s apart at least: refused before WeChat is asked.
-    let forced = t.counter(&format!("stable_token_forced:{OA_APPID}")).await;
+    let forced = t
+        .simulator
+        .counter(&format!("stable_token_forced:{OA_APPID}"))
+        .await;
     let r = t
         .api_post(
             "/api/v1/apps/oa/access-token/invalidate",
@@ -278,7 +292,9 @@ async fn the_force_refresh_budget_is_kept() {
             .contains("20 a day, 30 s apart")
     );
     assert_eq!(
-        t.counter(&format!("stable_token_forced:{OA_APPID}")).await,
+        t.simulator
+            .counter(&format!("stable_token_forced:{OA_APPID}"))
+            .await,
         forced
     );
 
@@ -294,7 +310,9 @@ async fn the_force_refresh_budget_is_kept() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"]["code"], "force_refresh_budget");
     assert_eq!(
-        t.counter(&format!("stable_token_forced:{OA_APPID}")).await,
+        t.simulator
+            .counter(&format!("stable_token_forced:{OA_APPID}"))
+            .await,
         20
     );
 }
@@ -344,13 +362,13 @@ async fn a_busy_wechat_is_retried_a_bounded_number_of_times() {
         .set_faults(serde_json::from_value(json!({"mode": "busy", "count": 2})).unwrap());
     let body = token(&t, "oa2").await;
     assert!(works(&t, &body["access_token"]).await);
-    assert_eq!(t.counter("faults_busy").await, 2);
+    assert_eq!(t.simulator.counter("faults_busy").await, 2);
     // Always busy: a bounded number of attempts, then 503.
     t.sim
         .set_faults(serde_json::from_value(json!({"mode": "busy"})).unwrap());
     let (status, body) = token_at(&t, &t.base, "cl").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(t.counter("faults_busy").await, 2 + 3);
+    assert_eq!(t.simulator.counter("faults_busy").await, 2 + 3);
 }
 
 #[tokio::test]
@@ -390,10 +408,10 @@ async fn configuration_errors_at_wechat_are_not_retried_in_a_loop() {
             .contains("whitelist"),
         "{body}"
     );
-    let calls = t.counter("faults_errcode:40164").await;
+    let calls = t.simulator.counter("faults_errcode:40164").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The background refreshers back off (5 s, then longer); no hammering.
-    assert!(t.counter("faults_errcode:40164").await <= calls + 4);
+    assert!(t.simulator.counter("faults_errcode:40164").await <= calls + 4);
 }
 
 #[tokio::test]
@@ -403,7 +421,7 @@ async fn an_api_call_with_a_dead_token_is_retried_once_with_a_fresh_one() {
     // Someone outside wxlink forces a refresh: our cached token dies at WeChat.
     let r: Value = t
         .api
-        .post(format!("{}/cgi-bin/stable_token", t.sim_base))
+        .post(format!("{}/cgi-bin/stable_token", t.simulator.base()))
         .json(&json!({"grant_type": "client_credential", "appid": OA_APPID, "secret": "oa-secret", "force_refresh": true}))
         .send()
         .await
@@ -429,7 +447,7 @@ async fn an_api_call_with_a_dead_token_is_retried_once_with_a_fresh_one() {
         .unwrap();
     assert!(!ips.is_empty());
     assert_eq!(
-        t.counter("token_rejected_invalid").await,
+        t.simulator.counter("token_rejected_invalid").await,
         2,
         "one refusal by the check above, one by the call"
     );

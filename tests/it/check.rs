@@ -3,9 +3,6 @@
 //! names the setting; no secret is printed and nothing is changed (no database file
 //! created, no classic token fetched, no stable token forced).
 
-mod common;
-
-use reqwest::Client;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
@@ -16,17 +13,13 @@ const CLASSIC: &str = "wxcheckclassic002";
 const KEY: &str = "ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0";
 
 async fn simulator() -> (Sim, String) {
-    let (sim, base) = common::process::simulator().await;
+    let (sim, simulator) = crate::support::sim::standalone().await;
     for (appid, secret) in [(STABLE, "stable-secret-1"), (CLASSIC, "classic-secret-2")] {
-        let r = Client::new()
-            .post(format!("{base}/_sim/apps"))
-            .json(&json!({"appid": appid, "secret": secret, "kind": "official_account"}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+        simulator
+            .add_app(json!({"appid": appid, "secret": secret, "kind": "official_account"}))
+            .await;
     }
-    (sim, base)
+    (sim, simulator.base().to_owned())
 }
 
 fn app(id: &str, appid: &str, secret: &str, mode: &str, api_base: &str) -> String {

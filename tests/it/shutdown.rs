@@ -3,8 +3,7 @@
 //! restarted instance sends what was left. Real time (the simulator's latency is what keeps
 //! sends in flight).
 
-mod common;
-
+use crate::support::SimClient;
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -14,7 +13,7 @@ const APPID: &str = "wxshutdown000001";
 const KEY: &str = "shutdown-test-key";
 
 struct World {
-    sim_base: String,
+    simulator: SimClient,
     client: Client,
     dir: tempfile::TempDir,
     template: String,
@@ -23,36 +22,18 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let (_sim, sim_base) = common::process::simulator().await;
-        let client = Client::new();
-        let post = async |path: &str, body: Value| -> Value {
-            let r = client
-                .post(format!("{sim_base}{path}"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert!(r.status().is_success(), "{path}");
-            r.json().await.unwrap()
-        };
-        post(
-            "/_sim/apps",
-            json!({"appid": APPID, "secret": "s", "kind": "official_account"}),
-        )
-        .await;
-        let template = post(
-            "/_sim/templates",
-            json!({"appid": APPID, "kind": "template", "title": "t", "content": "{{keyword1.DATA}}"}),
-        )
-        .await["template_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let person = post("/_sim/people", json!({"nickname": "p"})).await;
+        let (_sim, simulator) = crate::support::sim::standalone().await;
+        simulator
+            .add_app(json!({"appid": APPID, "secret": "s", "kind": "official_account"}))
+            .await;
+        let template = simulator
+            .titled_template(APPID, "template", "t", "{{keyword1.DATA}}")
+            .await;
+        let person = simulator.person("p").await;
         let openid = person["openids"][APPID].as_str().unwrap().to_owned();
         World {
-            sim_base,
-            client,
+            simulator,
+            client: Client::new(),
             dir: tempfile::tempdir().unwrap(),
             template,
             openid,
@@ -76,7 +57,7 @@ impl World {
                  api_base = \"{sim}\"\nopen_base = \"{sim}\"\n",
                 db = self.db().display(),
                 key = wxlink::domain::hash_token(KEY),
-                sim = self.sim_base,
+                sim = self.simulator.base(),
             ),
         )
         .unwrap();
@@ -84,17 +65,14 @@ impl World {
     }
 
     async fn latency(&self, ms: u64) {
-        self.client
-            .post(format!("{}/_sim/faults", self.sim_base))
-            .json(&json!({"mode": "none", "latency_ms": ms}))
-            .send()
-            .await
-            .unwrap();
+        self.simulator
+            .faults(json!({"mode": "none", "latency_ms": ms}))
+            .await;
     }
 
     /// Starts the binary and waits until it answers.
     async fn start(&self, config: &Path) -> (tokio::process::Child, String) {
-        let service = common::process::Service::start(config).await;
+        let service = crate::support::process::Service::start(config).await;
         (service.child, service.base)
     }
 

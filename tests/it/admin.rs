@@ -3,9 +3,7 @@
 //! fetched tokens, pushes, follow status), the filters and paging, hostile input escaped,
 //! no secret shown.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -168,7 +166,7 @@ struct World {
 async fn world() -> World {
     let t = spawn().await;
     let (_, oa_openid) = t.person_for("42", "oa", OA_APPID).await;
-    let p = t.person("小明").await;
+    let p = t.simulator.person("小明").await;
     let mp_openid = p["openids"][MP_APPID].as_str().unwrap().to_owned();
     let unionid = p["unionids"][MP_APPID].as_str().unwrap().to_owned();
     let r = t
@@ -179,13 +177,17 @@ async fn world() -> World {
     // WeChat pushes the unfollow.
     t.sim.set_follow(OA_APPID, &stranger, false).unwrap();
     for _ in 0..250 {
-        if common::push::follows(&t, "oa", &stranger_openid).await.0 == Some(false) {
+        if crate::support::push::follows(&t, "oa", &stranger_openid)
+            .await
+            .0
+            == Some(false)
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
-    let tpl = t.template(OA_APPID, "template", SHIPPED).await;
+    let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
     let body = |k2: &str| {
         json!({"channel": "template", "app": "oa", "template_id": tpl,
                "data": {"keyword1": "339208499", "keyword2": k2}})
@@ -226,7 +228,10 @@ async fn every_page_shows_real_data_and_no_secret() {
     assert!(overview.contains("href=\"/admin/outbox?app=oa&amp;state=sent\">2</a>"));
     assert!(overview.contains("href=\"/admin/outbox?app=oa&amp;state=rejected\">1</a>"));
     assert!(overview.contains("href=\"/admin/outbox?app=mp&amp;state=sent\">0</a>"));
-    let fetches = t.counter(&format!("stable_token_calls:{OA_APPID}")).await;
+    let fetches = t
+        .simulator
+        .counter(&format!("stable_token_calls:{OA_APPID}"))
+        .await;
     assert!(fetches >= 1);
 
     // Found by user id, by openid (of any app), by unionid: the whole user each time.
@@ -351,7 +356,7 @@ async fn the_outbox_filters_by_state_app_and_channel() {
 async fn the_outbox_pages_newest_first() {
     let t = spawn().await;
     t.person_for("42", "oa", OA_APPID).await;
-    let tpl = t.template(OA_APPID, "template", SHIPPED).await;
+    let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
     let mut ids = Vec::new();
     for i in 0..55 {
         let body = json!({"channel": "template", "app": "oa", "template_id": tpl,

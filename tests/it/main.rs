@@ -1,0 +1,28 @@
+//! The integration tests, one binary (the crate is linked once): a module per feature, all
+//! sharing `support`. One feature alone: `cargo test --test it send::`.
+
+mod support;
+
+mod admin;
+mod api;
+mod auto;
+mod check;
+mod config;
+mod delivery;
+mod fleet;
+mod logs;
+mod miniprogram;
+mod oauth;
+mod openapi;
+mod ops;
+mod postgres;
+mod push;
+mod push_events;
+mod sandbox;
+mod send;
+mod send_crash;
+mod shutdown;
+mod sim;
+mod token;
+mod token_processes;
+mod wechat_client;

@@ -1,0 +1,18 @@
+//! What every feature module shares, by role: the service under test (`service`), its API
+//! (`api`) and pages (`browser`), the simulated WeChat (`sim`), real wxlink processes
+//! (`process`), databases (`database`), pushes (`push`), and tests that need a process of
+//! their own (`alone`).
+
+pub mod alone;
+pub mod api;
+pub mod browser;
+pub mod database;
+pub mod process;
+pub mod push;
+pub mod service;
+pub mod sim;
+
+pub use browser::*;
+pub use database::*;
+pub use service::*;
+pub use sim::SimClient;
