@@ -62,10 +62,10 @@ impl Channel {
     }
 
     /// Which kind of app sends on this channel.
-    pub fn app_kind(self) -> crate::config::AppKind {
+    pub fn app_kind(self) -> super::AppKind {
         match self {
-            Self::Template => crate::config::AppKind::OfficialAccount,
-            Self::Subscribe | Self::Form => crate::config::AppKind::MiniProgram,
+            Self::Template => super::AppKind::OfficialAccount,
+            Self::Subscribe | Self::Form => super::AppKind::MiniProgram,
         }
     }
 }

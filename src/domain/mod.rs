@@ -54,7 +54,7 @@ mod oauth;
 mod secret;
 
 pub use fields::{FieldError, FieldKind, FieldValue};
-pub use ids::{AppId, OpenId, UnionId, UserId, WxAppId};
+pub use ids::{AppId, AppKind, OpenId, UnionId, UserId, WxAppId};
 pub use message::{
     CardUrl, Category, Channel, Color, DataError, DataItem, IdempotencyKey, Lang, MessageData,
     MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,

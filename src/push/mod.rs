@@ -9,7 +9,6 @@
 pub mod event;
 pub mod handle;
 pub mod inbound;
-pub mod settings;
 pub mod writer;
 pub mod xml;
 
