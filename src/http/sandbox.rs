@@ -169,7 +169,7 @@ async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Res
         .ok_or_else(|| bad("no oa app".into()))?;
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(e.0))?;
-    let (url, _) = crate::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
+    let (url, _) = crate::identity::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("{url}&wxsim=1"))],
@@ -213,13 +213,13 @@ async fn mp_login(
         .sim
         .mint_login_code(mp.wechat.appid.as_str(), &person)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("wx.login failed: {e:?}")))?;
-    crate::login::mini_program_login(&ctx, mp, &code, Some(&user))
+    crate::identity::mini_program::login(&ctx, mp, &code, Some(&user))
         .await
         .map_err(|e| {
             let status = match &e {
-                crate::login::LoginError::Conflict { .. }
-                | crate::login::LoginError::Ambiguous { .. } => StatusCode::CONFLICT,
-                crate::login::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
+                crate::identity::mini_program::LoginError::Conflict { .. }
+                | crate::identity::mini_program::LoginError::Ambiguous { .. } => StatusCode::CONFLICT,
+                crate::identity::mini_program::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             Page::new(
@@ -232,7 +232,7 @@ async fn mp_login(
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
     let (url, _) =
-        crate::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to)).await?;
+        crate::identity::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [

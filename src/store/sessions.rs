@@ -1,5 +1,5 @@
 //! Mini-program sessions: the sealed session key of each (app, openid). The store only
-//! keeps bytes; sealing and opening happen in `crate::login` with the storage key.
+//! keeps bytes; sealing and opening happen in `crate::identity::mini_program` with the storage key.
 
 use super::{Store, StoreError, with_pool};
 use crate::domain::{AppId, OpenId};

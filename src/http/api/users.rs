@@ -7,7 +7,7 @@ use crate::context::Ctx;
 use crate::domain::{OAuthScope, OpenId, ReturnTo, UnionId, UserId};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
-use crate::link::{self, BindError};
+use crate::identity::link::{self, BindError};
 use crate::store::{Identity, NewIdentity};
 use axum::Json;
 use axum::body::Bytes;

@@ -8,7 +8,7 @@
 use crate::config::{AppConfig, AppKind};
 use crate::context::Context;
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
-use crate::link::{self, BindError, Conflict, Lookup};
+use super::link::{self, BindError, Conflict, Lookup};
 use crate::seal::StorageKey;
 use crate::store::{NewIdentity, StoreError};
 use crate::wechat::WechatError;
@@ -57,7 +57,7 @@ pub fn session_key_aad(app: &AppId, openid: &OpenId) -> Vec<u8> {
 }
 
 /// Logs a person in with the code of `wx.login` and binds or looks up their user.
-pub async fn mini_program_login(
+pub async fn login(
     ctx: &Context,
     app: &AppConfig,
     js_code: &str,
