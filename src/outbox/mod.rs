@@ -15,7 +15,9 @@ pub mod templates;
 use crate::clock::Clock;
 use crate::config::{AppConfig, OutboxSettings};
 use crate::domain::{AppId, Channel};
-use crate::store::{Enqueued, Message, NewMessage, Outcome, Store, StoreError};
+use crate::store::{
+    Commit, Enqueued, GroupCommit, Message, NewMessage, Outcome, Store, StoreError, Unanswered,
+};
 use crate::token::TokenManager;
 use crate::wechat::WechatClient;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -33,6 +35,8 @@ use tracing::Instrument;
 const FINISH_BATCH: usize = 256;
 /// Most accepted messages written in one transaction.
 const ENQUEUE_BATCH: usize = 256;
+/// Accepted messages waiting for the writer at most; beyond it requests wait for room.
+const ENQUEUE_QUEUE: usize = 4096;
 
 /// An accepted message on its way into the store, and who waits for the answer.
 type EnqueueJob = (NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>);
@@ -60,7 +64,7 @@ struct Inner {
     /// `?wait=` requests, woken when their message settles here.
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     /// To the task that writes accepted messages in shared transactions.
-    enqueue: mpsc::UnboundedSender<EnqueueJob>,
+    enqueue: GroupCommit<EnqueueJob>,
     /// Cancelled once the claimer stopped: `?wait=` requests answer at once then, so that
     /// shutdown does not wait for them.
     stopped: CancellationToken,
@@ -96,8 +100,14 @@ impl Outbox {
                 )
             })
             .collect();
-        let (enqueue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(enqueuer(store.clone(), clock.clone(), jobs));
+        let enqueue = GroupCommit::start(
+            ENQUEUE_QUEUE,
+            ENQUEUE_BATCH,
+            Enqueuer {
+                store: store.clone(),
+                clock: clock.clone(),
+            },
+        );
         let templates = Templates::new(
             tokens.clone(),
             wechat.clone(),
@@ -129,18 +139,18 @@ impl Outbox {
     /// Writes an accepted message, sharing a transaction with whatever else is being
     /// accepted at the same moment (group commit).
     pub(crate) async fn enqueue(&self, m: NewMessage) -> Result<Enqueued, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError((m, _))) = self.inner.enqueue.send((m, tx)) {
-            // The writer task is gone (shutting down): write alone.
-            let now = self.inner.clock.now_ms();
-            return Ok(self.inner.store.enqueue(&[m], now).await?[0]);
-        }
-        rx.await.unwrap_or_else(|_| {
-            Err(StoreError::Corrupt {
+        match self.inner.enqueue.call(|reply| (m, reply)).await {
+            Ok(written) => written,
+            Err(Unanswered::Stopped((m, _))) => {
+                // The writer task is gone (shutting down): write alone.
+                let now = self.inner.clock.now_ms();
+                Ok(self.inner.store.enqueue(&[m], now).await?[0])
+            }
+            Err(Unanswered::Dropped) => Err(StoreError::Corrupt {
                 table: "messages",
                 detail: "the enqueue task ended before answering".into(),
-            })
-        })
+            }),
+        }
     }
 
     /// Tells the workers a message is waiting.
@@ -411,18 +421,16 @@ fn count_recorded(batch: &[(String, Outcome)], channels: &[Channel], updated: &[
 /// Writes accepted messages in batches: whatever arrived while the previous commit ran goes
 /// into the next one. When a batch fails, each message is tried alone, so each request gets
 /// its own answer.
-async fn enqueuer(store: Store, clock: Clock, mut jobs: mpsc::UnboundedReceiver<EnqueueJob>) {
-    let mut batch: Vec<EnqueueJob> = Vec::with_capacity(ENQUEUE_BATCH);
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < ENQUEUE_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
-        let now = clock.now_ms();
+struct Enqueuer {
+    store: Store,
+    clock: Clock,
+}
+
+impl Commit<EnqueueJob> for Enqueuer {
+    async fn commit(&mut self, batch: Vec<EnqueueJob>) {
+        let store = &self.store;
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
+        let now = self.clock.now_ms();
         match store.enqueue(&messages, now).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
