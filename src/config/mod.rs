@@ -325,7 +325,6 @@ fn check_grace(secs: u64) -> Result<u64, ConfigError> {
     Ok(secs)
 }
 
-
 /// `env:NAME` reads the variable NAME; `WXLINK_APP_<ID>_<FIELD>` overrides the file.
 fn resolve_secret(
     setting: &str,

@@ -28,6 +28,9 @@ string_id!(
     "use 1 to 64 letters, digits or any of _ - . :"
 );
 
+stored_as_text!(Channel);
+stored_as_text!(MessageStatus);
+
 /// How a message reaches the person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

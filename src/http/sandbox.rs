@@ -169,7 +169,8 @@ async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Res
         .ok_or_else(|| bad("no oa app".into()))?;
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(e.0))?;
-    let (url, _) = crate::identity::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
+    let (url, _) =
+        crate::identity::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("{url}&wxsim=1"))],
@@ -218,7 +219,9 @@ async fn mp_login(
         .map_err(|e| {
             let status = match &e {
                 crate::identity::mini_program::LoginError::Conflict { .. }
-                | crate::identity::mini_program::LoginError::Ambiguous { .. } => StatusCode::CONFLICT,
+                | crate::identity::mini_program::LoginError::Ambiguous { .. } => {
+                    StatusCode::CONFLICT
+                }
                 crate::identity::mini_program::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
@@ -232,7 +235,8 @@ async fn mp_login(
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
     let (url, _) =
-        crate::identity::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to)).await?;
+        crate::identity::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to))
+            .await?;
     Ok((
         StatusCode::SEE_OTHER,
         [

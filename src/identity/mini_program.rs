@@ -5,10 +5,10 @@
 //! The session key never leaves this module in clear: it is sealed at once and the
 //! caller only learns who the person is.
 
+use super::link::{self, BindError, Conflict, Lookup};
 use crate::config::{AppConfig, AppKind};
 use crate::context::Context;
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
-use super::link::{self, BindError, Conflict, Lookup};
 use crate::seal::StorageKey;
 use crate::store::{NewIdentity, StoreError};
 use crate::wechat::WechatError;

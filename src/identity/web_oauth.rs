@@ -188,7 +188,11 @@ pub enum Replay {
 
 /// A second callback with the same code (WeChat's double redirect): wait for the first to
 /// finish and answer the same. Only the browser that holds the same state gets it.
-pub async fn replay(ctx: &Context, code_hash: &str, state_hash: &str) -> Result<Replay, StoreError> {
+pub async fn replay(
+    ctx: &Context,
+    code_hash: &str,
+    state_hash: &str,
+) -> Result<Replay, StoreError> {
     for _ in 0..100 {
         let Some(ex) = ctx.store.exchange(code_hash).await? else {
             break;

@@ -254,9 +254,7 @@ impl Outbox {
         match s.store.apply_waiting_reports(s.clock.now_ms()).await {
             Ok(settled) => {
                 for (_, channel, state) in &settled {
-                    if let Ok(channel) = Channel::parse(channel) {
-                        crate::metrics::message(channel, state.as_str());
-                    }
+                    crate::metrics::message(*channel, state.as_str());
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot apply waiting delivery reports"),

@@ -5,7 +5,7 @@
 use super::event::{Envelope, PushEvent};
 use super::xml;
 use crate::context::Ctx;
-use crate::domain::{AppId, Channel};
+use crate::domain::AppId;
 use crate::store::{SentMessages, Store, StoreError, StoreTx, StoredEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -151,9 +151,7 @@ async fn deliver(
     let state = tx
         .settle_message(id, app, msgid, status, now * 1000)
         .await?;
-    if let Ok(channel) = Channel::parse(channel) {
-        crate::metrics::message(channel, state.as_str());
-    }
+    crate::metrics::message(*channel, state.as_str());
     Ok(state.as_str().to_owned())
 }
 
@@ -222,7 +220,7 @@ pub async fn sweep_once(ctx: &Ctx) -> Result<usize, StoreError> {
 
 /// The job for a swept event, or `None` when it is closed here (malformed, given up).
 async fn sweep_job(ctx: &Ctx, ev: &StoredEvent, now: i64) -> Result<Option<HandleJob>, StoreError> {
-    let app = ev.app_id()?;
+    let app = ev.app.clone();
     if ev.attempts > MAX_ATTEMPTS {
         let why = ev.last_error.as_deref().unwrap_or("unknown error");
         tracing::error!(app = %app, event_id = ev.id, "push event given up after {MAX_ATTEMPTS} attempts: {why}");

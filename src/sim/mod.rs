@@ -19,8 +19,8 @@ mod templates;
 mod token;
 
 pub use message::ReceivedMessage;
-pub use templates::SimTemplate;
 pub use miniprogram::MintError;
+pub use templates::SimTemplate;
 
 use crate::clock::Clock;
 use crate::domain::hash_token;

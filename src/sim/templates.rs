@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 /// A template of one app: `template` (Official Account), `subscribe` or `form` (legacy).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,7 +53,6 @@ impl Sim {
             .map(|t| t.values().filter(|t| t.kind == kind).cloned().collect())
             .unwrap_or_default()
     }
-
 }
 
 pub fn router() -> Router<Sim> {

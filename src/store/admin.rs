@@ -137,7 +137,7 @@ impl Store {
         Ok(with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
                 .bind(f.before_id.unwrap_or(i64::MAX))
-                .bind(f.app.map(|a| a.as_str()))
+                .bind(f.app)
                 .bind(f.kind)
                 .bind(f.limit)
                 .fetch_all(pool)

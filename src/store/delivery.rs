@@ -7,12 +7,12 @@
 
 use super::outbox::history_line;
 use super::{Store, StoreError, StoreTx, with_pool, with_tx};
-use crate::domain::{AppId, MessageStatus, OpenId};
+use crate::domain::{AppId, Channel, MessageStatus, OpenId};
 use serde_json::json;
 use std::collections::HashMap;
 
 /// Messages in state `sent` by (app, msgid): their id and channel.
-pub type SentMessages = HashMap<(AppId, i64), (String, String)>;
+pub type SentMessages = HashMap<(AppId, i64), (String, Channel)>;
 
 /// A sweep applies at most this many waiting reports at once.
 const SWEEP_BATCH: i64 = 500;
@@ -42,12 +42,12 @@ impl StoreTx {
         msgid: i64,
         report_status: &str,
         now_ms: i64,
-    ) -> Result<Option<(String, String, MessageStatus)>, StoreError> {
+    ) -> Result<Option<(String, Channel, MessageStatus)>, StoreError> {
         let find =
             "SELECT id, channel FROM messages WHERE app = $1 AND msgid = $2 AND status = 'sent'";
-        let found: Option<(String, String)> = with_tx!(self, |conn| {
+        let found: Option<(String, Channel)> = with_tx!(self, |conn| {
             sqlx::query_as(find)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -80,8 +80,8 @@ impl StoreTx {
                      WHERE app = $1 AND status = 'sent' AND msgid IN ({})",
                     list.join(", ")
                 );
-                let rows: Vec<(i64, String, String)> = with_tx!(self, |conn| {
-                    let mut q = sqlx::query_as(&sql).bind(app.as_str());
+                let rows: Vec<(i64, String, Channel)> = with_tx!(self, |conn| {
+                    let mut q = sqlx::query_as(&sql).bind(app);
                     for m in chunk {
                         q = q.bind(*m);
                     }
@@ -118,7 +118,7 @@ impl StoreTx {
                        WHERE app = $2 AND msgid = $3 AND applied_at IS NULL";
         with_tx!(self, |conn| {
             sqlx::query(update)
-                .bind(state.as_str())
+                .bind(state)
                 .bind(reason)
                 .bind(now_ms)
                 .bind(&line)
@@ -127,7 +127,7 @@ impl StoreTx {
                 .await?;
             sqlx::query(applied)
                 .bind(now_ms / 1000)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .execute(&mut *conn)
                 .await?;
@@ -174,8 +174,8 @@ impl StoreTx {
     ) -> Result<(), StoreError> {
         with_tx!(self, |conn| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(template_id)
                 .bind(now)
                 .execute(&mut *conn)
@@ -193,10 +193,10 @@ impl Store {
     pub async fn apply_waiting_reports(
         &self,
         now_ms: i64,
-    ) -> Result<Vec<(String, String, MessageStatus)>, StoreError> {
+    ) -> Result<Vec<(String, Channel, MessageStatus)>, StoreError> {
         let waiting = WAITING_REPORTS;
         // A read first: almost always there is nothing, and the writer stays free.
-        let rows: Vec<(String, i64, String)> = with_pool!(&self.db, |pool| {
+        let rows: Vec<(AppId, i64, String)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(waiting)
                 .bind(now_ms / 1000 - WAIT_WINDOW_SECS)
                 .bind(SWEEP_BATCH)
@@ -209,7 +209,6 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut settled = Vec::new();
         for (app, msgid, status) in rows {
-            let app = AppId::parse(&app).map_err(|e| super::corrupt("push_delivery_reports", e))?;
             if let Some(done) = tx
                 .apply_delivery_report(&app, msgid, &status, now_ms)
                 .await?

@@ -53,7 +53,10 @@ impl<J: Send + 'static> GroupCommit<J> {
     }
 
     /// Queues the job `make` builds around its reply and waits for the answer.
-    pub async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> J) -> Result<T, Unanswered<J>> {
+    pub async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> J,
+    ) -> Result<T, Unanswered<J>> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(make(reply))

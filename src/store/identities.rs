@@ -51,11 +51,11 @@ pub enum BindOutcome {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct IdentityRow {
-    app: String,
-    openid: String,
-    unionid: Option<String>,
-    user_id: Option<String>,
-    scope: String,
+    app: AppId,
+    openid: OpenId,
+    unionid: Option<UnionId>,
+    user_id: Option<UserId>,
+    scope: OAuthScope,
     profile: Option<String>,
     is_snapshot: bool,
     created_at: i64,
@@ -70,23 +70,12 @@ pub(super) const COLUMNS: &str = "app, openid, unionid, user_id, scope, profile,
 impl TryFrom<IdentityRow> for Identity {
     type Error = StoreError;
     fn try_from(r: IdentityRow) -> Result<Self, StoreError> {
-        let bad = |e: crate::domain::ParseError| corrupt("identities", e);
         Ok(Identity {
-            app: AppId::parse(&r.app).map_err(bad)?,
-            openid: OpenId::parse(&r.openid).map_err(bad)?,
-            unionid: r
-                .unionid
-                .as_deref()
-                .map(UnionId::parse)
-                .transpose()
-                .map_err(bad)?,
-            user_id: r
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .map_err(bad)?,
-            scope: OAuthScope::parse(&r.scope).map_err(bad)?,
+            app: r.app,
+            openid: r.openid,
+            unionid: r.unionid,
+            user_id: r.user_id,
+            scope: r.scope,
             profile: r
                 .profile
                 .as_deref()
@@ -127,10 +116,10 @@ impl Store {
         );
         let row: IdentityRow = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
-                .bind(id.app.as_str())
-                .bind(id.openid.as_str())
-                .bind(id.unionid.as_ref().map(|u| u.as_str()))
-                .bind(id.scope.as_str())
+                .bind(&id.app)
+                .bind(&id.openid)
+                .bind(id.unionid.as_ref())
+                .bind(&id.scope)
                 .bind(profile.as_deref())
                 .bind(now)
                 .bind(id.is_snapshot)
@@ -148,8 +137,8 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM identities WHERE app = $1 AND openid = $2");
         let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_optional(pool)
                 .await?
         });
@@ -161,15 +150,10 @@ impl Store {
         let sql = "SELECT DISTINCT user_id FROM identities
                    WHERE unionid = $1 AND user_id IS NOT NULL AND NOT is_snapshot
                    ORDER BY user_id";
-        let rows: Vec<(String,)> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql)
-                .bind(unionid.as_str())
-                .fetch_all(pool)
-                .await?
+        let rows: Vec<(UserId,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(unionid).fetch_all(pool).await?
         });
-        rows.into_iter()
-            .map(|(u,)| UserId::parse(&u).map_err(|e| corrupt("identities", e)))
-            .collect()
+        Ok(rows.into_iter().map(|(u,)| u).collect())
     }
 
     /// Binds an unbound identity to `user`, atomically: two racing binds cannot both win.
@@ -187,10 +171,10 @@ impl Store {
         );
         let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
-                .bind(user.as_str())
+                .bind(user)
                 .bind(now)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_optional(pool)
                 .await?
         });
@@ -224,9 +208,9 @@ impl Store {
         let done = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(now)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(user.as_str())
+                .bind(app)
+                .bind(openid)
+                .bind(user)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -246,8 +230,8 @@ impl Store {
         );
         let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(user.as_str())
-                .bind(app.as_str())
+                .bind(user)
+                .bind(app)
                 .fetch_optional(pool)
                 .await?
         });
@@ -259,10 +243,7 @@ impl Store {
             "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND NOT is_snapshot ORDER BY app, openid"
         );
         let rows: Vec<IdentityRow> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(&sql)
-                .bind(user.as_str())
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(&sql).bind(user).fetch_all(pool).await?
         });
         rows.into_iter().map(Identity::try_from).collect()
     }

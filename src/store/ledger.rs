@@ -1,8 +1,8 @@
 //! What a person allowed us to send: subscribe-message subscriptions, legacy form ids, and
 //! the categories a user muted.
 
-use super::{Backend, Store, StoreError, corrupt, with_pool};
-use crate::domain::{AppId, Category, OpenId, TemplateId, UserId};
+use super::{Backend, Store, StoreError, with_pool};
+use crate::domain::{AppId, Category, OpenId, ParseError, TemplateId, UserId, stored_as_text};
 use serde::Serialize;
 
 /// WeChat keeps a form_id or prepay_id usable for 7 days.
@@ -41,45 +41,25 @@ impl FormIdKind {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    fn parse(s: &str) -> Result<Self, ParseError> {
         match s {
             "form" => Ok(Self::Form),
             "prepay" => Ok(Self::Prepay),
-            other => Err(corrupt("form_ids", format!("kind {other:?}"))),
+            other => Err(ParseError(format!("unknown form id kind {other:?}"))),
         }
     }
 }
 
+stored_as_text!(FormIdKind);
+
 /// A stored form_id or prepay_id.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct FormId {
     pub form_id: String,
     pub kind: FormIdKind,
     pub uses_left: i64,
     pub created_at: i64,
     pub expires_at: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct FormIdRow {
-    form_id: String,
-    kind: String,
-    uses_left: i64,
-    created_at: i64,
-    expires_at: i64,
-}
-
-impl TryFrom<FormIdRow> for FormId {
-    type Error = StoreError;
-    fn try_from(r: FormIdRow) -> Result<Self, StoreError> {
-        Ok(FormId {
-            kind: FormIdKind::parse(&r.kind)?,
-            form_id: r.form_id,
-            uses_left: r.uses_left,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-        })
-    }
 }
 
 impl Store {
@@ -103,9 +83,9 @@ impl Store {
                    RETURNING template_id, remaining, long_term, updated_at";
         Ok(with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(template.as_str())
+                .bind(app)
+                .bind(openid)
+                .bind(template)
                 .bind(count)
                 .bind(long_term)
                 .bind(now)
@@ -124,8 +104,8 @@ impl Store {
                    WHERE app = $1 AND openid = $2 ORDER BY template_id";
         Ok(with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_all(pool)
                 .await?
         }))
@@ -145,24 +125,23 @@ impl Store {
                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (app, form_id) DO NOTHING";
         let select = "SELECT form_id, kind, uses_left, created_at, expires_at FROM form_ids
                       WHERE app = $1 AND form_id = $2";
-        let row: FormIdRow = with_pool!(&self.write, |pool| {
+        Ok(with_pool!(&self.write, |pool| {
             sqlx::query(insert)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(form_id)
-                .bind(openid.as_str())
-                .bind(kind.as_str())
+                .bind(openid)
+                .bind(kind)
                 .bind(kind.uses())
                 .bind(now)
                 .bind(now + FORM_ID_TTL_SECS)
                 .execute(pool)
                 .await?;
             sqlx::query_as(select)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(form_id)
                 .fetch_one(pool)
                 .await?
-        });
-        row.try_into()
+        }))
     }
 
     /// The usable form id that expires first: the one to spend next.
@@ -175,33 +154,36 @@ impl Store {
         let sql = "SELECT form_id, kind, uses_left, created_at, expires_at FROM form_ids
                    WHERE app = $1 AND openid = $2 AND uses_left > 0 AND expires_at > $3
                    ORDER BY expires_at, form_id LIMIT 1";
-        let row: Option<FormIdRow> = with_pool!(&self.db, |pool| {
+        Ok(with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(now)
                 .fetch_optional(pool)
                 .await?
-        });
-        row.map(FormId::try_from).transpose()
+        }))
     }
 
     /// One use of a form id went through.
     pub async fn use_form_id(&self, app: &AppId, form_id: &str) -> Result<(), StoreError> {
         let sql = "UPDATE form_ids SET uses_left = uses_left - 1
                    WHERE app = $1 AND form_id = $2 AND uses_left > 0";
-        self.exec2(sql, app.as_str(), form_id).await
+        self.exec2(sql, app, form_id).await
     }
 
     /// WeChat says the id is used up or invalid: never try it again.
     pub async fn spend_form_id(&self, app: &AppId, form_id: &str) -> Result<(), StoreError> {
         let sql = "UPDATE form_ids SET uses_left = 0 WHERE app = $1 AND form_id = $2";
-        self.exec2(sql, app.as_str(), form_id).await
+        self.exec2(sql, app, form_id).await
     }
 
-    async fn exec2(&self, sql: &str, a: &str, b: &str) -> Result<(), StoreError> {
+    async fn exec2(&self, sql: &str, app: &AppId, form_id: &str) -> Result<(), StoreError> {
         with_pool!(&self.write, |pool| {
-            sqlx::query(sql).bind(a).bind(b).execute(pool).await?;
+            sqlx::query(sql)
+                .bind(app)
+                .bind(form_id)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
@@ -216,7 +198,7 @@ impl Store {
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM muted_categories WHERE user_id = $1")
-                .bind(user.as_str())
+                .bind(user)
                 .execute(&mut *tx)
                 .await?;
             for c in categories {
@@ -224,8 +206,8 @@ impl Store {
                     "INSERT INTO muted_categories (user_id, category, muted_at) VALUES ($1, $2, $3)
                      ON CONFLICT (user_id, category) DO NOTHING",
                 )
-                .bind(user.as_str())
-                .bind(c.as_str())
+                .bind(user)
+                .bind(c)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
@@ -237,23 +219,18 @@ impl Store {
 
     pub async fn muted(&self, user: &UserId) -> Result<Vec<Category>, StoreError> {
         let sql = "SELECT category FROM muted_categories WHERE user_id = $1 ORDER BY category";
-        let rows: Vec<(String,)> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql)
-                .bind(user.as_str())
-                .fetch_all(pool)
-                .await?
+        let rows: Vec<(Category,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(user).fetch_all(pool).await?
         });
-        rows.into_iter()
-            .map(|(c,)| Category::parse(&c).map_err(|e| corrupt("muted_categories", e)))
-            .collect()
+        Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
     pub async fn is_muted(&self, user: &UserId, category: &Category) -> Result<bool, StoreError> {
         let sql = "SELECT 1 FROM muted_categories WHERE user_id = $1 AND category = $2";
         let row: Option<(i32,)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(user.as_str())
-                .bind(category.as_str())
+                .bind(user)
+                .bind(category)
                 .fetch_optional(pool)
                 .await?
         });

@@ -1,7 +1,7 @@
 //! The short-lived things of the authorization flow: link tickets, login codes, code
 //! exchanges, and the per-person web tokens.
 
-use super::{Store, StoreError, corrupt, with_pool};
+use super::{Store, StoreError, with_pool};
 use crate::domain::{AppId, OAuthScope, OpenId, UserId};
 
 /// Why a one-time code or ticket was not accepted.
@@ -22,7 +22,7 @@ pub struct NewTicket<'a> {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LinkTicket {
     pub app: AppId,
     pub user_id: UserId,
@@ -30,31 +30,6 @@ pub struct LinkTicket {
     pub return_to: Option<String>,
     pub expires_at: i64,
     pub used_at: Option<i64>,
-}
-
-#[derive(sqlx::FromRow)]
-struct TicketRow {
-    app: String,
-    user_id: String,
-    scope: String,
-    return_to: Option<String>,
-    expires_at: i64,
-    used_at: Option<i64>,
-}
-
-impl TryFrom<TicketRow> for LinkTicket {
-    type Error = StoreError;
-    fn try_from(r: TicketRow) -> Result<Self, StoreError> {
-        let bad = |e: crate::domain::ParseError| corrupt("link_tickets", e);
-        Ok(LinkTicket {
-            app: AppId::parse(&r.app).map_err(bad)?,
-            user_id: UserId::parse(&r.user_id).map_err(bad)?,
-            scope: OAuthScope::parse(&r.scope).map_err(bad)?,
-            return_to: r.return_to,
-            expires_at: r.expires_at,
-            used_at: r.used_at,
-        })
-    }
 }
 
 /// A claimed code exchange and, once finished, its outcome (serialized by the caller).
@@ -84,9 +59,9 @@ impl Store {
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(&t.ticket_hash)
-                .bind(t.app.as_str())
-                .bind(t.user_id.as_str())
-                .bind(t.scope.as_str())
+                .bind(&t.app)
+                .bind(&t.user_id)
+                .bind(t.scope)
                 .bind(t.return_to)
                 .bind(now)
                 .bind(t.expires_at)
@@ -104,13 +79,12 @@ impl Store {
         now: i64,
     ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
-        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
+        let row: Option<LinkTicket> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
         });
-        let Some(row) = row else {
+        let Some(t) = row else {
             return Ok(Err(CodeProblem::Unknown));
         };
-        let t = LinkTicket::try_from(row)?;
         Ok(if t.used_at.is_some() {
             Err(CodeProblem::Used)
         } else if t.expires_at <= now {
@@ -131,7 +105,7 @@ impl Store {
              WHERE ticket_hash = $2 AND used_at IS NULL AND expires_at > $1
              RETURNING {TICKET_COLUMNS}"
         );
-        let row: Option<TicketRow> = with_pool!(&self.write, |pool| {
+        let row: Option<LinkTicket> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(now)
                 .bind(hash)
@@ -139,7 +113,7 @@ impl Store {
                 .await?
         });
         match row {
-            Some(row) => Ok(Ok(row.try_into()?)),
+            Some(t) => Ok(Ok(t)),
             None => Ok(Err(self
                 .check_ticket(hash, now)
                 .await?
@@ -161,8 +135,8 @@ impl Store {
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(hash)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(now)
                 .bind(expires_at)
                 .execute(pool)
@@ -180,19 +154,15 @@ impl Store {
         let sql = "UPDATE login_codes SET used_at = $1
                    WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
                    RETURNING app, openid";
-        let row: Option<(String, String)> = with_pool!(&self.write, |pool| {
+        let row: Option<(AppId, OpenId)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(now)
                 .bind(hash)
                 .fetch_optional(pool)
                 .await?
         });
-        if let Some((app, openid)) = row {
-            let bad = |e: crate::domain::ParseError| corrupt("login_codes", e);
-            return Ok(Ok((
-                AppId::parse(&app).map_err(bad)?,
-                OpenId::parse(&openid).map_err(bad)?,
-            )));
+        if let Some(who) = row {
+            return Ok(Ok(who));
         }
         let sql = "SELECT used_at, expires_at FROM login_codes WHERE code_hash = $1";
         let row: Option<(Option<i64>, i64)> = with_pool!(&self.db, |pool| {
@@ -218,7 +188,7 @@ impl Store {
         let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(code_hash)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(state_hash)
                 .bind(now)
                 .execute(pool)
@@ -274,11 +244,11 @@ impl Store {
                       updated_at = excluded.updated_at";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(t.access_token)
                 .bind(t.refresh_token)
-                .bind(t.scope.as_str())
+                .bind(t.scope)
                 .bind(t.expires_at)
                 .bind(t.refresh_expires_at)
                 .bind(now)

@@ -120,14 +120,14 @@ pub enum Outcome {
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
     id: String,
-    user_id: String,
-    app: String,
-    channel: String,
-    openid: String,
-    template_id: String,
-    category: Option<String>,
+    user_id: UserId,
+    app: AppId,
+    channel: Channel,
+    openid: OpenId,
+    template_id: TemplateId,
+    category: Option<Category>,
     payload: String,
-    status: String,
+    status: MessageStatus,
     msgid: Option<i64>,
     errcode: Option<i64>,
     reason: Option<String>,
@@ -144,12 +144,12 @@ pub(super) const COLUMNS: &str = "id, user_id, app, channel, openid, template_id
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
     id: String,
-    app: String,
-    channel: String,
-    openid: String,
-    template_id: String,
+    app: AppId,
+    channel: Channel,
+    openid: OpenId,
+    template_id: TemplateId,
     payload: String,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
     attempts: i64,
 }
 
@@ -161,17 +161,12 @@ impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
     fn try_from(r: MessageRow) -> Result<Self, StoreError> {
         Ok(Message {
-            user_id: UserId::parse(&r.user_id).map_err(bad)?,
-            app: AppId::parse(&r.app).map_err(bad)?,
-            channel: Channel::parse(&r.channel).map_err(bad)?,
-            openid: OpenId::parse(&r.openid).map_err(bad)?,
-            template_id: TemplateId::parse(&r.template_id).map_err(bad)?,
-            category: r
-                .category
-                .as_deref()
-                .map(Category::parse)
-                .transpose()
-                .map_err(bad)?,
+            user_id: r.user_id,
+            app: r.app,
+            channel: r.channel,
+            openid: r.openid,
+            template_id: r.template_id,
+            category: r.category,
             payload: serde_json::from_str(&r.payload).map_err(bad)?,
             history: r
                 .history
@@ -181,7 +176,7 @@ impl TryFrom<MessageRow> for Message {
                 .collect::<Result<_, _>>()
                 .map_err(bad)?,
             id: r.id,
-            status: MessageStatus::parse(&r.status).map_err(bad)?,
+            status: r.status,
             msgid: r.msgid,
             errcode: r.errcode,
             reason: r.reason,
@@ -198,17 +193,12 @@ impl TryFrom<ClaimedRow> for Claimed {
     type Error = StoreError;
     fn try_from(r: ClaimedRow) -> Result<Self, StoreError> {
         Ok(Claimed {
-            app: AppId::parse(&r.app).map_err(bad)?,
-            channel: Channel::parse(&r.channel).map_err(bad)?,
-            openid: OpenId::parse(&r.openid).map_err(bad)?,
-            template_id: TemplateId::parse(&r.template_id).map_err(bad)?,
+            app: r.app,
+            channel: r.channel,
+            openid: r.openid,
+            template_id: r.template_id,
             payload: serde_json::from_str(&r.payload).map_err(bad)?,
-            idempotency_key: r
-                .idempotency_key
-                .as_deref()
-                .map(IdempotencyKey::parse)
-                .transpose()
-                .map_err(bad)?,
+            idempotency_key: r.idempotency_key,
             id: r.id,
             attempt: r.attempts,
         })
@@ -254,9 +244,9 @@ impl Store {
                 if m.channel == Channel::Subscribe {
                     let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
                         .bind(now_ms / 1000)
-                        .bind(m.app.as_str())
-                        .bind(m.openid.as_str())
-                        .bind(m.template_id.as_str())
+                        .bind(&m.app)
+                        .bind(&m.openid)
+                        .bind(&m.template_id)
                         .fetch_optional(&mut *tx)
                         .await?;
                     match taken {
@@ -275,14 +265,14 @@ impl Store {
                 let n = sqlx::query(insert)
                     .bind(&m.id)
                     .bind(&m.caller)
-                    .bind(m.idempotency_key.as_ref().map(|k| k.as_str()))
+                    .bind(m.idempotency_key.as_ref())
                     .bind(&m.request_hash)
-                    .bind(m.user_id.as_str())
-                    .bind(m.app.as_str())
-                    .bind(m.channel.as_str())
-                    .bind(m.openid.as_str())
-                    .bind(m.template_id.as_str())
-                    .bind(m.category.as_ref().map(|c| c.as_str()))
+                    .bind(&m.user_id)
+                    .bind(&m.app)
+                    .bind(&m.channel)
+                    .bind(&m.openid)
+                    .bind(&m.template_id)
+                    .bind(m.category.as_ref())
                     .bind(&payload)
                     .bind(now_ms)
                     .bind(holds_subscription)
@@ -296,9 +286,9 @@ impl Store {
                 }
                 if holds_subscription {
                     sqlx::query(give_back)
-                        .bind(m.app.as_str())
-                        .bind(m.openid.as_str())
-                        .bind(m.template_id.as_str())
+                        .bind(&m.app)
+                        .bind(&m.openid)
+                        .bind(&m.template_id)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -320,7 +310,7 @@ impl Store {
         let row: Option<MessageRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
                 .bind(caller)
-                .bind(key.as_str())
+                .bind(key)
                 .fetch_optional(pool)
                 .await?
         });
@@ -350,7 +340,7 @@ impl Store {
         let before = before.unwrap_or("n");
         let rows: Vec<MessageRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(user.as_str())
+                .bind(user)
                 .bind(before)
                 .bind(limit)
                 .fetch_all(pool)
@@ -415,7 +405,7 @@ impl Store {
                           attempts = attempts - 1, updated_ms = $2, history = history || $3
                    WHERE lease_owner = $1 AND status = 'sending'
                    RETURNING channel";
-        let rows: Vec<(String,)> = with_pool!(&self.write, |pool| {
+        let rows: Vec<(Channel,)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(owner)
                 .bind(now_ms)
@@ -423,9 +413,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        rows.iter()
-            .map(|(c,)| Channel::parse(c).map_err(bad))
-            .collect()
+        Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
     /// Holds an app's channel until `until_ms` (WeChat's daily quota is spent).
@@ -440,8 +428,8 @@ impl Store {
                    ON CONFLICT (app, channel) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(channel.as_str())
+                .bind(app)
+                .bind(channel)
                 .bind(until_ms)
                 .bind(reason)
                 .execute(pool)
@@ -460,8 +448,8 @@ impl Store {
         let sql = "SELECT until_ms, reason FROM send_holds WHERE app = $1 AND channel = $2 AND until_ms > $3";
         Ok(with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(channel.as_str())
+                .bind(app)
+                .bind(channel)
                 .bind(now_ms)
                 .fetch_optional(pool)
                 .await?

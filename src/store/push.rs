@@ -1,7 +1,7 @@
 //! WeChat pushes: the replay guard, the event log (stored before the acknowledgement,
 //! handled after), delivery reports by msgid, and follow status.
 
-use super::{Backend, Store, StoreError, StoreTx, corrupt, with_pool, with_tx};
+use super::{Backend, Store, StoreError, StoreTx, with_pool, with_tx};
 use crate::domain::{AppId, OpenId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -61,7 +61,7 @@ pub enum Recorded {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub id: i64,
-    pub app: String,
+    pub app: AppId,
     #[serde(rename = "type")]
     pub kind: String,
     pub msg_type: String,
@@ -86,7 +86,7 @@ pub(super) const EVENT_COLUMNS: &str = "id, app, kind, msg_type, event, openid, 
 /// A TEMPLATESENDJOBFINISH report, kept by (app, msgid) until the outbox applies it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct DeliveryReport {
-    pub app: String,
+    pub app: AppId,
     pub msgid: i64,
     /// As WeChat sent it: `success`, `failed:user block`, `failed: system failed`...
     pub status: String,
@@ -133,24 +133,24 @@ impl Store {
             "UPDATE push_events SET duplicates = duplicates + 1 WHERE app = $1 AND dedup_key = $2";
         let results = with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut q = sqlx::query_as::<_, (String, i64, String, String)>(&nonce_sql);
+            let mut q = sqlx::query_as::<_, (AppId, i64, String, String)>(&nonce_sql);
             for p in pushes {
                 q = q
-                    .bind(p.app.as_str())
+                    .bind(&p.app)
                     .bind(p.timestamp)
                     .bind(&p.nonce)
                     .bind(&p.signature)
                     .bind(&p.dedup_key)
                     .bind(p.received_at);
             }
-            let mut fresh: HashSet<(String, i64, String, String)> =
+            let mut fresh: HashSet<(AppId, i64, String, String)> =
                 q.fetch_all(&mut *tx).await?.into_iter().collect();
             // The first push of the batch with a replay key owns its row.
             let mut results: Vec<Option<Recorded>> = Vec::with_capacity(pushes.len());
             let mut new: Vec<&NewPush> = Vec::new();
             for p in pushes {
                 let key = (
-                    p.app.as_str().to_owned(),
+                    p.app.clone(),
                     p.timestamp,
                     p.nonce.clone(),
                     p.signature.clone(),
@@ -161,7 +161,7 @@ impl Store {
                     continue;
                 }
                 let (earlier,): (String,) = sqlx::query_as(earlier_sql)
-                    .bind(p.app.as_str())
+                    .bind(&p.app)
                     .bind(p.timestamp)
                     .bind(&p.nonce)
                     .bind(&p.signature)
@@ -173,7 +173,7 @@ impl Store {
                     Recorded::Replayed
                 }));
             }
-            let mut ids: HashMap<(String, String), i64> = HashMap::new();
+            let mut ids: HashMap<(AppId, String), i64> = HashMap::new();
             if !new.is_empty() {
                 let event_sql = format!(
                     "INSERT INTO push_events (app, dedup_key, msg_type, event, kind, openid, create_time,
@@ -181,11 +181,11 @@ impl Store {
                      VALUES {} ON CONFLICT (app, dedup_key) DO NOTHING RETURNING id, app, dedup_key",
                     placeholders(new.len(), 13)
                 );
-                let mut q = sqlx::query_as::<_, (i64, String, String)>(&event_sql);
+                let mut q = sqlx::query_as::<_, (i64, AppId, String)>(&event_sql);
                 for p in &new {
                     let handled = p.outcome_now.is_some();
                     q = q
-                        .bind(p.app.as_str())
+                        .bind(&p.app)
                         .bind(&p.dedup_key)
                         .bind(&p.msg_type)
                         .bind(&p.event)
@@ -210,14 +210,14 @@ impl Store {
             for (p, r) in pushes.iter().zip(results) {
                 let r = r.unwrap_or_else(|| {
                     // The first push of the batch with a dedup key owns the event.
-                    match ids.remove(&(p.app.as_str().to_owned(), p.dedup_key.clone())) {
+                    match ids.remove(&(p.app.clone(), p.dedup_key.clone())) {
                         Some(id) => Recorded::New(id),
                         None => Recorded::Duplicate,
                     }
                 });
                 if r == Recorded::Duplicate {
                     sqlx::query(dup_sql)
-                        .bind(p.app.as_str())
+                        .bind(&p.app)
                         .bind(&p.dedup_key)
                         .execute(&mut *tx)
                         .await?;
@@ -295,7 +295,7 @@ impl Store {
         );
         let rows: Vec<StoredEvent> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(f.kind.as_deref())
                 .bind(f.since.unwrap_or(i64::MIN))
                 .bind(f.after_id.unwrap_or(0))
@@ -317,7 +317,7 @@ impl Store {
                    FROM push_delivery_reports WHERE app = $1 AND msgid = $2";
         let row = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .fetch_optional(pool)
                 .await?
@@ -337,7 +337,7 @@ impl Store {
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(now)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .execute(pool)
                 .await?;
@@ -377,12 +377,6 @@ impl Store {
             });
         }
         Ok(total)
-    }
-}
-
-impl StoredEvent {
-    pub fn app_id(&self) -> Result<AppId, StoreError> {
-        AppId::parse(&self.app).map_err(|e| corrupt("push_events", e))
     }
 }
 
@@ -451,7 +445,7 @@ impl StoreTx {
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
         let n = with_tx!(self, |conn| {
             sqlx::query(sql)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .bind(status)
                 .bind(openid)
@@ -486,8 +480,8 @@ impl StoreTx {
                       OR identities.follow_changed_at <= excluded.follow_changed_at";
         let n = with_tx!(self, |conn| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(now)
                 .bind(follows)
                 .bind(at)

@@ -21,8 +21,8 @@ impl Store {
                       updated_at = excluded.updated_at";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(sealed)
                 .bind(now)
                 .execute(pool)
@@ -40,8 +40,8 @@ impl Store {
         let sql = "SELECT session_key FROM mp_sessions WHERE app = $1 AND openid = $2";
         let row: Option<(Vec<u8>,)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_optional(pool)
                 .await?
         });

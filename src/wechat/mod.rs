@@ -11,10 +11,10 @@ pub mod types;
 
 pub use errcode::{ErrCode, ErrorClass};
 
+use crate::metrics::CallResult;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
-use crate::metrics::CallResult;
 use types::ErrorBody;
 
 /// What the client needs to know about one WeChat app.

@@ -45,7 +45,7 @@ impl From<StoredEvent> for PushLine {
         Self {
             id: e.id,
             received: beijing(e.received_at),
-            app: e.app,
+            app: e.app.to_string(),
             kind: e.kind,
             openid: e.openid.unwrap_or_default(),
             encrypted: e.encrypted,
