@@ -106,7 +106,7 @@ pub use fields::{FieldError, FieldKind, FieldValue};
 pub use ids::{AppId, AppKind, OpenId, UnionId, UserId, WxAppId};
 pub use message::{
     CardUrl, Category, Channel, Color, DataError, DataItem, IdempotencyKey, Lang, MessageData,
-    MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,
+    MessageId, MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,
     TemplateId, template_placeholders,
 };
 pub use oauth::{OAuthScope, OAuthState, ReturnTo, ReturnToAllowList, host_and_port};

@@ -5,7 +5,7 @@
 use super::Outbox;
 use crate::config::AppConfig;
 use crate::domain::{
-    CardUrl, Category, Channel, IdempotencyKey, Lang, MessageData, MiniProgramState,
+    CardUrl, Category, Channel, IdempotencyKey, Lang, MessageData, MessageId, MiniProgramState,
     MiniProgramTarget, OpenId, PagePath, Payload, RawDataValue, TemplateId, UserId, WxAppId,
 };
 use crate::error::ApiError;
@@ -68,7 +68,7 @@ pub struct RawMiniProgram {
 /// The answer to an accepted request.
 #[derive(Debug, Clone)]
 pub struct Accepted {
-    pub id: String,
+    pub id: MessageId,
     pub channel: Channel,
     pub status: crate::domain::MessageStatus,
     /// The same request came before with this idempotency key: this is that message.
@@ -170,7 +170,7 @@ impl Outbox {
     ) -> Result<Accepted, ApiError> {
         let s = &self.inner;
         let now_ms = s.clock.now_ms();
-        let id = format!("m{now_ms:012x}{}", crate::domain::random_alphanumeric(10));
+        let id = MessageId::generate(now_ms);
         let truncated = p.payload.data.truncated_fields();
         let shortened = (!truncated.is_empty())
             .then(|| format!("shortened to fit the field rules: {}", truncated.join(", ")));
@@ -473,7 +473,7 @@ pub(super) fn replay(
     })
 }
 
-fn key_conflict(existing_id: &str) -> ApiError {
+fn key_conflict(existing_id: &MessageId) -> ApiError {
     ApiError::conflict(
         "idempotency_conflict",
         format!("this Idempotency-Key was used for a different request (message {existing_id})"),

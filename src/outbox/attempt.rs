@@ -48,7 +48,7 @@ impl Outbox {
                     // The same id on every attempt: WeChat drops a repeat within 10 minutes.
                     client_msg_id: Some(match &m.idempotency_key {
                         Some(k) => k.to_string(),
-                        None => m.id.clone(),
+                        None => m.id.to_string(),
                     }),
                     data: wire_data(&m.payload.data, true),
                 };

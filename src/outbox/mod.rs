@@ -14,7 +14,7 @@ pub mod templates;
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, OutboxSettings};
-use crate::domain::{AppId, Channel};
+use crate::domain::{AppId, Channel, MessageId};
 use crate::store::{
     Commit, Enqueued, GroupCommit, Message, NewMessage, Outcome, Store, StoreError, Unanswered,
 };
@@ -62,7 +62,7 @@ struct Inner {
     /// New work: wakes the claimer before its poll interval.
     wake: Notify,
     /// `?wait=` requests, woken when their message settles here.
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    waiters: Mutex<HashMap<MessageId, Vec<oneshot::Sender<()>>>>,
     /// To the task that writes accepted messages in shared transactions.
     enqueue: GroupCommit<EnqueueJob>,
     /// Cancelled once the claimer stopped: `?wait=` requests answer at once then, so that
@@ -77,7 +77,7 @@ pub struct Workers {
 }
 
 /// A finished attempt on its way to the finisher.
-type Done = (String, Outcome, Channel);
+type Done = (MessageId, Outcome, Channel);
 
 impl Outbox {
     pub fn new(
@@ -162,14 +162,14 @@ impl Outbox {
     /// it as it is then.
     pub async fn wait_settled(
         &self,
-        id: &str,
+        id: &MessageId,
         timeout: Duration,
     ) -> Result<Option<Message>, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before reading, so a settlement in between still wakes us.
             let (tx, rx) = oneshot::channel();
-            self.waiters().entry(id.to_owned()).or_default().push(tx);
+            self.waiters().entry(id.clone()).or_default().push(tx);
             let m = self.inner.store.message(id).await?;
             let now = tokio::time::Instant::now();
             if m.as_ref().is_none_or(|m| m.status.is_settled()) || now >= deadline {
@@ -187,11 +187,11 @@ impl Outbox {
         }
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>> {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Vec<oneshot::Sender<()>>>> {
         self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn notify_settled(&self, ids: &[String]) {
+    fn notify_settled(&self, ids: &[MessageId]) {
         let mut w = self.waiters();
         if w.is_empty() {
             return;
@@ -406,7 +406,7 @@ fn state_of(o: &Outcome) -> &'static str {
 
 /// Counts the outcomes the store recorded: `updated` is the recorded ids, in batch order
 /// (an attempt whose lease was lost is left out).
-fn count_recorded(batch: &[(String, Outcome)], channels: &[Channel], updated: &[String]) {
+fn count_recorded(batch: &[(MessageId, Outcome)], channels: &[Channel], updated: &[MessageId]) {
     let mut next = updated.iter().peekable();
     for ((id, outcome), channel) in batch.iter().zip(channels) {
         if next.peek().is_some_and(|u| *u == id) {

@@ -6,7 +6,7 @@ use super::identities::{COLUMNS as IDENTITY_COLUMNS, IdentityRow};
 use super::outbox::{COLUMNS as MESSAGE_COLUMNS, MessageRow};
 use super::push::EVENT_COLUMNS;
 use super::{Identity, Message, Store, StoreError, StoredEvent, with_pool};
-use crate::domain::{AppId, Channel, MessageStatus};
+use crate::domain::{AppId, Channel, MessageId, MessageStatus};
 
 /// An app's `access_tokens` row without the token: what the overview shows.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,12 +57,6 @@ pub struct PushFilter<'a> {
     pub limit: i64,
 }
 
-/// The smallest message id created at or after `ms`: ids are `m` and the creation time in
-/// 12 hex digits of milliseconds, so a time range is a range of the primary key.
-fn first_id_at(ms: i64) -> String {
-    format!("m{:012x}", ms.max(0))
-}
-
 impl Store {
     /// Every app's token row, without the token.
     pub async fn admin_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
@@ -80,7 +74,8 @@ impl Store {
     pub async fn admin_messages_since(&self, since_ms: i64) -> Result<Vec<AppDay>, StoreError> {
         let sql = "SELECT app, status, COUNT(*) AS count FROM messages WHERE id >= $1
                    GROUP BY app, status ORDER BY app, status";
-        let from = first_id_at(since_ms);
+        // Ids sort by acceptance time: a time range is a range of the primary key.
+        let from = MessageId::first_at(since_ms);
         Ok(with_pool!(&self.db, |pool| {
             sqlx::query_as(sql).bind(&from).fetch_all(pool).await?
         }))
@@ -176,14 +171,5 @@ impl Store {
             q.bind(f.limit).fetch_all(pool).await?
         });
         rows.into_iter().map(Message::try_from).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ids_sort_by_creation_time() {
-        assert_eq!(super::first_id_at(0x1234), "m000000001234");
-        assert!(super::first_id_at(1_795_622_399_000) < super::first_id_at(1_795_622_399_001));
     }
 }

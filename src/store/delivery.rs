@@ -7,12 +7,12 @@
 
 use super::outbox::history_line;
 use super::{Store, StoreError, StoreTx, with_pool, with_tx};
-use crate::domain::{AppId, Channel, MessageStatus, OpenId};
+use crate::domain::{AppId, Channel, MessageId, MessageStatus, OpenId};
 use serde_json::json;
 use std::collections::HashMap;
 
 /// Messages in state `sent` by (app, msgid): their id and channel.
-pub type SentMessages = HashMap<(AppId, i64), (String, Channel)>;
+pub type SentMessages = HashMap<(AppId, i64), (MessageId, Channel)>;
 
 /// A sweep applies at most this many waiting reports at once.
 const SWEEP_BATCH: i64 = 500;
@@ -42,10 +42,10 @@ impl StoreTx {
         msgid: i64,
         report_status: &str,
         now_ms: i64,
-    ) -> Result<Option<(String, Channel, MessageStatus)>, StoreError> {
+    ) -> Result<Option<(MessageId, Channel, MessageStatus)>, StoreError> {
         let find =
             "SELECT id, channel FROM messages WHERE app = $1 AND msgid = $2 AND status = 'sent'";
-        let found: Option<(String, Channel)> = with_tx!(self, |conn| {
+        let found: Option<(MessageId, Channel)> = with_tx!(self, |conn| {
             sqlx::query_as(find)
                 .bind(app)
                 .bind(msgid)
@@ -80,7 +80,7 @@ impl StoreTx {
                      WHERE app = $1 AND status = 'sent' AND msgid IN ({})",
                     list.join(", ")
                 );
-                let rows: Vec<(i64, String, Channel)> = with_tx!(self, |conn| {
+                let rows: Vec<(i64, MessageId, Channel)> = with_tx!(self, |conn| {
                     let mut q = sqlx::query_as(&sql).bind(app);
                     for m in chunk {
                         q = q.bind(*m);
@@ -98,7 +98,7 @@ impl StoreTx {
     /// `sent` -> `delivered` or `failed(reason)`, and the report marked applied.
     pub async fn settle_message(
         &mut self,
-        id: &str,
+        id: &MessageId,
         app: &AppId,
         msgid: i64,
         report_status: &str,
@@ -193,7 +193,7 @@ impl Store {
     pub async fn apply_waiting_reports(
         &self,
         now_ms: i64,
-    ) -> Result<Vec<(String, Channel, MessageStatus)>, StoreError> {
+    ) -> Result<Vec<(MessageId, Channel, MessageStatus)>, StoreError> {
         let waiting = WAITING_REPORTS;
         // A read first: almost always there is nothing, and the writer stays free.
         let rows: Vec<(AppId, i64, String)> = with_pool!(&self.db, |pool| {

@@ -4,7 +4,7 @@
 
 use super::outbox::history_line;
 use super::{Backend, Outcome, Store, StoreError, with_pool};
-use crate::domain::MessageStatus;
+use crate::domain::{MessageId, MessageStatus};
 use serde_json::json;
 
 impl Store {
@@ -13,9 +13,9 @@ impl Store {
     pub async fn finish_attempts(
         &self,
         owner: &str,
-        done: &[(String, Outcome)],
+        done: &[(MessageId, Outcome)],
         now_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<MessageId>, StoreError> {
         let mut updated = Vec::with_capacity(done.len());
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;

@@ -3,7 +3,8 @@
 
 use super::{Backend, Store, StoreError, corrupt, with_pool};
 use crate::domain::{
-    AppId, Category, Channel, IdempotencyKey, MessageStatus, OpenId, Payload, TemplateId, UserId,
+    AppId, Category, Channel, IdempotencyKey, MessageId, MessageStatus, OpenId, Payload,
+    TemplateId, UserId,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 /// A message as accepted, ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub id: String,
+    pub id: MessageId,
     /// The API key's name: idempotency keys are per caller.
     pub caller: String,
     pub idempotency_key: Option<IdempotencyKey>,
@@ -41,7 +42,7 @@ pub enum Enqueued {
 /// A stored message with its history.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
-    pub id: String,
+    pub id: MessageId,
     pub user_id: UserId,
     pub app: AppId,
     pub channel: Channel,
@@ -78,7 +79,7 @@ fn msgid_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok,
 /// A message claimed by this instance for one attempt.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub id: String,
+    pub id: MessageId,
     pub app: AppId,
     pub channel: Channel,
     pub openid: OpenId,
@@ -119,7 +120,7 @@ pub enum Outcome {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
-    id: String,
+    id: MessageId,
     user_id: UserId,
     app: AppId,
     channel: Channel,
@@ -143,7 +144,7 @@ pub(super) const COLUMNS: &str = "id, user_id, app, channel, openid, template_id
 
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
-    id: String,
+    id: MessageId,
     app: AppId,
     channel: Channel,
     openid: OpenId,
@@ -317,7 +318,7 @@ impl Store {
         row.map(Message::try_from).transpose()
     }
 
-    pub async fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+    pub async fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");
         let row: Option<MessageRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?

@@ -3,7 +3,7 @@
 
 use super::{Admin, bad_request, beijing, beijing_ms, render};
 use crate::context::Ctx;
-use crate::domain::{AppId, Channel, MessageStatus};
+use crate::domain::{AppId, Channel, MessageId, MessageStatus};
 use crate::store::{Message, MessageFilter};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -37,7 +37,7 @@ impl From<&Message> for MessageLine {
             (None, None) => String::new(),
         };
         Self {
-            id: m.id.clone(),
+            id: m.id.to_string(),
             created: beijing_ms(m.created_ms),
             user_id: m.user_id.to_string(),
             app: m.app.to_string(),
@@ -151,7 +151,7 @@ pub(super) async fn list(
                     q.append_pair(k, v);
                 }
             }
-            q.append_pair("before", &last.id);
+            q.append_pair("before", last.id.as_str());
             q.finish()
         });
     render(&OutboxPage {
@@ -198,7 +198,12 @@ pub(super) async fn message(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let m = match ctx.store.message(&id).await {
+    let found = match MessageId::parse(&id) {
+        Ok(id) => ctx.store.message(&id).await,
+        // Not an id we would hand out: no message has it.
+        Err(_) => Ok(None),
+    };
+    let m = match found {
         Ok(Some(m)) => m,
         Ok(None) => {
             return crate::error::Page::new(

@@ -4,7 +4,7 @@
 use super::doc::{BodyErrors, CommonErrors};
 use super::{ApiJson, Caller, UserPath, parse_user};
 use crate::context::Ctx;
-use crate::domain::{Channel, IdempotencyKey, MessageStatus, hash_token};
+use crate::domain::{Channel, IdempotencyKey, MessageId, MessageStatus, hash_token};
 use crate::error::{ApiError, ErrorBody};
 use crate::outbox::accept::SendRequest;
 use crate::outbox::auto::AutoRequest;
@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<Ctx> {
 /// A message stored and queued.
 #[derive(Serialize, ToSchema)]
 struct AcceptedBody {
-    id: String,
+    id: MessageId,
     /// `queued` (a replayed request answers its message's status now).
     status: MessageStatus,
     /// The channel it goes by: the one asked for, or the one `auto` chose.
@@ -208,7 +208,12 @@ async fn get_message(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let m = ctx.store.message(&id).await?.ok_or_else(|| {
+    let found = match MessageId::parse(&id) {
+        Ok(id) => ctx.store.message(&id).await?,
+        // Not an id we would hand out: no message has it.
+        Err(_) => None,
+    };
+    let m = found.ok_or_else(|| {
         ApiError::not_found(
             "message_not_found",
             format!("no message {:?}", id.chars().take(40).collect::<String>()),
@@ -267,7 +272,7 @@ struct ListQuery {
 struct MessagesBody {
     messages: Vec<Message>,
     /// The `before` of the next page; null on the last one.
-    next: Option<String>,
+    next: Option<MessageId>,
 }
 
 /// The user's messages, newest first.
