@@ -1,6 +1,7 @@
 //! Identities and their binding to business users.
 
 use super::{Store, StoreError, corrupt, with_pool};
+use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
 use crate::wechat::types::UserInfo;
 use serde::Serialize;
@@ -16,14 +17,22 @@ pub struct Identity {
     pub profile: Option<UserInfo>,
     #[serde(skip)]
     pub is_snapshot: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub bound_at: Option<i64>,
+    #[serde(serialize_with = "serde_unix::secs")]
+    #[schema(value_type = i64)]
+    pub created_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::secs")]
+    #[schema(value_type = i64)]
+    pub updated_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    #[schema(value_type = Option<i64>)]
+    pub bound_at: Option<Timestamp>,
     /// Follows the Official Account (from subscribe/unsubscribe pushes); None: never heard.
     /// Explains a 43004 ("recipient does not follow") answer to a template send.
     pub follows: Option<bool>,
     /// WeChat's time of the latest follow or unfollow.
-    pub follow_changed_at: Option<i64>,
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    #[schema(value_type = Option<i64>)]
+    pub follow_changed_at: Option<Timestamp>,
 }
 
 /// What we learnt about a person from WeChat.
@@ -83,11 +92,11 @@ impl TryFrom<IdentityRow> for Identity {
                 .transpose()
                 .map_err(|e| corrupt("identities", e))?,
             is_snapshot: r.is_snapshot,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            bound_at: r.bound_at,
+            created_at: Timestamp::from_secs(r.created_at),
+            updated_at: Timestamp::from_secs(r.updated_at),
+            bound_at: r.bound_at.map(Timestamp::from_secs),
             follows: r.follows,
-            follow_changed_at: r.follow_changed_at,
+            follow_changed_at: r.follow_changed_at.map(Timestamp::from_secs),
         })
     }
 }
@@ -98,7 +107,7 @@ impl Store {
     pub async fn upsert_identity(
         &self,
         id: &NewIdentity,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Identity, StoreError> {
         let profile = id
             .profile
@@ -121,7 +130,7 @@ impl Store {
                 .bind(id.unionid.as_ref())
                 .bind(&id.scope)
                 .bind(profile.as_deref())
-                .bind(now)
+                .bind(now.secs())
                 .bind(id.is_snapshot)
                 .fetch_one(pool)
                 .await?
@@ -162,7 +171,7 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         user: &UserId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<BindOutcome, StoreError> {
         let sql = format!(
             "UPDATE identities SET user_id = $1, bound_at = $2, updated_at = $2
@@ -172,7 +181,7 @@ impl Store {
         let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
                 .bind(user)
-                .bind(now)
+                .bind(now.secs())
                 .bind(app)
                 .bind(openid)
                 .fetch_optional(pool)
@@ -201,13 +210,13 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         user: &UserId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
                    WHERE app = $2 AND openid = $3 AND user_id = $4";
         let done = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(now)
+                .bind(now.secs())
                 .bind(app)
                 .bind(openid)
                 .bind(user)

@@ -2,6 +2,7 @@
 //! the categories a user muted.
 
 use super::{Backend, Store, StoreError, with_pool};
+use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{AppId, Category, OpenId, ParseError, TemplateId, UserId, stored_as_text};
 use serde::Serialize;
 
@@ -9,12 +10,33 @@ use serde::Serialize;
 pub const FORM_ID_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// One ledger line: how many more one-time sends, or a long-term subscription.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Subscription {
     pub template_id: String,
     pub remaining: i64,
     pub long_term: bool,
-    pub updated_at: i64,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub updated_at: Timestamp,
+}
+
+/// A `subscriptions` row; `updated_at` is in seconds.
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    template_id: String,
+    remaining: i64,
+    long_term: bool,
+    updated_at: i64,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Self {
+            template_id: r.template_id,
+            remaining: r.remaining,
+            long_term: r.long_term,
+            updated_at: Timestamp::from_secs(r.updated_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -53,13 +75,37 @@ impl FormIdKind {
 stored_as_text!(FormIdKind);
 
 /// A stored form_id or prepay_id.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FormId {
     pub form_id: String,
     pub kind: FormIdKind,
     pub uses_left: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub created_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub expires_at: Timestamp,
+}
+
+/// A `form_ids` row; its instants are in seconds.
+#[derive(sqlx::FromRow)]
+struct FormIdRow {
+    form_id: String,
+    kind: FormIdKind,
+    uses_left: i64,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<FormIdRow> for FormId {
+    fn from(r: FormIdRow) -> Self {
+        Self {
+            form_id: r.form_id,
+            kind: r.kind,
+            uses_left: r.uses_left,
+            created_at: Timestamp::from_secs(r.created_at),
+            expires_at: Timestamp::from_secs(r.expires_at),
+        }
+    }
 }
 
 impl Store {
@@ -71,7 +117,7 @@ impl Store {
         template: &TemplateId,
         count: i64,
         long_term: bool,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Subscription, StoreError> {
         let sql =
             "INSERT INTO subscriptions (app, openid, template_id, remaining, long_term, updated_at)
@@ -81,17 +127,18 @@ impl Store {
                        long_term = subscriptions.long_term OR excluded.long_term,
                        updated_at = excluded.updated_at
                    RETURNING template_id, remaining, long_term, updated_at";
-        Ok(with_pool!(&self.write, |pool| {
+        let row: SubscriptionRow = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(app)
                 .bind(openid)
                 .bind(template)
                 .bind(count)
                 .bind(long_term)
-                .bind(now)
+                .bind(now.secs())
                 .fetch_one(pool)
                 .await?
-        }))
+        });
+        Ok(row.into())
     }
 
     /// A person's ledger in one app.
@@ -102,13 +149,14 @@ impl Store {
     ) -> Result<Vec<Subscription>, StoreError> {
         let sql = "SELECT template_id, remaining, long_term, updated_at FROM subscriptions
                    WHERE app = $1 AND openid = $2 ORDER BY template_id";
-        Ok(with_pool!(&self.db, |pool| {
+        let rows: Vec<SubscriptionRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
                 .bind(app)
                 .bind(openid)
                 .fetch_all(pool)
                 .await?
-        }))
+        });
+        Ok(rows.into_iter().map(Subscription::from).collect())
     }
 
     /// Stores a form_id or prepay_id; storing the same id again changes nothing.
@@ -118,22 +166,22 @@ impl Store {
         openid: &OpenId,
         form_id: &str,
         kind: FormIdKind,
-        now: i64,
+        now: Timestamp,
     ) -> Result<FormId, StoreError> {
         let insert =
             "INSERT INTO form_ids (app, form_id, openid, kind, uses_left, created_at, expires_at)
                       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (app, form_id) DO NOTHING";
         let select = "SELECT form_id, kind, uses_left, created_at, expires_at FROM form_ids
                       WHERE app = $1 AND form_id = $2";
-        Ok(with_pool!(&self.write, |pool| {
+        let row: FormIdRow = with_pool!(&self.write, |pool| {
             sqlx::query(insert)
                 .bind(app)
                 .bind(form_id)
                 .bind(openid)
                 .bind(kind)
                 .bind(kind.uses())
-                .bind(now)
-                .bind(now + FORM_ID_TTL_SECS)
+                .bind(now.secs())
+                .bind(now.secs() + FORM_ID_TTL_SECS)
                 .execute(pool)
                 .await?;
             sqlx::query_as(select)
@@ -141,7 +189,8 @@ impl Store {
                 .bind(form_id)
                 .fetch_one(pool)
                 .await?
-        }))
+        });
+        Ok(row.into())
     }
 
     /// The usable form id that expires first: the one to spend next.
@@ -149,19 +198,20 @@ impl Store {
         &self,
         app: &AppId,
         openid: &OpenId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<FormId>, StoreError> {
         let sql = "SELECT form_id, kind, uses_left, created_at, expires_at FROM form_ids
                    WHERE app = $1 AND openid = $2 AND uses_left > 0 AND expires_at > $3
                    ORDER BY expires_at, form_id LIMIT 1";
-        Ok(with_pool!(&self.db, |pool| {
+        let row: Option<FormIdRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
                 .bind(app)
                 .bind(openid)
-                .bind(now)
+                .bind(now.secs())
                 .fetch_optional(pool)
                 .await?
-        }))
+        });
+        Ok(row.map(FormId::from))
     }
 
     /// One use of a form id went through.
@@ -193,7 +243,7 @@ impl Store {
         &self,
         user: &UserId,
         categories: &[Category],
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -208,7 +258,7 @@ impl Store {
                 )
                 .bind(user)
                 .bind(c)
-                .bind(now)
+                .bind(now.secs())
                 .execute(&mut *tx)
                 .await?;
             }

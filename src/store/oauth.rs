@@ -2,6 +2,7 @@
 //! exchanges, and the per-person web tokens.
 
 use super::{Store, StoreError, with_pool};
+use crate::clock::Timestamp;
 use crate::domain::{AppId, OAuthScope, OpenId, UserId};
 
 /// Why a one-time code or ticket was not accepted.
@@ -19,17 +20,41 @@ pub struct NewTicket<'a> {
     pub user_id: &'a UserId,
     pub scope: OAuthScope,
     pub return_to: Option<&'a str>,
-    pub expires_at: i64,
+    pub expires_at: Timestamp,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct LinkTicket {
     pub app: AppId,
     pub user_id: UserId,
     pub scope: OAuthScope,
     pub return_to: Option<String>,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+}
+
+/// A `link_tickets` row; its instants are in seconds.
+#[derive(sqlx::FromRow)]
+struct TicketRow {
+    app: AppId,
+    user_id: UserId,
+    scope: OAuthScope,
+    return_to: Option<String>,
+    expires_at: i64,
+    used_at: Option<i64>,
+}
+
+impl From<TicketRow> for LinkTicket {
+    fn from(r: TicketRow) -> Self {
+        Self {
+            app: r.app,
+            user_id: r.user_id,
+            scope: r.scope,
+            return_to: r.return_to,
+            expires_at: Timestamp::from_secs(r.expires_at),
+            used_at: r.used_at.map(Timestamp::from_secs),
+        }
+    }
 }
 
 /// A claimed code exchange and, once finished, its outcome (serialized by the caller).
@@ -46,14 +71,14 @@ pub struct WebToken<'a> {
     pub access_token: &'a str,
     pub refresh_token: &'a str,
     pub scope: OAuthScope,
-    pub expires_at: i64,
-    pub refresh_expires_at: i64,
+    pub expires_at: Timestamp,
+    pub refresh_expires_at: Timestamp,
 }
 
 const TICKET_COLUMNS: &str = "app, user_id, scope, return_to, expires_at, used_at";
 
 impl Store {
-    pub async fn create_ticket(&self, t: &NewTicket<'_>, now: i64) -> Result<(), StoreError> {
+    pub async fn create_ticket(&self, t: &NewTicket<'_>, now: Timestamp) -> Result<(), StoreError> {
         let sql = "INSERT INTO link_tickets (ticket_hash, app, user_id, scope, return_to, created_at, expires_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
         with_pool!(&self.write, |pool| {
@@ -63,8 +88,8 @@ impl Store {
                 .bind(&t.user_id)
                 .bind(t.scope)
                 .bind(t.return_to)
-                .bind(now)
-                .bind(t.expires_at)
+                .bind(now.secs())
+                .bind(t.expires_at.secs())
                 .execute(pool)
                 .await?;
         });
@@ -76,13 +101,13 @@ impl Store {
     pub async fn check_ticket(
         &self,
         hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
-        let row: Option<LinkTicket> = with_pool!(&self.db, |pool| {
+        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
         });
-        let Some(t) = row else {
+        let Some(t) = row.map(LinkTicket::from) else {
             return Ok(Err(CodeProblem::Unknown));
         };
         Ok(if t.used_at.is_some() {
@@ -98,22 +123,22 @@ impl Store {
     pub async fn consume_ticket(
         &self,
         hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!(
             "UPDATE link_tickets SET used_at = $1
              WHERE ticket_hash = $2 AND used_at IS NULL AND expires_at > $1
              RETURNING {TICKET_COLUMNS}"
         );
-        let row: Option<LinkTicket> = with_pool!(&self.write, |pool| {
+        let row: Option<TicketRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
-                .bind(now)
+                .bind(now.secs())
                 .bind(hash)
                 .fetch_optional(pool)
                 .await?
         });
         match row {
-            Some(t) => Ok(Ok(t)),
+            Some(t) => Ok(Ok(t.into())),
             None => Ok(Err(self
                 .check_ticket(hash, now)
                 .await?
@@ -127,8 +152,8 @@ impl Store {
         hash: &str,
         app: &AppId,
         openid: &OpenId,
-        now: i64,
-        expires_at: i64,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO login_codes (code_hash, app, openid, created_at, expires_at)
                    VALUES ($1, $2, $3, $4, $5)";
@@ -137,8 +162,8 @@ impl Store {
                 .bind(hash)
                 .bind(app)
                 .bind(openid)
-                .bind(now)
-                .bind(expires_at)
+                .bind(now.secs())
+                .bind(expires_at.secs())
                 .execute(pool)
                 .await?;
         });
@@ -149,14 +174,14 @@ impl Store {
     pub async fn redeem_login_code(
         &self,
         hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<(AppId, OpenId), CodeProblem>, StoreError> {
         let sql = "UPDATE login_codes SET used_at = $1
                    WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
                    RETURNING app, openid";
         let row: Option<(AppId, OpenId)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
-                .bind(now)
+                .bind(now.secs())
                 .bind(hash)
                 .fetch_optional(pool)
                 .await?
@@ -181,7 +206,7 @@ impl Store {
         code_hash: &str,
         app: &AppId,
         state_hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let sql = "INSERT INTO oauth_exchanges (code_hash, app, state_hash, created_at)
                    VALUES ($1, $2, $3, $4) ON CONFLICT (code_hash) DO NOTHING";
@@ -190,7 +215,7 @@ impl Store {
                 .bind(code_hash)
                 .bind(app)
                 .bind(state_hash)
-                .bind(now)
+                .bind(now.secs())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -202,13 +227,13 @@ impl Store {
         &self,
         code_hash: &str,
         outcome: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE oauth_exchanges SET outcome = $1, finished_at = $2 WHERE code_hash = $3";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(outcome)
-                .bind(now)
+                .bind(now.secs())
                 .bind(code_hash)
                 .execute(pool)
                 .await?;
@@ -231,7 +256,7 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         t: &WebToken<'_>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO web_tokens (app, openid, access_token, refresh_token, scope, expires_at, refresh_expires_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -249,9 +274,9 @@ impl Store {
                 .bind(t.access_token)
                 .bind(t.refresh_token)
                 .bind(t.scope)
-                .bind(t.expires_at)
-                .bind(t.refresh_expires_at)
-                .bind(now)
+                .bind(t.expires_at.secs())
+                .bind(t.refresh_expires_at.secs())
+                .bind(now.secs())
                 .execute(pool)
                 .await?;
         });

@@ -6,6 +6,7 @@ use crate::domain::{
     AppId, Category, Channel, IdempotencyKey, MessageId, MessageStatus, OpenId, Payload,
     TemplateId, UserId,
 };
+use crate::clock::{Timestamp, serde_unix};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -57,9 +58,15 @@ pub struct Message {
     pub errcode: Option<i64>,
     pub reason: Option<String>,
     pub attempts: i64,
-    pub next_attempt_ms: i64,
-    pub created_ms: i64,
-    pub updated_ms: i64,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub next_attempt_ms: Timestamp,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub created_ms: Timestamp,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub updated_ms: Timestamp,
     /// Every state the message was in, oldest first: `{"status","at_ms",...}`.
     #[schema(value_type = Vec<Object>)]
     pub history: Vec<Value>,
@@ -96,15 +103,15 @@ pub enum Outcome {
     Sent {
         msgid: Option<i64>,
     },
-    /// Try again at `at_ms` (retryable error).
+    /// Try again at `at` (retryable error).
     Retry {
-        at_ms: i64,
+        at: Timestamp,
         errcode: Option<i64>,
         reason: String,
     },
     /// The app's channel is held (daily quota); back in the queue, the attempt not counted.
     Held {
-        until_ms: i64,
+        until: Timestamp,
         reason: String,
     },
     /// WeChat refused it for good.
@@ -182,9 +189,9 @@ impl TryFrom<MessageRow> for Message {
             errcode: r.errcode,
             reason: r.reason,
             attempts: r.attempts,
-            next_attempt_ms: r.next_attempt_ms,
-            created_ms: r.created_ms,
-            updated_ms: r.updated_ms,
+            next_attempt_ms: Timestamp::from_millis(r.next_attempt_ms),
+            created_ms: Timestamp::from_millis(r.created_ms),
+            updated_ms: Timestamp::from_millis(r.updated_ms),
             request_hash: r.request_hash,
         })
     }
@@ -207,8 +214,8 @@ impl TryFrom<ClaimedRow> for Claimed {
 }
 
 /// One line of a message's history.
-pub(crate) fn history_line(status: MessageStatus, at_ms: i64, extra: Value) -> String {
-    let mut v = json!({ "status": status, "at_ms": at_ms });
+pub(crate) fn history_line(status: MessageStatus, at: Timestamp, extra: Value) -> String {
+    let mut v = json!({ "status": status, "at_ms": at.millis() });
     if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
     }
@@ -224,7 +231,7 @@ impl Store {
     pub async fn enqueue(
         &self,
         batch: &[NewMessage],
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Vec<Enqueued>, StoreError> {
         let take_subscription = "UPDATE subscriptions
                 SET remaining = CASE WHEN long_term THEN remaining ELSE remaining - 1 END, updated_at = $1
@@ -244,7 +251,7 @@ impl Store {
                 let mut holds_subscription = false;
                 if m.channel == Channel::Subscribe {
                     let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
-                        .bind(now_ms / 1000)
+                        .bind(now.secs())
                         .bind(&m.app)
                         .bind(&m.openid)
                         .bind(&m.template_id)
@@ -275,9 +282,9 @@ impl Store {
                     .bind(&m.template_id)
                     .bind(m.category.as_ref())
                     .bind(&payload)
-                    .bind(now_ms)
+                    .bind(now.millis())
                     .bind(holds_subscription)
-                    .bind(history_line(MessageStatus::Queued, now_ms, extra))
+                    .bind(history_line(MessageStatus::Queued, now, extra))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -350,16 +357,19 @@ impl Store {
         rows.into_iter().map(Message::try_from).collect()
     }
 
-    /// Claims up to `limit` due messages for `owner` until `now_ms + lease_ms`: queued ones,
+    /// Claims up to `limit` due messages for `owner` until `now + lease_ms`: queued ones,
     /// and sending ones whose worker's lease ran out. Held apps are skipped.
     pub async fn claim_messages(
         &self,
         owner: &str,
-        now_ms: i64,
+        now: Timestamp,
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let head = format!(r#"{{"status":"sending","at_ms":{now_ms},"attempt":"#);
+        let head = format!(
+            r#"{{"status":"sending","at_ms":{},"attempt":"#,
+            now.millis()
+        );
         let rows: Vec<ClaimedRow> = with_pool!(&self.write, |pool| {
             let sql = format!(
                 "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until_ms = $2,
@@ -378,8 +388,8 @@ impl Store {
             );
             sqlx::query_as(&sql)
                 .bind(owner)
-                .bind(now_ms + lease_ms)
-                .bind(now_ms)
+                .bind(now.plus_millis(lease_ms).millis())
+                .bind(now.millis())
                 .bind(&head)
                 .bind("}\n")
                 .bind(limit)
@@ -395,11 +405,11 @@ impl Store {
     pub async fn release_claims(
         &self,
         owner: &str,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Vec<Channel>, StoreError> {
         let line = history_line(
             MessageStatus::Queued,
-            now_ms,
+            now,
             json!({ "detail": "given back to the queue at shutdown" }),
         );
         let sql = "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_until_ms = 0,
@@ -409,7 +419,7 @@ impl Store {
         let rows: Vec<(Channel,)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(owner)
-                .bind(now_ms)
+                .bind(now.millis())
                 .bind(&line)
                 .fetch_all(pool)
                 .await?
@@ -417,12 +427,12 @@ impl Store {
         Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    /// Holds an app's channel until `until_ms` (WeChat's daily quota is spent).
+    /// Holds an app's channel until `until` (WeChat's daily quota is spent).
     pub async fn hold_channel(
         &self,
         app: &AppId,
         channel: Channel,
-        until_ms: i64,
+        until: Timestamp,
         reason: &str,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO send_holds (app, channel, until_ms, reason) VALUES ($1, $2, $3, $4)
@@ -431,7 +441,7 @@ impl Store {
             sqlx::query(sql)
                 .bind(app)
                 .bind(channel)
-                .bind(until_ms)
+                .bind(until.millis())
                 .bind(reason)
                 .execute(pool)
                 .await?;
@@ -439,30 +449,32 @@ impl Store {
         Ok(())
     }
 
-    /// The hold on an app's channel, if one is in force: `(until_ms, reason)`.
+    /// The hold on an app's channel, if one is in force: until when, and why.
     pub async fn channel_hold(
         &self,
         app: &AppId,
         channel: Channel,
-        now_ms: i64,
-    ) -> Result<Option<(i64, String)>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<(Timestamp, String)>, StoreError> {
         let sql = "SELECT until_ms, reason FROM send_holds WHERE app = $1 AND channel = $2 AND until_ms > $3";
-        Ok(with_pool!(&self.db, |pool| {
+        let row: Option<(i64, String)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
                 .bind(app)
                 .bind(channel)
-                .bind(now_ms)
+                .bind(now.millis())
                 .fetch_optional(pool)
                 .await?
-        }))
+        });
+        Ok(row.map(|(until, reason)| (Timestamp::from_millis(until), reason)))
     }
 
-    /// Messages waiting or in flight: `(count, oldest created_ms)`.
-    pub async fn outbox_depth(&self) -> Result<(i64, Option<i64>), StoreError> {
+    /// Messages waiting or in flight: how many, and when the oldest was accepted.
+    pub async fn outbox_depth(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
         let sql =
             "SELECT COUNT(*), MIN(created_ms) FROM messages WHERE status IN ('queued', 'sending')";
-        Ok(with_pool!(&self.db, |pool| {
+        let (depth, oldest): (i64, Option<i64>) = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql).fetch_one(pool).await?
-        }))
+        });
+        Ok((depth, oldest.map(Timestamp::from_millis)))
     }
 }
