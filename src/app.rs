@@ -187,7 +187,7 @@ impl App {
         ctx.tokens.spawn_refreshers(background.clone());
         crate::push::spawn_sweeper(ctx.clone(), background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
-        crate::metrics::spawn_sampler(
+        spawn_sampler(
             ctx.store.clone(),
             ctx.tokens.clone(),
             ctx.clock.clone(),
@@ -263,6 +263,42 @@ fn session_layer<S: tower_sessions::SessionStore + Clone>(
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
         .with_expiry(Expiry::OnInactivity(SESSION_IDLE))
+}
+
+/// Samples the gauges every `every` until `stop`: outbox depth (one small query), token
+/// ages (from memory), and the exporter's upkeep.
+fn spawn_sampler(
+    store: Store,
+    tokens: TokenManager,
+    clock: Clock,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    crate::metrics::install();
+    tokio::spawn(async move {
+        loop {
+            match store.outbox_depth().await {
+                Ok((depth, oldest)) => {
+                    let age = oldest.map_or(0, |t| (clock.now_ms() - t.millis()).max(0));
+                    crate::metrics::outbox_depth(depth, age as f64 / 1000.0);
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
+            }
+            let now = clock.now();
+            for t in tokens.status() {
+                crate::metrics::token_age(
+                    &t.app,
+                    t.expires_at.map_or(0, |e| (e - now).max(0)),
+                    t.fetched_at.map(|f| (now - f).max(0)),
+                );
+            }
+            crate::metrics::upkeep();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
 }
 
 /// The database URL without a password, for messages.

@@ -1,5 +1,7 @@
-//! Prometheus metrics: one recorder per process, the named helpers every other module calls,
-//! and the sampler that keeps the gauges (outbox depth, token ages) fresh.
+//! Prometheus metrics: one recorder per process, and the named helpers every other module
+//! calls. A leaf: it knows domain types only; the sampler that keeps the gauges (outbox
+//! depth, token ages) fresh is start-up's (`app::spawn_sampler`), through [`outbox_depth`]
+//! and [`token_age`].
 //!
 //! Counting happens through the helpers below, never through `metrics::counter!` scattered
 //! in the code, so that every series and its labels are listed here. Label values are
@@ -10,13 +12,9 @@
 //! it, and [`install`] may be called any number of times.
 
 use crate::domain::{AppId, Channel};
-use crate::store::Store;
-use crate::token::TokenManager;
-use crate::wechat::WechatError;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -137,13 +135,25 @@ pub fn token_refresh(app: &AppId, mode: &'static str, outcome: &'static str) {
     .increment(1);
 }
 
+/// How one call to WeChat ended, as `wxlink_wechat_requests_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallResult {
+    Ok,
+    /// WeChat answered with this errcode.
+    Errcode(i64),
+    /// No answer (timeout, connection refused or cut).
+    Transport,
+    /// An answer that was not WeChat's JSON.
+    Protocol,
+}
+
 /// One call to WeChat: its endpoint, how it ended, how long it took.
-pub fn wechat_call<T>(endpoint: &'static str, result: &Result<T, WechatError>, took: Duration) {
+pub fn wechat_call(endpoint: &'static str, result: CallResult, took: Duration) {
     let errcode: ::metrics::SharedString = match result {
-        Ok(_) => "0".into(),
-        Err(WechatError::Api { code, .. }) => code.code().to_string().into(),
-        Err(WechatError::Transport { .. }) => "transport".into(),
-        Err(WechatError::Protocol { .. }) => "protocol".into(),
+        CallResult::Ok => "0".into(),
+        CallResult::Errcode(code) => code.to_string().into(),
+        CallResult::Transport => "transport".into(),
+        CallResult::Protocol => "protocol".into(),
     };
     ::metrics::counter!("wxlink_wechat_requests_total", "endpoint" => endpoint, "errcode" => errcode)
         .increment(1);
@@ -214,41 +224,24 @@ pub fn rate_limited(group: &'static str) {
     ::metrics::counter!("wxlink_rate_limited_total", "group" => group).increment(1);
 }
 
-/// Samples the gauges every `every` until `stop`: outbox depth (one small query), token
-/// ages (from memory), and the exporter's upkeep.
-pub fn spawn_sampler(
-    store: Store,
-    tokens: TokenManager,
-    clock: crate::clock::Clock,
-    every: Duration,
-    stop: CancellationToken,
-) {
-    let handle = install();
-    tokio::spawn(async move {
-        loop {
-            match store.outbox_depth().await {
-                Ok((depth, oldest)) => {
-                    ::metrics::gauge!("wxlink_outbox_depth").set(depth as f64);
-                    let age = oldest.map_or(0, |ms| (clock.now_ms() - ms).max(0));
-                    ::metrics::gauge!("wxlink_outbox_oldest_age_seconds").set(age as f64 / 1000.0);
-                }
-                Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
-            }
-            let now = clock.now();
-            for t in tokens.status() {
-                let app = app_label(&t.app);
-                ::metrics::gauge!("wxlink_token_expires_in_seconds", "app" => app.clone())
-                    .set(t.expires_at.map_or(0, |e| (e - now).max(0)) as f64);
-                if let Some(fetched_at) = t.fetched_at {
-                    ::metrics::gauge!("wxlink_token_age_seconds", "app" => app)
-                        .set((now - fetched_at).max(0) as f64);
-                }
-            }
-            handle.run_upkeep();
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-        }
-    });
+/// The outbox's depth and the age of its oldest message, in seconds (0 when empty).
+pub fn outbox_depth(depth: i64, oldest_age_secs: f64) {
+    ::metrics::gauge!("wxlink_outbox_depth").set(depth as f64);
+    ::metrics::gauge!("wxlink_outbox_oldest_age_seconds").set(oldest_age_secs);
+}
+
+/// The access token an instance serves for `app`: seconds until it expires (0 when there
+/// is none) and, when one was fetched, its age.
+pub fn token_age(app: &AppId, expires_in_secs: i64, age_secs: Option<i64>) {
+    let app = app_label(app);
+    ::metrics::gauge!("wxlink_token_expires_in_seconds", "app" => app.clone())
+        .set(expires_in_secs as f64);
+    if let Some(age) = age_secs {
+        ::metrics::gauge!("wxlink_token_age_seconds", "app" => app).set(age as f64);
+    }
+}
+
+/// The exporter's periodic upkeep (histogram buckets), run by the sampler.
+pub fn upkeep() {
+    install().run_upkeep();
 }

@@ -38,6 +38,24 @@ string_id!(
     "use 1 to 128 letters, digits or any of _ - . : @"
 );
 
+/// What a configured app is: an Official Account (web pages, template messages) or a
+/// mini-program (logins, subscribe messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppKind {
+    OfficialAccount,
+    MiniProgram,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OfficialAccount => "official_account",
+            Self::MiniProgram => "mini_program",
+        }
+    }
+}
+
 /// A WeChat appid (`wx` followed by letters and digits).
 #[derive(Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

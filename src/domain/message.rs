@@ -1,4 +1,4 @@
-//! Values of a notification: template ids, channels, categories, idempotency keys, and the
+//! Values of a notification: message ids, template ids, channels, categories, idempotency keys, and the
 //! message data whose values have passed WeChat's field rules (see [`super::fields`]).
 
 use super::ParseError;
@@ -27,6 +27,64 @@ string_id!(
     |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'),
     "use 1 to 64 letters, digits or any of _ - . :"
 );
+
+/// A message's id: `m`, the time it was accepted as 12 hex digits of Unix milliseconds,
+/// and 10 random letters and digits. Ids sort by acceptance time, so a time range is a
+/// range of the primary key and pages run newest first by id.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String)]
+pub struct MessageId(String);
+
+impl MessageId {
+    /// A fresh id for a message accepted at `at_ms`.
+    pub fn generate(at_ms: i64) -> Self {
+        Self(format!(
+            "{}{}",
+            Self::first_at(at_ms).0,
+            super::random_alphanumeric(10)
+        ))
+    }
+
+    /// The smallest id of any message accepted at or after `at_ms`.
+    pub fn first_at(at_ms: i64) -> Self {
+        Self(format!("m{:012x}", at_ms.max(0)))
+    }
+
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let ok = s.len() >= 2
+            && s.len() <= 64
+            && s.starts_with('m')
+            && s.chars().all(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(ParseError(format!(
+                "invalid message id {:?}: expected \"m\" followed by letters and digits (at most 64 in all)",
+                s.chars().take(40).collect::<String>()
+            )));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({:?})", self.0)
+    }
+}
+
+stored_as_text!(MessageId);
+stored_as_text!(Channel);
+stored_as_text!(MessageStatus);
 
 /// How a message reaches the person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,10 +120,10 @@ impl Channel {
     }
 
     /// Which kind of app sends on this channel.
-    pub fn app_kind(self) -> crate::config::AppKind {
+    pub fn app_kind(self) -> super::AppKind {
         match self {
-            Self::Template => crate::config::AppKind::OfficialAccount,
-            Self::Subscribe | Self::Form => crate::config::AppKind::MiniProgram,
+            Self::Template => super::AppKind::OfficialAccount,
+            Self::Subscribe | Self::Form => super::AppKind::MiniProgram,
         }
     }
 }
@@ -437,6 +495,18 @@ pub fn template_placeholders(content: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_sort_by_acceptance_time_and_parse_back() {
+        assert_eq!(MessageId::first_at(0x1234).as_str(), "m000000001234");
+        let a = MessageId::generate(1_795_622_399_000);
+        let b = MessageId::generate(1_795_622_399_001);
+        assert!(MessageId::first_at(1_795_622_399_000) <= a && a < b);
+        assert_eq!(MessageId::parse(a.as_str()).unwrap(), a);
+        for bad in ["", "m", "n0123", "m01/23", &format!("m{}", "0".repeat(64))] {
+            assert!(MessageId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn placeholders_are_read_from_the_content() {

@@ -1,5 +1,50 @@
 //! Validated values. Each type can only be built through `parse`, so a handler or the
-//! store that holds one knows it is well-formed.
+//! store that holds one knows it is well-formed. The ones the store keeps are bound and
+//! read by sqlx as text on both backends ([`stored_as_text!`]); a stored value that no
+//! longer parses is a decode error naming its column.
+
+/// Binds and reads a type as a text column on every sqlx backend: written as its
+/// `as_str()`, read back through its `parse`.
+macro_rules! stored_as_text {
+    ($name:ty) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.as_str().to_owned(), buf)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok(Self::parse(&text)?)
+            }
+        }
+    };
+}
 
 /// A string newtype that can only be built by `parse`, which checks length and alphabet.
 macro_rules! string_id {
@@ -38,6 +83,8 @@ macro_rules! string_id {
             }
         }
 
+        stored_as_text!($name);
+
         impl<'de> serde::Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <String as serde::Deserialize>::deserialize(d)?;
@@ -47,6 +94,8 @@ macro_rules! string_id {
     };
 }
 
+pub(crate) use stored_as_text;
+
 pub mod fields;
 mod ids;
 mod message;
@@ -54,10 +103,10 @@ mod oauth;
 mod secret;
 
 pub use fields::{FieldError, FieldKind, FieldValue};
-pub use ids::{AppId, OpenId, UnionId, UserId, WxAppId};
+pub use ids::{AppId, AppKind, OpenId, UnionId, UserId, WxAppId};
 pub use message::{
     CardUrl, Category, Channel, Color, DataError, DataItem, IdempotencyKey, Lang, MessageData,
-    MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,
+    MessageId, MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,
     TemplateId, template_placeholders,
 };
 pub use oauth::{OAuthScope, OAuthState, ReturnTo, ReturnToAllowList, host_and_port};

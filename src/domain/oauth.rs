@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use url::Url;
 
+stored_as_text!(OAuthScope);
+
 /// The two scopes an Official Account web page may ask for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum OAuthScope {

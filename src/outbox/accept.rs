@@ -7,13 +7,13 @@ use super::Outbox;
 use super::draft::{Idempotency, MessageDraft};
 use super::refusal::Refusal;
 use crate::config::{AppConfig, UnknownApp};
-use crate::domain::{Channel, OpenId, UserId};
+use crate::domain::{Channel, MessageId, OpenId, UserId};
 use crate::store::{Enqueued, NewMessage};
 
 /// The answer to an accepted request.
 #[derive(Debug, Clone)]
 pub struct Accepted {
-    pub id: String,
+    pub id: MessageId,
     pub channel: Channel,
     pub status: crate::domain::MessageStatus,
     /// The same request came before with this idempotency key: this is that message.
@@ -67,7 +67,7 @@ impl Outbox {
         self.check_template(app, draft).await?;
         if draft.channel == Channel::Form
             && s.store
-                .next_form_id(&app.id, &openid, s.clock.now())
+                .next_form_id(&app.id, &openid, s.clock.timestamp())
                 .await?
                 .is_none()
         {
@@ -109,7 +109,7 @@ impl Outbox {
     ) -> Result<Accepted, Refusal> {
         let s = &self.inner;
         let now_ms = s.clock.now_ms();
-        let id = format!("m{now_ms:012x}{}", crate::domain::random_alphanumeric(10));
+        let id = MessageId::generate(now_ms);
         let truncated = draft.payload.data.truncated_fields();
         let shortened = (!truncated.is_empty())
             .then(|| format!("shortened to fit the field rules: {}", truncated.join(", ")));

@@ -2,6 +2,7 @@
 //! the app's queue, rejected for good, or failed.
 
 use super::Outbox;
+use crate::clock::Timestamp;
 use crate::domain::{Channel, DataItem, MessageData, Payload};
 use crate::store::{Claimed, FormIdKind, Outcome};
 use crate::token::CallError;
@@ -48,7 +49,7 @@ impl Outbox {
                     // The same id on every attempt: WeChat drops a repeat within 10 minutes.
                     client_msg_id: Some(match &m.idempotency_key {
                         Some(k) => k.to_string(),
-                        None => m.id.clone(),
+                        None => m.id.to_string(),
                     }),
                     data: wire_data(&m.payload.data, true),
                 };
@@ -83,7 +84,7 @@ impl Outbox {
         let creds = &app.wechat;
         let w = &s.wechat;
         for _ in 0..FORM_IDS_PER_ATTEMPT {
-            let now = s.clock.now();
+            let now = s.clock.timestamp();
             let form = match s.store.next_form_id(&m.app, &m.openid, now).await {
                 Ok(Some(f)) => f,
                 Ok(None) => {
@@ -109,7 +110,7 @@ impl Outbox {
                     .call(&m.app, |t| async move { w.send_form(creds, &t, req).await })
                     .await;
                 let fresh_prepay = form.kind == FormIdKind::Prepay
-                    && s.clock.now() - form.created_at < PREPAY_GRACE_SECS;
+                    && s.clock.now() - form.created_at.secs() < PREPAY_GRACE_SECS;
                 if code_of(&r) == Some(ErrCode::InvalidFormId)
                     && fresh_prepay
                     && early < PREPAY_RETRIES
@@ -170,20 +171,20 @@ impl Outbox {
     /// midnight Beijing time; the message waits in the queue, its attempt not counted.
     async fn hold(&self, m: &Claimed, errmsg: &str) -> Outcome {
         let s = &self.inner;
-        let until_ms = crate::clock::next_beijing_midnight(s.clock.now()) * 1000;
+        let until = Timestamp::from_secs(crate::clock::next_beijing_midnight(s.clock.now()));
         let reason = format!(
             "WeChat's daily quota for {} messages of app {} is spent (45009 {errmsg}); held until the quota resets at midnight Beijing time",
             m.channel, m.app
         );
         if let Err(e) = s
             .store
-            .hold_channel(&m.app, m.channel, until_ms, &reason)
+            .hold_channel(&m.app, m.channel, until, &reason)
             .await
         {
             tracing::warn!(error = %e, "outbox: cannot record the quota hold");
         }
-        tracing::warn!(app = %m.app, channel = %m.channel, until_ms, "daily quota reached; holding the queue");
-        Outcome::Held { until_ms, reason }
+        tracing::warn!(app = %m.app, channel = %m.channel, until_ms = until.millis(), "daily quota reached; holding the queue");
+        Outcome::Held { until, reason }
     }
 
     fn retry_or_fail(&self, m: &Claimed, errcode: Option<i64>, reason: String) -> Outcome {
@@ -193,9 +194,12 @@ impl Outbox {
                 reason: format!("gave up after {} attempts; last: {reason}", m.attempt),
             };
         }
-        let at_ms = s.clock.now_ms() + self.backoff(m.attempt).as_millis() as i64;
+        let at = s
+            .clock
+            .timestamp()
+            .plus_millis(self.backoff(m.attempt).as_millis() as i64);
         Outcome::Retry {
-            at_ms,
+            at,
             errcode,
             reason,
         }

@@ -21,8 +21,10 @@ pub use refusal::Refusal;
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, OutboxSettings};
-use crate::domain::{AppId, Channel};
-use crate::store::{Enqueued, Message, NewMessage, Outcome, Store, StoreError};
+use crate::domain::{AppId, Channel, MessageId};
+use crate::store::{
+    Commit, Enqueued, GroupCommit, Message, NewMessage, Outcome, Store, StoreError, Unanswered,
+};
 use crate::token::TokenManager;
 use crate::wechat::WechatClient;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -40,6 +42,8 @@ use tracing::Instrument;
 const FINISH_BATCH: usize = 256;
 /// Most accepted messages written in one transaction.
 const ENQUEUE_BATCH: usize = 256;
+/// Accepted messages waiting for the writer at most; beyond it requests wait for room.
+const ENQUEUE_QUEUE: usize = 4096;
 
 /// An accepted message on its way into the store, and who waits for the answer.
 type EnqueueJob = (NewMessage, oneshot::Sender<Result<Enqueued, StoreError>>);
@@ -65,9 +69,9 @@ struct Inner {
     /// New work: wakes the claimer before its poll interval.
     wake: Notify,
     /// `?wait=` requests, woken when their message settles here.
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    waiters: Mutex<HashMap<MessageId, Vec<oneshot::Sender<()>>>>,
     /// To the task that writes accepted messages in shared transactions.
-    enqueue: mpsc::UnboundedSender<EnqueueJob>,
+    enqueue: GroupCommit<EnqueueJob>,
     /// Cancelled once the claimer stopped: `?wait=` requests answer at once then, so that
     /// shutdown does not wait for them.
     stopped: CancellationToken,
@@ -80,7 +84,7 @@ pub struct Workers {
 }
 
 /// A finished attempt on its way to the finisher.
-type Done = (String, Outcome, Channel);
+type Done = (MessageId, Outcome, Channel);
 
 impl Outbox {
     pub fn new(
@@ -103,8 +107,14 @@ impl Outbox {
                 )
             })
             .collect();
-        let (enqueue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(enqueuer(store.clone(), clock.clone(), jobs));
+        let enqueue = GroupCommit::start(
+            ENQUEUE_QUEUE,
+            ENQUEUE_BATCH,
+            Enqueuer {
+                store: store.clone(),
+                clock: clock.clone(),
+            },
+        );
         let templates = Templates::new(
             tokens.clone(),
             wechat.clone(),
@@ -136,18 +146,18 @@ impl Outbox {
     /// Writes an accepted message, sharing a transaction with whatever else is being
     /// accepted at the same moment (group commit).
     pub(crate) async fn enqueue(&self, m: NewMessage) -> Result<Enqueued, StoreError> {
-        let (tx, rx) = oneshot::channel();
-        if let Err(mpsc::error::SendError((m, _))) = self.inner.enqueue.send((m, tx)) {
-            // The writer task is gone (shutting down): write alone.
-            let now = self.inner.clock.now_ms();
-            return Ok(self.inner.store.enqueue(&[m], now).await?[0]);
-        }
-        rx.await.unwrap_or_else(|_| {
-            Err(StoreError::Corrupt {
+        match self.inner.enqueue.call(|reply| (m, reply)).await {
+            Ok(written) => written,
+            Err(Unanswered::Stopped((m, _))) => {
+                // The writer task is gone (shutting down): write alone.
+                let now = self.inner.clock.timestamp();
+                Ok(self.inner.store.enqueue(&[m], now).await?[0])
+            }
+            Err(Unanswered::Dropped) => Err(StoreError::Corrupt {
                 table: "messages",
                 detail: "the enqueue task ended before answering".into(),
-            })
-        })
+            }),
+        }
     }
 
     /// Tells the workers a message is waiting.
@@ -159,14 +169,14 @@ impl Outbox {
     /// it as it is then.
     pub async fn wait_settled(
         &self,
-        id: &str,
+        id: &MessageId,
         timeout: Duration,
     ) -> Result<Option<Message>, StoreError> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Registered before reading, so a settlement in between still wakes us.
             let (tx, rx) = oneshot::channel();
-            self.waiters().entry(id.to_owned()).or_default().push(tx);
+            self.waiters().entry(id.clone()).or_default().push(tx);
             let m = self.inner.store.message(id).await?;
             let now = tokio::time::Instant::now();
             if m.as_ref().is_none_or(|m| m.status.is_settled()) || now >= deadline {
@@ -184,11 +194,11 @@ impl Outbox {
         }
     }
 
-    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<oneshot::Sender<()>>>> {
+    fn waiters(&self) -> std::sync::MutexGuard<'_, HashMap<MessageId, Vec<oneshot::Sender<()>>>> {
         self.inner.waiters.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn notify_settled(&self, ids: &[String]) {
+    fn notify_settled(&self, ids: &[MessageId]) {
         let mut w = self.waiters();
         if w.is_empty() {
             return;
@@ -248,12 +258,10 @@ impl Outbox {
     /// recorded. Run after each batch of sends and by the push sweeper.
     pub async fn apply_waiting_reports(&self) {
         let s = &self.inner;
-        match s.store.apply_waiting_reports(s.clock.now_ms()).await {
+        match s.store.apply_waiting_reports(s.clock.timestamp()).await {
             Ok(settled) => {
                 for (_, channel, state) in &settled {
-                    if let Ok(channel) = Channel::parse(channel) {
-                        crate::metrics::message(channel, state.as_str());
-                    }
+                    crate::metrics::message(*channel, state.as_str());
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot apply waiting delivery reports"),
@@ -264,7 +272,10 @@ impl Outbox {
     /// for another instance or the next start to send.
     pub async fn release_claims(&self) -> Result<u64, StoreError> {
         let s = &self.inner;
-        let released = s.store.release_claims(&s.owner, s.clock.now_ms()).await?;
+        let released = s
+            .store
+            .release_claims(&s.owner, s.clock.timestamp())
+            .await?;
         for channel in &released {
             crate::metrics::message(*channel, "released");
         }
@@ -292,7 +303,7 @@ impl Outbox {
             let claimed = if want > 0 {
                 match s
                     .store
-                    .claim_messages(&s.owner, s.clock.now_ms(), lease_ms, want)
+                    .claim_messages(&s.owner, s.clock.timestamp(), lease_ms, want)
                     .await
                 {
                     Ok(c) => c,
@@ -371,7 +382,7 @@ impl Outbox {
             }
             match s
                 .store
-                .finish_attempts(&s.owner, &batch, s.clock.now_ms())
+                .finish_attempts(&s.owner, &batch, s.clock.timestamp())
                 .await
             {
                 Ok(updated) => {
@@ -405,7 +416,7 @@ fn state_of(o: &Outcome) -> &'static str {
 
 /// Counts the outcomes the store recorded: `updated` is the recorded ids, in batch order
 /// (an attempt whose lease was lost is left out).
-fn count_recorded(batch: &[(String, Outcome)], channels: &[Channel], updated: &[String]) {
+fn count_recorded(batch: &[(MessageId, Outcome)], channels: &[Channel], updated: &[MessageId]) {
     let mut next = updated.iter().peekable();
     for ((id, outcome), channel) in batch.iter().zip(channels) {
         if next.peek().is_some_and(|u| *u == id) {
@@ -418,18 +429,16 @@ fn count_recorded(batch: &[(String, Outcome)], channels: &[Channel], updated: &[
 /// Writes accepted messages in batches: whatever arrived while the previous commit ran goes
 /// into the next one. When a batch fails, each message is tried alone, so each request gets
 /// its own answer.
-async fn enqueuer(store: Store, clock: Clock, mut jobs: mpsc::UnboundedReceiver<EnqueueJob>) {
-    let mut batch: Vec<EnqueueJob> = Vec::with_capacity(ENQUEUE_BATCH);
-    while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < ENQUEUE_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.drain(..).unzip();
-        let now = clock.now_ms();
+struct Enqueuer {
+    store: Store,
+    clock: Clock,
+}
+
+impl Commit<EnqueueJob> for Enqueuer {
+    async fn commit(&mut self, batch: Vec<EnqueueJob>) {
+        let store = &self.store;
+        let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
+        let now = self.clock.timestamp();
         match store.enqueue(&messages, now).await {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {

@@ -3,7 +3,7 @@
 //! reads; `http::api::messages` gives each its code and status.
 
 use crate::config::{AppKind, UnknownApp};
-use crate::domain::{AppId, Category, Channel, TemplateId, UserId};
+use crate::domain::{AppId, Category, Channel, MessageId, TemplateId, UserId};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub enum Refusal {
     },
     /// The idempotency key was used for a different request.
     #[error("this Idempotency-Key was used for a different request (message {existing_id})")]
-    IdempotencyConflict { existing_id: String },
+    IdempotencyConflict { existing_id: MessageId },
     /// The message stored under the key was there a moment ago and is gone.
     #[error("the message stored under this Idempotency-Key vanished; try again")]
     IdempotencyRace,

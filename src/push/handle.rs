@@ -4,8 +4,9 @@
 
 use super::event::{Envelope, PushEvent};
 use super::xml;
+use crate::clock::Timestamp;
 use crate::context::Ctx;
-use crate::domain::{AppId, Channel};
+use crate::domain::AppId;
 use crate::store::{SentMessages, Store, StoreError, StoreTx, StoredEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,7 +45,7 @@ pub async fn apply(
     event_id: i64,
     event: &PushEvent,
     openid: Option<&str>,
-    now: i64,
+    now: Timestamp,
     sent: &SentMessages,
 ) -> Result<String, StoreError> {
     Ok(match event {
@@ -56,7 +57,9 @@ pub async fn apply(
             follows,
             at,
         } => {
-            let applied = tx.set_follow(app, openid, *follows, *at, now).await?;
+            let applied = tx
+                .set_follow(app, openid, *follows, Timestamp::from_secs(*at), now)
+                .await?;
             match (applied, follows) {
                 (false, _) => "follow_outdated".to_owned(),
                 (true, true) => "follow_recorded".to_owned(),
@@ -139,7 +142,7 @@ async fn deliver(
     status: &str,
     openid: Option<&str>,
     event_id: i64,
-    now: i64,
+    now: Timestamp,
     sent: &SentMessages,
 ) -> Result<String, StoreError> {
     let first = tx
@@ -148,19 +151,15 @@ async fn deliver(
     let Some((id, channel)) = sent.get(&(app.clone(), msgid)).filter(|_| first) else {
         return Ok("waiting_for_send".to_owned());
     };
-    let state = tx
-        .settle_message(id, app, msgid, status, now * 1000)
-        .await?;
-    if let Ok(channel) = Channel::parse(channel) {
-        crate::metrics::message(channel, state.as_str());
-    }
+    let state = tx.settle_message(id, app, msgid, status, now).await?;
+    crate::metrics::message(*channel, state.as_str());
     Ok(state.as_str().to_owned())
 }
 
 /// Handles events in one transaction; when that fails, each on its own, so one bad event
 /// does not hold up the others. Never fails: an event that could not be handled keeps its
 /// error and is retried by the sweeper.
-pub async fn handle_batch(store: &Store, jobs: &[HandleJob], now: i64) {
+pub async fn handle_batch(store: &Store, jobs: &[HandleJob], now: Timestamp) {
     if jobs.len() > 1 && try_handle(store, jobs, now).await.is_ok() {
         return;
     }
@@ -172,7 +171,7 @@ pub async fn handle_batch(store: &Store, jobs: &[HandleJob], now: i64) {
     }
 }
 
-async fn try_handle(store: &Store, jobs: &[HandleJob], now: i64) -> Result<(), StoreError> {
+async fn try_handle(store: &Store, jobs: &[HandleJob], now: Timestamp) -> Result<(), StoreError> {
     let mut tx = store.begin().await?;
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let ours = tx.start_handling(&ids, now).await?;
@@ -201,7 +200,7 @@ async fn try_handle(store: &Store, jobs: &[HandleJob], now: i64) -> Result<(), S
 pub async fn sweep_once(ctx: &Ctx) -> Result<usize, StoreError> {
     let mut taken = 0;
     loop {
-        let now = ctx.clock.now();
+        let now = ctx.clock.timestamp();
         let batch = ctx
             .store
             .claim_unhandled_events(now, super::CLAIM_SECS, 100)
@@ -221,8 +220,12 @@ pub async fn sweep_once(ctx: &Ctx) -> Result<usize, StoreError> {
 }
 
 /// The job for a swept event, or `None` when it is closed here (malformed, given up).
-async fn sweep_job(ctx: &Ctx, ev: &StoredEvent, now: i64) -> Result<Option<HandleJob>, StoreError> {
-    let app = ev.app_id()?;
+async fn sweep_job(
+    ctx: &Ctx,
+    ev: &StoredEvent,
+    now: Timestamp,
+) -> Result<Option<HandleJob>, StoreError> {
+    let app = ev.app.clone();
     if ev.attempts > MAX_ATTEMPTS {
         let why = ev.last_error.as_deref().unwrap_or("unknown error");
         tracing::error!(app = %app, event_id = ev.id, "push event given up after {MAX_ATTEMPTS} attempts: {why}");
@@ -270,7 +273,10 @@ pub fn spawn_sweeper(ctx: Ctx, stop: CancellationToken) {
             };
             if let Err(e) = ctx
                 .store
-                .prune_push_records(now - s.timestamp_window_secs, events_before)
+                .prune_push_records(
+                    Timestamp::from_secs(now - s.timestamp_window_secs),
+                    events_before.map(Timestamp::from_secs),
+                )
                 .await
             {
                 tracing::warn!(error = %e, "pruning push records failed");

@@ -10,7 +10,6 @@ pub mod event;
 pub mod handle;
 pub mod inbound;
 pub mod refusal;
-pub mod settings;
 pub mod writer;
 pub mod xml;
 
@@ -18,6 +17,7 @@ pub use handle::{HandleJob, apply, handle_batch, spawn_sweeper, sweep_once};
 pub use refusal::{ReceiveError, Refusal};
 pub use writer::PushWriter;
 
+use crate::clock::Timestamp;
 use crate::config::AppConfig;
 use crate::context::Ctx;
 use crate::store::{NewPush, Recorded};
@@ -67,9 +67,9 @@ pub async fn receive(
             create_time: env.create_time,
             encrypted: p.encrypted,
             xml: p.xml,
-            received_at: now,
+            received_at: Timestamp::from_secs(now),
             outcome_now,
-            claim_until: now + CLAIM_SECS,
+            claim_until: Timestamp::from_secs(now + CLAIM_SECS),
         })
         .await?;
     match recorded {

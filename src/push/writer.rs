@@ -1,13 +1,14 @@
 //! Group commit for the push endpoint: handlers hand their verified push to one writer
-//! task, which stores whatever has queued up in one transaction and answers each handler,
-//! then applies the effects of the new events in a second transaction. Under load a commit
-//! serves many pushes; alone, a push waits for nothing. One writer also means the pushes
-//! of this instance never contend with each other for SQLite's write lock.
+//! task ([`GroupCommit`]), which stores whatever has queued up in one transaction and
+//! answers each handler, then applies the effects of the new events in a second
+//! transaction. Under load a commit serves many pushes; alone, a push waits for nothing.
+//! One writer also means the pushes of this instance never contend with each other for
+//! SQLite's write lock.
 
 use super::handle::{HandleJob, handle_batch};
 use crate::clock::Clock;
-use crate::store::{NewPush, Recorded, Store, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use crate::store::{Commit, GroupCommit, NewPush, Recorded, Store, StoreError};
+use tokio::sync::oneshot;
 
 /// Jobs taken per round at most.
 const MAX_BATCH: usize = 256;
@@ -23,7 +24,7 @@ enum Job {
 /// The handle handlers use; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PushWriter {
-    tx: mpsc::Sender<Job>,
+    writer: GroupCommit<Job>,
 }
 
 impl std::fmt::Debug for Job {
@@ -38,37 +39,40 @@ impl std::fmt::Debug for Job {
 impl PushWriter {
     /// Starts the writer task; it ends when the last handle is dropped.
     pub fn start(store: Store, clock: Clock) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, clock, rx));
-        Self { tx }
+        Self {
+            writer: GroupCommit::start(QUEUE, MAX_BATCH, Writer { store, clock }),
+        }
     }
 
     /// Stores one push (durably, when this returns `Ok`).
     pub async fn record(&self, push: NewPush) -> Result<Recorded, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::Batch("the push writer has stopped".into());
-        self.tx
-            .send(Job::Record(push, reply))
+        self.writer
+            .call(|reply| Job::Record(push, reply))
             .await
-            .map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+            .map_err(|_| StoreError::Batch("the push writer has stopped".into()))?
     }
 
     /// Queues an event's effect. When the queue is full the event stays unhandled and
     /// claimed; the sweeper takes it once the claim runs out.
     pub fn handle(&self, job: HandleJob) {
-        if let Err(e) = self.tx.try_send(Job::Handle(job)) {
+        if let Err(e) = self.writer.try_push(Job::Handle(job)) {
             tracing::warn!("push writer queue full; the sweeper will handle the event: {e}");
         }
     }
 }
 
-async fn run(store: Store, clock: Clock, mut rx: mpsc::Receiver<Job>) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+/// Stores a round's pushes, answers their handlers, then handles the round's events.
+struct Writer {
+    store: Store,
+    clock: Clock,
+}
+
+impl Commit<Job> for Writer {
+    async fn commit(&mut self, jobs: Vec<Job>) {
+        let store = &self.store;
         let mut records = Vec::new();
         let mut handles = Vec::new();
-        for job in jobs.drain(..) {
+        for job in jobs {
             match job {
                 Job::Record(p, reply) => records.push((p, reply)),
                 Job::Handle(h) => handles.push(h),
@@ -92,7 +96,7 @@ async fn run(store: Store, clock: Clock, mut rx: mpsc::Receiver<Job>) {
             }
         }
         if !handles.is_empty() {
-            handle_batch(&store, &handles, clock.now()).await;
+            handle_batch(store, &handles, self.clock.timestamp()).await;
         }
     }
 }

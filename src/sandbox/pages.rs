@@ -123,7 +123,8 @@ async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Res
         .ok_or_else(|| bad("no oa app".into()))?;
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(e.0))?;
-    let (url, _) = crate::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
+    let (url, _) =
+        crate::identity::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("{url}&wxsim=1"))],
@@ -167,13 +168,15 @@ async fn mp_login(
         .sim
         .mint_login_code(mp.wechat.appid.as_str(), &person)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("wx.login failed: {e:?}")))?;
-    crate::login::mini_program_login(&ctx, mp, &code, Some(&user))
+    crate::identity::mini_program::login(&ctx, mp, &code, Some(&user))
         .await
         .map_err(|e| {
             let status = match &e {
-                crate::login::LoginError::Conflict { .. }
-                | crate::login::LoginError::Ambiguous { .. } => StatusCode::CONFLICT,
-                crate::login::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
+                crate::identity::mini_program::LoginError::Conflict { .. }
+                | crate::identity::mini_program::LoginError::Ambiguous { .. } => {
+                    StatusCode::CONFLICT
+                }
+                crate::identity::mini_program::LoginError::Wechat(_) => StatusCode::BAD_GATEWAY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             Page::new(
@@ -186,7 +189,8 @@ async fn mp_login(
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
     let (url, _) =
-        crate::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to)).await?;
+        crate::identity::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to))
+            .await?;
     Ok((
         StatusCode::SEE_OTHER,
         [
@@ -213,7 +217,7 @@ async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<
             "No wxlink_code in the URL.",
         ));
     };
-    let now = ctx.clock.now();
+    let now = ctx.clock.timestamp();
     let (app, openid) = ctx
         .store
         .redeem_login_code(&hash_token(&code), now)
@@ -311,7 +315,14 @@ async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Respons
             }
             let template = TemplateId::parse(ORDER_STATUS).expect("valid");
             ctx.store
-                .add_subscription(&mp, &identity.openid, &template, 1, false, ctx.clock.now())
+                .add_subscription(
+                    &mp,
+                    &identity.openid,
+                    &template,
+                    1,
+                    false,
+                    ctx.clock.timestamp(),
+                )
                 .await?;
             MessageDraft {
                 channel: Channel::Subscribe,

@@ -8,7 +8,8 @@
 //! quotas (45009), and at most one template message per (openid, client_msg_id) within 10
 //! minutes. Msgids are 64-bit and above 2^53, so a float anywhere on the way shows.
 
-use super::{Sim, wx_error};
+use super::token::{TokenQuery, caller_app};
+use super::{Sim, body, wx_error};
 use crate::clock::beijing_day;
 use crate::wechat::types::{
     ErrorBody, FormSendRequest, SubscribeSendRequest, TemplateSendRequest, WireDataItem,
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use rand::RngExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -28,17 +29,6 @@ const CLIENT_MSG_ID_WINDOW_SECS: i64 = 600;
 const TEMPLATE_DAILY_LIMIT: u64 = 100_000;
 const SUBSCRIBE_DAILY_LIMIT: u64 = 10_000_000;
 pub(super) const FORM_ID_TTL_SECS: i64 = 7 * 24 * 3600;
-
-/// A template of one app: `template` (Official Account), `subscribe` or `form` (legacy).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SimTemplate {
-    pub template_id: String,
-    pub kind: String,
-    pub title: String,
-    pub content: String,
-    #[serde(default)]
-    pub example: String,
-}
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Subscription {
@@ -86,8 +76,6 @@ pub struct ReceivedMessage {
 
 #[derive(Default)]
 pub struct MessageState {
-    /// appid -> template id -> template
-    pub(super) templates: BTreeMap<String, BTreeMap<String, SimTemplate>>,
     /// (appid, person) who do not follow the Official Account (everyone else does).
     pub(super) not_following: HashSet<(String, String)>,
     /// (appid, person) who blocked the account (43019).
@@ -111,12 +99,6 @@ pub fn router() -> Router<Sim> {
         .route("/cgi-bin/message/template/send", post(send_template))
         .route("/cgi-bin/message/subscribe/send", post(send_subscribe))
         .route("/cgi-bin/message/wxopen/template/send", post(send_form))
-        .merge(super::templates::router())
-}
-
-#[derive(Deserialize)]
-pub(super) struct TokenQuery {
-    access_token: Option<String>,
 }
 
 impl Sim {
@@ -139,42 +121,6 @@ impl Sim {
         let found = index.get(openid).cloned();
         self.lock().messages.openids.insert(appid.to_owned(), index);
         found
-    }
-
-    fn app_kind(&self, appid: &str) -> String {
-        self.lock()
-            .apps
-            .get(appid)
-            .map(|a| a.kind.clone())
-            .unwrap_or_default()
-    }
-
-    fn template(&self, appid: &str, kind: &str, id: &str) -> Option<SimTemplate> {
-        self.lock()
-            .messages
-            .templates
-            .get(appid)
-            .and_then(|t| t.get(id))
-            .filter(|t| t.kind == kind)
-            .cloned()
-    }
-
-    pub fn add_template(&self, appid: &str, t: SimTemplate) {
-        self.lock()
-            .messages
-            .templates
-            .entry(appid.to_owned())
-            .or_default()
-            .insert(t.template_id.clone(), t);
-    }
-
-    pub(super) fn templates_of(&self, appid: &str, kind: &str) -> Vec<SimTemplate> {
-        self.lock()
-            .messages
-            .templates
-            .get(appid)
-            .map(|t| t.values().filter(|t| t.kind == kind).cloned().collect())
-            .unwrap_or_default()
     }
 
     /// Counts a send against the day's quota (and an injected `quota_after`); false: 45009.
@@ -212,21 +158,6 @@ impl Sim {
 /// A 64-bit msgid above 2^53.
 fn new_msgid() -> i64 {
     rand::rng().random_range((1i64 << 60)..i64::MAX)
-}
-
-/// The token's app, which must be of `kind` (48001 otherwise).
-pub(super) fn caller_app(sim: &Sim, q: &TokenQuery, kind: &str) -> Result<String, Response> {
-    let appid = sim.check_access_token(q.access_token.as_deref())?;
-    if sim.app_kind(&appid) != kind {
-        return Err(wx_error(48001, "api unauthorized"));
-    }
-    Ok(appid)
-}
-
-/// 47001 for a body that is not the expected JSON.
-pub(super) fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
-    b.map(|Json(v)| v)
-        .map_err(|e| wx_error(47001, &format!("data format error: {}", e.body_text())))
 }
 
 /// What every send names: a recipient and a template.

@@ -2,7 +2,8 @@
 //! accepted in the mini-program, form ids, pages, and what was received.
 
 use super::Sim;
-use super::message::{FORM_ID_TTL_SECS, SimFormId, SimTemplate, Subscription};
+use super::message::{FORM_ID_TTL_SECS, SimFormId, Subscription};
+use super::templates::SimTemplate;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};

@@ -18,8 +18,9 @@ pub mod push;
 mod templates;
 mod token;
 
-pub use message::{ReceivedMessage, SimTemplate};
+pub use message::ReceivedMessage;
 pub use miniprogram::MintError;
+pub use templates::SimTemplate;
 
 use crate::clock::Clock;
 use crate::domain::hash_token;
@@ -158,6 +159,7 @@ struct SimState {
     next_id: u64,
     tokens: token::TokenState,
     messages: message::MessageState,
+    templates: templates::TemplateState,
     login: miniprogram::LoginState,
     faults: faults::Faults,
     push: push::PushState,
@@ -196,6 +198,7 @@ impl Sim {
             .merge(oauth::router())
             .merge(token::router())
             .merge(message::router())
+            .merge(templates::router())
             .merge(miniprogram::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -274,6 +277,15 @@ impl Sim {
         Ok(app)
     }
 
+    /// The kind (`official_account`, `mini_program`) of a registered app; empty if unknown.
+    fn app_kind(&self, appid: &str) -> String {
+        self.lock()
+            .apps
+            .get(appid)
+            .map(|a| a.kind.clone())
+            .unwrap_or_default()
+    }
+
     fn count(&self, what: &str) {
         *self.lock().stats.entry(what.to_owned()).or_default() += 1;
     }
@@ -284,6 +296,14 @@ impl Sim {
 }
 
 /// WeChat's error answer: HTTP 200 with `{"errcode","errmsg"}`.
+/// 47001 for a body that is not the expected JSON.
+fn body<T>(
+    b: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, axum::response::Response> {
+    b.map(|axum::Json(v)| v)
+        .map_err(|e| wx_error(47001, &format!("data format error: {}", e.body_text())))
+}
+
 fn wx_error(code: i64, msg: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
     axum::Json(crate::wechat::types::ErrorBody::new(code, msg)).into_response()

@@ -1,17 +1,59 @@
-//! The simulator's template management: the Official Account's private templates (list,
-//! add from the industry library, delete), the mini-program's subscribe templates and its
-//! legacy templates.
+//! The simulator's templates: the store of each app's templates, and their management API
+//! (the Official Account's private templates: list, add from the industry library, delete;
+//! the mini-program's subscribe templates and its legacy templates).
 
-use super::message::{SimTemplate, TokenQuery, body, caller_app};
-use super::{Sim, wx_error};
+use super::token::{TokenQuery, caller_app};
+use super::{Sim, body, wx_error};
 use crate::wechat::types::{ErrorBody, PrivateTemplate, SubscribeTemplate};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::BTreeMap;
+
+/// A template of one app: `template` (Official Account), `subscribe` or `form` (legacy).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimTemplate {
+    pub template_id: String,
+    pub kind: String,
+    pub title: String,
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+}
+
+/// appid -> template id -> template
+pub(super) type TemplateState = BTreeMap<String, BTreeMap<String, SimTemplate>>;
+
+impl Sim {
+    pub(super) fn template(&self, appid: &str, kind: &str, id: &str) -> Option<SimTemplate> {
+        self.lock()
+            .templates
+            .get(appid)
+            .and_then(|t| t.get(id))
+            .filter(|t| t.kind == kind)
+            .cloned()
+    }
+
+    pub fn add_template(&self, appid: &str, t: SimTemplate) {
+        self.lock()
+            .templates
+            .entry(appid.to_owned())
+            .or_default()
+            .insert(t.template_id.clone(), t);
+    }
+
+    pub(super) fn templates_of(&self, appid: &str, kind: &str) -> Vec<SimTemplate> {
+        self.lock()
+            .templates
+            .get(appid)
+            .map(|t| t.values().filter(|t| t.kind == kind).cloned().collect())
+            .unwrap_or_default()
+    }
+}
 
 pub fn router() -> Router<Sim> {
     Router::new()
@@ -108,7 +150,6 @@ async fn del_template(
         let req = body(b)?;
         let removed = sim
             .lock()
-            .messages
             .templates
             .get_mut(&appid)
             .and_then(|t| t.remove(&req.template_id));

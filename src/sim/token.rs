@@ -226,3 +226,18 @@ async fn api_domain_ip(
         Err(e) => e,
     }
 }
+
+/// The `access_token` query parameter of WeChat's APIs.
+#[derive(Deserialize)]
+pub(super) struct TokenQuery {
+    access_token: Option<String>,
+}
+
+/// The token's app, which must be of `kind` (48001 otherwise).
+pub(super) fn caller_app(sim: &Sim, q: &TokenQuery, kind: &str) -> Result<String, Response> {
+    let appid = sim.check_access_token(q.access_token.as_deref())?;
+    if sim.app_kind(&appid) != kind {
+        return Err(wx_error(48001, "api unauthorized"));
+    }
+    Ok(appid)
+}

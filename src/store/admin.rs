@@ -4,9 +4,9 @@
 
 use super::identities::{COLUMNS as IDENTITY_COLUMNS, IdentityRow};
 use super::outbox::{COLUMNS as MESSAGE_COLUMNS, MessageRow};
-use super::push::EVENT_COLUMNS;
+use super::push::{EVENT_COLUMNS, EventRow};
 use super::{Identity, Message, Store, StoreError, StoredEvent, with_pool};
-use crate::domain::{AppId, Channel, MessageStatus};
+use crate::domain::{AppId, Channel, MessageId, MessageStatus};
 
 /// An app's `access_tokens` row without the token: what the overview shows.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,12 +57,6 @@ pub struct PushFilter<'a> {
     pub limit: i64,
 }
 
-/// The smallest message id created at or after `ms`: ids are `m` and the creation time in
-/// 12 hex digits of milliseconds, so a time range is a range of the primary key.
-fn first_id_at(ms: i64) -> String {
-    format!("m{:012x}", ms.max(0))
-}
-
 impl Store {
     /// Every app's token row, without the token.
     pub async fn admin_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
@@ -80,7 +74,8 @@ impl Store {
     pub async fn admin_messages_since(&self, since_ms: i64) -> Result<Vec<AppDay>, StoreError> {
         let sql = "SELECT app, status, COUNT(*) AS count FROM messages WHERE id >= $1
                    GROUP BY app, status ORDER BY app, status";
-        let from = first_id_at(since_ms);
+        // Ids sort by acceptance time: a time range is a range of the primary key.
+        let from = MessageId::first_at(since_ms);
         Ok(with_pool!(&self.db, |pool| {
             sqlx::query_as(sql).bind(&from).fetch_all(pool).await?
         }))
@@ -134,15 +129,16 @@ impl Store {
              WHERE id < $1 AND ($2 IS NULL OR app = $2) AND ($3 IS NULL OR kind = $3)
              ORDER BY id DESC LIMIT $4"
         );
-        Ok(with_pool!(&self.db, |pool| {
+        let rows: Vec<EventRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
                 .bind(f.before_id.unwrap_or(i64::MAX))
-                .bind(f.app.map(|a| a.as_str()))
+                .bind(f.app)
                 .bind(f.kind)
                 .bind(f.limit)
                 .fetch_all(pool)
                 .await?
-        }))
+        });
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
     /// One page of the outbox, newest first.
@@ -176,14 +172,5 @@ impl Store {
             q.bind(f.limit).fetch_all(pool).await?
         });
         rows.into_iter().map(Message::try_from).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ids_sort_by_creation_time() {
-        assert_eq!(super::first_id_at(0x1234), "m000000001234");
-        assert!(super::first_id_at(1_795_622_399_000) < super::first_id_at(1_795_622_399_001));
     }
 }

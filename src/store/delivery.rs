@@ -7,12 +7,13 @@
 
 use super::outbox::history_line;
 use super::{Store, StoreError, StoreTx, with_pool, with_tx};
-use crate::domain::{AppId, MessageStatus, OpenId};
+use crate::clock::Timestamp;
+use crate::domain::{AppId, Channel, MessageId, MessageStatus, OpenId};
 use serde_json::json;
 use std::collections::HashMap;
 
 /// Messages in state `sent` by (app, msgid): their id and channel.
-pub type SentMessages = HashMap<(AppId, i64), (String, String)>;
+pub type SentMessages = HashMap<(AppId, i64), (MessageId, Channel)>;
 
 /// A sweep applies at most this many waiting reports at once.
 const SWEEP_BATCH: i64 = 500;
@@ -41,13 +42,13 @@ impl StoreTx {
         app: &AppId,
         msgid: i64,
         report_status: &str,
-        now_ms: i64,
-    ) -> Result<Option<(String, String, MessageStatus)>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<(MessageId, Channel, MessageStatus)>, StoreError> {
         let find =
             "SELECT id, channel FROM messages WHERE app = $1 AND msgid = $2 AND status = 'sent'";
-        let found: Option<(String, String)> = with_tx!(self, |conn| {
+        let found: Option<(MessageId, Channel)> = with_tx!(self, |conn| {
             sqlx::query_as(find)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .fetch_optional(&mut *conn)
                 .await?
@@ -56,7 +57,7 @@ impl StoreTx {
             return Ok(None);
         };
         let state = self
-            .settle_message(&id, app, msgid, report_status, now_ms)
+            .settle_message(&id, app, msgid, report_status, now)
             .await?;
         Ok(Some((id, channel, state)))
     }
@@ -80,8 +81,8 @@ impl StoreTx {
                      WHERE app = $1 AND status = 'sent' AND msgid IN ({})",
                     list.join(", ")
                 );
-                let rows: Vec<(i64, String, String)> = with_tx!(self, |conn| {
-                    let mut q = sqlx::query_as(&sql).bind(app.as_str());
+                let rows: Vec<(i64, MessageId, Channel)> = with_tx!(self, |conn| {
+                    let mut q = sqlx::query_as(&sql).bind(app);
                     for m in chunk {
                         q = q.bind(*m);
                     }
@@ -98,17 +99,17 @@ impl StoreTx {
     /// `sent` -> `delivered` or `failed(reason)`, and the report marked applied.
     pub async fn settle_message(
         &mut self,
-        id: &str,
+        id: &MessageId,
         app: &AppId,
         msgid: i64,
         report_status: &str,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<MessageStatus, StoreError> {
         let state = outcome_of(report_status);
         let reason = (state == MessageStatus::Failed).then_some(report_status);
         let line = history_line(
             state,
-            now_ms,
+            now,
             json!({ "detail": format!("WeChat's delivery report: {report_status}") }),
         );
         let update =
@@ -118,16 +119,16 @@ impl StoreTx {
                        WHERE app = $2 AND msgid = $3 AND applied_at IS NULL";
         with_tx!(self, |conn| {
             sqlx::query(update)
-                .bind(state.as_str())
+                .bind(state)
                 .bind(reason)
-                .bind(now_ms)
+                .bind(now.millis())
                 .bind(&line)
                 .bind(id)
                 .execute(&mut *conn)
                 .await?;
             sqlx::query(applied)
-                .bind(now_ms / 1000)
-                .bind(app.as_str())
+                .bind(now.secs())
+                .bind(app)
                 .bind(msgid)
                 .execute(&mut *conn)
                 .await?;
@@ -141,7 +142,7 @@ impl StoreTx {
         app: &AppId,
         openid: &OpenId,
         template_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql =
             "INSERT INTO subscriptions (app, openid, template_id, remaining, long_term, updated_at)
@@ -157,7 +158,7 @@ impl StoreTx {
         app: &AppId,
         openid: &OpenId,
         template_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE subscriptions SET remaining = 0, long_term = FALSE, updated_at = $4
                    WHERE app = $1 AND openid = $2 AND template_id = $3";
@@ -170,14 +171,14 @@ impl StoreTx {
         app: &AppId,
         openid: &OpenId,
         template_id: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         with_tx!(self, |conn| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(template_id)
-                .bind(now)
+                .bind(now.secs())
                 .execute(&mut *conn)
                 .await?;
         });
@@ -192,13 +193,13 @@ impl Store {
     /// mid-send); an older one is for a message some other system sent.
     pub async fn apply_waiting_reports(
         &self,
-        now_ms: i64,
-    ) -> Result<Vec<(String, String, MessageStatus)>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Vec<(MessageId, Channel, MessageStatus)>, StoreError> {
         let waiting = WAITING_REPORTS;
         // A read first: almost always there is nothing, and the writer stays free.
-        let rows: Vec<(String, i64, String)> = with_pool!(&self.db, |pool| {
+        let rows: Vec<(AppId, i64, String)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(waiting)
-                .bind(now_ms / 1000 - WAIT_WINDOW_SECS)
+                .bind(now.secs() - WAIT_WINDOW_SECS)
                 .bind(SWEEP_BATCH)
                 .fetch_all(pool)
                 .await?
@@ -209,11 +210,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut settled = Vec::new();
         for (app, msgid, status) in rows {
-            let app = AppId::parse(&app).map_err(|e| super::corrupt("push_delivery_reports", e))?;
-            if let Some(done) = tx
-                .apply_delivery_report(&app, msgid, &status, now_ms)
-                .await?
-            {
+            if let Some(done) = tx.apply_delivery_report(&app, msgid, &status, now).await? {
                 settled.push(done);
             }
         }

@@ -4,7 +4,8 @@
 
 use super::outbox::history_line;
 use super::{Backend, Outcome, Store, StoreError, with_pool};
-use crate::domain::MessageStatus;
+use crate::clock::Timestamp;
+use crate::domain::{MessageId, MessageStatus};
 use serde_json::json;
 
 impl Store {
@@ -13,15 +14,15 @@ impl Store {
     pub async fn finish_attempts(
         &self,
         owner: &str,
-        done: &[(String, Outcome)],
-        now_ms: i64,
-    ) -> Result<Vec<String>, StoreError> {
+        done: &[(MessageId, Outcome)],
+        now: Timestamp,
+    ) -> Result<Vec<MessageId>, StoreError> {
         let mut updated = Vec::with_capacity(done.len());
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             for (id, outcome) in done {
                 let (status, msgid, errcode, reason, next_ms, attempts_delta, line) =
-                    outcome_columns(outcome, now_ms);
+                    outcome_columns(outcome, now);
                 let sql =
                     "UPDATE messages SET status = $1, msgid = COALESCE($2, msgid), errcode = $3,
                                reason = $4, next_attempt_ms = $5, attempts = attempts + $6,
@@ -36,7 +37,7 @@ impl Store {
                     .bind(reason)
                     .bind(next_ms)
                     .bind(attempts_delta)
-                    .bind(now_ms)
+                    .bind(now.millis())
                     .bind(&line)
                     .bind(id)
                     .bind(owner)
@@ -69,14 +70,14 @@ impl Store {
                          WHERE (app, openid) = (SELECT app, openid FROM messages WHERE id = $2)
                            AND (follow_changed_at IS NULL OR follow_changed_at <= $1)",
                     )
-                    .bind(now_ms / 1000)
+                    .bind(now.secs())
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
                 }
                 if let Some(sql) = ledger {
                     sqlx::query(sql)
-                        .bind(now_ms / 1000)
+                        .bind(now.secs())
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
@@ -104,23 +105,23 @@ type Columns<'a> = (
 
 /// The row values of an outcome: status, msgid, errcode, reason, next attempt, attempts
 /// correction, history line.
-fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
+fn outcome_columns(o: &Outcome, now: Timestamp) -> Columns<'_> {
     match o {
         Outcome::Sent { msgid } => (
             MessageStatus::Sent.as_str(),
             *msgid,
             None,
             None,
-            now_ms,
+            now.millis(),
             0,
             history_line(
                 MessageStatus::Sent,
-                now_ms,
+                now,
                 json!({ "msgid": msgid.map(|m| m.to_string()) }),
             ),
         ),
         Outcome::Retry {
-            at_ms,
+            at,
             errcode,
             reason,
         } => (
@@ -128,25 +129,25 @@ fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
             None,
             *errcode,
             Some(reason),
-            *at_ms,
+            at.millis(),
             0,
             history_line(
                 MessageStatus::Queued,
-                now_ms,
-                json!({ "detail": reason, "errcode": errcode, "retry_at_ms": at_ms }),
+                now,
+                json!({ "detail": reason, "errcode": errcode, "retry_at_ms": at.millis() }),
             ),
         ),
-        Outcome::Held { until_ms, reason } => (
+        Outcome::Held { until, reason } => (
             MessageStatus::Queued.as_str(),
             None,
             Some(45009),
             Some(reason),
-            *until_ms,
+            until.millis(),
             -1,
             history_line(
                 MessageStatus::Queued,
-                now_ms,
-                json!({ "detail": reason, "errcode": 45009, "held_until_ms": until_ms }),
+                now,
+                json!({ "detail": reason, "errcode": 45009, "held_until_ms": until.millis() }),
             ),
         ),
         Outcome::Rejected { errcode, errmsg } => (
@@ -154,11 +155,11 @@ fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
             None,
             Some(*errcode),
             Some(errmsg),
-            now_ms,
+            now.millis(),
             0,
             history_line(
                 MessageStatus::Rejected,
-                now_ms,
+                now,
                 json!({ "errcode": errcode, "detail": errmsg }),
             ),
         ),
@@ -167,9 +168,9 @@ fn outcome_columns(o: &Outcome, now_ms: i64) -> Columns<'_> {
             None,
             None,
             Some(reason),
-            now_ms,
+            now.millis(),
             0,
-            history_line(MessageStatus::Failed, now_ms, json!({ "detail": reason })),
+            history_line(MessageStatus::Failed, now, json!({ "detail": reason })),
         ),
     }
 }

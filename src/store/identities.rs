@@ -1,6 +1,7 @@
 //! Identities and their binding to business users.
 
 use super::{Store, StoreError, corrupt, with_pool};
+use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
 use crate::wechat::types::UserInfo;
 use serde::Serialize;
@@ -16,14 +17,22 @@ pub struct Identity {
     pub profile: Option<UserInfo>,
     #[serde(skip)]
     pub is_snapshot: bool,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub bound_at: Option<i64>,
+    #[serde(serialize_with = "serde_unix::secs")]
+    #[schema(value_type = i64)]
+    pub created_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::secs")]
+    #[schema(value_type = i64)]
+    pub updated_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    #[schema(value_type = Option<i64>)]
+    pub bound_at: Option<Timestamp>,
     /// Follows the Official Account (from subscribe/unsubscribe pushes); None: never heard.
     /// Explains a 43004 ("recipient does not follow") answer to a template send.
     pub follows: Option<bool>,
     /// WeChat's time of the latest follow or unfollow.
-    pub follow_changed_at: Option<i64>,
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    #[schema(value_type = Option<i64>)]
+    pub follow_changed_at: Option<Timestamp>,
 }
 
 /// What we learnt about a person from WeChat.
@@ -51,11 +60,11 @@ pub enum BindOutcome {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct IdentityRow {
-    app: String,
-    openid: String,
-    unionid: Option<String>,
-    user_id: Option<String>,
-    scope: String,
+    app: AppId,
+    openid: OpenId,
+    unionid: Option<UnionId>,
+    user_id: Option<UserId>,
+    scope: OAuthScope,
     profile: Option<String>,
     is_snapshot: bool,
     created_at: i64,
@@ -70,23 +79,12 @@ pub(super) const COLUMNS: &str = "app, openid, unionid, user_id, scope, profile,
 impl TryFrom<IdentityRow> for Identity {
     type Error = StoreError;
     fn try_from(r: IdentityRow) -> Result<Self, StoreError> {
-        let bad = |e: crate::domain::ParseError| corrupt("identities", e);
         Ok(Identity {
-            app: AppId::parse(&r.app).map_err(bad)?,
-            openid: OpenId::parse(&r.openid).map_err(bad)?,
-            unionid: r
-                .unionid
-                .as_deref()
-                .map(UnionId::parse)
-                .transpose()
-                .map_err(bad)?,
-            user_id: r
-                .user_id
-                .as_deref()
-                .map(UserId::parse)
-                .transpose()
-                .map_err(bad)?,
-            scope: OAuthScope::parse(&r.scope).map_err(bad)?,
+            app: r.app,
+            openid: r.openid,
+            unionid: r.unionid,
+            user_id: r.user_id,
+            scope: r.scope,
             profile: r
                 .profile
                 .as_deref()
@@ -94,11 +92,11 @@ impl TryFrom<IdentityRow> for Identity {
                 .transpose()
                 .map_err(|e| corrupt("identities", e))?,
             is_snapshot: r.is_snapshot,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            bound_at: r.bound_at,
+            created_at: Timestamp::from_secs(r.created_at),
+            updated_at: Timestamp::from_secs(r.updated_at),
+            bound_at: r.bound_at.map(Timestamp::from_secs),
             follows: r.follows,
-            follow_changed_at: r.follow_changed_at,
+            follow_changed_at: r.follow_changed_at.map(Timestamp::from_secs),
         })
     }
 }
@@ -109,7 +107,7 @@ impl Store {
     pub async fn upsert_identity(
         &self,
         id: &NewIdentity,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Identity, StoreError> {
         let profile = id
             .profile
@@ -127,12 +125,12 @@ impl Store {
         );
         let row: IdentityRow = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
-                .bind(id.app.as_str())
-                .bind(id.openid.as_str())
-                .bind(id.unionid.as_ref().map(|u| u.as_str()))
-                .bind(id.scope.as_str())
+                .bind(&id.app)
+                .bind(&id.openid)
+                .bind(id.unionid.as_ref())
+                .bind(&id.scope)
                 .bind(profile.as_deref())
-                .bind(now)
+                .bind(now.secs())
                 .bind(id.is_snapshot)
                 .fetch_one(pool)
                 .await?
@@ -148,8 +146,8 @@ impl Store {
         let sql = format!("SELECT {COLUMNS} FROM identities WHERE app = $1 AND openid = $2");
         let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_optional(pool)
                 .await?
         });
@@ -161,15 +159,10 @@ impl Store {
         let sql = "SELECT DISTINCT user_id FROM identities
                    WHERE unionid = $1 AND user_id IS NOT NULL AND NOT is_snapshot
                    ORDER BY user_id";
-        let rows: Vec<(String,)> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql)
-                .bind(unionid.as_str())
-                .fetch_all(pool)
-                .await?
+        let rows: Vec<(UserId,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(unionid).fetch_all(pool).await?
         });
-        rows.into_iter()
-            .map(|(u,)| UserId::parse(&u).map_err(|e| corrupt("identities", e)))
-            .collect()
+        Ok(rows.into_iter().map(|(u,)| u).collect())
     }
 
     /// Binds an unbound identity to `user`, atomically: two racing binds cannot both win.
@@ -178,7 +171,7 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         user: &UserId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<BindOutcome, StoreError> {
         let sql = format!(
             "UPDATE identities SET user_id = $1, bound_at = $2, updated_at = $2
@@ -187,10 +180,10 @@ impl Store {
         );
         let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
-                .bind(user.as_str())
-                .bind(now)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(user)
+                .bind(now.secs())
+                .bind(app)
+                .bind(openid)
                 .fetch_optional(pool)
                 .await?
         });
@@ -217,16 +210,16 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         user: &UserId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
                    WHERE app = $2 AND openid = $3 AND user_id = $4";
         let done = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(now)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(user.as_str())
+                .bind(now.secs())
+                .bind(app)
+                .bind(openid)
+                .bind(user)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -246,8 +239,8 @@ impl Store {
         );
         let row: Option<IdentityRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(user.as_str())
-                .bind(app.as_str())
+                .bind(user)
+                .bind(app)
                 .fetch_optional(pool)
                 .await?
         });
@@ -259,10 +252,7 @@ impl Store {
             "SELECT {COLUMNS} FROM identities WHERE user_id = $1 AND NOT is_snapshot ORDER BY app, openid"
         );
         let rows: Vec<IdentityRow> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(&sql)
-                .bind(user.as_str())
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(&sql).bind(user).fetch_all(pool).await?
         });
         rows.into_iter().map(Identity::try_from).collect()
     }

@@ -1,20 +1,42 @@
 //! What a person allowed us to send: subscribe-message subscriptions, legacy form ids, and
 //! the categories a user muted.
 
-use super::{Backend, Store, StoreError, corrupt, with_pool};
-use crate::domain::{AppId, Category, OpenId, TemplateId, UserId};
+use super::{Backend, Store, StoreError, with_pool};
+use crate::clock::{Timestamp, serde_unix};
+use crate::domain::{AppId, Category, OpenId, ParseError, TemplateId, UserId, stored_as_text};
 use serde::Serialize;
 
 /// WeChat keeps a form_id or prepay_id usable for 7 days.
 pub const FORM_ID_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// One ledger line: how many more one-time sends, or a long-term subscription.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Subscription {
     pub template_id: String,
     pub remaining: i64,
     pub long_term: bool,
-    pub updated_at: i64,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub updated_at: Timestamp,
+}
+
+/// A `subscriptions` row; `updated_at` is in seconds.
+#[derive(sqlx::FromRow)]
+struct SubscriptionRow {
+    template_id: String,
+    remaining: i64,
+    long_term: bool,
+    updated_at: i64,
+}
+
+impl From<SubscriptionRow> for Subscription {
+    fn from(r: SubscriptionRow) -> Self {
+        Self {
+            template_id: r.template_id,
+            remaining: r.remaining,
+            long_term: r.long_term,
+            updated_at: Timestamp::from_secs(r.updated_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -41,14 +63,16 @@ impl FormIdKind {
         }
     }
 
-    fn parse(s: &str) -> Result<Self, StoreError> {
+    fn parse(s: &str) -> Result<Self, ParseError> {
         match s {
             "form" => Ok(Self::Form),
             "prepay" => Ok(Self::Prepay),
-            other => Err(corrupt("form_ids", format!("kind {other:?}"))),
+            other => Err(ParseError(format!("unknown form id kind {other:?}"))),
         }
     }
 }
+
+stored_as_text!(FormIdKind);
 
 /// A stored form_id or prepay_id.
 #[derive(Debug, Clone, Serialize)]
@@ -56,29 +80,31 @@ pub struct FormId {
     pub form_id: String,
     pub kind: FormIdKind,
     pub uses_left: i64,
-    pub created_at: i64,
-    pub expires_at: i64,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub created_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub expires_at: Timestamp,
 }
 
+/// A `form_ids` row; its instants are in seconds.
 #[derive(sqlx::FromRow)]
 struct FormIdRow {
     form_id: String,
-    kind: String,
+    kind: FormIdKind,
     uses_left: i64,
     created_at: i64,
     expires_at: i64,
 }
 
-impl TryFrom<FormIdRow> for FormId {
-    type Error = StoreError;
-    fn try_from(r: FormIdRow) -> Result<Self, StoreError> {
-        Ok(FormId {
-            kind: FormIdKind::parse(&r.kind)?,
+impl From<FormIdRow> for FormId {
+    fn from(r: FormIdRow) -> Self {
+        Self {
             form_id: r.form_id,
+            kind: r.kind,
             uses_left: r.uses_left,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-        })
+            created_at: Timestamp::from_secs(r.created_at),
+            expires_at: Timestamp::from_secs(r.expires_at),
+        }
     }
 }
 
@@ -91,7 +117,7 @@ impl Store {
         template: &TemplateId,
         count: i64,
         long_term: bool,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Subscription, StoreError> {
         let sql =
             "INSERT INTO subscriptions (app, openid, template_id, remaining, long_term, updated_at)
@@ -101,17 +127,18 @@ impl Store {
                        long_term = subscriptions.long_term OR excluded.long_term,
                        updated_at = excluded.updated_at
                    RETURNING template_id, remaining, long_term, updated_at";
-        Ok(with_pool!(&self.write, |pool| {
+        let row: SubscriptionRow = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(template.as_str())
+                .bind(app)
+                .bind(openid)
+                .bind(template)
                 .bind(count)
                 .bind(long_term)
-                .bind(now)
+                .bind(now.secs())
                 .fetch_one(pool)
                 .await?
-        }))
+        });
+        Ok(row.into())
     }
 
     /// A person's ledger in one app.
@@ -122,13 +149,14 @@ impl Store {
     ) -> Result<Vec<Subscription>, StoreError> {
         let sql = "SELECT template_id, remaining, long_term, updated_at FROM subscriptions
                    WHERE app = $1 AND openid = $2 ORDER BY template_id";
-        Ok(with_pool!(&self.db, |pool| {
+        let rows: Vec<SubscriptionRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_all(pool)
                 .await?
-        }))
+        });
+        Ok(rows.into_iter().map(Subscription::from).collect())
     }
 
     /// Stores a form_id or prepay_id; storing the same id again changes nothing.
@@ -138,7 +166,7 @@ impl Store {
         openid: &OpenId,
         form_id: &str,
         kind: FormIdKind,
-        now: i64,
+        now: Timestamp,
     ) -> Result<FormId, StoreError> {
         let insert =
             "INSERT INTO form_ids (app, form_id, openid, kind, uses_left, created_at, expires_at)
@@ -147,22 +175,22 @@ impl Store {
                       WHERE app = $1 AND form_id = $2";
         let row: FormIdRow = with_pool!(&self.write, |pool| {
             sqlx::query(insert)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(form_id)
-                .bind(openid.as_str())
-                .bind(kind.as_str())
+                .bind(openid)
+                .bind(kind)
                 .bind(kind.uses())
-                .bind(now)
-                .bind(now + FORM_ID_TTL_SECS)
+                .bind(now.secs())
+                .bind(now.secs() + FORM_ID_TTL_SECS)
                 .execute(pool)
                 .await?;
             sqlx::query_as(select)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(form_id)
                 .fetch_one(pool)
                 .await?
         });
-        row.try_into()
+        Ok(row.into())
     }
 
     /// The usable form id that expires first: the one to spend next.
@@ -170,38 +198,42 @@ impl Store {
         &self,
         app: &AppId,
         openid: &OpenId,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Option<FormId>, StoreError> {
         let sql = "SELECT form_id, kind, uses_left, created_at, expires_at FROM form_ids
                    WHERE app = $1 AND openid = $2 AND uses_left > 0 AND expires_at > $3
                    ORDER BY expires_at, form_id LIMIT 1";
         let row: Option<FormIdRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(now)
+                .bind(app)
+                .bind(openid)
+                .bind(now.secs())
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(FormId::try_from).transpose()
+        Ok(row.map(FormId::from))
     }
 
     /// One use of a form id went through.
     pub async fn use_form_id(&self, app: &AppId, form_id: &str) -> Result<(), StoreError> {
         let sql = "UPDATE form_ids SET uses_left = uses_left - 1
                    WHERE app = $1 AND form_id = $2 AND uses_left > 0";
-        self.exec2(sql, app.as_str(), form_id).await
+        self.exec2(sql, app, form_id).await
     }
 
     /// WeChat says the id is used up or invalid: never try it again.
     pub async fn spend_form_id(&self, app: &AppId, form_id: &str) -> Result<(), StoreError> {
         let sql = "UPDATE form_ids SET uses_left = 0 WHERE app = $1 AND form_id = $2";
-        self.exec2(sql, app.as_str(), form_id).await
+        self.exec2(sql, app, form_id).await
     }
 
-    async fn exec2(&self, sql: &str, a: &str, b: &str) -> Result<(), StoreError> {
+    async fn exec2(&self, sql: &str, app: &AppId, form_id: &str) -> Result<(), StoreError> {
         with_pool!(&self.write, |pool| {
-            sqlx::query(sql).bind(a).bind(b).execute(pool).await?;
+            sqlx::query(sql)
+                .bind(app)
+                .bind(form_id)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
@@ -211,12 +243,12 @@ impl Store {
         &self,
         user: &UserId,
         categories: &[Category],
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM muted_categories WHERE user_id = $1")
-                .bind(user.as_str())
+                .bind(user)
                 .execute(&mut *tx)
                 .await?;
             for c in categories {
@@ -224,9 +256,9 @@ impl Store {
                     "INSERT INTO muted_categories (user_id, category, muted_at) VALUES ($1, $2, $3)
                      ON CONFLICT (user_id, category) DO NOTHING",
                 )
-                .bind(user.as_str())
-                .bind(c.as_str())
-                .bind(now)
+                .bind(user)
+                .bind(c)
+                .bind(now.secs())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -237,23 +269,18 @@ impl Store {
 
     pub async fn muted(&self, user: &UserId) -> Result<Vec<Category>, StoreError> {
         let sql = "SELECT category FROM muted_categories WHERE user_id = $1 ORDER BY category";
-        let rows: Vec<(String,)> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(sql)
-                .bind(user.as_str())
-                .fetch_all(pool)
-                .await?
+        let rows: Vec<(Category,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(user).fetch_all(pool).await?
         });
-        rows.into_iter()
-            .map(|(c,)| Category::parse(&c).map_err(|e| corrupt("muted_categories", e)))
-            .collect()
+        Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
     pub async fn is_muted(&self, user: &UserId, category: &Category) -> Result<bool, StoreError> {
         let sql = "SELECT 1 FROM muted_categories WHERE user_id = $1 AND category = $2";
         let row: Option<(i32,)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(user.as_str())
-                .bind(category.as_str())
+                .bind(user)
+                .bind(category)
                 .fetch_optional(pool)
                 .await?
         });

@@ -1,7 +1,8 @@
 //! The short-lived things of the authorization flow: link tickets, login codes, code
 //! exchanges, and the per-person web tokens.
 
-use super::{Store, StoreError, corrupt, with_pool};
+use super::{Store, StoreError, with_pool};
+use crate::clock::Timestamp;
 use crate::domain::{AppId, OAuthScope, OpenId, UserId};
 
 /// Why a one-time code or ticket was not accepted.
@@ -19,7 +20,7 @@ pub struct NewTicket<'a> {
     pub user_id: &'a UserId,
     pub scope: OAuthScope,
     pub return_to: Option<&'a str>,
-    pub expires_at: i64,
+    pub expires_at: Timestamp,
 }
 
 #[derive(Debug, Clone)]
@@ -28,32 +29,31 @@ pub struct LinkTicket {
     pub user_id: UserId,
     pub scope: OAuthScope,
     pub return_to: Option<String>,
-    pub expires_at: i64,
-    pub used_at: Option<i64>,
+    pub expires_at: Timestamp,
+    pub used_at: Option<Timestamp>,
 }
 
+/// A `link_tickets` row; its instants are in seconds.
 #[derive(sqlx::FromRow)]
 struct TicketRow {
-    app: String,
-    user_id: String,
-    scope: String,
+    app: AppId,
+    user_id: UserId,
+    scope: OAuthScope,
     return_to: Option<String>,
     expires_at: i64,
     used_at: Option<i64>,
 }
 
-impl TryFrom<TicketRow> for LinkTicket {
-    type Error = StoreError;
-    fn try_from(r: TicketRow) -> Result<Self, StoreError> {
-        let bad = |e: crate::domain::ParseError| corrupt("link_tickets", e);
-        Ok(LinkTicket {
-            app: AppId::parse(&r.app).map_err(bad)?,
-            user_id: UserId::parse(&r.user_id).map_err(bad)?,
-            scope: OAuthScope::parse(&r.scope).map_err(bad)?,
+impl From<TicketRow> for LinkTicket {
+    fn from(r: TicketRow) -> Self {
+        Self {
+            app: r.app,
+            user_id: r.user_id,
+            scope: r.scope,
             return_to: r.return_to,
-            expires_at: r.expires_at,
-            used_at: r.used_at,
-        })
+            expires_at: Timestamp::from_secs(r.expires_at),
+            used_at: r.used_at.map(Timestamp::from_secs),
+        }
     }
 }
 
@@ -71,25 +71,25 @@ pub struct WebToken<'a> {
     pub access_token: &'a str,
     pub refresh_token: &'a str,
     pub scope: OAuthScope,
-    pub expires_at: i64,
-    pub refresh_expires_at: i64,
+    pub expires_at: Timestamp,
+    pub refresh_expires_at: Timestamp,
 }
 
 const TICKET_COLUMNS: &str = "app, user_id, scope, return_to, expires_at, used_at";
 
 impl Store {
-    pub async fn create_ticket(&self, t: &NewTicket<'_>, now: i64) -> Result<(), StoreError> {
+    pub async fn create_ticket(&self, t: &NewTicket<'_>, now: Timestamp) -> Result<(), StoreError> {
         let sql = "INSERT INTO link_tickets (ticket_hash, app, user_id, scope, return_to, created_at, expires_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7)";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(&t.ticket_hash)
-                .bind(t.app.as_str())
-                .bind(t.user_id.as_str())
-                .bind(t.scope.as_str())
+                .bind(&t.app)
+                .bind(&t.user_id)
+                .bind(t.scope)
                 .bind(t.return_to)
-                .bind(now)
-                .bind(t.expires_at)
+                .bind(now.secs())
+                .bind(t.expires_at.secs())
                 .execute(pool)
                 .await?;
         });
@@ -101,16 +101,15 @@ impl Store {
     pub async fn check_ticket(
         &self,
         hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
         let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
         });
-        let Some(row) = row else {
+        let Some(t) = row.map(LinkTicket::from) else {
             return Ok(Err(CodeProblem::Unknown));
         };
-        let t = LinkTicket::try_from(row)?;
         Ok(if t.used_at.is_some() {
             Err(CodeProblem::Used)
         } else if t.expires_at <= now {
@@ -124,7 +123,7 @@ impl Store {
     pub async fn consume_ticket(
         &self,
         hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
         let sql = format!(
             "UPDATE link_tickets SET used_at = $1
@@ -133,13 +132,13 @@ impl Store {
         );
         let row: Option<TicketRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)
-                .bind(now)
+                .bind(now.secs())
                 .bind(hash)
                 .fetch_optional(pool)
                 .await?
         });
         match row {
-            Some(row) => Ok(Ok(row.try_into()?)),
+            Some(t) => Ok(Ok(t.into())),
             None => Ok(Err(self
                 .check_ticket(hash, now)
                 .await?
@@ -153,18 +152,18 @@ impl Store {
         hash: &str,
         app: &AppId,
         openid: &OpenId,
-        now: i64,
-        expires_at: i64,
+        now: Timestamp,
+        expires_at: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO login_codes (code_hash, app, openid, created_at, expires_at)
                    VALUES ($1, $2, $3, $4, $5)";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(hash)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(now)
-                .bind(expires_at)
+                .bind(app)
+                .bind(openid)
+                .bind(now.secs())
+                .bind(expires_at.secs())
                 .execute(pool)
                 .await?;
         });
@@ -175,24 +174,20 @@ impl Store {
     pub async fn redeem_login_code(
         &self,
         hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<Result<(AppId, OpenId), CodeProblem>, StoreError> {
         let sql = "UPDATE login_codes SET used_at = $1
                    WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1
                    RETURNING app, openid";
-        let row: Option<(String, String)> = with_pool!(&self.write, |pool| {
+        let row: Option<(AppId, OpenId)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
-                .bind(now)
+                .bind(now.secs())
                 .bind(hash)
                 .fetch_optional(pool)
                 .await?
         });
-        if let Some((app, openid)) = row {
-            let bad = |e: crate::domain::ParseError| corrupt("login_codes", e);
-            return Ok(Ok((
-                AppId::parse(&app).map_err(bad)?,
-                OpenId::parse(&openid).map_err(bad)?,
-            )));
+        if let Some(who) = row {
+            return Ok(Ok(who));
         }
         let sql = "SELECT used_at, expires_at FROM login_codes WHERE code_hash = $1";
         let row: Option<(Option<i64>, i64)> = with_pool!(&self.db, |pool| {
@@ -211,16 +206,16 @@ impl Store {
         code_hash: &str,
         app: &AppId,
         state_hash: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let sql = "INSERT INTO oauth_exchanges (code_hash, app, state_hash, created_at)
                    VALUES ($1, $2, $3, $4) ON CONFLICT (code_hash) DO NOTHING";
         let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(code_hash)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(state_hash)
-                .bind(now)
+                .bind(now.secs())
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -232,13 +227,13 @@ impl Store {
         &self,
         code_hash: &str,
         outcome: &str,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE oauth_exchanges SET outcome = $1, finished_at = $2 WHERE code_hash = $3";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(outcome)
-                .bind(now)
+                .bind(now.secs())
                 .bind(code_hash)
                 .execute(pool)
                 .await?;
@@ -261,7 +256,7 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         t: &WebToken<'_>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO web_tokens (app, openid, access_token, refresh_token, scope, expires_at, refresh_expires_at, updated_at)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -274,14 +269,14 @@ impl Store {
                       updated_at = excluded.updated_at";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(t.access_token)
                 .bind(t.refresh_token)
-                .bind(t.scope.as_str())
-                .bind(t.expires_at)
-                .bind(t.refresh_expires_at)
-                .bind(now)
+                .bind(t.scope)
+                .bind(t.expires_at.secs())
+                .bind(t.refresh_expires_at.secs())
+                .bind(now.secs())
                 .execute(pool)
                 .await?;
         });

@@ -2,8 +2,10 @@
 //! finished in batches. No transaction is ever held across a call to WeChat.
 
 use super::{Backend, Store, StoreError, corrupt, with_pool};
+use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{
-    AppId, Category, Channel, IdempotencyKey, MessageStatus, OpenId, Payload, TemplateId, UserId,
+    AppId, Category, Channel, IdempotencyKey, MessageId, MessageStatus, OpenId, Payload,
+    TemplateId, UserId,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -11,7 +13,7 @@ use serde_json::{Value, json};
 /// A message as accepted, ready to be written.
 #[derive(Debug, Clone)]
 pub struct NewMessage {
-    pub id: String,
+    pub id: MessageId,
     /// The API key's name: idempotency keys are per caller.
     pub caller: String,
     pub idempotency_key: Option<IdempotencyKey>,
@@ -41,7 +43,7 @@ pub enum Enqueued {
 /// A stored message with its history.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
-    pub id: String,
+    pub id: MessageId,
     pub user_id: UserId,
     pub app: AppId,
     pub channel: Channel,
@@ -56,9 +58,15 @@ pub struct Message {
     pub errcode: Option<i64>,
     pub reason: Option<String>,
     pub attempts: i64,
-    pub next_attempt_ms: i64,
-    pub created_ms: i64,
-    pub updated_ms: i64,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub next_attempt_ms: Timestamp,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub created_ms: Timestamp,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub updated_ms: Timestamp,
     /// Every state the message was in, oldest first: `{"status","at_ms",...}`.
     #[schema(value_type = Vec<Object>)]
     pub history: Vec<Value>,
@@ -78,7 +86,7 @@ fn msgid_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok,
 /// A message claimed by this instance for one attempt.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub id: String,
+    pub id: MessageId,
     pub app: AppId,
     pub channel: Channel,
     pub openid: OpenId,
@@ -95,15 +103,15 @@ pub enum Outcome {
     Sent {
         msgid: Option<i64>,
     },
-    /// Try again at `at_ms` (retryable error).
+    /// Try again at `at` (retryable error).
     Retry {
-        at_ms: i64,
+        at: Timestamp,
         errcode: Option<i64>,
         reason: String,
     },
     /// The app's channel is held (daily quota); back in the queue, the attempt not counted.
     Held {
-        until_ms: i64,
+        until: Timestamp,
         reason: String,
     },
     /// WeChat refused it for good.
@@ -119,15 +127,15 @@ pub enum Outcome {
 
 #[derive(sqlx::FromRow)]
 pub(super) struct MessageRow {
-    id: String,
-    user_id: String,
-    app: String,
-    channel: String,
-    openid: String,
-    template_id: String,
-    category: Option<String>,
+    id: MessageId,
+    user_id: UserId,
+    app: AppId,
+    channel: Channel,
+    openid: OpenId,
+    template_id: TemplateId,
+    category: Option<Category>,
     payload: String,
-    status: String,
+    status: MessageStatus,
     msgid: Option<i64>,
     errcode: Option<i64>,
     reason: Option<String>,
@@ -143,13 +151,13 @@ pub(super) const COLUMNS: &str = "id, user_id, app, channel, openid, template_id
 
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
-    id: String,
-    app: String,
-    channel: String,
-    openid: String,
-    template_id: String,
+    id: MessageId,
+    app: AppId,
+    channel: Channel,
+    openid: OpenId,
+    template_id: TemplateId,
     payload: String,
-    idempotency_key: Option<String>,
+    idempotency_key: Option<IdempotencyKey>,
     attempts: i64,
 }
 
@@ -161,17 +169,12 @@ impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
     fn try_from(r: MessageRow) -> Result<Self, StoreError> {
         Ok(Message {
-            user_id: UserId::parse(&r.user_id).map_err(bad)?,
-            app: AppId::parse(&r.app).map_err(bad)?,
-            channel: Channel::parse(&r.channel).map_err(bad)?,
-            openid: OpenId::parse(&r.openid).map_err(bad)?,
-            template_id: TemplateId::parse(&r.template_id).map_err(bad)?,
-            category: r
-                .category
-                .as_deref()
-                .map(Category::parse)
-                .transpose()
-                .map_err(bad)?,
+            user_id: r.user_id,
+            app: r.app,
+            channel: r.channel,
+            openid: r.openid,
+            template_id: r.template_id,
+            category: r.category,
             payload: serde_json::from_str(&r.payload).map_err(bad)?,
             history: r
                 .history
@@ -181,14 +184,14 @@ impl TryFrom<MessageRow> for Message {
                 .collect::<Result<_, _>>()
                 .map_err(bad)?,
             id: r.id,
-            status: MessageStatus::parse(&r.status).map_err(bad)?,
+            status: r.status,
             msgid: r.msgid,
             errcode: r.errcode,
             reason: r.reason,
             attempts: r.attempts,
-            next_attempt_ms: r.next_attempt_ms,
-            created_ms: r.created_ms,
-            updated_ms: r.updated_ms,
+            next_attempt_ms: Timestamp::from_millis(r.next_attempt_ms),
+            created_ms: Timestamp::from_millis(r.created_ms),
+            updated_ms: Timestamp::from_millis(r.updated_ms),
             request_hash: r.request_hash,
         })
     }
@@ -198,17 +201,12 @@ impl TryFrom<ClaimedRow> for Claimed {
     type Error = StoreError;
     fn try_from(r: ClaimedRow) -> Result<Self, StoreError> {
         Ok(Claimed {
-            app: AppId::parse(&r.app).map_err(bad)?,
-            channel: Channel::parse(&r.channel).map_err(bad)?,
-            openid: OpenId::parse(&r.openid).map_err(bad)?,
-            template_id: TemplateId::parse(&r.template_id).map_err(bad)?,
+            app: r.app,
+            channel: r.channel,
+            openid: r.openid,
+            template_id: r.template_id,
             payload: serde_json::from_str(&r.payload).map_err(bad)?,
-            idempotency_key: r
-                .idempotency_key
-                .as_deref()
-                .map(IdempotencyKey::parse)
-                .transpose()
-                .map_err(bad)?,
+            idempotency_key: r.idempotency_key,
             id: r.id,
             attempt: r.attempts,
         })
@@ -216,8 +214,8 @@ impl TryFrom<ClaimedRow> for Claimed {
 }
 
 /// One line of a message's history.
-pub(crate) fn history_line(status: MessageStatus, at_ms: i64, extra: Value) -> String {
-    let mut v = json!({ "status": status, "at_ms": at_ms });
+pub(crate) fn history_line(status: MessageStatus, at: Timestamp, extra: Value) -> String {
+    let mut v = json!({ "status": status, "at_ms": at.millis() });
     if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
         obj.extend(more);
     }
@@ -233,7 +231,7 @@ impl Store {
     pub async fn enqueue(
         &self,
         batch: &[NewMessage],
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Vec<Enqueued>, StoreError> {
         let take_subscription = "UPDATE subscriptions
                 SET remaining = CASE WHEN long_term THEN remaining ELSE remaining - 1 END, updated_at = $1
@@ -253,10 +251,10 @@ impl Store {
                 let mut holds_subscription = false;
                 if m.channel == Channel::Subscribe {
                     let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
-                        .bind(now_ms / 1000)
-                        .bind(m.app.as_str())
-                        .bind(m.openid.as_str())
-                        .bind(m.template_id.as_str())
+                        .bind(now.secs())
+                        .bind(&m.app)
+                        .bind(&m.openid)
+                        .bind(&m.template_id)
                         .fetch_optional(&mut *tx)
                         .await?;
                     match taken {
@@ -275,18 +273,18 @@ impl Store {
                 let n = sqlx::query(insert)
                     .bind(&m.id)
                     .bind(&m.caller)
-                    .bind(m.idempotency_key.as_ref().map(|k| k.as_str()))
+                    .bind(m.idempotency_key.as_ref())
                     .bind(&m.request_hash)
-                    .bind(m.user_id.as_str())
-                    .bind(m.app.as_str())
-                    .bind(m.channel.as_str())
-                    .bind(m.openid.as_str())
-                    .bind(m.template_id.as_str())
-                    .bind(m.category.as_ref().map(|c| c.as_str()))
+                    .bind(&m.user_id)
+                    .bind(&m.app)
+                    .bind(&m.channel)
+                    .bind(&m.openid)
+                    .bind(&m.template_id)
+                    .bind(m.category.as_ref())
                     .bind(&payload)
-                    .bind(now_ms)
+                    .bind(now.millis())
                     .bind(holds_subscription)
-                    .bind(history_line(MessageStatus::Queued, now_ms, extra))
+                    .bind(history_line(MessageStatus::Queued, now, extra))
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -296,9 +294,9 @@ impl Store {
                 }
                 if holds_subscription {
                     sqlx::query(give_back)
-                        .bind(m.app.as_str())
-                        .bind(m.openid.as_str())
-                        .bind(m.template_id.as_str())
+                        .bind(&m.app)
+                        .bind(&m.openid)
+                        .bind(&m.template_id)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -320,14 +318,14 @@ impl Store {
         let row: Option<MessageRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
                 .bind(caller)
-                .bind(key.as_str())
+                .bind(key)
                 .fetch_optional(pool)
                 .await?
         });
         row.map(Message::try_from).transpose()
     }
 
-    pub async fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+    pub async fn message(&self, id: &MessageId) -> Result<Option<Message>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");
         let row: Option<MessageRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
@@ -350,7 +348,7 @@ impl Store {
         let before = before.unwrap_or("n");
         let rows: Vec<MessageRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(user.as_str())
+                .bind(user)
                 .bind(before)
                 .bind(limit)
                 .fetch_all(pool)
@@ -359,16 +357,19 @@ impl Store {
         rows.into_iter().map(Message::try_from).collect()
     }
 
-    /// Claims up to `limit` due messages for `owner` until `now_ms + lease_ms`: queued ones,
+    /// Claims up to `limit` due messages for `owner` until `now + lease_ms`: queued ones,
     /// and sending ones whose worker's lease ran out. Held apps are skipped.
     pub async fn claim_messages(
         &self,
         owner: &str,
-        now_ms: i64,
+        now: Timestamp,
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let head = format!(r#"{{"status":"sending","at_ms":{now_ms},"attempt":"#);
+        let head = format!(
+            r#"{{"status":"sending","at_ms":{},"attempt":"#,
+            now.millis()
+        );
         let rows: Vec<ClaimedRow> = with_pool!(&self.write, |pool| {
             let sql = format!(
                 "UPDATE messages SET status = 'sending', lease_owner = $1, lease_until_ms = $2,
@@ -387,8 +388,8 @@ impl Store {
             );
             sqlx::query_as(&sql)
                 .bind(owner)
-                .bind(now_ms + lease_ms)
-                .bind(now_ms)
+                .bind(now.plus_millis(lease_ms).millis())
+                .bind(now.millis())
                 .bind(&head)
                 .bind("}\n")
                 .bind(limit)
@@ -404,45 +405,43 @@ impl Store {
     pub async fn release_claims(
         &self,
         owner: &str,
-        now_ms: i64,
+        now: Timestamp,
     ) -> Result<Vec<Channel>, StoreError> {
         let line = history_line(
             MessageStatus::Queued,
-            now_ms,
+            now,
             json!({ "detail": "given back to the queue at shutdown" }),
         );
         let sql = "UPDATE messages SET status = 'queued', lease_owner = NULL, lease_until_ms = 0,
                           attempts = attempts - 1, updated_ms = $2, history = history || $3
                    WHERE lease_owner = $1 AND status = 'sending'
                    RETURNING channel";
-        let rows: Vec<(String,)> = with_pool!(&self.write, |pool| {
+        let rows: Vec<(Channel,)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
                 .bind(owner)
-                .bind(now_ms)
+                .bind(now.millis())
                 .bind(&line)
                 .fetch_all(pool)
                 .await?
         });
-        rows.iter()
-            .map(|(c,)| Channel::parse(c).map_err(bad))
-            .collect()
+        Ok(rows.into_iter().map(|(c,)| c).collect())
     }
 
-    /// Holds an app's channel until `until_ms` (WeChat's daily quota is spent).
+    /// Holds an app's channel until `until` (WeChat's daily quota is spent).
     pub async fn hold_channel(
         &self,
         app: &AppId,
         channel: Channel,
-        until_ms: i64,
+        until: Timestamp,
         reason: &str,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO send_holds (app, channel, until_ms, reason) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (app, channel) DO UPDATE SET until_ms = excluded.until_ms, reason = excluded.reason";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(channel.as_str())
-                .bind(until_ms)
+                .bind(app)
+                .bind(channel)
+                .bind(until.millis())
                 .bind(reason)
                 .execute(pool)
                 .await?;
@@ -450,30 +449,32 @@ impl Store {
         Ok(())
     }
 
-    /// The hold on an app's channel, if one is in force: `(until_ms, reason)`.
+    /// The hold on an app's channel, if one is in force: until when, and why.
     pub async fn channel_hold(
         &self,
         app: &AppId,
         channel: Channel,
-        now_ms: i64,
-    ) -> Result<Option<(i64, String)>, StoreError> {
+        now: Timestamp,
+    ) -> Result<Option<(Timestamp, String)>, StoreError> {
         let sql = "SELECT until_ms, reason FROM send_holds WHERE app = $1 AND channel = $2 AND until_ms > $3";
-        Ok(with_pool!(&self.db, |pool| {
+        let row: Option<(i64, String)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(channel.as_str())
-                .bind(now_ms)
+                .bind(app)
+                .bind(channel)
+                .bind(now.millis())
                 .fetch_optional(pool)
                 .await?
-        }))
+        });
+        Ok(row.map(|(until, reason)| (Timestamp::from_millis(until), reason)))
     }
 
-    /// Messages waiting or in flight: `(count, oldest created_ms)`.
-    pub async fn outbox_depth(&self) -> Result<(i64, Option<i64>), StoreError> {
+    /// Messages waiting or in flight: how many, and when the oldest was accepted.
+    pub async fn outbox_depth(&self) -> Result<(i64, Option<Timestamp>), StoreError> {
         let sql =
             "SELECT COUNT(*), MIN(created_ms) FROM messages WHERE status IN ('queued', 'sending')";
-        Ok(with_pool!(&self.db, |pool| {
+        let (depth, oldest): (i64, Option<i64>) = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql).fetch_one(pool).await?
-        }))
+        });
+        Ok((depth, oldest.map(Timestamp::from_millis)))
     }
 }

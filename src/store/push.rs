@@ -1,7 +1,8 @@
 //! WeChat pushes: the replay guard, the event log (stored before the acknowledgement,
 //! handled after), delivery reports by msgid, and follow status.
 
-use super::{Backend, Store, StoreError, StoreTx, corrupt, with_pool, with_tx};
+use super::{Backend, Store, StoreError, StoreTx, with_pool, with_tx};
+use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{AppId, OpenId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -40,11 +41,11 @@ pub struct NewPush {
     pub create_time: Option<i64>,
     pub encrypted: bool,
     pub xml: String,
-    pub received_at: i64,
+    pub received_at: Timestamp,
     /// The outcome when the event needs no handling (stored as handled at once); `None`
     /// leaves it to be handled, claimed by this instance until `claim_until`.
     pub outcome_now: Option<String>,
-    pub claim_until: i64,
+    pub claim_until: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,50 +59,127 @@ pub enum Recorded {
 }
 
 /// One stored push, as the events API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     pub id: i64,
-    pub app: String,
+    pub app: AppId,
     #[serde(rename = "type")]
     pub kind: String,
     pub msg_type: String,
     pub event: Option<String>,
     pub openid: Option<String>,
+    /// WeChat's `CreateTime`, as it sent it (Unix seconds).
     pub create_time: Option<i64>,
     pub encrypted: bool,
     #[serde(skip)]
     pub dedup_key: String,
     pub xml: String,
-    pub received_at: i64,
+    #[serde(serialize_with = "serde_unix::secs")]
+    #[schema(value_type = i64)]
+    pub received_at: Timestamp,
     /// Acknowledged repeats of this event (WeChat's retries).
     pub duplicates: i64,
-    pub handled_at: Option<i64>,
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    #[schema(value_type = Option<i64>)]
+    pub handled_at: Option<Timestamp>,
     pub outcome: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
 }
 
+/// A `push_events` row; its instants are in seconds.
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: i64,
+    app: AppId,
+    kind: String,
+    msg_type: String,
+    event: Option<String>,
+    openid: Option<String>,
+    create_time: Option<i64>,
+    encrypted: bool,
+    dedup_key: String,
+    xml: String,
+    received_at: i64,
+    duplicates: i64,
+    handled_at: Option<i64>,
+    outcome: Option<String>,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl From<EventRow> for StoredEvent {
+    fn from(r: EventRow) -> Self {
+        Self {
+            id: r.id,
+            app: r.app,
+            kind: r.kind,
+            msg_type: r.msg_type,
+            event: r.event,
+            openid: r.openid,
+            create_time: r.create_time,
+            encrypted: r.encrypted,
+            dedup_key: r.dedup_key,
+            xml: r.xml,
+            received_at: Timestamp::from_secs(r.received_at),
+            duplicates: r.duplicates,
+            handled_at: r.handled_at.map(Timestamp::from_secs),
+            outcome: r.outcome,
+            attempts: r.attempts,
+            last_error: r.last_error,
+        }
+    }
+}
+
 pub(super) const EVENT_COLUMNS: &str = "id, app, kind, msg_type, event, openid, create_time, encrypted, dedup_key, xml, received_at, duplicates, handled_at, outcome, attempts, last_error";
 
 /// A TEMPLATESENDJOBFINISH report, kept by (app, msgid) until the outbox applies it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeliveryReport {
-    pub app: String,
+    pub app: AppId,
     pub msgid: i64,
     /// As WeChat sent it: `success`, `failed:user block`, `failed: system failed`...
     pub status: String,
     pub openid: Option<String>,
     pub event_id: i64,
-    pub reported_at: i64,
-    pub applied_at: Option<i64>,
+    #[serde(serialize_with = "serde_unix::secs")]
+    pub reported_at: Timestamp,
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    pub applied_at: Option<Timestamp>,
+}
+
+/// A `push_delivery_reports` row; its instants are in seconds.
+#[derive(sqlx::FromRow)]
+struct ReportRow {
+    app: AppId,
+    msgid: i64,
+    status: String,
+    openid: Option<String>,
+    event_id: i64,
+    reported_at: i64,
+    applied_at: Option<i64>,
+}
+
+impl From<ReportRow> for DeliveryReport {
+    fn from(r: ReportRow) -> Self {
+        Self {
+            app: r.app,
+            msgid: r.msgid,
+            status: r.status,
+            openid: r.openid,
+            event_id: r.event_id,
+            reported_at: Timestamp::from_secs(r.reported_at),
+            applied_at: r.applied_at.map(Timestamp::from_secs),
+        }
+    }
 }
 
 /// Filters of the events API.
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {
     pub kind: Option<String>,
-    /// Received at or after (unix seconds).
-    pub since: Option<i64>,
+    /// Received at or after.
+    pub since: Option<Timestamp>,
     /// Ids above this one (paging).
     pub after_id: Option<i64>,
     pub limit: i64,
@@ -133,24 +211,24 @@ impl Store {
             "UPDATE push_events SET duplicates = duplicates + 1 WHERE app = $1 AND dedup_key = $2";
         let results = with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut q = sqlx::query_as::<_, (String, i64, String, String)>(&nonce_sql);
+            let mut q = sqlx::query_as::<_, (AppId, i64, String, String)>(&nonce_sql);
             for p in pushes {
                 q = q
-                    .bind(p.app.as_str())
+                    .bind(&p.app)
                     .bind(p.timestamp)
                     .bind(&p.nonce)
                     .bind(&p.signature)
                     .bind(&p.dedup_key)
-                    .bind(p.received_at);
+                    .bind(p.received_at.secs());
             }
-            let mut fresh: HashSet<(String, i64, String, String)> =
+            let mut fresh: HashSet<(AppId, i64, String, String)> =
                 q.fetch_all(&mut *tx).await?.into_iter().collect();
             // The first push of the batch with a replay key owns its row.
             let mut results: Vec<Option<Recorded>> = Vec::with_capacity(pushes.len());
             let mut new: Vec<&NewPush> = Vec::new();
             for p in pushes {
                 let key = (
-                    p.app.as_str().to_owned(),
+                    p.app.clone(),
                     p.timestamp,
                     p.nonce.clone(),
                     p.signature.clone(),
@@ -161,7 +239,7 @@ impl Store {
                     continue;
                 }
                 let (earlier,): (String,) = sqlx::query_as(earlier_sql)
-                    .bind(p.app.as_str())
+                    .bind(&p.app)
                     .bind(p.timestamp)
                     .bind(&p.nonce)
                     .bind(&p.signature)
@@ -173,7 +251,7 @@ impl Store {
                     Recorded::Replayed
                 }));
             }
-            let mut ids: HashMap<(String, String), i64> = HashMap::new();
+            let mut ids: HashMap<(AppId, String), i64> = HashMap::new();
             if !new.is_empty() {
                 let event_sql = format!(
                     "INSERT INTO push_events (app, dedup_key, msg_type, event, kind, openid, create_time,
@@ -181,11 +259,11 @@ impl Store {
                      VALUES {} ON CONFLICT (app, dedup_key) DO NOTHING RETURNING id, app, dedup_key",
                     placeholders(new.len(), 13)
                 );
-                let mut q = sqlx::query_as::<_, (i64, String, String)>(&event_sql);
+                let mut q = sqlx::query_as::<_, (i64, AppId, String)>(&event_sql);
                 for p in &new {
                     let handled = p.outcome_now.is_some();
                     q = q
-                        .bind(p.app.as_str())
+                        .bind(&p.app)
                         .bind(&p.dedup_key)
                         .bind(&p.msg_type)
                         .bind(&p.event)
@@ -194,10 +272,10 @@ impl Store {
                         .bind(p.create_time)
                         .bind(p.encrypted)
                         .bind(&p.xml)
-                        .bind(p.received_at)
-                        .bind(handled.then_some(p.received_at))
+                        .bind(p.received_at.secs())
+                        .bind(handled.then_some(p.received_at.secs()))
                         .bind(&p.outcome_now)
-                        .bind(if handled { 0 } else { p.claim_until });
+                        .bind(if handled { 0 } else { p.claim_until.secs() });
                 }
                 ids = q
                     .fetch_all(&mut *tx)
@@ -210,14 +288,14 @@ impl Store {
             for (p, r) in pushes.iter().zip(results) {
                 let r = r.unwrap_or_else(|| {
                     // The first push of the batch with a dedup key owns the event.
-                    match ids.remove(&(p.app.as_str().to_owned(), p.dedup_key.clone())) {
+                    match ids.remove(&(p.app.clone(), p.dedup_key.clone())) {
                         Some(id) => Recorded::New(id),
                         None => Recorded::Duplicate,
                     }
                 });
                 if r == Recorded::Duplicate {
                     sqlx::query(dup_sql)
-                        .bind(p.app.as_str())
+                        .bind(&p.app)
                         .bind(&p.dedup_key)
                         .execute(&mut *tx)
                         .await?;
@@ -231,12 +309,17 @@ impl Store {
     }
 
     /// Marks an event handled with its outcome (`follow_recorded`, `delivered`...).
-    pub async fn finish_event(&self, id: i64, outcome: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn finish_event(
+        &self,
+        id: i64,
+        outcome: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         let sql = "UPDATE push_events SET handled_at = $1, outcome = $2, claimed_until = 0, last_error = NULL
                    WHERE id = $3 AND handled_at IS NULL";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(now)
+                .bind(now.secs())
                 .bind(outcome)
                 .bind(id)
                 .execute(pool)
@@ -258,11 +341,11 @@ impl Store {
     /// failed), for `lease_secs`. Concurrent sweepers never claim the same event.
     pub async fn claim_unhandled_events(
         &self,
-        now: i64,
+        now: Timestamp,
         lease_secs: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let rows: Vec<StoredEvent> = with_pool!(&self.write, |pool| {
+        let rows: Vec<EventRow> = with_pool!(&self.write, |pool| {
             // PostgreSQL: concurrent sweepers skip each other's rows instead of waiting.
             let sql = format!(
                 "UPDATE push_events SET claimed_until = $1, attempts = attempts + 1
@@ -273,13 +356,13 @@ impl Store {
                 pool.skip_locked()
             );
             sqlx::query_as(&sql)
-                .bind(now + lease_secs)
-                .bind(now)
+                .bind(now.secs() + lease_secs)
+                .bind(now.secs())
                 .bind(limit)
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows)
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
     /// What arrived for an app, oldest first.
@@ -293,17 +376,17 @@ impl Store {
              WHERE app = $1 AND ($2 IS NULL OR kind = $2) AND received_at >= $3 AND id > $4
              ORDER BY id LIMIT $5"
         );
-        let rows: Vec<StoredEvent> = with_pool!(&self.db, |pool| {
+        let rows: Vec<EventRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(&sql)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(f.kind.as_deref())
-                .bind(f.since.unwrap_or(i64::MIN))
+                .bind(f.since.map_or(i64::MIN, Timestamp::secs))
                 .bind(f.after_id.unwrap_or(0))
                 .bind(f.limit)
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows)
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
     /// The report for a msgid, if it arrived: what the outbox consults when it records
@@ -315,14 +398,14 @@ impl Store {
     ) -> Result<Option<DeliveryReport>, StoreError> {
         let sql = "SELECT app, msgid, status, openid, event_id, reported_at, applied_at
                    FROM push_delivery_reports WHERE app = $1 AND msgid = $2";
-        let row = with_pool!(&self.db, |pool| {
+        let row: Option<ReportRow> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row)
+        Ok(row.map(DeliveryReport::from))
     }
 
     /// The outbox applied this report to its message.
@@ -330,14 +413,14 @@ impl Store {
         &self,
         app: &AppId,
         msgid: i64,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE push_delivery_reports SET applied_at = $1
                    WHERE app = $2 AND msgid = $3 AND applied_at IS NULL";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(now)
-                .bind(app.as_str())
+                .bind(now.secs())
+                .bind(app)
                 .bind(msgid)
                 .execute(pool)
                 .await?;
@@ -349,21 +432,21 @@ impl Store {
     /// applied or orphaned reports) older than the retention.
     pub async fn prune_push_records(
         &self,
-        nonces_before: i64,
-        events_before: Option<i64>,
+        nonces_before: Timestamp,
+        events_before: Option<Timestamp>,
     ) -> Result<u64, StoreError> {
         let mut statements = vec![(
             "DELETE FROM push_nonces WHERE timestamp < $1",
-            nonces_before,
+            nonces_before.secs(),
         )];
         if let Some(before) = events_before {
             statements.push((
                 "DELETE FROM push_events WHERE handled_at IS NOT NULL AND received_at < $1",
-                before,
+                before.secs(),
             ));
             statements.push((
                 "DELETE FROM push_delivery_reports WHERE reported_at < $1",
-                before,
+                before.secs(),
             ));
         }
         let mut total = 0;
@@ -380,12 +463,6 @@ impl Store {
     }
 }
 
-impl StoredEvent {
-    pub fn app_id(&self) -> Result<AppId, StoreError> {
-        AppId::parse(&self.app).map_err(|e| corrupt("push_events", e))
-    }
-}
-
 /// The writes of event handling, inside one transaction per batch.
 impl StoreTx {
     /// Marks these events handled; returns the ones that were not already (by another
@@ -393,7 +470,7 @@ impl StoreTx {
     pub async fn start_handling(
         &mut self,
         ids: &[i64],
-        now: i64,
+        now: Timestamp,
     ) -> Result<HashSet<i64>, StoreError> {
         if ids.is_empty() {
             return Ok(HashSet::new());
@@ -404,7 +481,7 @@ impl StoreTx {
             id_list(2, ids.len())
         );
         let rows: Vec<(i64,)> = with_tx!(self, |conn| {
-            let mut q = sqlx::query_as(&sql).bind(now);
+            let mut q = sqlx::query_as(&sql).bind(now.secs());
             for id in ids {
                 q = q.bind(id);
             }
@@ -444,19 +521,19 @@ impl StoreTx {
         status: &str,
         openid: Option<&str>,
         event_id: i64,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         let sql =
             "INSERT INTO push_delivery_reports (app, msgid, status, openid, event_id, reported_at)
                    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
         let n = with_tx!(self, |conn| {
             sqlx::query(sql)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(msgid)
                 .bind(status)
                 .bind(openid)
                 .bind(event_id)
-                .bind(now)
+                .bind(now.secs())
                 .execute(&mut *conn)
                 .await?
                 .rows_affected()
@@ -472,8 +549,8 @@ impl StoreTx {
         app: &AppId,
         openid: &OpenId,
         follows: bool,
-        at: i64,
-        now: i64,
+        at: Timestamp,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
         // An identity first seen through a push knows only its openid, as snsapi_base would.
         let sql = "INSERT INTO identities (app, openid, scope, is_snapshot, created_at, updated_at, follows, follow_changed_at)
@@ -486,11 +563,11 @@ impl StoreTx {
                       OR identities.follow_changed_at <= excluded.follow_changed_at";
         let n = with_tx!(self, |conn| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
-                .bind(now)
+                .bind(app)
+                .bind(openid)
+                .bind(now.secs())
                 .bind(follows)
-                .bind(at)
+                .bind(at.secs())
                 .execute(&mut *conn)
                 .await?
                 .rows_affected()

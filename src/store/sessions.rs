@@ -1,7 +1,8 @@
 //! Mini-program sessions: the sealed session key of each (app, openid). The store only
-//! keeps bytes; sealing and opening happen in `crate::login` with the storage key.
+//! keeps bytes; sealing and opening happen in `crate::identity::mini_program` with the storage key.
 
 use super::{Store, StoreError, with_pool};
+use crate::clock::Timestamp;
 use crate::domain::{AppId, OpenId};
 
 impl Store {
@@ -11,7 +12,7 @@ impl Store {
         app: &AppId,
         openid: &OpenId,
         sealed: &[u8],
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "INSERT INTO mp_sessions (app, openid, session_key, created_at, updated_at)
                    VALUES ($1, $2, $3, $4, $4)
@@ -21,10 +22,10 @@ impl Store {
                       updated_at = excluded.updated_at";
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .bind(sealed)
-                .bind(now)
+                .bind(now.secs())
                 .execute(pool)
                 .await?;
         });
@@ -40,8 +41,8 @@ impl Store {
         let sql = "SELECT session_key FROM mp_sessions WHERE app = $1 AND openid = $2";
         let row: Option<(Vec<u8>,)> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
-                .bind(app.as_str())
-                .bind(openid.as_str())
+                .bind(app)
+                .bind(openid)
                 .fetch_optional(pool)
                 .await?
         });

@@ -48,22 +48,19 @@ impl Store {
         let select = format!("SELECT {COLUMNS} FROM access_tokens WHERE app = $1");
         Ok(with_pool!(&self.db, |pool| {
             let row = sqlx::query_as(&select)
-                .bind(app.as_str())
+                .bind(app)
                 .fetch_optional(pool)
                 .await?;
             match row {
                 Some(row) => row,
                 None => {
                     sqlx::query(insert)
-                        .bind(app.as_str())
+                        .bind(app)
                         .bind(mode)
                         .bind(now)
                         .execute(pool)
                         .await?;
-                    sqlx::query_as(&select)
-                        .bind(app.as_str())
-                        .fetch_one(pool)
-                        .await?
+                    sqlx::query_as(&select).bind(app).fetch_one(pool).await?
                 }
             }
         }))
@@ -96,7 +93,7 @@ impl Store {
             sqlx::query(sql)
                 .bind(owner)
                 .bind(now + lease_secs)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(version)
                 .bind(now)
                 .execute(pool)
@@ -110,11 +107,7 @@ impl Store {
         let sql = "UPDATE access_tokens SET lease_owner = NULL, lease_until = 0
                    WHERE app = $1 AND lease_owner = $2";
         with_pool!(&self.write, |pool| {
-            sqlx::query(sql)
-                .bind(app.as_str())
-                .bind(owner)
-                .execute(pool)
-                .await?;
+            sqlx::query(sql).bind(app).bind(owner).execute(pool).await?;
         });
         Ok(())
     }
@@ -144,7 +137,7 @@ impl Store {
                 .bind(expires_at)
                 .bind(now)
                 .bind(day)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(expected_version)
                 .fetch_optional(pool)
                 .await?
@@ -169,7 +162,7 @@ impl Store {
             sqlx::query(sql)
                 .bind(day)
                 .bind(now)
-                .bind(app.as_str())
+                .bind(app)
                 .bind(FORCE_REFRESH_PER_DAY)
                 .bind(now - FORCE_REFRESH_MIN_INTERVAL)
                 .execute(pool)

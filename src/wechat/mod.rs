@@ -11,6 +11,7 @@ pub mod types;
 
 pub use errcode::{ErrCode, ErrorClass};
 
+use crate::metrics::CallResult;
 use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -83,7 +84,13 @@ impl WechatClient {
     ) -> Result<T, WechatError> {
         let started = std::time::Instant::now();
         let result = self.call_untimed(endpoint, req).await;
-        crate::metrics::wechat_call(endpoint, &result, started.elapsed());
+        let counted = match &result {
+            Ok(_) => CallResult::Ok,
+            Err(WechatError::Api { code, .. }) => CallResult::Errcode(code.code()),
+            Err(WechatError::Transport { .. }) => CallResult::Transport,
+            Err(WechatError::Protocol { .. }) => CallResult::Protocol,
+        };
+        crate::metrics::wechat_call(endpoint, counted, started.elapsed());
         result
     }
 

@@ -167,7 +167,7 @@ async fn the_session_key_is_sealed_at_rest_and_never_returned() {
     assert!(!contains(&stored, sk.as_bytes()), "not the base64 text");
     assert!(!contains(&stored, &raw), "not the raw bytes");
     // It opens with the storage key, to exactly what WeChat sent.
-    let opened = wxlink::login::session_key(&t.ctx, &app, &openid)
+    let opened = wxlink::identity::mini_program::session_key(&t.ctx, &app, &openid)
         .await
         .unwrap()
         .unwrap();
@@ -178,7 +178,7 @@ async fn the_session_key_is_sealed_at_rest_and_never_returned() {
     let (_, again) = login(&t, "mp", MP_APPID, id(&p), None).await;
     let sk2 = t.sim.session_key_of(MP_APPID, id(&p)).unwrap();
     assert_ne!(sk2, sk);
-    let opened = wxlink::login::session_key(&t.ctx, &app, &openid)
+    let opened = wxlink::identity::mini_program::session_key(&t.ctx, &app, &openid)
         .await
         .unwrap()
         .unwrap();

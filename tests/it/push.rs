@@ -427,9 +427,9 @@ async fn one_batch_holding_a_retry_and_a_replay_records_each_correctly() {
         create_time: Some(now),
         encrypted: false,
         xml: "<xml/>".into(),
-        received_at: now,
+        received_at: wxlink::clock::Timestamp::from_secs(now),
         outcome_now: Some("stored".into()),
-        claim_until: 0,
+        claim_until: wxlink::clock::Timestamp::from_secs(0),
     };
     use wxlink::store::Recorded::*;
     let batch = [

@@ -294,9 +294,9 @@ async fn an_event_left_unhandled_by_a_crash_is_handled_by_the_sweeper() {
             create_time: Some(now),
             encrypted: true,
             xml: xml.clone(),
-            received_at: now,
+            received_at: wxlink::clock::Timestamp::from_secs(now),
             outcome_now: None,
-            claim_until: now + wxlink::push::CLAIM_SECS,
+            claim_until: wxlink::clock::Timestamp::from_secs(now + wxlink::push::CLAIM_SECS),
         })
         .await
         .unwrap();

@@ -274,7 +274,7 @@ async fn a_restarted_sandbox_still_opens_the_session_keys_it_sealed() {
         assert_eq!(mode & 0o777, 0o600, "the key file is private");
     }
     let second = sandbox_at(&path).await;
-    let opened = wxlink::login::session_key(&second.ctx, &app, &openid)
+    let opened = wxlink::identity::mini_program::session_key(&second.ctx, &app, &openid)
         .await
         .unwrap();
     assert!(

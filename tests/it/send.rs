@@ -432,13 +432,14 @@ async fn a_message_of_a_dead_worker_is_taken_over_after_its_lease() {
     let id = t.send_ok("42", body).await;
     t.sent(&id).await;
     let store = &t.ctx.store;
+    let id = wxlink::domain::MessageId::parse(&id).unwrap();
     let m = store.message(&id).await.unwrap().unwrap();
     let now_ms = t.clock.now_ms() + 3_600_000;
     let new_id = format!("m{:012x}deadworker", now_ms);
     store
         .enqueue(
             &[wxlink::store::NewMessage {
-                id: new_id.clone(),
+                id: wxlink::domain::MessageId::parse(&new_id).unwrap(),
                 caller: "tests".into(),
                 idempotency_key: None,
                 request_hash: "x".into(),
@@ -451,12 +452,17 @@ async fn a_message_of_a_dead_worker_is_taken_over_after_its_lease() {
                 payload: m.payload,
                 note: None,
             }],
-            now_ms,
+            wxlink::clock::Timestamp::from_millis(now_ms),
         )
         .await
         .unwrap();
     let claimed = store
-        .claim_messages("dead-instance", now_ms, 60_000, 10)
+        .claim_messages(
+            "dead-instance",
+            wxlink::clock::Timestamp::from_millis(now_ms),
+            60_000,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);

@@ -3,7 +3,7 @@
 
 use super::{Admin, bad_request, beijing, beijing_ms, render};
 use crate::context::Ctx;
-use crate::domain::{Channel, MessageStatus};
+use crate::domain::{Channel, MessageId, MessageStatus};
 use crate::store::{Message, MessageFilter};
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -37,8 +37,8 @@ impl From<&Message> for MessageLine {
             (None, None) => String::new(),
         };
         Self {
-            id: m.id.clone(),
-            created: beijing_ms(m.created_ms),
+            id: m.id.to_string(),
+            created: beijing_ms(m.created_ms.millis()),
             user_id: m.user_id.to_string(),
             app: m.app.to_string(),
             channel: m.channel.as_str(),
@@ -151,7 +151,7 @@ pub(super) async fn list(
                     q.append_pair(k, v);
                 }
             }
-            q.append_pair("before", &last.id);
+            q.append_pair("before", last.id.as_str());
             q.finish()
         });
     render(&OutboxPage {
@@ -198,7 +198,12 @@ pub(super) async fn message(
     State(ctx): State<Ctx>,
     Path(id): Path<String>,
 ) -> Response {
-    let m = match ctx.store.message(&id).await {
+    let found = match MessageId::parse(&id) {
+        Ok(id) => ctx.store.message(&id).await,
+        // Not an id we would hand out: no message has it.
+        Err(_) => Ok(None),
+    };
+    let m = match found {
         Ok(Some(m)) => m,
         Ok(None) => {
             return crate::http::error::Page::new(
@@ -215,10 +220,12 @@ pub(super) async fn message(
     let hold = if m.status == MessageStatus::Queued {
         match ctx
             .store
-            .channel_hold(&m.app, m.channel, ctx.clock.now_ms())
+            .channel_hold(&m.app, m.channel, ctx.clock.timestamp())
             .await
         {
-            Ok(h) => h.map(|(until, reason)| format!("held until {}: {reason}", beijing_ms(until))),
+            Ok(h) => h.map(|(until, reason)| {
+                format!("held until {}: {reason}", beijing_ms(until.millis()))
+            }),
             Err(e) => return crate::http::error::Page::from(e).into_response(),
         }
     } else {
@@ -262,9 +269,9 @@ pub(super) async fn message(
         next_attempt: if m.status.is_settled() {
             String::new()
         } else {
-            beijing_ms(m.next_attempt_ms)
+            beijing_ms(m.next_attempt_ms.millis())
         },
-        updated: beijing_ms(m.updated_ms),
+        updated: beijing_ms(m.updated_ms.millis()),
         hold,
         payload: serde_json::to_string_pretty(&m.payload).unwrap_or_default(),
         history,

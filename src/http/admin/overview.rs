@@ -155,7 +155,7 @@ async fn build(ctx: &Ctx) -> Result<OverviewPage, crate::store::StoreError> {
         apps,
         force_budget: FORCE_REFRESH_PER_DAY,
         depth,
-        oldest: oldest.map(|ms| format!("{} ({})", beijing_ms(ms), relative(now, ms / 1000))),
+        oldest: oldest.map(|t| format!("{} ({})", beijing_ms(t.millis()), relative(now, t.secs()))),
         today: beijing(midnight)[..10].to_owned(),
     })
 }

@@ -43,8 +43,8 @@ impl From<StoredEvent> for PushLine {
     fn from(e: StoredEvent) -> Self {
         Self {
             id: e.id,
-            received: beijing(e.received_at),
-            app: e.app,
+            received: beijing(e.received_at.secs()),
+            app: e.app.to_string(),
             kind: e.kind,
             openid: e.openid.unwrap_or_default(),
             encrypted: e.encrypted,

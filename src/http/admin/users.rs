@@ -57,14 +57,17 @@ impl From<&Identity> for IdentityLine {
                 .map(|p| p.nickname.clone())
                 .unwrap_or_default(),
             snapshot: i.is_snapshot,
-            created: beijing(i.created_at),
-            bound: i.bound_at.map(beijing).unwrap_or_default(),
+            created: beijing(i.created_at.secs()),
+            bound: i.bound_at.map(|t| beijing(t.secs())).unwrap_or_default(),
             follows: match i.follows {
                 Some(true) => "follows",
                 Some(false) => "unfollowed",
                 None => "",
             },
-            follow_changed: i.follow_changed_at.map(beijing).unwrap_or_default(),
+            follow_changed: i
+                .follow_changed_at
+                .map(|t| beijing(t.secs()))
+                .unwrap_or_default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::doc::api_errors;
 use super::{AppPath, Caller, known_app};
+use crate::clock::Timestamp;
 use crate::context::Ctx;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{EventFilter, StoredEvent};
@@ -86,7 +87,7 @@ async fn list(
     }
     let filter = EventFilter {
         kind: q.kind.filter(|k| !k.is_empty()),
-        since: q.since,
+        since: q.since.map(Timestamp::from_secs),
         after_id: q.after,
         limit,
     };

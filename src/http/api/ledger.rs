@@ -129,7 +129,7 @@ async fn add_subscription(
             &template,
             req.count,
             req.long_term,
-            ctx.clock.now(),
+            ctx.clock.timestamp(),
         )
         .await?;
     Ok((
@@ -177,7 +177,7 @@ async fn list_subscriptions(
                 template_id: sub.template_id,
                 remaining: sub.remaining,
                 long_term: sub.long_term,
-                updated_at: Some(sub.updated_at),
+                updated_at: Some(sub.updated_at.secs()),
             });
         }
     }
@@ -251,7 +251,7 @@ async fn add_form_id(
         mini_program_identity(&ctx, &user, req.app.as_deref(), Channel::Form).await?;
     let stored = ctx
         .store
-        .add_form_id(&app.id, &openid, id, kind, ctx.clock.now())
+        .add_form_id(&app.id, &openid, id, kind, ctx.clock.timestamp())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -260,7 +260,7 @@ async fn add_form_id(
             form_id: stored.form_id,
             kind: stored.kind,
             uses_left: stored.uses_left,
-            expires_at: stored.expires_at,
+            expires_at: stored.expires_at.secs(),
         }),
     ))
 }
@@ -308,7 +308,9 @@ async fn set_preferences(
         .map(|c| Category::parse(c))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ApiError::new(ErrorCode::InvalidCategory, e.0))?;
-    ctx.store.set_muted(&user, &muted, ctx.clock.now()).await?;
+    ctx.store
+        .set_muted(&user, &muted, ctx.clock.timestamp())
+        .await?;
     Ok(Json(PreferencesBody {
         muted: ctx.store.muted(&user).await?,
     }))

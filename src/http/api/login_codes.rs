@@ -60,7 +60,7 @@ async fn redeem(
     _caller: Caller,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Json<RedeemedBody>, ApiError> {
-    let now = ctx.clock.now();
+    let now = ctx.clock.timestamp();
     let (app, openid) = match ctx
         .store
         .redeem_login_code(&hash_token(&req.code), now)

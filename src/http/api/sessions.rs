@@ -6,7 +6,7 @@ use super::{ApiJson, AppPath, Caller, known_app, parse_user};
 use crate::context::Ctx;
 use crate::domain::{AppId, OpenId, UnionId, UserId};
 use crate::http::error::{ApiError, ErrorCode};
-use crate::login::{self, LoginError};
+use crate::identity::mini_program::{self, LoginError};
 use crate::wechat::{ErrCode, WechatError};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -81,7 +81,7 @@ async fn create_session(
             "js_code must be the code wx.login returned (1 to 128 visible ASCII characters)",
         ));
     }
-    let login = login::mini_program_login(&ctx, app_cfg, js_code, user.as_ref())
+    let login = mini_program::login(&ctx, app_cfg, js_code, user.as_ref())
         .await
         .map_err(login_error)?;
     Ok(Json(SessionBody {

@@ -6,7 +6,7 @@ use crate::config::AppKind;
 use crate::context::Ctx;
 use crate::domain::{OAuthScope, OpenId, ReturnTo, UnionId, UserId};
 use crate::http::error::{ApiError, ErrorCode};
-use crate::link::{self, BindError};
+use crate::identity::link::{self, BindError};
 use crate::store::{Identity, NewIdentity};
 use axum::Json;
 use axum::body::Bytes;
@@ -132,7 +132,7 @@ async fn bind(
         .map(UnionId::parse)
         .transpose()
         .map_err(|e| ApiError::new(ErrorCode::InvalidUnionid, e.0))?;
-    let now = ctx.clock.now();
+    let now = ctx.clock.timestamp();
     // A unionid that belongs to someone else is refused before it is stored: otherwise the
     // refused claim would stay on the openid and lead it to the other user later.
     if let Some(u) = &unionid
@@ -207,7 +207,7 @@ async fn unbind(
         OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     if ctx
         .store
-        .unbind_identity(&app_cfg.id, &openid, &user, ctx.clock.now())
+        .unbind_identity(&app_cfg.id, &openid, &user, ctx.clock.timestamp())
         .await?
     {
         Ok(StatusCode::NO_CONTENT)

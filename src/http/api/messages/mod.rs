@@ -7,8 +7,9 @@ pub mod wire;
 
 use super::doc::api_errors;
 use super::{ApiJson, Caller, UserPath, parse_user};
+use crate::clock::Timestamp;
 use crate::context::Ctx;
-use crate::domain::{Channel, IdempotencyKey, MessageStatus};
+use crate::domain::{Channel, IdempotencyKey, MessageId, MessageStatus};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::Message;
 use axum::Json;
@@ -35,7 +36,7 @@ pub fn router() -> OpenApiRouter<Ctx> {
 /// A message stored and queued.
 #[derive(Serialize, ToSchema)]
 struct AcceptedBody {
-    id: String,
+    id: MessageId,
     /// `queued` (a replayed request answers its message's status now).
     status: MessageStatus,
     /// The channel it goes by: the one asked for, or the one `auto` chose.
@@ -219,7 +220,12 @@ async fn get_message(
     _caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let m = ctx.store.message(&id).await?.ok_or_else(|| {
+    let found = match MessageId::parse(&id) {
+        Ok(id) => ctx.store.message(&id).await?,
+        // Not an id we would hand out: no message has it.
+        Err(_) => None,
+    };
+    let m = found.ok_or_else(|| {
         ApiError::new(
             ErrorCode::MessageNotFound,
             format!("no message {:?}", id.chars().take(40).collect::<String>()),
@@ -232,7 +238,7 @@ async fn get_message(
 async fn view(ctx: &Ctx, m: Message) -> Result<MessageView, ApiError> {
     let hold = if m.status == MessageStatus::Queued {
         ctx.store
-            .channel_hold(&m.app, m.channel, ctx.clock.now_ms())
+            .channel_hold(&m.app, m.channel, ctx.clock.timestamp())
             .await?
     } else {
         None
@@ -247,7 +253,8 @@ async fn view(ctx: &Ctx, m: Message) -> Result<MessageView, ApiError> {
             .and_then(|i| i.follow_changed_at);
         explanation = Some(match unfollowed_at {
             Some(at) => format!(
-                "the person unfollowed the Official Account (at {at}, Unix time) and must follow it again to receive template messages"
+                "the person unfollowed the Official Account (at {}, Unix time) and must follow it again to receive template messages",
+                at.secs()
             ),
             None => "the person does not follow the Official Account, which template messages need"
                 .to_owned(),
@@ -255,10 +262,10 @@ async fn view(ctx: &Ctx, m: Message) -> Result<MessageView, ApiError> {
     }
     Ok(MessageView {
         message: m,
-        held_until_ms,
+        held_until_ms: held_until_ms.map(Timestamp::millis),
         hold_reason,
         explanation,
-        unfollowed_at,
+        unfollowed_at: unfollowed_at.map(Timestamp::secs),
     })
 }
 
@@ -278,7 +285,7 @@ struct ListQuery {
 struct MessagesBody {
     messages: Vec<Message>,
     /// The `before` of the next page; null on the last one.
-    next: Option<String>,
+    next: Option<MessageId>,
 }
 
 api_errors!(ListForUserErrors:

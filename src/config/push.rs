@@ -1,7 +1,8 @@
-//! Push settings: each app's mode and keys, and the `[push]` section, checked at start-up
-//! like the rest of the configuration (every refusal names the setting).
+//! Push settings: the `[push]` section, and each app's push mode and keys (the
+//! `push_token`, `encoding_aes_key`... fields of `[[apps]]`), checked at start-up like the
+//! rest of the configuration (every refusal names the setting).
 
-use crate::config::ConfigError;
+use super::ConfigError;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -54,8 +55,8 @@ impl Default for PushSettings {
 }
 
 /// The `[push]` section's values are in range.
-pub(crate) fn check_section(p: &PushSettings) -> Result<(), ConfigError> {
-    crate::config::check_ranges(&[
+pub(super) fn check_section(p: &PushSettings) -> Result<(), ConfigError> {
+    super::check_ranges(&[
         (
             "push.timestamp_window_secs",
             p.timestamp_window_secs,
@@ -82,7 +83,7 @@ pub(crate) fn check_section(p: &PushSettings) -> Result<(), ConfigError> {
 
 /// The push settings of one app fit together: a token WeChat's console would accept, keys
 /// that decode to 32 bytes, and a key wherever the mode needs one. Returns the mode.
-pub(crate) fn check_app(
+pub(super) fn check_app(
     i: usize,
     mode: Option<PushMode>,
     token: Option<&SecretString>,

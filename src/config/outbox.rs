@@ -1,31 +1,8 @@
-//! How wxlink uses its database and sends: the connection pool (`[database]`) and the
-//! outbox (`[outbox]`), with the ranges each setting must keep.
+//! `[outbox]`: how messages are sent (concurrency, claiming, retries, pacing), and the
+//! ranges its settings must keep.
 
 use super::ConfigError;
 use serde::Deserialize;
-
-/// The database connection pool.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// PostgreSQL: connections per instance. SQLite: reading connections (writes always go
-    /// through one).
-    pub max_connections: u32,
-    /// How long a request waits for a connection before it is answered 503.
-    pub acquire_timeout_ms: u64,
-    /// PostgreSQL: a statement running longer than this is cancelled.
-    pub statement_timeout_ms: u64,
-}
-
-impl Default for DatabaseSettings {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            acquire_timeout_ms: 5000,
-            statement_timeout_ms: 10_000,
-        }
-    }
-}
 
 /// How the outbox sends messages.
 #[derive(Clone, Debug, Deserialize)]
@@ -70,35 +47,9 @@ impl Default for OutboxSettings {
     }
 }
 
-/// `[database]` within its ranges.
-pub(super) fn check_database(settings: &DatabaseSettings) -> Result<(), ConfigError> {
-    let db = settings;
-    super::check_ranges(&[
-        (
-            "database.max_connections",
-            db.max_connections as i64,
-            1,
-            1000,
-        ),
-        (
-            "database.acquire_timeout_ms",
-            db.acquire_timeout_ms as i64,
-            10,
-            600_000,
-        ),
-        (
-            "database.statement_timeout_ms",
-            db.statement_timeout_ms as i64,
-            10,
-            3_600_000,
-        ),
-    ])?;
-    Ok(())
-}
-
 /// `[outbox]` within its ranges, and a pacer that can serve a full round of sends within
 /// half a lease.
-pub(super) fn check_outbox(settings: &OutboxSettings) -> Result<(), ConfigError> {
+pub(super) fn check(settings: &OutboxSettings) -> Result<(), ConfigError> {
     let ob = settings;
     super::check_ranges(&[
         ("outbox.concurrency", ob.concurrency as i64, 1, 4096),

@@ -9,6 +9,7 @@
 //!   of them; the mini-program login reports that as a conflict naming them.
 //! - Unbinding one identity leaves the user's other identities bound.
 
+use crate::clock::Timestamp;
 use crate::domain::{AppId, OpenId, UnionId, UserId};
 use crate::store::{BindOutcome, Identity, Store, StoreError};
 
@@ -50,7 +51,7 @@ pub async fn bind_user(
     app: &AppId,
     openid: &OpenId,
     user: &UserId,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Result<Identity, Conflict>, BindError> {
     let identity = store
         .identity(app, openid)
@@ -111,7 +112,11 @@ pub enum Lookup {
 
 /// For an identity that arrived without a requested user: its current user, or the one
 /// user its unionid already belongs to (the identity is then bound to that user).
-pub async fn find_user(store: &Store, identity: &Identity, now: i64) -> Result<Lookup, StoreError> {
+pub async fn find_user(
+    store: &Store,
+    identity: &Identity,
+    now: Timestamp,
+) -> Result<Lookup, StoreError> {
     if let Some(u) = &identity.user_id {
         return Ok(Lookup::User(u.clone()));
     }
@@ -142,7 +147,7 @@ pub async fn find_user(store: &Store, identity: &Identity, now: i64) -> Result<L
 pub async fn auto_bind(
     store: &Store,
     identity: &Identity,
-    now: i64,
+    now: Timestamp,
 ) -> Result<Option<UserId>, StoreError> {
     Ok(match find_user(store, identity, now).await? {
         Lookup::User(u) => Some(u),
@@ -159,8 +164,8 @@ pub async fn mint_ticket(
     scope: crate::domain::OAuthScope,
     return_to: Option<&crate::domain::ReturnTo>,
 ) -> Result<(String, i64), StoreError> {
-    let now = ctx.clock.now();
-    let expires_at = now + ctx.config.oauth.ticket_ttl_secs;
+    let now = ctx.clock.timestamp();
+    let expires_at = now.plus_secs(ctx.config.oauth.ticket_ttl_secs);
     let ticket = crate::domain::OneTimeCode::generate();
     ctx.store
         .create_ticket(
@@ -180,5 +185,5 @@ pub async fn mint_ticket(
         app.id,
         ticket.expose()
     ));
-    Ok((url, expires_at))
+    Ok((url, expires_at.secs()))
 }

@@ -5,10 +5,10 @@
 //! The session key never leaves this module in clear: it is sealed at once and the
 //! caller only learns who the person is.
 
+use super::link::{self, BindError, Conflict, Lookup};
 use crate::config::{AppConfig, AppKind};
 use crate::context::Context;
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
-use crate::link::{self, BindError, Conflict, Lookup};
 use crate::seal::StorageKey;
 use crate::store::{NewIdentity, StoreError};
 use crate::wechat::WechatError;
@@ -57,7 +57,7 @@ pub fn session_key_aad(app: &AppId, openid: &OpenId) -> Vec<u8> {
 }
 
 /// Logs a person in with the code of `wx.login` and binds or looks up their user.
-pub async fn mini_program_login(
+pub async fn login(
     ctx: &Context,
     app: &AppConfig,
     js_code: &str,
@@ -88,7 +88,7 @@ pub async fn mini_program_login(
         return Err(malformed("session_key").into());
     }
 
-    let now = ctx.clock.now();
+    let now = ctx.clock.timestamp();
     let identity = ctx
         .store
         .upsert_identity(

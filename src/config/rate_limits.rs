@@ -1,94 +1,10 @@
-//! The operator's settings: `/metrics` access, the admin pages' credential, inbound rate
-//! limits, and the shutdown grace period. Kept apart from the WeChat and outbox settings so
-//! each can be read on its own.
+//! `[rate_limits]`: inbound limits per client address, and which proxies' forwarded
+//! addresses are believed.
 
-use super::{ConfigError, resolve_secret};
+use super::ConfigError;
 use ipnet::IpNet;
-use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::IpAddr;
-
-/// `[metrics]` as written.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawMetrics {
-    token: Option<String>,
-    refresh_secs: u64,
-}
-
-impl Default for RawMetrics {
-    fn default() -> Self {
-        Self {
-            token: None,
-            refresh_secs: 5,
-        }
-    }
-}
-
-/// Who may read `/metrics`, and how often the sampled gauges are refreshed.
-#[derive(Clone, Debug)]
-pub struct MetricsSettings {
-    /// When set, `/metrics` wants `Authorization: Bearer <token>`; unset, it is open (it
-    /// shows counts and app ids, no secrets; keep it off the public listener or set this).
-    pub token: Option<SecretString>,
-    /// How often the outbox depth and token ages are sampled, in seconds.
-    pub refresh_secs: u64,
-}
-
-impl RawMetrics {
-    pub(super) fn parse(&self) -> Result<MetricsSettings, ConfigError> {
-        if !(1..=300).contains(&self.refresh_secs) {
-            return Err(ConfigError::new(
-                "metrics.refresh_secs",
-                format!("{} is out of range 1..=300", self.refresh_secs),
-            ));
-        }
-        let token = resolve_secret("metrics.token", self.token.as_ref(), "WXLINK_METRICS_TOKEN")?;
-        Ok(MetricsSettings {
-            token,
-            refresh_secs: self.refresh_secs,
-        })
-    }
-}
-
-/// `[admin]` as written.
-#[derive(Debug, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawAdmin {
-    key_sha256: Option<String>,
-}
-
-/// Who may open the admin pages (`/admin`).
-#[derive(Clone, Debug, Default)]
-pub struct AdminSettings {
-    /// SHA-256 of the admin key, given as the HTTP basic-auth password (any user name) or
-    /// as `Authorization: Bearer <key>`. Unset: the admin pages do not exist (404).
-    pub key_sha256: Option<[u8; 32]>,
-}
-
-impl RawAdmin {
-    pub(super) fn parse(&self) -> Result<AdminSettings, ConfigError> {
-        use secrecy::ExposeSecret;
-        let setting = "admin.key_sha256";
-        let Some(hex_digest) =
-            resolve_secret(setting, self.key_sha256.as_ref(), "WXLINK_ADMIN_KEY_SHA256")?
-        else {
-            return Ok(AdminSettings::default());
-        };
-        let bytes = hex::decode(hex_digest.expose_secret().trim())
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| {
-                ConfigError::new(
-                    setting,
-                    "must be 64 hex digits: the SHA-256 of the admin key (wxlink hash-key)",
-                )
-            })?;
-        Ok(AdminSettings {
-            key_sha256: Some(bytes),
-        })
-    }
-}
 
 /// One group's limit: a sustained rate and the burst a client may use at once.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -194,19 +110,6 @@ fn parse_net(s: &str) -> Option<IpNet> {
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
         .map(|n| n.trunc())
-}
-
-/// The default grace period on SIGTERM, in seconds.
-pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
-
-pub(super) fn check_grace(secs: u64) -> Result<u64, ConfigError> {
-    if !(1..=3600).contains(&secs) {
-        return Err(ConfigError::new(
-            "shutdown_grace_secs",
-            format!("{secs} is out of range 1..=3600"),
-        ));
-    }
-    Ok(secs)
 }
 
 #[cfg(test)]

@@ -1,17 +1,36 @@
 //! Configuration: a TOML file (`--config` / `WXLINK_CONFIG`) with environment overrides,
 //! parsed once at start-up into typed values. Every refusal names the setting.
+//!
+//! This file holds the top-level keys (`listen`, `public_url`, `database_url`,
+//! `storage_key`, ...), loading and the checks that span sections; each TOML section has
+//! its own file, named for it.
 
-mod ops;
-mod sending;
-pub use ops::{
-    AdminSettings, DEFAULT_SHUTDOWN_GRACE_SECS, Limit, MetricsSettings, RateLimitSettings,
-};
-pub use sending::{DatabaseSettings, OutboxSettings};
+mod admin;
+mod api_keys;
+mod apps;
+mod database;
+mod metrics;
+mod oauth;
+mod outbox;
+mod push;
+mod rate_limits;
+mod tokens;
 
-use crate::domain::{AppId, ReturnToAllowList, WxAppId};
-pub use crate::push::settings::{PushMode, PushSettings};
+pub use admin::AdminSettings;
+pub use api_keys::ApiKey;
+pub use apps::{AppConfig, TokenMode};
+pub use database::DatabaseSettings;
+pub use metrics::MetricsSettings;
+pub use oauth::OAuthTimings;
+pub use outbox::OutboxSettings;
+pub use push::{PushMode, PushSettings};
+pub use rate_limits::{Limit, RateLimitSettings};
+pub use tokens::TokenSettings;
+
+/// Kept here for the paths that name it through configuration.
+pub use crate::domain::AppKind;
+use crate::domain::{AppId, ReturnToAllowList};
 use crate::seal::StorageKey;
-use crate::wechat::AppCredentials;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -42,108 +61,6 @@ impl ConfigError {
         Self {
             setting: setting.into(),
             problem: problem.into(),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AppKind {
-    OfficialAccount,
-    MiniProgram,
-}
-
-impl AppKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OfficialAccount => "official_account",
-            Self::MiniProgram => "mini_program",
-        }
-    }
-}
-
-/// How the global access token is fetched (used by the token manager).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenMode {
-    #[default]
-    Stable,
-    Classic,
-}
-
-impl TokenMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stable => "stable",
-            Self::Classic => "classic",
-        }
-    }
-}
-
-/// One configured WeChat app.
-#[derive(Clone, Debug)]
-pub struct AppConfig {
-    pub id: AppId,
-    pub kind: AppKind,
-    pub wechat: AppCredentials,
-    /// The console's "Token": signs every push. Without it the push endpoint answers 404.
-    pub push_token: Option<SecretString>,
-    pub encoding_aes_key: Option<SecretString>,
-    /// The key before the last rotation, tried when the current one does not decrypt.
-    pub encoding_aes_key_previous: Option<SecretString>,
-    /// Default: `safe` when `encoding_aes_key` is set, else `plain`.
-    pub push_mode: PushMode,
-    pub token_mode: TokenMode,
-}
-
-/// A backend API key, kept only as its SHA-256.
-#[derive(Clone, Debug)]
-pub struct ApiKey {
-    pub name: String,
-    pub sha256: [u8; 32],
-}
-
-/// Lifetimes of the short-lived things of the authorization flow, in seconds.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OAuthTimings {
-    pub state_ttl_secs: i64,
-    pub ticket_ttl_secs: i64,
-    pub login_code_ttl_secs: i64,
-}
-
-impl Default for OAuthTimings {
-    fn default() -> Self {
-        Self {
-            state_ttl_secs: 600,
-            ticket_ttl_secs: 600,
-            login_code_ttl_secs: 300,
-        }
-    }
-}
-
-/// How the token manager refreshes global access tokens.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TokenSettings {
-    /// Refresh this long before expiry. A stable token is only renewed in its last 5
-    /// minutes, so keep this at 300 or less for `token_mode = "stable"`.
-    pub refresh_margin_secs: i64,
-    /// Each instance waits a random part of this inside the window, so they do not collide.
-    pub jitter_secs: i64,
-    /// How long one instance may hold the refresh lease before another may take over.
-    pub lease_secs: i64,
-    /// How often each instance looks at the stored token.
-    pub check_interval_ms: u64,
-}
-
-impl Default for TokenSettings {
-    fn default() -> Self {
-        Self {
-            refresh_margin_secs: 300,
-            jitter_secs: 60,
-            lease_secs: 60,
-            check_interval_ms: 1000,
         }
     }
 }
@@ -183,8 +100,8 @@ struct RawConfig {
     database_url: Option<String>,
     database: DatabaseSettings,
     return_to_allow: Vec<String>,
-    api_keys: Vec<RawApiKey>,
-    apps: Vec<RawApp>,
+    api_keys: Vec<api_keys::RawApiKey>,
+    apps: Vec<apps::RawApp>,
     oauth: OAuthTimings,
     tokens: TokenSettings,
     push: PushSettings,
@@ -192,34 +109,10 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
     storage_key: Option<String>,
-    metrics: ops::RawMetrics,
-    admin: ops::RawAdmin,
-    rate_limits: ops::RawRateLimits,
+    metrics: metrics::RawMetrics,
+    admin: admin::RawAdmin,
+    rate_limits: rate_limits::RawRateLimits,
     shutdown_grace_secs: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApiKey {
-    name: String,
-    key_sha256: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawApp {
-    id: String,
-    kind: AppKind,
-    appid: String,
-    secret: String,
-    push_token: Option<String>,
-    encoding_aes_key: Option<String>,
-    encoding_aes_key_previous: Option<String>,
-    push_mode: Option<PushMode>,
-    #[serde(default)]
-    token_mode: TokenMode,
-    api_base: Option<String>,
-    open_base: Option<String>,
 }
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
@@ -312,12 +205,12 @@ impl Config {
             .api_keys
             .iter()
             .enumerate()
-            .map(|(i, k)| parse_api_key(i, k))
+            .map(|(i, k)| api_keys::parse(i, k))
             .collect::<Result<Vec<_>, _>>()?;
 
         let mut apps: Vec<AppConfig> = Vec::new();
         for (i, a) in raw.apps.iter().enumerate() {
-            let app = parse_app(i, a)?;
+            let app = apps::parse(i, a)?;
             if apps.iter().any(|x| x.id == app.id) {
                 return Err(ConfigError::new(
                     format!("apps[{i}].id"),
@@ -327,39 +220,11 @@ impl Config {
             apps.push(app);
         }
 
-        let t = &raw.oauth;
-        check_ranges(&[
-            ("oauth.state_ttl_secs", t.state_ttl_secs, 1, 3600),
-            ("oauth.ticket_ttl_secs", t.ticket_ttl_secs, 1, 600),
-            ("oauth.login_code_ttl_secs", t.login_code_ttl_secs, 1, 3600),
-        ])?;
-
-        let tk = &raw.tokens;
-        check_ranges(&[
-            (
-                "tokens.refresh_margin_secs",
-                tk.refresh_margin_secs,
-                1,
-                3600,
-            ),
-            (
-                "tokens.jitter_secs",
-                tk.jitter_secs,
-                0,
-                tk.refresh_margin_secs / 2,
-            ),
-            ("tokens.lease_secs", tk.lease_secs, 5, 600),
-            (
-                "tokens.check_interval_ms",
-                tk.check_interval_ms as i64,
-                50,
-                60_000,
-            ),
-        ])?;
-
-        crate::push::settings::check_section(&raw.push)?;
-        sending::check_database(&raw.database)?;
-        sending::check_outbox(&raw.outbox)?;
+        oauth::check(&raw.oauth)?;
+        tokens::check(&raw.tokens)?;
+        push::check_section(&raw.push)?;
+        database::check(&raw.database)?;
+        outbox::check(&raw.outbox)?;
 
         let storage_key = resolve_secret(
             "storage_key",
@@ -402,7 +267,7 @@ impl Config {
         let metrics = raw.metrics.parse()?;
         let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
-        let shutdown_grace_secs = ops::check_grace(
+        let shutdown_grace_secs = check_grace(
             raw.shutdown_grace_secs
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
         )?;
@@ -462,7 +327,7 @@ pub fn app_named<'a>(
 }
 
 /// Each `(setting, value, min, max)` within its range, or an error naming the setting.
-pub(crate) fn check_ranges(items: &[(&str, i64, i64, i64)]) -> Result<(), ConfigError> {
+fn check_ranges(items: &[(&str, i64, i64, i64)]) -> Result<(), ConfigError> {
     for &(name, v, min, max) in items {
         if v < min || v > max {
             return Err(ConfigError::new(
@@ -474,87 +339,17 @@ pub(crate) fn check_ranges(items: &[(&str, i64, i64, i64)]) -> Result<(), Config
     Ok(())
 }
 
-fn parse_api_key(i: usize, k: &RawApiKey) -> Result<ApiKey, ConfigError> {
-    let setting = format!("api_keys[{i}].key_sha256");
-    let bytes = hex::decode(k.key_sha256.trim())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .ok_or_else(|| ConfigError::new(&setting, "must be 64 hex digits (sha256 of the key)"))?;
-    if k.name.trim().is_empty() {
-        return Err(ConfigError::new(format!("api_keys[{i}].name"), "is empty"));
-    }
-    Ok(ApiKey {
-        name: k.name.clone(),
-        sha256: bytes,
-    })
-}
+/// The default grace period on SIGTERM, in seconds.
+pub const DEFAULT_SHUTDOWN_GRACE_SECS: u64 = 20;
 
-fn parse_app(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
-    let id = AppId::parse(&a.id).map_err(|e| ConfigError::new(format!("apps[{i}].id"), e.0))?;
-    let appid =
-        WxAppId::parse(&a.appid).map_err(|e| ConfigError::new(format!("apps[{i}].appid"), e.0))?;
-    let env_name = |field: &str| {
-        format!(
-            "WXLINK_APP_{}_{}",
-            id.as_str().to_ascii_uppercase().replace('-', "_"),
-            field
-        )
-    };
-    let secret = resolve_secret(
-        &format!("apps[{i}].secret"),
-        Some(&a.secret),
-        &env_name("SECRET"),
-    )?
-    .ok_or_else(|| ConfigError::new(format!("apps[{i}].secret"), "is empty"))?;
-    let push_token = resolve_secret(
-        &format!("apps[{i}].push_token"),
-        a.push_token.as_ref(),
-        &env_name("PUSH_TOKEN"),
-    )?;
-    let encoding_aes_key = resolve_secret(
-        &format!("apps[{i}].encoding_aes_key"),
-        a.encoding_aes_key.as_ref(),
-        &env_name("ENCODING_AES_KEY"),
-    )?;
-    let encoding_aes_key_previous = resolve_secret(
-        &format!("apps[{i}].encoding_aes_key_previous"),
-        a.encoding_aes_key_previous.as_ref(),
-        &env_name("ENCODING_AES_KEY_PREVIOUS"),
-    )?;
-    let push_mode = crate::push::settings::check_app(
-        i,
-        a.push_mode,
-        push_token.as_ref(),
-        encoding_aes_key.as_ref(),
-        encoding_aes_key_previous.as_ref(),
-    )?;
-    let base = |field: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
-        let s = v.as_deref().unwrap_or(default);
-        let url = Url::parse(s)
-            .map_err(|e| ConfigError::new(format!("apps[{i}].{field}"), e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::new(
-                format!("apps[{i}].{field}"),
-                "must be an http(s) URL",
-            ));
-        }
-        Ok(s.trim_end_matches('/').to_owned())
-    };
-    Ok(AppConfig {
-        wechat: AppCredentials {
-            appid,
-            secret,
-            api_base: base("api_base", &a.api_base, "https://api.weixin.qq.com")?,
-            open_base: base("open_base", &a.open_base, "https://open.weixin.qq.com")?,
-        },
-        id,
-        kind: a.kind,
-        push_token,
-        encoding_aes_key,
-        encoding_aes_key_previous,
-        push_mode,
-        token_mode: a.token_mode,
-    })
+fn check_grace(secs: u64) -> Result<u64, ConfigError> {
+    if !(1..=3600).contains(&secs) {
+        return Err(ConfigError::new(
+            "shutdown_grace_secs",
+            format!("{secs} is out of range 1..=3600"),
+        ));
+    }
+    Ok(secs)
 }
 
 /// `env:NAME` reads the variable NAME; `WXLINK_APP_<ID>_<FIELD>` overrides the file.

@@ -1,14 +1,15 @@
 //! Browser routes of the web authorization flow: `/oauth/{app}/authorize` and
-//! `/oauth/{app}/callback`. The one exchange of a code lives in `exchange.rs`.
-
-mod exchange;
+//! `/oauth/{app}/callback`: the browser session, the state check, and the page of each
+//! outcome. The rules of the one exchange of a code live in [`crate::identity::web_oauth`].
 
 use crate::config::{AppConfig, AppKind};
 use crate::context::Ctx;
 use crate::domain::{OAuthScope, OAuthState, ReturnTo, hash_token};
 use crate::http::error::Page;
+use crate::identity::web_oauth::{self, Completed, Replay, Started};
 use crate::store::CodeProblem;
 use crate::wechat::oauth::authorize_url;
+use crate::wechat::{ErrCode, WechatError};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, RawQuery, State};
@@ -30,7 +31,7 @@ pub fn router() -> Router<Ctx> {
 
 /// One authorization this browser started, kept in its session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct PendingAuth {
+struct PendingAuth {
     state: OAuthState,
     app: String,
     scope: OAuthScope,
@@ -81,7 +82,7 @@ fn web_app<'a>(ctx: &'a Ctx, app: &str) -> Result<&'a AppConfig, Page> {
     Ok(app_cfg)
 }
 
-pub(super) fn ticket_page(problem: CodeProblem) -> Page {
+fn ticket_page(problem: CodeProblem) -> Page {
     let (status, outcome, msg) = match problem {
         CodeProblem::Unknown => (
             StatusCode::NOT_FOUND,
@@ -114,7 +115,7 @@ async fn authorize(
         let hash = hash_token(ticket);
         let t = ctx
             .store
-            .check_ticket(&hash, now)
+            .check_ticket(&hash, ctx.clock.timestamp())
             .await?
             .map_err(ticket_page)?;
         if t.app != app_cfg.id {
@@ -213,7 +214,7 @@ async fn authorize(
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }
 
-pub(super) fn bad_request(outcome: &str, message: impl Into<String>) -> Page {
+fn bad_request(outcome: &str, message: impl Into<String>) -> Page {
     Page::new(
         StatusCode::BAD_REQUEST,
         outcome,
@@ -241,7 +242,7 @@ struct CallbackQuery {
 /// What a callback answered, kept so a repeated callback gets the very same answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub(super) enum Answer {
+enum Answer {
     Redirect { location: String },
     Page(Page),
 }
@@ -359,17 +360,22 @@ async fn complete_callback(
     let entry = pending[idx].clone();
     let answer = if ctx
         .store
-        .claim_exchange(&code_hash, &app_cfg.id, &state_hash, now)
+        .claim_exchange(&code_hash, &app_cfg.id, &state_hash, ctx.clock.timestamp())
         .await?
     {
-        let answer = exchange::complete(ctx, app_cfg, &entry, &code).await?;
+        let started = Started {
+            ticket_hash: entry.ticket_hash.as_deref(),
+            return_to: entry.return_to.as_ref(),
+        };
+        let completed = web_oauth::complete(ctx, app_cfg, started, &code).await?;
+        let answer = answer_of(ctx, app_cfg, completed);
         let stored = serde_json::to_string(&answer).expect("answer serializes");
         ctx.store
-            .finish_exchange(&code_hash, &stored, ctx.clock.now())
+            .finish_exchange(&code_hash, &stored, ctx.clock.timestamp())
             .await?;
         answer
     } else {
-        exchange::replay(ctx, &code_hash, &state_hash).await?
+        replayed(web_oauth::replay(ctx, &code_hash, &state_hash).await?)?
     };
     pending[idx].used_code_hash = Some(code_hash);
     session
@@ -377,4 +383,114 @@ async fn complete_callback(
         .await
         .map_err(session_error)?;
     Ok(answer)
+}
+
+/// The answer the browser gets for the one exchange of its code (stored for replays).
+fn answer_of(ctx: &Ctx, app_cfg: &AppConfig, completed: Completed) -> Answer {
+    let restart_link = ctx.url(&format!("/oauth/{}/authorize", app_cfg.id));
+    let page = match completed {
+        Completed::Redirect { location } => return Answer::Redirect { location },
+        Completed::Linked { user_id } => {
+            let mut page = Page::new(
+                StatusCode::OK,
+                "linked",
+                "授权成功 / Authorized",
+                "你已完成微信授权，可以关闭此页面。",
+            )
+            .detail(format!("App: {}", app_cfg.id));
+            if let Some(u) = &user_id {
+                page = page.detail(format!("Linked to user {u}"));
+            }
+            page
+        }
+        Completed::CodeRefused(e) => {
+            wechat_failure_page(&e).link(restart_link, "重新授权 / Start again")
+        }
+        Completed::Malformed(what) => Page::new(
+            StatusCode::BAD_GATEWAY,
+            "wechat_error",
+            "微信返回异常 / WeChat answered oddly",
+            format!("WeChat returned a malformed {what}."),
+        ),
+        Completed::Snapshot => Page::new(
+            StatusCode::OK,
+            "snapshot",
+            "请打开完整页面 / Open the full page",
+            "你正在浏览快照页面。请点击页面底部的“使用完整服务”后重试。",
+        )
+        .detail("You are viewing a snapshot of this page. Tap \"use full service\" at the bottom, then try again.")
+        .link(restart_link, "重新授权 / Start again"),
+        Completed::Ticket(problem) => ticket_page(problem),
+        Completed::Conflict(conflict) => Page::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "绑定冲突 / Already linked to another account",
+            "这个微信身份已绑定到另一个账号，未做任何更改。",
+        )
+        .detail(conflict.message()),
+    };
+    Answer::Page(page)
+}
+
+/// The answer to a repeated callback: the first one's, as stored.
+fn replayed(replay: Replay) -> Result<Answer, Page> {
+    match replay {
+        Replay::Stored(outcome) => serde_json::from_str(&outcome).map_err(|e| {
+            tracing::error!(error = %e, "stored callback answer does not parse");
+            Page::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "Error",
+                "internal error",
+            )
+        }),
+        Replay::OtherSignIn => Err(bad_request(
+            "code_reused",
+            "This authorization code belongs to another sign-in.",
+        )),
+        Replay::StillWorking => Err(Page::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "in_progress",
+            "正在处理 / Still working",
+            "This authorization is still being completed. Reload the page in a moment.",
+        )),
+    }
+}
+
+fn wechat_failure_page(e: &WechatError) -> Page {
+    match e.code() {
+        Some(
+            ErrCode::CodeUsed | ErrCode::InvalidCode | ErrCode::CodeExpired | ErrCode::MissingCode,
+        ) => {
+            tracing::info!(error = %e, "authorization code refused");
+            Page::new(
+                StatusCode::BAD_REQUEST,
+                "code_invalid",
+                "授权已失效 / Authorization expired",
+                "This authorization can no longer be completed. Please start again.",
+            )
+            .detail(format!(
+                "WeChat: {}",
+                e.code().map(|c| c.to_string()).unwrap_or_default()
+            ))
+        }
+        Some(code) => {
+            tracing::error!(error = %e, "WeChat refused the code exchange");
+            Page::new(
+                StatusCode::BAD_GATEWAY,
+                "wechat_error",
+                "微信授权失败 / WeChat refused",
+                format!("WeChat answered error {code}."),
+            )
+        }
+        None => {
+            tracing::error!(error = %e, "WeChat unreachable during code exchange");
+            Page::new(
+                StatusCode::BAD_GATEWAY,
+                "wechat_unreachable",
+                "无法连接微信 / WeChat unreachable",
+                "WeChat did not answer. Please try again in a moment.",
+            )
+        }
+    }
 }
