@@ -128,7 +128,7 @@ impl Store {
                 .bind(&id.app)
                 .bind(&id.openid)
                 .bind(id.unionid.as_ref())
-                .bind(&id.scope)
+                .bind(id.scope)
                 .bind(profile.as_deref())
                 .bind(now.secs())
                 .bind(id.is_snapshot)

@@ -84,8 +84,8 @@ impl Store {
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(&t.ticket_hash)
-                .bind(&t.app)
-                .bind(&t.user_id)
+                .bind(t.app)
+                .bind(t.user_id)
                 .bind(t.scope)
                 .bind(t.return_to)
                 .bind(now.secs())

@@ -277,7 +277,7 @@ impl Store {
                     .bind(&m.request_hash)
                     .bind(&m.user_id)
                     .bind(&m.app)
-                    .bind(&m.channel)
+                    .bind(m.channel)
                     .bind(&m.openid)
                     .bind(&m.template_id)
                     .bind(m.category.as_ref())
