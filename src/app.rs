@@ -9,6 +9,7 @@ use crate::context::{Context, Ctx};
 use crate::http;
 use crate::http::ratelimit::RateLimits;
 use crate::outbox::Outbox;
+use crate::push::Inbox;
 use crate::sandbox::Sandbox;
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
@@ -31,6 +32,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     ctx: Ctx,
+    sandbox: Option<Arc<Sandbox>>,
     rate_limits: Arc<RateLimits>,
 }
 
@@ -68,7 +70,7 @@ impl App {
         };
 
         let sandbox = if config.sandbox {
-            Some(Sandbox::setup(&mut config, &public_url, &clock)?)
+            Some(Arc::new(Sandbox::setup(&mut config, &public_url, &clock)?))
         } else {
             None
         };
@@ -93,7 +95,6 @@ impl App {
             clock.clone(),
             config.tokens.clone(),
         );
-        let push_writer = crate::push::PushWriter::start(store.clone(), clock.clone());
         let outbox = Outbox::new(
             &config.apps,
             store.clone(),
@@ -101,6 +102,12 @@ impl App {
             wechat.clone(),
             clock.clone(),
             config.outbox.clone(),
+        );
+        let push = Inbox::new(
+            store.clone(),
+            outbox.clone(),
+            clock.clone(),
+            config.push.clone(),
         );
         let ctx: Ctx = Arc::new(Context {
             outbox,
@@ -110,8 +117,7 @@ impl App {
             wechat,
             clock,
             tokens,
-            sandbox,
-            push_writer,
+            push,
         });
 
         let secure = public_url.scheme() == "https";
@@ -124,7 +130,7 @@ impl App {
                     .migrate()
                     .await
                     .context("session table migration")?;
-                with_sessions(sessions, secure)
+                with_sessions(sessions, secure, sandbox.clone())
             }
             Db::Postgres(pool) => {
                 let sessions = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
@@ -132,11 +138,11 @@ impl App {
                     .migrate()
                     .await
                     .context("session table migration")?;
-                with_sessions(sessions, secure)
+                with_sessions(sessions, secure, sandbox.clone())
             }
         };
         let mut router = http::router(ctx.clone(), browser);
-        if let Some(sb) = &ctx.sandbox {
+        if let Some(sb) = &sandbox {
             router = router.nest("/sim", sb.sim.router());
         }
         let rate_limits = RateLimits::new(&ctx.config.rate_limits);
@@ -153,6 +159,7 @@ impl App {
             listener,
             router,
             ctx,
+            sandbox,
             rate_limits,
         })
     }
@@ -167,6 +174,11 @@ impl App {
 
     pub fn context(&self) -> &Ctx {
         &self.ctx
+    }
+
+    /// The sandbox's simulator and development key, when it runs.
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_deref()
     }
 
     /// Serves HTTP and runs the background work (token refreshers, outbox workers, the
@@ -185,7 +197,7 @@ impl App {
         let http_stop = CancellationToken::new();
 
         ctx.tokens.spawn_refreshers(background.clone());
-        crate::push::spawn_sweeper(ctx.clone(), background.clone());
+        ctx.push.spawn_sweeper(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
         spawn_sampler(
             ctx.store.clone(),
@@ -238,7 +250,7 @@ impl App {
 
 /// The browser routes (OAuth and the sandbox's pages) behind the session layer, with
 /// expired sessions swept in the background.
-fn with_sessions<S>(store: S, secure: bool) -> Router<Ctx>
+fn with_sessions<S>(store: S, secure: bool, sandbox: Option<Arc<Sandbox>>) -> Router<Ctx>
 where
     S: tower_sessions::SessionStore + ExpiredDeletion + Clone,
 {
@@ -248,7 +260,7 @@ where
             .continuously_delete_expired(Duration::from_secs(300)),
     );
     http::browser_router()
-        .merge(crate::sandbox::pages::router())
+        .merge(crate::sandbox::pages::router(sandbox))
         .layer(session_layer(store, secure))
 }
 

@@ -1,4 +1,6 @@
-//! What every handler shares: configuration, store, WeChat client, clock.
+//! What every handler shares: configuration, store, WeChat client, clock, token manager,
+//! outbox and push inbox. Built at start-up (`crate::app`); the core below it (outbox,
+//! push, store, token, wechat) never takes it, so it holds them all without an import loop.
 
 use crate::clock::Clock;
 use crate::config::{AppConfig, Config};
@@ -19,9 +21,8 @@ pub struct Context {
     pub clock: Clock,
     pub tokens: crate::token::TokenManager,
     pub outbox: crate::outbox::Outbox,
-    pub sandbox: Option<crate::sandbox::Sandbox>,
-    /// Stores incoming WeChat pushes, many per transaction.
-    pub push_writer: crate::push::PushWriter,
+    /// What WeChat pushes to us: received, stored, handled.
+    pub push: crate::push::Inbox,
 }
 
 impl Context {

@@ -3,27 +3,33 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML file and environment, parsed once into typed values.
+//! - [`config`]: the TOML file and environment, parsed once into typed values, one file
+//!   per section.
 //! - [`check`]: `wxlink check`, the read-only look at configuration, database and credentials.
-//! - [`app`]: start-up; binds the listener, opens the store, wires routes.
+//! - [`app`]: start-up; binds the listener, opens the store, wires routes and background work.
+//! - [`context`]: what every handler shares (configuration, store, client, token manager,
+//!   outbox, push inbox); it is built by `app` and knows nothing of HTTP.
 //! - [`sandbox`]: the no-configuration mode: its apps on the built-in simulator, the
 //!   development key, its storage key, the start-up banner, and the page at `/`.
-//! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, OAuthState, ReturnTo...).
-//! - [`link`]: the rules that bind identities to business users.
+//! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, MessageId, ReturnTo...).
+//! - [`identity`]: who a person is: web OAuth's code exchange, mini-program login and the
+//!   linking rules both bind by, side by side.
+//! - [`token`]: the access-token manager: one fetch per refresh window across the fleet.
 //! - [`outbox`]: send by business user id: parsed drafts in, typed refusals out; checks
 //!   before queueing, the durable outbox, its workers, retries and quota holds.
-//! - [`login`]: mini-program login (jscode2session): store, seal the session key, bind.
 //! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`).
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
 //! - [`push`]: WeChat's server push: verification, safe-mode crypto, its refusals, the event
-//!   log and what each event does.
+//!   log and what each event does ([`push::Inbox`]).
 //! - [`http`]: browser OAuth pages, the backend JSON API (its wire types and their parsing),
 //!   the push endpoint, the admin pages; [`http::error`]: the error of each HTTP boundary,
 //!   its single mapping to a response, and the catalogue of every error code.
 //! - [`sim`]: the WeChat simulator, sharing the wire types of [`wechat::types`].
-//! - [`clock`]: time with an offset, so tests move time instead of sleeping.
-//! - [`metrics`]: the Prometheus recorder, every series' helper, the gauge sampler.
+//! - [`clock`]: time with an offset, so tests move time instead of sleeping, and
+//!   [`clock::Timestamp`], the one type of a stored instant.
+//! - [`metrics`]: the Prometheus recorder and every series' helper (a leaf: the gauge
+//!   sampler runs from `app`).
 //! - [`telemetry`]: logs (text or JSON) and the request span.
 
 // Handlers return pages and responses as their error types; those are built at most once

@@ -55,7 +55,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::load(cli.config.as_deref())?;
             let app = App::build(config, Clock::system()).await?;
             let ctx = app.context().clone();
-            if let Some(sb) = &ctx.sandbox {
+            if let Some(sb) = app.sandbox() {
                 println!("{}", sb.banner(&ctx.config.database_url, app.public_url()));
             } else {
                 tracing::info!(url = %app.public_url(), port = app.port(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");

@@ -145,7 +145,7 @@ async fn authorize(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ua| ua.contains("MicroMessenger"))
-        || (ctx.sandbox.is_some() && q.wxsim.as_deref() == Some("1"));
+        || (ctx.config.sandbox && q.wxsim.as_deref() == Some("1"));
     if !in_wechat {
         let here = match &raw_query {
             Some(qs) => ctx.url(&format!("/oauth/{}/authorize?{qs}", app_cfg.id)),
@@ -158,7 +158,7 @@ async fn authorize(
                     .build()
             })
             .unwrap_or_default();
-        let sandbox_url = ctx.sandbox.as_ref().map(|_| {
+        let sandbox_url = ctx.config.sandbox.then(|| {
             let sep = if here.contains('?') { '&' } else { '?' };
             format!("{here}{sep}wxsim=1")
         });

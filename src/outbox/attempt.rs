@@ -4,7 +4,7 @@
 use super::Outbox;
 use crate::clock::Timestamp;
 use crate::domain::{Channel, DataItem, MessageData, Payload};
-use crate::store::{Claimed, FormIdKind, Outcome};
+use crate::store::{Claimed, FormIdKind, Learned, Outcome};
 use crate::token::CallError;
 use crate::wechat::types::{
     FormSendRequest, MiniProgramLink, SendResponse, SubscribeSendRequest, TemplateSendRequest,
@@ -158,6 +158,11 @@ impl Outbox {
             ErrorClass::DailyQuota => self.hold(m, &errmsg).await,
             ErrorClass::Permanent => Outcome::Rejected {
                 errcode: code.code(),
+                learned: match code {
+                    ErrCode::NoSubscription => Some(Learned::NoSubscriptionLeft),
+                    ErrCode::NotFollowing => Some(Learned::NotFollowing),
+                    _ => None,
+                },
                 errmsg: if errmsg.is_empty() {
                     code.description().to_owned()
                 } else {

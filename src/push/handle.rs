@@ -2,10 +2,10 @@
 //! many events, each effect together with its "handled" mark, so no effect is applied
 //! twice), and the sweeper that finishes events a dead or failed writer left unhandled.
 
+use super::Inbox;
 use super::event::{Envelope, PushEvent};
 use super::xml;
 use crate::clock::Timestamp;
-use crate::context::Ctx;
 use crate::domain::AppId;
 use crate::store::{SentMessages, Store, StoreError, StoreTx, StoredEvent};
 use std::collections::BTreeMap;
@@ -196,32 +196,72 @@ async fn try_handle(store: &Store, jobs: &[HandleJob], now: Timestamp) -> Result
     tx.commit().await
 }
 
-/// Handles every unhandled event whose claim ran out; returns how many were taken.
-pub async fn sweep_once(ctx: &Ctx) -> Result<usize, StoreError> {
-    let mut taken = 0;
-    loop {
-        let now = ctx.clock.timestamp();
-        let batch = ctx
-            .store
-            .claim_unhandled_events(now, super::CLAIM_SECS, 100)
-            .await?;
-        if batch.is_empty() {
-            return Ok(taken);
-        }
-        taken += batch.len();
-        let mut jobs = Vec::new();
-        for ev in &batch {
-            if let Some(job) = sweep_job(ctx, ev, now).await? {
-                jobs.push(job);
+impl Inbox {
+    /// Handles every unhandled event whose claim ran out; returns how many were taken.
+    pub async fn sweep_once(&self) -> Result<usize, StoreError> {
+        let inbox = self;
+        let mut taken = 0;
+        loop {
+            let now = inbox.clock.timestamp();
+            let batch = inbox
+                .store
+                .claim_unhandled_events(now, super::CLAIM_SECS, 100)
+                .await?;
+            if batch.is_empty() {
+                return Ok(taken);
             }
+            taken += batch.len();
+            let mut jobs = Vec::new();
+            for ev in &batch {
+                if let Some(job) = sweep_job(&inbox.store, ev, now).await? {
+                    jobs.push(job);
+                }
+            }
+            handle_batch(&inbox.store, &jobs, now).await;
         }
-        handle_batch(&ctx.store, &jobs, now).await;
+    }
+
+    /// Sweeps at start-up and every `push.sweep_interval_secs`, and prunes old records.
+    pub fn spawn_sweeper(&self, stop: CancellationToken) {
+        let inbox = self.clone();
+        tokio::spawn(async move {
+            let interval = Duration::from_secs(inbox.settings.sweep_interval_secs);
+            let mut last_prune = i64::MIN;
+            loop {
+                if let Err(e) = inbox.sweep_once().await {
+                    tracing::warn!(error = %e, "push sweep failed; trying again next interval");
+                }
+                inbox.outbox.apply_waiting_reports().await;
+                let now = inbox.clock.now();
+                let s = &inbox.settings;
+                let events_before = if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {
+                    last_prune = now;
+                    Some(now - s.retention_days * 86_400)
+                } else {
+                    None
+                };
+                if let Err(e) = inbox
+                    .store
+                    .prune_push_records(
+                        Timestamp::from_secs(now - s.timestamp_window_secs),
+                        events_before.map(Timestamp::from_secs),
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "pruning push records failed");
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
     }
 }
 
 /// The job for a swept event, or `None` when it is closed here (malformed, given up).
 async fn sweep_job(
-    ctx: &Ctx,
+    store: &Store,
     ev: &StoredEvent,
     now: Timestamp,
 ) -> Result<Option<HandleJob>, StoreError> {
@@ -229,7 +269,7 @@ async fn sweep_job(
     if ev.attempts > MAX_ATTEMPTS {
         let why = ev.last_error.as_deref().unwrap_or("unknown error");
         tracing::error!(app = %app, event_id = ev.id, "push event given up after {MAX_ATTEMPTS} attempts: {why}");
-        ctx.store
+        store
             .finish_event(ev.id, &format!("gave_up: {why}"), now)
             .await?;
         return Ok(None);
@@ -245,46 +285,10 @@ async fn sweep_job(
             openid: ev.openid.clone(),
         })),
         Err(reason) => {
-            ctx.store
+            store
                 .finish_event(ev.id, &format!("malformed: {reason}"), now)
                 .await?;
             Ok(None)
         }
     }
-}
-
-/// Sweeps at start-up and every `push.sweep_interval_secs`, and prunes old records.
-pub fn spawn_sweeper(ctx: Ctx, stop: CancellationToken) {
-    tokio::spawn(async move {
-        let interval = Duration::from_secs(ctx.config.push.sweep_interval_secs);
-        let mut last_prune = i64::MIN;
-        loop {
-            if let Err(e) = sweep_once(&ctx).await {
-                tracing::warn!(error = %e, "push sweep failed; trying again next interval");
-            }
-            ctx.outbox.apply_waiting_reports().await;
-            let now = ctx.clock.now();
-            let s = &ctx.config.push;
-            let events_before = if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {
-                last_prune = now;
-                Some(now - s.retention_days * 86_400)
-            } else {
-                None
-            };
-            if let Err(e) = ctx
-                .store
-                .prune_push_records(
-                    Timestamp::from_secs(now - s.timestamp_window_secs),
-                    events_before.map(Timestamp::from_secs),
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "pruning push records failed");
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
-            }
-        }
-    });
 }

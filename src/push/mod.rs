@@ -13,14 +13,14 @@ pub mod refusal;
 pub mod writer;
 pub mod xml;
 
-pub use handle::{HandleJob, apply, handle_batch, spawn_sweeper, sweep_once};
+pub use handle::{HandleJob, apply, handle_batch};
 pub use refusal::{ReceiveError, Refusal};
 pub use writer::PushWriter;
 
-use crate::clock::Timestamp;
-use crate::config::AppConfig;
-use crate::context::Ctx;
-use crate::store::{NewPush, Recorded};
+use crate::clock::{Clock, Timestamp};
+use crate::config::{AppConfig, PushSettings};
+use crate::outbox::Outbox;
+use crate::store::{NewPush, Recorded, Store};
 use event::PushEvent;
 use inbound::PushQuery;
 
@@ -35,16 +35,50 @@ pub enum Receipt {
     Duplicate,
 }
 
-/// Verifies, opens and stores one push; the event is durable when this returns, and its
-/// handling has been started.
-pub async fn receive(
-    ctx: &Ctx,
+/// Everything WeChat pushes to this instance: received through [`Inbox::receive`], handled
+/// by the writer at once or by the sweeper ([`Inbox::spawn_sweeper`]) later. It holds what
+/// that needs, so push handling never reaches up into the HTTP layer's context.
+#[derive(Clone)]
+pub struct Inbox {
+    writer: PushWriter,
+    store: Store,
+    /// Delivery reports that beat their send's answer are applied by the outbox.
+    outbox: Outbox,
+    clock: Clock,
+    settings: PushSettings,
+}
+
+impl Inbox {
+    pub fn new(store: Store, outbox: Outbox, clock: Clock, settings: PushSettings) -> Self {
+        Self {
+            writer: PushWriter::start(store.clone(), clock.clone()),
+            store,
+            outbox,
+            clock,
+            settings,
+        }
+    }
+
+    /// Verifies, opens and stores one push; the event is durable when this returns, and
+    /// its handling has been started.
+    pub async fn receive(
+        &self,
+        app: &AppConfig,
+        q: &PushQuery,
+        body: &[u8],
+    ) -> Result<Receipt, ReceiveError> {
+        receive(self, app, q, body).await
+    }
+}
+
+async fn receive(
+    inbox: &Inbox,
     app: &AppConfig,
     q: &PushQuery,
     body: &[u8],
 ) -> Result<Receipt, ReceiveError> {
-    let now = ctx.clock.now();
-    let p = inbound::open(app, q, body, now, ctx.config.push.timestamp_window_secs)?;
+    let now = inbox.clock.now();
+    let p = inbound::open(app, q, body, now, inbox.settings.timestamp_window_secs)?;
     let env = p.envelope;
     let typed = PushEvent::classify(&p.root, &env);
     let outcome_now = match &typed {
@@ -52,8 +86,8 @@ pub async fn receive(
         Err(reason) => Some(format!("malformed: {reason}")),
         Ok(_) => None,
     };
-    let recorded = ctx
-        .push_writer
+    let recorded = inbox
+        .writer
         .record(NewPush {
             app: app.id.clone(),
             timestamp: p.timestamp,
@@ -79,7 +113,7 @@ pub async fn receive(
             if let Ok(event) = typed
                 && event != PushEvent::Other
             {
-                ctx.push_writer.handle(handle::HandleJob {
+                inbox.writer.handle(handle::HandleJob {
                     id,
                     app: app.id.clone(),
                     event,

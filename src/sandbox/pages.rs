@@ -11,14 +11,18 @@ use crate::domain::{
 use crate::http::error::{ApiError, Page};
 use crate::outbox::MessageDraft;
 use askama::Template;
-use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use serde::Deserialize;
+use std::sync::Arc;
 
-pub fn router() -> Router<Ctx> {
+/// The sandbox as the pages see it: absent when the sandbox is off.
+type Shared = Option<Arc<Sandbox>>;
+
+pub fn router(sandbox: Shared) -> Router<Ctx> {
     Router::new()
         .route("/", get(index))
         .route("/sandbox/people", post(add_person))
@@ -26,6 +30,7 @@ pub fn router() -> Router<Ctx> {
         .route("/sandbox/mp-login", post(mp_login))
         .route("/sandbox/result", get(result))
         .route("/sandbox/send", post(send))
+        .layer(Extension(sandbox))
 }
 
 #[derive(Template)]
@@ -52,8 +57,12 @@ fn render<T: Template>(t: &T) -> Response {
     }
 }
 
-async fn index(State(ctx): State<Ctx>, headers: axum::http::HeaderMap) -> Response {
-    let Some(sb) = &ctx.sandbox else {
+async fn index(
+    State(ctx): State<Ctx>,
+    Extension(sandbox): Extension<Shared>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(sb) = &sandbox else {
         return render(&PlainIndex);
     };
     render(&IndexPage {
@@ -65,8 +74,8 @@ async fn index(State(ctx): State<Ctx>, headers: axum::http::HeaderMap) -> Respon
     })
 }
 
-fn sandbox_only(ctx: &Ctx) -> Result<&Sandbox, Page> {
-    ctx.sandbox.as_ref().ok_or_else(|| {
+fn sandbox_only(sandbox: &Shared) -> Result<&Sandbox, Page> {
+    sandbox.as_deref().ok_or_else(|| {
         Page::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -82,8 +91,11 @@ struct PersonForm {
     snapshot: Option<String>,
 }
 
-async fn add_person(State(ctx): State<Ctx>, Form(f): Form<PersonForm>) -> Result<Response, Page> {
-    let sb = sandbox_only(&ctx)?;
+async fn add_person(
+    Extension(sandbox): Extension<Shared>,
+    Form(f): Form<PersonForm>,
+) -> Result<Response, Page> {
+    let sb = sandbox_only(&sandbox)?;
     let nickname = f
         .nickname
         .filter(|n| !n.trim().is_empty())
@@ -106,8 +118,12 @@ struct TicketForm {
 }
 
 /// Plays the backend's part of the jump-out flow: mint a ticket, then open it "in WeChat".
-async fn ticket(State(ctx): State<Ctx>, Form(f): Form<TicketForm>) -> Result<Response, Page> {
-    sandbox_only(&ctx)?;
+async fn ticket(
+    State(ctx): State<Ctx>,
+    Extension(sandbox): Extension<Shared>,
+    Form(f): Form<TicketForm>,
+) -> Result<Response, Page> {
+    sandbox_only(&sandbox)?;
     let bad = |m: String| {
         Page::new(
             StatusCode::BAD_REQUEST,
@@ -142,10 +158,11 @@ struct MpLoginForm {
 /// mini-program opens a link ticket for that user in its web-view.
 async fn mp_login(
     State(ctx): State<Ctx>,
+    Extension(sandbox): Extension<Shared>,
     headers: axum::http::HeaderMap,
     Form(f): Form<MpLoginForm>,
 ) -> Result<Response, Page> {
-    let sb = sandbox_only(&ctx)?;
+    let sb = sandbox_only(&sandbox)?;
     let bad = |status: StatusCode, m: String| {
         Page::new(status, "invalid", "请求无效 / Invalid request", m)
     };
@@ -207,8 +224,12 @@ struct ResultQuery {
 }
 
 /// Plays the backend's part after the callback: redeem the login code and show what it gives.
-async fn result(State(ctx): State<Ctx>, Query(q): Query<ResultQuery>) -> Result<Response, Page> {
-    sandbox_only(&ctx)?;
+async fn result(
+    State(ctx): State<Ctx>,
+    Extension(sandbox): Extension<Shared>,
+    Query(q): Query<ResultQuery>,
+) -> Result<Response, Page> {
+    sandbox_only(&sandbox)?;
     let Some(code) = q.wxlink_code else {
         return Err(Page::new(
             StatusCode::BAD_REQUEST,
@@ -267,8 +288,12 @@ struct SendForm {
 /// Plays the backend's part of a notification: `POST /api/v1/users/{id}/messages?wait=5`.
 /// For a subscribe message the person first "taps allow" in the mini-program, and the
 /// backend records the acceptance.
-async fn send(State(ctx): State<Ctx>, Form(f): Form<SendForm>) -> Result<Response, Page> {
-    let sb = sandbox_only(&ctx)?;
+async fn send(
+    State(ctx): State<Ctx>,
+    Extension(sandbox): Extension<Shared>,
+    Form(f): Form<SendForm>,
+) -> Result<Response, Page> {
+    let sb = sandbox_only(&sandbox)?;
     let refused = |status: StatusCode, m: String| {
         Page::new(status, "send_refused", "无法发送 / Not sent", m).link("/", "返回 / Back")
     };

@@ -3,7 +3,7 @@
 //! identity's follow status.
 
 use super::outbox::history_line;
-use super::{Backend, Outcome, Store, StoreError, with_pool};
+use super::{Backend, Learned, Outcome, Store, StoreError, with_pool};
 use crate::clock::Timestamp;
 use crate::domain::{MessageId, MessageStatus};
 use serde_json::json;
@@ -48,10 +48,12 @@ impl Store {
                 };
                 updated.push(id.clone());
                 // A subscribe message's unit is consumed by a send and given back when the
-                // message ends without one; 43101 means the person has none left, whatever
-                // the ledger thought (long-term ones included).
+                // message ends without one, unless the person is known to have none left.
                 let ledger = match outcome {
-                    Outcome::Rejected { errcode: 43101, .. } if channel == "subscribe" => Some(
+                    Outcome::Rejected {
+                        learned: Some(Learned::NoSubscriptionLeft),
+                        ..
+                    } if channel == "subscribe" => Some(
                         "UPDATE subscriptions SET remaining = 0, long_term = FALSE, updated_at = $1
                          WHERE (app, openid, template_id) = (SELECT app, openid, template_id FROM messages WHERE id = $2)",
                     ),
@@ -62,9 +64,14 @@ impl Store {
                     ),
                     _ => None,
                 };
-                // 43004: the person does not follow the Official Account (any more); the
-                // identity says so until a follow push says otherwise.
-                if matches!(outcome, Outcome::Rejected { errcode: 43004, .. }) {
+                // The identity says so until a follow push says otherwise.
+                if matches!(
+                    outcome,
+                    Outcome::Rejected {
+                        learned: Some(Learned::NotFollowing),
+                        ..
+                    }
+                ) {
                     sqlx::query(
                         "UPDATE identities SET follows = FALSE, follow_changed_at = $1
                          WHERE (app, openid) = (SELECT app, openid FROM messages WHERE id = $2)
@@ -150,7 +157,9 @@ fn outcome_columns(o: &Outcome, now: Timestamp) -> Columns<'_> {
                 json!({ "detail": reason, "errcode": 45009, "held_until_ms": until.millis() }),
             ),
         ),
-        Outcome::Rejected { errcode, errmsg } => (
+        Outcome::Rejected {
+            errcode, errmsg, ..
+        } => (
             MessageStatus::Rejected.as_str(),
             None,
             Some(*errcode),

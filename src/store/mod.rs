@@ -22,7 +22,7 @@ pub use group_commit::{Commit, GroupCommit, Unanswered};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
-pub use outbox::{Claimed, Enqueued, Message, NewMessage, Outcome};
+pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,

@@ -114,15 +114,26 @@ pub enum Outcome {
         until: Timestamp,
         reason: String,
     },
-    /// WeChat refused it for good.
+    /// WeChat refused it for good, and what the refusal says about the person.
     Rejected {
         errcode: i64,
         errmsg: String,
+        learned: Option<Learned>,
     },
     /// We gave up (attempts spent, or nothing to send it with).
     Failed {
         reason: String,
     },
+}
+
+/// What a refusal teaches about the person, recorded with the message's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// They have no subscription left for this template, whatever the ledger thought
+    /// (long-term ones included).
+    NoSubscriptionLeft,
+    /// They do not follow the Official Account (any more).
+    NotFollowing,
 }
 
 #[derive(sqlx::FromRow)]

@@ -10,6 +10,7 @@ mod check;
 mod config;
 mod delivery;
 mod fleet;
+mod layout;
 mod logs;
 mod miniprogram;
 mod oauth;

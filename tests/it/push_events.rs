@@ -302,12 +302,12 @@ async fn an_event_left_unhandled_by_a_crash_is_handled_by_the_sweeper() {
         .unwrap();
     assert!(matches!(recorded, wxlink::store::Recorded::New(_)));
     // Still claimed by the (dead) instance that received it.
-    assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 0);
+    assert_eq!(t.ctx.push.sweep_once().await.unwrap(), 0);
     t.clock.advance(wxlink::push::CLAIM_SECS + 1);
-    assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 1);
+    assert_eq!(t.ctx.push.sweep_once().await.unwrap(), 1);
     let ev = &t.events("oa", "").await[0];
     assert_eq!(ev["outcome"], "follow_recorded");
     assert_eq!(ev["attempts"], 1);
     assert_eq!(follows(&t, "oa", "oCrash").await.0, Some(true));
-    assert_eq!(wxlink::push::sweep_once(&t.ctx).await.unwrap(), 0);
+    assert_eq!(t.ctx.push.sweep_once().await.unwrap(), 0);
 }

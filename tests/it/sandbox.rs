@@ -33,7 +33,7 @@ async fn sandbox_at(path: &std::path::Path) -> Sandbox {
     .unwrap();
     let app = App::build(config, Clock::system()).await.unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
-    let api_key = app.context().sandbox.as_ref().unwrap().api_key.clone();
+    let api_key = app.sandbox().unwrap().api_key.clone();
     let ctx = app.context().clone();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     Sandbox {

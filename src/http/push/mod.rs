@@ -76,7 +76,7 @@ async fn receive(
             PushError::new(PushCode::UnreadableBody, r.body_text())
         }
     })?;
-    crate::push::receive(&ctx, app, &q, &body).await?;
+    ctx.push.receive(app, &q, &body).await?;
     Ok(text("success"))
 }
 
