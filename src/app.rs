@@ -14,6 +14,7 @@ use crate::sandbox::Sandbox;
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
 use crate::wechat::WechatClient;
+use crate::webhooks::Webhooks;
 use anyhow::Context as _;
 use axum::Router;
 use std::future::Future;
@@ -109,8 +110,19 @@ impl App {
             clock.clone(),
             config.push.clone(),
         );
+        let webhooks = Webhooks::new(
+            &config.webhooks,
+            config.webhook_delivery.clone(),
+            store.clone(),
+            clock.clone(),
+        )?;
+        webhooks
+            .sync()
+            .await
+            .context("cannot record the [[webhooks]] endpoints in the database")?;
         let ctx: Ctx = Arc::new(Context {
             outbox,
+            webhooks,
             config,
             public_url: public_url.clone(),
             store: store.clone(),
@@ -199,6 +211,7 @@ impl App {
         ctx.tokens.spawn_refreshers(background.clone());
         ctx.push.spawn_sweeper(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
+        ctx.webhooks.spawn(background.clone());
         spawn_sampler(
             ctx.store.clone(),
             ctx.tokens.clone(),
@@ -295,6 +308,22 @@ fn spawn_sampler(
                     crate::metrics::outbox_depth(depth, age as f64 / 1000.0);
                 }
                 Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
+            }
+            match store.webhook_endpoints().await {
+                Ok(endpoints) => {
+                    for e in endpoints {
+                        let age = e
+                            .oldest_pending_ms
+                            .map_or(0, |t| (clock.now_ms() - t.millis()).max(0));
+                        crate::metrics::webhook_endpoint(
+                            &e.name,
+                            e.pending,
+                            age as f64 / 1000.0,
+                            e.disabled_ms.is_some(),
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics: cannot read the webhook queues"),
             }
             let now = clock.now();
             for t in tokens.status() {

@@ -14,6 +14,7 @@ mod outbox;
 mod push;
 mod sessions;
 mod tokens;
+mod webhooks;
 
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
@@ -24,6 +25,10 @@ pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
+pub use webhooks::{
+    AttemptRecord, AttemptView, DeliveryView, EVENTS_WRITTEN, EndpointState, PendingDelivery,
+    StoredWebhookEvent,
+};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
@@ -96,6 +101,8 @@ impl StoreTx {
             Self::Sqlite(t) => t.commit().await?,
             Self::Postgres(t) => t.commit().await?,
         }
+        // Cheap when nothing waits: the deliverers look for events this may have written.
+        webhooks::events_written();
         Ok(())
     }
 }

@@ -26,4 +26,5 @@ mod shutdown;
 mod sim;
 mod token;
 mod token_processes;
+mod webhooks;
 mod wechat_client;

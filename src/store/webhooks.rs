@@ -1,0 +1,621 @@
+//! The webhooks' transactional outbox: outgoing events written inside the transaction of
+//! the change that caused them, one delivery per endpoint whose filter takes the type;
+//! endpoints claimed by one instance at a time under a lease (so each endpoint sees its
+//! events in order), every attempt and its answer kept.
+
+use super::{Backend, Store, StoreError, StoreTx, corrupt, with_pool, with_tx};
+use crate::clock::{Timestamp, serde_unix};
+use crate::domain::{AppId, EventId, EventType, NewEvent, OpenId, UnionId, UserId};
+use serde::Serialize;
+use std::sync::LazyLock;
+use tokio::sync::Notify;
+
+/// Woken after every commit that wrote events, so this process's deliverers start at once
+/// instead of at their next poll. Other instances' events are found by polling.
+pub static EVENTS_WRITTEN: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+pub(super) const INSERT_EVENT: &str = "INSERT INTO webhook_events (id, type, occurred_ms, app, openid, unionid, user_id, data)
+    VALUES ($1, $2, $3, $4, $5,
+            COALESCE($6, (SELECT unionid FROM identities WHERE app = $4 AND openid = $5)),
+            COALESCE($7, (SELECT user_id FROM identities WHERE app = $4 AND openid = $5)),
+            $8)
+    RETURNING seq";
+
+/// One delivery for every endpoint whose filter (`,type,family.*,` or `,*,`) takes the type.
+pub(super) const FAN_OUT: &str = "INSERT INTO webhook_deliveries (endpoint, event_id, event_seq, occurred_ms, status, created_ms)
+    SELECT name, $1, $2, $3, 'pending', $3 FROM webhook_endpoints
+    WHERE event_types LIKE $4 OR event_types LIKE $5 OR event_types LIKE '%,*,%'";
+
+/// The LIKE patterns a type matches: its own name and its family's wildcard.
+pub(super) fn patterns(kind: EventType) -> (String, String) {
+    (
+        format!("%,{},%", kind.as_str()),
+        format!("%,{}.*,%", kind.family()),
+    )
+}
+
+/// Writes events and their deliveries on a connection inside the caller's transaction.
+macro_rules! write_events {
+    ($conn:expr, $events:expr) => {
+        for ev in $events {
+            let data = ev.data.to_string();
+            let (seq,): (i64,) = sqlx::query_as($crate::store::webhooks::INSERT_EVENT)
+                .bind(&ev.id)
+                .bind(ev.kind)
+                .bind(ev.at.millis())
+                .bind(ev.app.as_ref())
+                .bind(ev.openid.as_ref())
+                .bind(ev.unionid.as_ref())
+                .bind(ev.user_id.as_ref())
+                .bind(&data)
+                .fetch_one(&mut *$conn)
+                .await?;
+            let (own, family) = $crate::store::webhooks::patterns(ev.kind);
+            sqlx::query($crate::store::webhooks::FAN_OUT)
+                .bind(&ev.id)
+                .bind(seq)
+                .bind(ev.at.millis())
+                .bind(&own)
+                .bind(&family)
+                .execute(&mut *$conn)
+                .await?;
+        }
+    };
+}
+pub(super) use write_events;
+
+impl StoreTx {
+    /// Records outgoing events as part of this transaction: they exist exactly when the
+    /// change that caused them does.
+    pub async fn record_events(&mut self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        with_tx!(self, |conn| {
+            write_events!(conn, events);
+        });
+        Ok(())
+    }
+}
+
+/// Wakes this process's deliverers; called after a commit that wrote events.
+pub(crate) fn events_written() {
+    EVENTS_WRITTEN.notify_waiters();
+}
+
+/// An endpoint as the fleet shares it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EndpointState {
+    pub name: String,
+    /// Failed attempts in a row (0 when the last one succeeded).
+    pub failures: i64,
+    #[serde(serialize_with = "serde_unix::opt_millis")]
+    #[schema(value_type = Option<i64>)]
+    pub failing_since_ms: Option<Timestamp>,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub next_attempt_ms: Timestamp,
+    /// Set when it failed for the whole retry period; nothing is delivered until enabled.
+    #[serde(serialize_with = "serde_unix::opt_millis")]
+    #[schema(value_type = Option<i64>)]
+    pub disabled_ms: Option<Timestamp>,
+    pub disabled_reason: Option<String>,
+    /// Deliveries waiting, and the time of the oldest one's event.
+    pub pending: i64,
+    #[serde(serialize_with = "serde_unix::opt_millis")]
+    #[schema(value_type = Option<i64>)]
+    pub oldest_pending_ms: Option<Timestamp>,
+}
+
+/// An event waiting for an endpoint, with what its payload is made of.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub event: StoredWebhookEvent,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// A stored outgoing event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StoredWebhookEvent {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    #[serde(serialize_with = "serde_unix::millis")]
+    #[schema(value_type = i64)]
+    pub occurred_ms: Timestamp,
+    pub app: Option<AppId>,
+    pub openid: Option<OpenId>,
+    pub unionid: Option<UnionId>,
+    pub user_id: Option<UserId>,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: EventId,
+    kind: EventType,
+    occurred_ms: i64,
+    app: Option<AppId>,
+    openid: Option<OpenId>,
+    unionid: Option<UnionId>,
+    user_id: Option<UserId>,
+    data: String,
+    attempts: i64,
+}
+
+const EVENT_COLUMNS: &str =
+    "e.id, e.type AS kind, e.occurred_ms, e.app, e.openid, e.unionid, e.user_id, e.data";
+
+impl TryFrom<EventRow> for PendingDelivery {
+    type Error = StoreError;
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        Ok(PendingDelivery {
+            attempts: r.attempts,
+            event: StoredWebhookEvent {
+                id: r.id,
+                kind: r.kind,
+                occurred_ms: Timestamp::from_millis(r.occurred_ms),
+                app: r.app,
+                openid: r.openid,
+                unionid: r.unionid,
+                user_id: r.user_id,
+                data: serde_json::from_str(&r.data)
+                    .map_err(|e| corrupt("webhook_events", e))?,
+            },
+        })
+    }
+}
+
+/// What one attempt came to, as recorded.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub at: Timestamp,
+    pub duration_ms: i64,
+    /// The HTTP status, when an answer came.
+    pub status_code: Option<u16>,
+    /// Why it failed without an answer (refused, timed out...).
+    pub error: Option<String>,
+    /// The first bytes of the answer.
+    pub answer: Option<String>,
+    /// 2xx.
+    pub delivered: bool,
+    /// After a failure: when the endpoint is tried again.
+    pub retry_at: Timestamp,
+    /// After a failure that ends the retry period: why the endpoint is now disabled.
+    pub disable: Option<String>,
+    /// Extends the endpoint's lease after a success.
+    pub lease_until: Timestamp,
+}
+
+/// One delivery with every attempt, newest first in lists.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub event: StoredWebhookEvent,
+    /// `pending` or `delivered`.
+    pub status: String,
+    #[serde(serialize_with = "serde_unix::opt_millis")]
+    #[schema(value_type = Option<i64>)]
+    pub delivered_ms: Option<Timestamp>,
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One attempt and the receiver's answer.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema, sqlx::FromRow)]
+pub struct AttemptView {
+    pub attempt: i64,
+    pub at_ms: i64,
+    pub duration_ms: i64,
+    /// The HTTP status; null when no answer came.
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    /// The first bytes of the answer's body.
+    pub answer: Option<String>,
+}
+
+impl Store {
+    /// Records outgoing events in their own transaction (for events that change nothing
+    /// else: a conflict refused, a consent declined).
+    pub async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            write_events!(tx, events);
+            tx.commit().await?;
+        });
+        events_written();
+        Ok(())
+    }
+
+    /// Makes the stored endpoints those configured: their filters refreshed, removed ones
+    /// (and their undelivered events) dropped.
+    pub async fn sync_webhook_endpoints(
+        &self,
+        endpoints: &[(String, String)],
+    ) -> Result<(), StoreError> {
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let known: Vec<(String,)> = sqlx::query_as("SELECT name FROM webhook_endpoints")
+                .fetch_all(&mut *tx)
+                .await?;
+            for (name,) in known {
+                if !endpoints.iter().any(|(n, _)| *n == name) {
+                    sqlx::query("DELETE FROM webhook_endpoints WHERE name = $1")
+                        .bind(&name)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "DELETE FROM webhook_deliveries WHERE endpoint = $1 AND status = 'pending'",
+                    )
+                    .bind(&name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            for (name, filter) in endpoints {
+                sqlx::query(
+                    "INSERT INTO webhook_endpoints (name, event_types) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET event_types = excluded.event_types",
+                )
+                .bind(name)
+                .bind(filter)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Claims up to `limit` endpoints that have events waiting and are due, for `owner`
+    /// until `lease_until`. Concurrent instances never claim the same endpoint.
+    pub async fn claim_webhook_endpoints(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<(String, i64, Option<Timestamp>)>, StoreError> {
+        let rows: Vec<(String, i64, Option<i64>)> = with_pool!(&self.write, |pool| {
+            let sql = format!(
+                "UPDATE webhook_endpoints SET lease_owner = $1, lease_until_ms = $2
+                 WHERE name IN (
+                     SELECT name FROM webhook_endpoints e
+                     WHERE e.disabled_ms IS NULL AND e.next_attempt_ms <= $3 AND e.lease_until_ms <= $3
+                       AND EXISTS (SELECT 1 FROM webhook_deliveries d
+                                   WHERE d.endpoint = e.name AND d.status = 'pending')
+                     ORDER BY e.next_attempt_ms
+                     LIMIT $4 {})
+                   AND lease_until_ms <= $3 AND disabled_ms IS NULL
+                 RETURNING name, failures, failing_since_ms",
+                pool.skip_locked()
+            );
+            sqlx::query_as(&sql)
+                .bind(owner)
+                .bind(lease_until.millis())
+                .bind(now.millis())
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(n, f, s)| (n, f, s.map(Timestamp::from_millis)))
+            .collect())
+    }
+
+    /// The next events waiting for an endpoint, in event-time order.
+    pub async fn pending_deliveries(
+        &self,
+        endpoint: &str,
+        limit: i64,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}, d.attempts FROM webhook_deliveries d
+             JOIN webhook_events e ON e.id = d.event_id
+             WHERE d.endpoint = $1 AND d.status = 'pending'
+             ORDER BY d.occurred_ms, d.event_seq LIMIT $2"
+        );
+        let rows: Vec<EventRow> = with_pool!(&self.write, |pool| {
+            sqlx::query_as(&sql)
+                .bind(endpoint)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(PendingDelivery::try_from).collect()
+    }
+
+    /// Records an attempt and its effect on the delivery and the endpoint, if `owner`
+    /// still holds the endpoint. Returns false when the lease was lost (another instance
+    /// took the endpoint over): nothing is written then.
+    pub async fn record_webhook_attempt(
+        &self,
+        owner: &str,
+        endpoint: &str,
+        event: &EventId,
+        attempt: i64,
+        r: &AttemptRecord,
+    ) -> Result<bool, StoreError> {
+        let endpoint_sql = if r.delivered {
+            "UPDATE webhook_endpoints SET failures = 0, failing_since_ms = NULL, next_attempt_ms = 0,
+                    lease_until_ms = $3
+             WHERE name = $1 AND lease_owner = $2"
+        } else if r.disable.is_some() {
+            "UPDATE webhook_endpoints SET failures = failures + 1,
+                    failing_since_ms = COALESCE(failing_since_ms, $3), next_attempt_ms = $4,
+                    lease_owner = NULL, lease_until_ms = 0, disabled_ms = $3, disabled_reason = $5
+             WHERE name = $1 AND lease_owner = $2"
+        } else {
+            "UPDATE webhook_endpoints SET failures = failures + 1,
+                    failing_since_ms = COALESCE(failing_since_ms, $3), next_attempt_ms = $4,
+                    lease_owner = NULL, lease_until_ms = 0
+             WHERE name = $1 AND lease_owner = $2"
+        };
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let q = sqlx::query(endpoint_sql).bind(endpoint).bind(owner);
+            let q = match (r.delivered, &r.disable) {
+                (true, _) => q.bind(r.lease_until.millis()),
+                (false, None) => q.bind(r.at.millis()).bind(r.retry_at.millis()),
+                (false, Some(why)) => q
+                    .bind(r.at.millis())
+                    .bind(r.retry_at.millis())
+                    .bind(why.as_str()),
+            };
+            if q.execute(&mut *tx).await?.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query(
+                "INSERT INTO webhook_attempts (endpoint, event_id, attempt, at_ms, duration_ms, status_code, error, answer)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (endpoint, event_id, attempt) DO NOTHING",
+            )
+            .bind(endpoint)
+            .bind(event)
+            .bind(attempt)
+            .bind(r.at.millis())
+            .bind(r.duration_ms)
+            .bind(r.status_code.map(i64::from))
+            .bind(r.error.as_deref())
+            .bind(r.answer.as_deref())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE webhook_deliveries SET attempts = $3, last_attempt_ms = $4,
+                        status = CASE WHEN $5 THEN 'delivered' ELSE status END,
+                        delivered_ms = CASE WHEN $5 THEN $4 ELSE delivered_ms END
+                 WHERE endpoint = $1 AND event_id = $2",
+            )
+            .bind(endpoint)
+            .bind(event)
+            .bind(attempt)
+            .bind(r.at.millis())
+            .bind(r.delivered)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(true)
+    }
+
+    /// Gives an endpoint back (its batch is done): any instance may claim it again.
+    pub async fn release_webhook_endpoint(
+        &self,
+        owner: &str,
+        endpoint: &str,
+    ) -> Result<(), StoreError> {
+        with_pool!(&self.write, |pool| {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until_ms = 0
+                 WHERE name = $1 AND lease_owner = $2",
+            )
+            .bind(endpoint)
+            .bind(owner)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Every endpoint's state, with its queue's length and age.
+    pub async fn webhook_endpoints(&self) -> Result<Vec<EndpointState>, StoreError> {
+        type Row = (
+            String,
+            i64,
+            Option<i64>,
+            i64,
+            Option<i64>,
+            Option<String>,
+            i64,
+            Option<i64>,
+        );
+        let sql = "SELECT e.name, e.failures, e.failing_since_ms, e.next_attempt_ms, e.disabled_ms,
+                          e.disabled_reason,
+                          (SELECT COUNT(*) FROM webhook_deliveries d WHERE d.endpoint = e.name AND d.status = 'pending'),
+                          (SELECT MIN(occurred_ms) FROM webhook_deliveries d WHERE d.endpoint = e.name AND d.status = 'pending')
+                   FROM webhook_endpoints e ORDER BY e.name";
+        let rows: Vec<Row> =
+            with_pool!(&self.db, |pool| sqlx::query_as(sql).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| EndpointState {
+                name: r.0,
+                failures: r.1,
+                failing_since_ms: r.2.map(Timestamp::from_millis),
+                next_attempt_ms: Timestamp::from_millis(r.3),
+                disabled_ms: r.4.map(Timestamp::from_millis),
+                disabled_reason: r.5,
+                pending: r.6,
+                oldest_pending_ms: r.7.map(Timestamp::from_millis),
+            })
+            .collect())
+    }
+
+    /// An endpoint's deliveries, newest event first, each with its attempts; `before` is
+    /// the previous page's last event time.
+    pub async fn webhook_deliveries(
+        &self,
+        endpoint: &str,
+        before: Option<Timestamp>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryView>, StoreError> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            event: EventRow,
+            status: String,
+            delivered_ms: Option<i64>,
+        }
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}, d.attempts, d.status, d.delivered_ms FROM webhook_deliveries d
+             JOIN webhook_events e ON e.id = d.event_id
+             WHERE d.endpoint = $1 AND d.occurred_ms < $2
+             ORDER BY d.occurred_ms DESC, d.event_seq DESC LIMIT $3"
+        );
+        let attempts_sql = "SELECT attempt, at_ms, duration_ms, status_code, error, answer
+                            FROM webhook_attempts WHERE endpoint = $1 AND event_id = $2 ORDER BY attempt";
+        let mut out = Vec::new();
+        with_pool!(&self.db, |pool| {
+            let rows: Vec<Row> = sqlx::query_as(&sql)
+                .bind(endpoint)
+                .bind(before.map_or(i64::MAX, Timestamp::millis))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            for r in rows {
+                let attempts: Vec<AttemptView> = sqlx::query_as(attempts_sql)
+                    .bind(endpoint)
+                    .bind(&r.event.id)
+                    .fetch_all(pool)
+                    .await?;
+                out.push(DeliveryView {
+                    event: PendingDelivery::try_from(r.event)?.event,
+                    status: r.status,
+                    delivered_ms: r.delivered_ms.map(Timestamp::from_millis),
+                    attempts,
+                });
+            }
+        });
+        Ok(out)
+    }
+
+    /// Queues one event again for an endpoint, under its original id (whatever its
+    /// filter). False when there is no such event.
+    pub async fn replay_webhook_event(
+        &self,
+        endpoint: &str,
+        event: &EventId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO webhook_deliveries (endpoint, event_id, event_seq, occurred_ms, status, created_ms)
+                   SELECT $1, id, seq, occurred_ms, 'pending', $3 FROM webhook_events WHERE id = $2
+                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL";
+        let n = with_pool!(&self.write, |pool| {
+            sqlx::query(sql)
+                .bind(endpoint)
+                .bind(event)
+                .bind(now.millis())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n > 0 {
+            events_written();
+        }
+        Ok(n > 0)
+    }
+
+    /// Queues again every event since `since` that the endpoint's filter takes (test
+    /// events aside). Returns how many.
+    pub async fn replay_webhook_since(
+        &self,
+        endpoint: &str,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let sql = "INSERT INTO webhook_deliveries (endpoint, event_id, event_seq, occurred_ms, status, created_ms)
+                   SELECT w.name, e.id, e.seq, e.occurred_ms, 'pending', $3
+                   FROM webhook_events e JOIN webhook_endpoints w ON w.name = $1
+                   WHERE e.occurred_ms >= $2 AND e.type <> 'webhook.test'
+                     AND (w.event_types LIKE '%,*,%'
+                          OR w.event_types LIKE '%,' || e.type || ',%'
+                          OR w.event_types LIKE '%,' || SUBSTR(e.type, 1, INSTR(e.type, '.')) || '*,%')
+                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL";
+        let sql = match &self.write {
+            // PostgreSQL has no INSTR; STRPOS is the same function.
+            super::Db::Postgres(_) => sql.replace("INSTR(", "STRPOS("),
+            super::Db::Sqlite(_) => sql.to_owned(),
+        };
+        let n = with_pool!(&self.write, |pool| {
+            sqlx::query(&sql)
+                .bind(endpoint)
+                .bind(since.millis())
+                .bind(now.millis())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if n > 0 {
+            events_written();
+        }
+        Ok(n)
+    }
+
+    /// A test event for one endpoint only.
+    pub async fn record_test_event(
+        &self,
+        endpoint: &str,
+        event: &NewEvent,
+    ) -> Result<bool, StoreError> {
+        let n = with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let (seq,): (i64,) = sqlx::query_as(INSERT_EVENT)
+                .bind(&event.id)
+                .bind(event.kind)
+                .bind(event.at.millis())
+                .bind(event.app.as_ref())
+                .bind(event.openid.as_ref())
+                .bind(event.unionid.as_ref())
+                .bind(event.user_id.as_ref())
+                .bind(event.data.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            let n = sqlx::query(
+                "INSERT INTO webhook_deliveries (endpoint, event_id, event_seq, occurred_ms, status, created_ms)
+                 SELECT name, $2, $3, $4, 'pending', $4 FROM webhook_endpoints WHERE name = $1",
+            )
+            .bind(endpoint)
+            .bind(&event.id)
+            .bind(seq)
+            .bind(event.at.millis())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        events_written();
+        Ok(n == 1)
+    }
+
+    /// Enables a disabled endpoint: its waiting events are delivered again from the oldest.
+    pub async fn enable_webhook_endpoint(&self, endpoint: &str) -> Result<bool, StoreError> {
+        let n = with_pool!(&self.write, |pool| {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET disabled_ms = NULL, disabled_reason = NULL,
+                        failures = 0, failing_since_ms = NULL, next_attempt_ms = 0
+                 WHERE name = $1",
+            )
+            .bind(endpoint)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        events_written();
+        Ok(n == 1)
+    }
+}
