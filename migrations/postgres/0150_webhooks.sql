@@ -2,7 +2,7 @@
 -- transaction as the change that caused it, with one delivery per endpoint whose filter
 -- takes its type.
 CREATE TABLE webhook_events (
-    -- Insertion order: breaks ties between events of the same millisecond.
+    -- Write order, the order of delivery: a cause is always written before its effect.
     seq         BIGSERIAL PRIMARY KEY,
     -- The webhook-id every delivery of the event carries.
     id          TEXT    NOT NULL UNIQUE,
@@ -35,7 +35,7 @@ CREATE TABLE webhook_endpoints (
     disabled_reason  TEXT
 );
 
--- One event for one endpoint, delivered in event-time order per endpoint.
+-- One event for one endpoint, delivered per endpoint in the order the events were written.
 CREATE TABLE webhook_deliveries (
     endpoint        TEXT   NOT NULL,
     event_id        TEXT   NOT NULL,
@@ -49,7 +49,7 @@ CREATE TABLE webhook_deliveries (
     delivered_ms    BIGINT,
     PRIMARY KEY (endpoint, event_id)
 );
-CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (endpoint, occurred_ms, event_seq)
+CREATE INDEX webhook_deliveries_queue ON webhook_deliveries (endpoint, event_seq)
     WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_time ON webhook_deliveries (endpoint, occurred_ms);
 

@@ -307,7 +307,8 @@ impl Store {
             .collect())
     }
 
-    /// The next events waiting for an endpoint, in event-time order.
+    /// The next events waiting for an endpoint, in the order they were written (on SQLite
+    /// the commit order; either way every cause before its effect).
     pub async fn pending_deliveries(
         &self,
         endpoint: &str,
@@ -317,7 +318,7 @@ impl Store {
             "SELECT {EVENT_COLUMNS}, d.attempts FROM webhook_deliveries d
              JOIN webhook_events e ON e.id = d.event_id
              WHERE d.endpoint = $1 AND d.status = 'pending'
-             ORDER BY d.occurred_ms, d.event_seq LIMIT $2"
+             ORDER BY d.event_seq LIMIT $2"
         );
         let rows: Vec<EventRow> = with_pool!(&self.write, |pool| {
             sqlx::query_as(&sql)

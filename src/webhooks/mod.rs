@@ -4,7 +4,8 @@
 //! ([`crate::store`]'s `record_events`, with one delivery per endpoint whose filter takes
 //! it). The deliverers here claim endpoints, not single events, under a lease (SKIP LOCKED
 //! on PostgreSQL): one instance at a time delivers to an endpoint, its waiting events in
-//! event-time order, a batch per claim. 2xx is success; anything else, or no answer within
+//! the order they were written (so every cause arrives before its effect), a batch per
+//! claim. 2xx is success; anything else, or no answer within
 //! the timeout, stops the batch and retries the same event (same `webhook-id`) after an
 //! exponential backoff with jitter; an endpoint that keeps failing for the retry period is
 //! disabled, logged once and shown in metrics until it is enabled again.

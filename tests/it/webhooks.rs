@@ -170,23 +170,28 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     assert_eq!(declined["scope"], "snsapi_userinfo");
     assert_eq!(of_type(&got, "webhook.test")[0].id, test_id);
 
-    // In order per endpoint: event times never go backwards.
-    let times: Vec<&str> = got.iter().map(|r| r.body["timestamp"].as_str().unwrap()).collect();
-    let mut sorted = times.clone();
-    sorted.sort();
-    assert_eq!(times, sorted);
+    // In order per endpoint: every cause before its effect.
+    let pos = |pred: &dyn Fn(&Received) -> bool| got.iter().position(pred).unwrap();
+    let kind = |k: &'static str| move |r: &Received| r.body["type"] == k;
+    let about = |k: &'static str, m: String| move |r: &Received| r.body["type"] == k && r.body["data"]["message_id"] == m;
+    assert!(pos(&about("message.sent", sent_id.clone())) < pos(&about("message.delivered", sent_id.clone())));
+    assert!(pos(&about("message.sent", failed.clone())) < pos(&about("message.failed", failed.clone())));
+    assert!(pos(&kind("follow.unsubscribed")) < pos(&kind("message.rejected")));
+    assert!(pos(&kind("message.rejected")) < pos(&kind("follow.subscribed")));
+    assert!(pos(&kind("identity.linked")) < pos(&kind("identity.unlinked")));
 
     // The deliveries API shows each with its attempt and the receiver's answer.
+    let attempts = attempts_of(&t, &test_id, 1).await;
+    assert_eq!(attempts[0]["status_code"], 200);
     let d: Value = t.api_json("/api/v1/webhooks/crm/deliveries?limit=200").await;
-    let first = d["deliveries"]
+    let test = d["deliveries"]
         .as_array()
         .unwrap()
         .iter()
         .find(|x| x["event"]["id"] == test_id)
         .unwrap()
         .clone();
-    assert_eq!(first["status"], "delivered");
-    assert_eq!(first["attempts"][0]["status_code"], 200);
+    assert_eq!(test["status"], "delivered");
 }
 
 #[tokio::test]
@@ -272,8 +277,10 @@ async fn a_failing_receiver_gets_growing_delays_under_one_id_until_it_answers() 
         // Not a second early: nothing more arrives until the clock passes the delay.
         t.clock.advance(wait);
     }
+    // The receiver never finishes the attempt that timed out (the service hung up), so it
+    // sees four of the five.
     let got = rx
-        .until("the fifth attempt", |r| (r.len() >= 5).then(|| r.to_vec()))
+        .until("the fifth attempt", |r| (r.len() >= 4).then(|| r.to_vec()))
         .await;
     assert!(delays.windows(2).all(|w| w[1] > w[0]), "{delays:?}");
     assert!(delays[0] >= 60, "the first retry after the base delay: {delays:?}");

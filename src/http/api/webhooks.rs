@@ -171,7 +171,7 @@ struct ReplayBody {
 
 api_errors!(ReplayErrors: UnknownWebhook, WebhookEventNotFound, InvalidBody, InvalidJson, UnsupportedMediaType);
 
-/// Queues events again for an endpoint, under their original ids, in event-time order.
+/// Queues events again for an endpoint, under their original ids, in their order.
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/{name}/replay",
