@@ -13,8 +13,8 @@ use crate::push::Inbox;
 use crate::sandbox::Sandbox;
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
-use crate::wechat::WechatClient;
 use crate::webhooks::Webhooks;
+use crate::wechat::WechatClient;
 use anyhow::Context as _;
 use axum::Router;
 use std::future::Future;
@@ -211,7 +211,9 @@ impl App {
         ctx.tokens.spawn_refreshers(background.clone());
         ctx.push.spawn_sweeper(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
-        ctx.webhooks.spawn(background.clone());
+        let webhooks_stop = CancellationToken::new();
+        let _stop_webhooks = webhooks_stop.clone().drop_guard();
+        let deliverer = ctx.webhooks.spawn(webhooks_stop.clone());
         spawn_sampler(
             ctx.store.clone(),
             ctx.tokens.clone(),
@@ -246,6 +248,9 @@ impl App {
         );
         http_stop.cancel();
         outbox_stop.cancel();
+        webhooks_stop.cancel();
+        let _ = deliverer.await;
+        ctx.webhooks.release().await;
         let http = async {
             match tokio::time::timeout_at(deadline, &mut server).await {
                 Ok(result) => result,

@@ -55,5 +55,5 @@ pub mod sim;
 pub mod store;
 pub mod telemetry;
 pub mod token;
-pub mod wechat;
 pub mod webhooks;
+pub mod wechat;

@@ -296,6 +296,9 @@ pub fn webhook_endpoint(endpoint: &str, pending: i64, oldest_age_secs: f64, disa
     ::metrics::gauge!("wxlink_webhook_pending", "endpoint" => e.clone()).set(pending as f64);
     ::metrics::gauge!("wxlink_webhook_oldest_pending_age_seconds", "endpoint" => e.clone())
         .set(oldest_age_secs);
-    ::metrics::gauge!("wxlink_webhook_endpoint_disabled", "endpoint" => e)
-        .set(if disabled { 1.0 } else { 0.0 });
+    ::metrics::gauge!("wxlink_webhook_endpoint_disabled", "endpoint" => e).set(if disabled {
+        1.0
+    } else {
+        0.0
+    });
 }

@@ -174,15 +174,30 @@ impl Default for WebhookDelivery {
 
 pub(super) fn check_delivery(d: &WebhookDelivery) -> Result<(), ConfigError> {
     super::check_ranges(&[
-        ("webhook_delivery.retry_for_secs", d.retry_for_secs, 1, 30 * 86_400),
-        ("webhook_delivery.backoff_base_ms", d.backoff_base_ms, 1, 3_600_000),
+        (
+            "webhook_delivery.retry_for_secs",
+            d.retry_for_secs,
+            1,
+            30 * 86_400,
+        ),
+        (
+            "webhook_delivery.backoff_base_ms",
+            d.backoff_base_ms,
+            1,
+            3_600_000,
+        ),
         (
             "webhook_delivery.backoff_max_ms",
             d.backoff_max_ms,
             d.backoff_base_ms,
             86_400_000,
         ),
-        ("webhook_delivery.timeout_ms", d.timeout_ms as i64, 100, 120_000),
+        (
+            "webhook_delivery.timeout_ms",
+            d.timeout_ms as i64,
+            100,
+            120_000,
+        ),
         (
             "webhook_delivery.poll_interval_ms",
             d.poll_interval_ms as i64,
@@ -191,7 +206,12 @@ pub(super) fn check_delivery(d: &WebhookDelivery) -> Result<(), ConfigError> {
         ),
         ("webhook_delivery.claim_batch", d.claim_batch, 1, 1000),
         ("webhook_delivery.lease_secs", d.lease_secs, 5, 3600),
-        ("webhook_delivery.concurrency", d.concurrency as i64, 1, 1024),
+        (
+            "webhook_delivery.concurrency",
+            d.concurrency as i64,
+            1,
+            1024,
+        ),
     ])?;
     // A batch is delivered one event after another under the lease: the lease must outlast
     // at least one attempt that times out.
@@ -252,19 +272,34 @@ mod tests {
     #[test]
     fn bad_endpoints_name_the_setting() {
         let cases = [
-            (r#"name = "crm"
-                url = "ftp://x""#, "webhooks[0].url"),
-            (r#"name = "Crm"
-                url = "https://x""#, "webhooks[0].name"),
-            (r#"name = "crm"
-                url = "https://x.example""#, "webhooks[0].secrets"),
-            (r#"name = "crm"
+            (
+                r#"name = "crm"
+                url = "ftp://x""#,
+                "webhooks[0].url",
+            ),
+            (
+                r#"name = "Crm"
+                url = "https://x""#,
+                "webhooks[0].name",
+            ),
+            (
+                r#"name = "crm"
+                url = "https://x.example""#,
+                "webhooks[0].secrets",
+            ),
+            (
+                r#"name = "crm"
                 url = "https://x.example"
-                secret = "not-a-secret""#, "webhooks[0].secrets[0]"),
-            (r#"name = "crm"
+                secret = "not-a-secret""#,
+                "webhooks[0].secrets[0]",
+            ),
+            (
+                r#"name = "crm"
                 url = "https://x.example"
                 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-                events = ["message.lost"]"#, "webhooks[0].events"),
+                events = ["message.lost"]"#,
+                "webhooks[0].events",
+            ),
         ];
         for (body, setting) in cases {
             let e = parse(&format!("[[webhooks]]\n{body}")).unwrap_err();

@@ -50,7 +50,9 @@ impl Store {
                     continue;
                 };
                 updated.push(id.clone());
-                if let Some(event) = message_event(id, outcome, &channel, &user, &app, &openid, key, now) {
+                if let Some(event) =
+                    message_event(id, outcome, &channel, &user, &app, &openid, key, now)
+                {
                     write_events!(tx, std::slice::from_ref(&event));
                 }
                 let channel = channel.as_str();
@@ -139,8 +141,14 @@ fn message_event(
         Outcome::Retry { .. } | Outcome::Held { .. } => return None,
     };
     Some(
-        NewEvent::about(kind, now, app, openid, message_data(id, channel, key, extra))
-            .user(Some(user)),
+        NewEvent::about(
+            kind,
+            now,
+            app,
+            openid,
+            message_data(id, channel, key, extra),
+        )
+        .user(Some(user)),
     )
 }
 

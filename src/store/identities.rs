@@ -3,9 +3,9 @@
 use super::{Backend, Store, StoreError, corrupt, with_pool};
 use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{AppId, EventType, NewEvent, OAuthScope, OpenId, UnionId, UserId};
-use serde_json::json;
 use crate::wechat::types::UserInfo;
 use serde::Serialize;
+use serde_json::json;
 
 /// One person's identity in one app.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

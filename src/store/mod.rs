@@ -25,12 +25,12 @@ pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
+pub use tokens::{
+    FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
+};
 pub use webhooks::{
     AttemptRecord, AttemptView, DeliveryView, EVENTS_WRITTEN, EndpointState, PendingDelivery,
     StoredWebhookEvent,
-};
-pub use tokens::{
-    FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
 
 use crate::config::DatabaseSettings;

@@ -14,7 +14,8 @@ use tokio::sync::Notify;
 /// instead of at their next poll. Other instances' events are found by polling.
 pub static EVENTS_WRITTEN: LazyLock<Notify> = LazyLock::new(Notify::new);
 
-pub(super) const INSERT_EVENT: &str = "INSERT INTO webhook_events (id, type, occurred_ms, app, openid, unionid, user_id, data)
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO webhook_events (id, type, occurred_ms, app, openid, unionid, user_id, data)
     VALUES ($1, $2, $3, $4, $5,
             COALESCE($6, (SELECT unionid FROM identities WHERE app = $4 AND openid = $5)),
             COALESCE($7, (SELECT user_id FROM identities WHERE app = $4 AND openid = $5)),
@@ -161,8 +162,7 @@ impl TryFrom<EventRow> for PendingDelivery {
                 openid: r.openid,
                 unionid: r.unionid,
                 user_id: r.user_id,
-                data: serde_json::from_str(&r.data)
-                    .map_err(|e| corrupt("webhook_events", e))?,
+                data: serde_json::from_str(&r.data).map_err(|e| corrupt("webhook_events", e))?,
             },
         })
     }
@@ -420,6 +420,22 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+
+    /// Gives back every endpoint `owner` holds (shutdown), so another instance need not
+    /// wait for the leases to run out.
+    pub async fn release_webhook_endpoints(&self, owner: &str) -> Result<u64, StoreError> {
+        let n = with_pool!(&self.write, |pool| {
+            sqlx::query(
+                "UPDATE webhook_endpoints SET lease_owner = NULL, lease_until_ms = 0
+                 WHERE lease_owner = $1",
+            )
+            .bind(owner)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(n)
     }
 
     /// Every endpoint's state, with its queue's length and age.

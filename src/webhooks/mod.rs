@@ -19,8 +19,8 @@ pub mod sign;
 use crate::clock::{Clock, Timestamp};
 use crate::config::{WebhookDelivery, WebhookEndpoint};
 use crate::domain::{EventId, EventType, NewEvent};
-use rand::RngExt;
 use crate::store::{AttemptRecord, EVENTS_WRITTEN, PendingDelivery, Store, StoreError};
+use rand::RngExt;
 use sign::Signer;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,9 +130,23 @@ impl Webhooks {
         Ok(queued.then_some(event.id))
     }
 
+    /// After `stop`: gives back the endpoints this instance holds, so another instance
+    /// carries on at once (an attempt cut short by the exit is sent again, same id).
+    pub async fn release(&self) {
+        if let Err(e) = self
+            .inner
+            .store
+            .release_webhook_endpoints(&self.inner.owner)
+            .await
+        {
+            tracing::warn!(error = %e, "webhooks: cannot give endpoints back; they return when their lease runs out");
+        }
+    }
+
     /// Runs the deliverer until `stop`: woken by this process's new events, polling for
     /// the others' every `poll_interval_ms`.
     pub fn spawn(&self, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        // Stopping interrupts the round in flight: the lease is given back by `release`.
         let this = self.clone();
         tokio::spawn(
             async move {
@@ -145,7 +159,11 @@ impl Webhooks {
                     let woken = EVENTS_WRITTEN.notified();
                     let mut woken = std::pin::pin!(woken);
                     woken.as_mut().enable();
-                    let busy = match this.run_once().await {
+                    let round = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        r = this.run_once() => r,
+                    };
+                    let busy = match round {
                         Ok(n) => n > 0,
                         Err(e) => {
                             tracing::warn!(error = %e, "webhooks: cannot claim endpoints");
@@ -192,7 +210,10 @@ impl Webhooks {
                 }
             }
         });
-        Ok(futures_util::future::join_all(batches).await.into_iter().sum())
+        Ok(futures_util::future::join_all(batches)
+            .await
+            .into_iter()
+            .sum())
     }
 
     /// Delivers an endpoint's waiting events in order until one fails or the batch ends.
@@ -244,7 +265,8 @@ impl Webhooks {
                     record.disable = Some(why);
                 }
             }
-            let lag = delivered.then(|| (now.millis() - d.event.occurred_ms.millis()).max(0) as f64 / 1000.0);
+            let lag = delivered
+                .then(|| (now.millis() - d.event.occurred_ms.millis()).max(0) as f64 / 1000.0);
             crate::metrics::webhook_attempt(name, delivered, lag);
             let ours = s
                 .store

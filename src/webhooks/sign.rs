@@ -62,10 +62,8 @@ mod tests {
     /// The scheme's published test vector.
     #[test]
     fn signs_like_the_specification() {
-        let s = Signer::new(&[SecretString::from(
-            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
-        )])
-        .unwrap();
+        let s =
+            Signer::new(&[SecretString::from("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD")]).unwrap();
         let signed = s.sign(
             "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
             1649367553,

@@ -27,4 +27,5 @@ mod sim;
 mod token;
 mod token_processes;
 mod webhooks;
+mod webhooks_fleet;
 mod wechat_client;

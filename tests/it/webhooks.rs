@@ -5,7 +5,7 @@
 //! signs with both secrets; replays keep the original id.
 
 use crate::support::webhooks::{
-    DELIVERY_TOML, NEW_SECRET, Receiver, Received, Reply, SECRET, webhook_toml,
+    DELIVERY_TOML, NEW_SECRET, Received, Receiver, Reply, SECRET, webhook_toml,
 };
 use crate::support::*;
 use reqwest::StatusCode;
@@ -53,7 +53,10 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     let body = json!({"channel": "template", "app": "oa", "template_id": tpl, "data": {"keyword1": "339208499"}});
     let r = t.send_keyed("42", "order-339208499", body.clone()).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let sent_id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let sent_id = r.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     t.message_until(&sent_id, &["delivered"]).await;
 
     // message.failed: WeChat reports the next one blocked.
@@ -68,13 +71,19 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
 
     // follow.unsubscribed, then message.rejected (43004), then follow.subscribed.
     t.simulator
-        .post(&format!("/_sim/people/{person}/unfollow"), json!({"appid": OA_APPID}))
+        .post(
+            &format!("/_sim/people/{person}/unfollow"),
+            json!({"appid": OA_APPID}),
+        )
         .await;
     rx.event("follow.unsubscribed").await;
     let rejected = t.send_ok("42", body.clone()).await;
     t.message_until(&rejected, &["rejected"]).await;
     t.simulator
-        .post(&format!("/_sim/people/{person}/follow"), json!({"appid": OA_APPID}))
+        .post(
+            &format!("/_sim/people/{person}/follow"),
+            json!({"appid": OA_APPID}),
+        )
         .await;
 
     // subscription.accepted and subscription.rejected from the mini-program's popup.
@@ -110,7 +119,10 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     // webhook.test.
     let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
-    let test_id = r.json::<Value>().await.unwrap()["event_id"].as_str().unwrap().to_owned();
+    let test_id = r.json::<Value>().await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     let expected = [
         "identity.linked",
@@ -129,14 +141,23 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     ];
     let got = rx
         .until("every event type", |got| {
-            let types: BTreeSet<&str> = got.iter().filter_map(|r| r.body["type"].as_str()).collect();
-            expected.iter().all(|e| types.contains(e)).then(|| got.to_vec())
+            let types: BTreeSet<&str> =
+                got.iter().filter_map(|r| r.body["type"].as_str()).collect();
+            expected
+                .iter()
+                .all(|e| types.contains(e))
+                .then(|| got.to_vec())
         })
         .await;
     pushes_settle(&t, 1).await;
 
     for r in &got {
-        assert_eq!(r.verified_by, [0], "signed with the one secret: {:?}", r.body);
+        assert_eq!(
+            r.verified_by,
+            [0],
+            "signed with the one secret: {:?}",
+            r.body
+        );
         assert_eq!(r.id, r.body["id"], "webhook-id is the event id");
         let person_event = !matches!(r.body["type"].as_str(), Some("webhook.test"));
         if person_event && r.body["type"] != "identity.conflict" {
@@ -155,7 +176,11 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     assert_eq!(sent["app"], "oa");
     assert!(sent["msgid"].is_string());
     let delivered = of_type(&got, "message.delivered");
-    assert!(delivered.iter().any(|d| d.body["data"]["message_id"] == sent_id));
+    assert!(
+        delivered
+            .iter()
+            .any(|d| d.body["data"]["message_id"] == sent_id)
+    );
     let failed_ev = of_type(&got, "message.failed");
     assert_eq!(failed_ev[0].body["data"]["message_id"], failed);
     assert_eq!(failed_ev[0].body["data"]["reason"], "failed:user block");
@@ -173,9 +198,16 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     // In order per endpoint: every cause before its effect.
     let pos = |pred: &dyn Fn(&Received) -> bool| got.iter().position(pred).unwrap();
     let kind = |k: &'static str| move |r: &Received| r.body["type"] == k;
-    let about = |k: &'static str, m: String| move |r: &Received| r.body["type"] == k && r.body["data"]["message_id"] == m;
-    assert!(pos(&about("message.sent", sent_id.clone())) < pos(&about("message.delivered", sent_id.clone())));
-    assert!(pos(&about("message.sent", failed.clone())) < pos(&about("message.failed", failed.clone())));
+    let about = |k: &'static str, m: String| {
+        move |r: &Received| r.body["type"] == k && r.body["data"]["message_id"] == m
+    };
+    assert!(
+        pos(&about("message.sent", sent_id.clone()))
+            < pos(&about("message.delivered", sent_id.clone()))
+    );
+    assert!(
+        pos(&about("message.sent", failed.clone())) < pos(&about("message.failed", failed.clone()))
+    );
     assert!(pos(&kind("follow.unsubscribed")) < pos(&kind("message.rejected")));
     assert!(pos(&kind("message.rejected")) < pos(&kind("follow.subscribed")));
     assert!(pos(&kind("identity.linked")) < pos(&kind("identity.unlinked")));
@@ -183,7 +215,9 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
     // The deliveries API shows each with its attempt and the receiver's answer.
     let attempts = attempts_of(&t, &test_id, 1).await;
     assert_eq!(attempts[0]["status_code"], 200);
-    let d: Value = t.api_json("/api/v1/webhooks/crm/deliveries?limit=200").await;
+    let d: Value = t
+        .api_json("/api/v1/webhooks/crm/deliveries?limit=200")
+        .await;
     let test = d["deliveries"]
         .as_array()
         .unwrap()
@@ -219,20 +253,37 @@ async fn a_filter_sends_only_its_types_and_the_reverse_lookup_names_the_user() {
         "identity.linked is not sent to a message.* endpoint"
     );
 
-    let who: Value = t.api_json(&format!("/api/v1/apps/oa/identities/{openid}")).await;
+    let who: Value = t
+        .api_json(&format!("/api/v1/apps/oa/identities/{openid}"))
+        .await;
     assert_eq!(who["user_id"], "42");
     let r = t.api_get("/api/v1/apps/oa/identities/nobodyhere").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "identity_unknown");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "identity_unknown"
+    );
     // The events API names the user too.
     let events = t.events("oa", "type=TEMPLATESENDJOBFINISH").await;
     assert_eq!(events[0]["user_id"], "42");
+
+    // The OpenAPI document describes every payload under `webhooks`.
+    let doc: Value = t.api_json("/api/v1/openapi.json").await;
+    let hook = &doc["webhooks"]["message.delivered"]["post"];
+    assert_eq!(
+        hook["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/WebhookPayload"
+    );
+    assert!(doc["components"]["schemas"]["WebhookData"]["properties"]["user_id"].is_object());
+    assert_eq!(doc["webhooks"].as_object().unwrap().len(), 14);
 }
 
 /// The retry delay the endpoint is waiting out now, in seconds (rounded up).
 async fn waiting_secs(t: &TestApp, last_attempt_ms: i64) -> i64 {
     let w: Value = t.api_json("/api/v1/webhooks").await;
-    let next = w["webhooks"][0]["state"]["next_attempt_ms"].as_i64().unwrap();
+    let next = w["webhooks"][0]["state"]["next_attempt_ms"]
+        .as_i64()
+        .unwrap();
     (next - last_attempt_ms + 999) / 1000
 }
 
@@ -266,7 +317,10 @@ async fn a_failing_receiver_gets_growing_delays_under_one_id_until_it_answers() 
         Reply::Status(503),
     ]);
     let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
-    let id = r.json::<Value>().await.unwrap()["event_id"].as_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut delays = Vec::new();
     for n in 1..=4 {
         let attempts = attempts_of(&t, &id, n).await;
@@ -283,15 +337,24 @@ async fn a_failing_receiver_gets_growing_delays_under_one_id_until_it_answers() 
         .until("the fifth attempt", |r| (r.len() >= 4).then(|| r.to_vec()))
         .await;
     assert!(delays.windows(2).all(|w| w[1] > w[0]), "{delays:?}");
-    assert!(delays[0] >= 60, "the first retry after the base delay: {delays:?}");
-    assert!(got.iter().all(|r| r.id == id), "one webhook-id across retries");
+    assert!(
+        delays[0] >= 60,
+        "the first retry after the base delay: {delays:?}"
+    );
+    assert!(
+        got.iter().all(|r| r.id == id),
+        "one webhook-id across retries"
+    );
     // Signed at the wall clock's time, whatever the service's clock says: the receiver's
     // library compares it with its own.
     let wall = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert!(got.iter().all(|r| (r.timestamp - wall).abs() < 60 && r.verified_by == [0]));
+    assert!(
+        got.iter()
+            .all(|r| (r.timestamp - wall).abs() < 60 && r.verified_by == [0])
+    );
     let attempts = attempts_of(&t, &id, 5).await;
     assert_eq!(attempts[0]["status_code"], 500);
     assert!(attempts[1]["status_code"].is_null());
@@ -307,7 +370,10 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled_until_enabled() {
     let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
     rx.reply(&[Reply::Status(500); 40]);
     let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
-    let id = r.json::<Value>().await.unwrap()["event_id"].as_str().unwrap().to_owned();
+    let id = r.json::<Value>().await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut n = 1;
     let disabled = loop {
         let attempts = attempts_of(&t, &id, n).await;
@@ -332,7 +398,15 @@ async fn an_endpoint_failing_for_the_retry_period_is_disabled_until_enabled() {
     assert!(n > 5, "{n} attempts");
     // Nothing is attempted while disabled, whatever the clock says.
     t.clock.advance(86_400);
-    let metrics = t.api.get(t.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = t
+        .api
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"wxlink_webhook_attempts_total{endpoint="crm",result="failed"}"#),
         "attempts are counted"
@@ -352,7 +426,11 @@ async fn during_a_rotation_both_secrets_sign() {
     let (t, rx) = with_receiver(&["*"], &[SECRET, NEW_SECRET]).await;
     t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
     let got = rx.at_least(1).await;
-    assert_eq!(got[0].verified_by, [0, 1], "the old and the new secret verify");
+    assert_eq!(
+        got[0].verified_by,
+        [0, 1],
+        "the old and the new secret verify"
+    );
     assert_eq!(got[0].signature.split(' ').count(), 2);
 }
 
@@ -377,12 +455,22 @@ async fn replay_redelivers_under_the_original_ids() {
         .await;
     assert_eq!(r.json::<Value>().await.unwrap()["queued"], 2);
     let got = rx.at_least(5).await;
-    assert_eq!([&got[3].id, &got[4].id], [&ids[0], &ids[1]], "in event order");
+    assert_eq!(
+        [&got[3].id, &got[4].id],
+        [&ids[0], &ids[1]],
+        "in event order"
+    );
 
     let r = t
-        .api_post("/api/v1/webhooks/crm/replay", json!({"event_id": "evt_nope"}))
+        .api_post(
+            "/api/v1/webhooks/crm/replay",
+            json!({"event_id": "evt_nope"}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = t.api_post("/api/v1/webhooks/nope/test", json!({})).await;
-    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "unknown_webhook");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "unknown_webhook"
+    );
 }

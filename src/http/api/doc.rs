@@ -10,8 +10,8 @@
 //! able to read it before they hold a key. Calls made from Swagger UI's "Try it out" do
 //! need one (the Authorize button).
 
-use crate::context::Ctx;
 use super::webhooks::{Payloads, WebhookData, WebhookPayload};
+use crate::context::Ctx;
 use crate::http::error::{ErrorBody, ErrorCode};
 use axum::Router;
 use std::collections::BTreeMap;

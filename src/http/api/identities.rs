@@ -54,7 +54,11 @@ async fn lookup(
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::IdentityUnknown,
-                format!("no identity with openid {} is stored for app {}", openid.redacted(), app.id),
+                format!(
+                    "no identity with openid {} is stored for app {}",
+                    openid.redacted(),
+                    app.id
+                ),
             )
         })?;
     Ok(Json(identity))

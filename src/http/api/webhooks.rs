@@ -139,7 +139,10 @@ async fn deliveries(
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::InvalidQuery, "limit must be 1..=200"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "limit must be 1..=200",
+        ));
     }
     let deliveries = ctx
         .store
@@ -190,8 +193,7 @@ async fn replay(
     let now = ctx.clock.timestamp();
     let queued = match (body.event_id, body.since) {
         (Some(id), None) => {
-            let id = EventId::parse(&id)
-                .map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.0))?;
+            let id = EventId::parse(&id).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.0))?;
             if !ctx.store.replay_webhook_event(&name, &id, now).await? {
                 return Err(ApiError::new(
                     ErrorCode::WebhookEventNotFound,
@@ -215,6 +217,10 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(ReplayBody { queued })))
 }
 
+/// Nothing: the body may be empty or `{}`.
+#[derive(ToSchema)]
+struct NoFields {}
+
 #[derive(Serialize, ToSchema)]
 struct TestBody {
     /// The `webhook.test` event queued for the endpoint.
@@ -229,6 +235,7 @@ api_errors!(TestErrors: UnknownWebhook);
     path = "/api/v1/webhooks/{name}/test",
     tag = "webhooks",
     params(NamePath),
+    request_body(content = Option<NoFields>, description = "Empty, or `{}`"),
     responses((status = 202, description = "Queued", body = TestBody), TestErrors)
 )]
 async fn test(
@@ -255,6 +262,7 @@ api_errors!(EnableErrors: UnknownWebhook);
     path = "/api/v1/webhooks/{name}/enable",
     tag = "webhooks",
     params(NamePath),
+    request_body(content = Option<NoFields>, description = "Empty, or `{}`"),
     responses((status = 204, description = "Enabled"), EnableErrors)
 )]
 async fn enable(
@@ -376,9 +384,13 @@ impl utoipa::Modify for Payloads {
 fn summary(kind: crate::domain::EventType) -> &'static str {
     use crate::domain::EventType::*;
     match kind {
-        IdentityLinked => "An identity was bound to a user (by a link, a login, a unionid match or the API)",
+        IdentityLinked => {
+            "An identity was bound to a user (by a link, a login, a unionid match or the API)"
+        }
         IdentityUnlinked => "An identity was unbound from a user",
-        IdentityConflict => "Someone tried to link an identity (or its unionid) bound to another user; nothing changed",
+        IdentityConflict => {
+            "Someone tried to link an identity (or its unionid) bound to another user; nothing changed"
+        }
         UserDeleted => "A user and their identities were deleted",
         MessageSent => "WeChat accepted a message (msgid)",
         MessageDelivered => "WeChat reported a message delivered",
