@@ -474,3 +474,67 @@ async fn replay_redelivers_under_the_original_ids() {
         "unknown_webhook"
     );
 }
+
+/// The README's receivers: the scheme's published Python and Node.js libraries verify a
+/// real delivery (and refuse it under another secret). Runs where `standardwebhooks` is
+/// installed (`pip install standardwebhooks`; `npm install standardwebhooks` with its
+/// folder in `NODE_PATH`); says it was skipped otherwise.
+#[tokio::test]
+async fn the_published_python_and_node_libraries_verify_a_delivery() {
+    let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
+    t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
+    let got = rx.at_least(1).await.remove(0);
+    let headers: serde_json::Map<String, Value> = got
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    let headers = Value::Object(headers).to_string();
+    let python = "import json, os\n\
+        from standardwebhooks.webhooks import Webhook\n\
+        e = Webhook(os.environ['SECRET']).verify(os.environ['BODY'], json.loads(os.environ['HEADERS']))\n\
+        print(e['type'], e['data']['endpoint'])";
+    let node = "const { Webhook } = require('standardwebhooks');\n\
+        const e = new Webhook(process.env.SECRET).verify(process.env.BODY, JSON.parse(process.env.HEADERS));\n\
+        console.log(e.type, e.data.endpoint);";
+    for (program, arg, script, probe) in [
+        ("python3", "-c", python, "import standardwebhooks"),
+        ("node", "-e", node, "require('standardwebhooks')"),
+    ] {
+        let available = std::process::Command::new(program)
+            .args([arg, probe])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !available {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {program} has no standardwebhooks library; the README's receiver was not checked with it"
+            );
+            continue;
+        }
+        let run = |secret: &str| {
+            std::process::Command::new(program)
+                .args([arg, script])
+                .env("SECRET", secret)
+                .env("BODY", &got.raw)
+                .env("HEADERS", &headers)
+                .output()
+                .unwrap()
+        };
+        let ok = run(SECRET);
+        assert!(
+            ok.status.success(),
+            "{program}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&ok.stdout).trim(),
+            "webhook.test crm"
+        );
+        assert!(
+            !run(NEW_SECRET).status.success(),
+            "{program} refuses another secret"
+        );
+    }
+}

@@ -23,6 +23,9 @@ pub struct Received {
     pub timestamp: i64,
     pub signature: String,
     pub body: Value,
+    /// The body as sent, and the `webhook-*` headers: what another library verifies.
+    pub raw: String,
+    pub headers: Vec<(String, String)>,
     /// Which of the receiver's secrets verified it (by index).
     pub verified_by: Vec<usize>,
 }
@@ -149,6 +152,11 @@ async fn receive(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> St
         timestamp: header("webhook-timestamp").parse().unwrap_or(0),
         signature: header("webhook-signature"),
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: String::from_utf8_lossy(&body).into_owned(),
+        headers: ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            .iter()
+            .map(|h| (h.to_string(), header(h)))
+            .collect(),
         verified_by,
     });
     match reply {
