@@ -538,3 +538,52 @@ async fn the_published_python_and_node_libraries_verify_a_delivery() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_admin_page_shows_endpoints_and_each_attempts_answer() {
+    const ADMIN_KEY: &str = "admin-key-for-webhooks-0123";
+    let rx = Receiver::start(&[SECRET]).await;
+    rx.reply(&[Reply::Status(500)]);
+    let t = TestApp::spawn_with(Options {
+        extra_toml: format!(
+            "{}\n[admin]\nkey_sha256 = \"{}\"\n{DELIVERY_TOML}",
+            webhook_toml("crm", &rx.url, &["*"], &[SECRET, NEW_SECRET]),
+            wxlink::domain::hash_token(ADMIN_KEY)
+        ),
+        ..Options::default()
+    })
+    .await;
+    let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
+    let id = r.json::<Value>().await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    attempts_of(&t, &id, 1).await;
+    let page = || async {
+        let r = t
+            .api
+            .get(t.url("/admin/webhooks"))
+            .basic_auth("ops", Some(ADMIN_KEY))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.text().await.unwrap()
+    };
+    let body = page().await;
+    assert!(body.contains(r#"data-endpoint="crm""#), "{body}");
+    assert!(body.contains(r#"data-state="retrying""#), "{body}");
+    assert!(body.contains(&format!(r#"data-event="{id}" data-status="pending""#)));
+    assert!(body.contains("HTTP 500"));
+    assert!(!body.contains("MfKQ9r8G"), "no secret on the page");
+    let wait = waiting_secs(
+        &t,
+        attempts_of(&t, &id, 1).await[0]["at_ms"].as_i64().unwrap(),
+    )
+    .await;
+    t.clock.advance(wait);
+    attempts_of(&t, &id, 2).await;
+    let body = page().await;
+    assert!(body.contains(r#"data-state="ok""#), "{body}");
+    assert!(body.contains(&format!(r#"data-event="{id}" data-status="delivered""#)));
+}
