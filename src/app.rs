@@ -155,7 +155,9 @@ impl App {
         };
         let mut router = http::router(ctx.clone(), browser);
         if let Some(sb) = &sandbox {
-            router = router.nest("/sim", sb.sim.router());
+            router = router
+                .nest("/sim", sb.sim.router())
+                .merge(crate::sandbox::receiver::router(sb.clone()));
         }
         let rate_limits = RateLimits::new(&ctx.config.rate_limits);
         let router = router

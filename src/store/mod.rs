@@ -14,6 +14,7 @@ mod outbox;
 mod push;
 mod sessions;
 mod tokens;
+mod webhook_views;
 mod webhooks;
 
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
@@ -28,10 +29,8 @@ pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
-pub use webhooks::{
-    AttemptRecord, AttemptView, DeliveryView, EVENTS_WRITTEN, EndpointState, PendingDelivery,
-    StoredWebhookEvent,
-};
+pub use webhook_views::{AttemptView, DeliveryView, EndpointState};
+pub use webhooks::{AttemptRecord, EVENTS_WRITTEN, PendingDelivery, StoredWebhookEvent};
 
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -28,4 +28,5 @@ mod token;
 mod token_processes;
 mod webhooks;
 mod webhooks_fleet;
+mod webhooks_receivers;
 mod wechat_client;

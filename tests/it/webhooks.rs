@@ -5,7 +5,7 @@
 //! signs with both secrets; replays keep the original id.
 
 use crate::support::webhooks::{
-    DELIVERY_TOML, NEW_SECRET, Received, Receiver, Reply, SECRET, webhook_toml,
+    NEW_SECRET, Received, Reply, SECRET, attempts_of, waiting_secs, with_receiver,
 };
 use crate::support::*;
 use reqwest::StatusCode;
@@ -15,20 +15,6 @@ use std::time::Duration;
 
 const SHIPPED: &str = "订单号：{{keyword1.DATA}}";
 const SUB: &str = "商品：{{thing1.DATA}}";
-
-/// A service with one endpoint `crm` taking `events`, and its receiver.
-async fn with_receiver(events: &[&str], secrets: &[&str]) -> (TestApp, Receiver) {
-    let receiver = Receiver::start(&[SECRET, NEW_SECRET]).await;
-    let t = TestApp::spawn_with(Options {
-        extra_toml: format!(
-            "{}\n{DELIVERY_TOML}",
-            webhook_toml("crm", &receiver.url, events, secrets)
-        ),
-        ..Options::default()
-    })
-    .await;
-    (t, receiver)
-}
 
 fn of_type<'a>(got: &'a [Received], kind: &str) -> Vec<&'a Received> {
     got.iter().filter(|r| r.body["type"] == kind).collect()
@@ -278,34 +264,6 @@ async fn a_filter_sends_only_its_types_and_the_reverse_lookup_names_the_user() {
     assert_eq!(doc["webhooks"].as_object().unwrap().len(), 14);
 }
 
-/// The retry delay the endpoint is waiting out now, in seconds (rounded up).
-async fn waiting_secs(t: &TestApp, last_attempt_ms: i64) -> i64 {
-    let w: Value = t.api_json("/api/v1/webhooks").await;
-    let next = w["webhooks"][0]["state"]["next_attempt_ms"]
-        .as_i64()
-        .unwrap();
-    (next - last_attempt_ms + 999) / 1000
-}
-
-async fn attempts_of(t: &TestApp, event: &str, n: usize) -> Vec<Value> {
-    for _ in 0..500 {
-        let d: Value = t.api_json("/api/v1/webhooks/crm/deliveries").await;
-        if let Some(x) = d["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["event"]["id"] == event)
-        {
-            let a = x["attempts"].as_array().unwrap();
-            if a.len() >= n {
-                return a.clone();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("event {event} never had {n} attempts");
-}
-
 #[tokio::test]
 async fn a_failing_receiver_gets_growing_delays_under_one_id_until_it_answers() {
     let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
@@ -473,117 +431,4 @@ async fn replay_redelivers_under_the_original_ids() {
         r.json::<Value>().await.unwrap()["error"]["code"],
         "unknown_webhook"
     );
-}
-
-/// The README's receivers: the scheme's published Python and Node.js libraries verify a
-/// real delivery (and refuse it under another secret). Runs where `standardwebhooks` is
-/// installed (`pip install standardwebhooks`; `npm install standardwebhooks` with its
-/// folder in `NODE_PATH`); says it was skipped otherwise.
-#[tokio::test]
-async fn the_published_python_and_node_libraries_verify_a_delivery() {
-    let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
-    t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
-    let got = rx.at_least(1).await.remove(0);
-    let headers: serde_json::Map<String, Value> = got
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    let headers = Value::Object(headers).to_string();
-    let python = "import json, os\n\
-        from standardwebhooks.webhooks import Webhook\n\
-        e = Webhook(os.environ['SECRET']).verify(os.environ['BODY'], json.loads(os.environ['HEADERS']))\n\
-        print(e['type'], e['data']['endpoint'])";
-    let node = "const { Webhook } = require('standardwebhooks');\n\
-        const e = new Webhook(process.env.SECRET).verify(process.env.BODY, JSON.parse(process.env.HEADERS));\n\
-        console.log(e.type, e.data.endpoint);";
-    for (program, arg, script, probe) in [
-        ("python3", "-c", python, "import standardwebhooks"),
-        ("node", "-e", node, "require('standardwebhooks')"),
-    ] {
-        let available = std::process::Command::new(program)
-            .args([arg, probe])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !available {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: {program} has no standardwebhooks library; the README's receiver was not checked with it"
-            );
-            continue;
-        }
-        let run = |secret: &str| {
-            std::process::Command::new(program)
-                .args([arg, script])
-                .env("SECRET", secret)
-                .env("BODY", &got.raw)
-                .env("HEADERS", &headers)
-                .output()
-                .unwrap()
-        };
-        let ok = run(SECRET);
-        assert!(
-            ok.status.success(),
-            "{program}: {}",
-            String::from_utf8_lossy(&ok.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&ok.stdout).trim(),
-            "webhook.test crm"
-        );
-        assert!(
-            !run(NEW_SECRET).status.success(),
-            "{program} refuses another secret"
-        );
-    }
-}
-
-#[tokio::test]
-async fn the_admin_page_shows_endpoints_and_each_attempts_answer() {
-    const ADMIN_KEY: &str = "admin-key-for-webhooks-0123";
-    let rx = Receiver::start(&[SECRET]).await;
-    rx.reply(&[Reply::Status(500)]);
-    let t = TestApp::spawn_with(Options {
-        extra_toml: format!(
-            "{}\n[admin]\nkey_sha256 = \"{}\"\n{DELIVERY_TOML}",
-            webhook_toml("crm", &rx.url, &["*"], &[SECRET, NEW_SECRET]),
-            wxlink::domain::hash_token(ADMIN_KEY)
-        ),
-        ..Options::default()
-    })
-    .await;
-    let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
-    let id = r.json::<Value>().await.unwrap()["event_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    attempts_of(&t, &id, 1).await;
-    let page = || async {
-        let r = t
-            .api
-            .get(t.url("/admin/webhooks"))
-            .basic_auth("ops", Some(ADMIN_KEY))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
-        r.text().await.unwrap()
-    };
-    let body = page().await;
-    assert!(body.contains(r#"data-endpoint="crm""#), "{body}");
-    assert!(body.contains(r#"data-state="retrying""#), "{body}");
-    assert!(body.contains(&format!(r#"data-event="{id}" data-status="pending""#)));
-    assert!(body.contains("HTTP 500"));
-    assert!(!body.contains("MfKQ9r8G"), "no secret on the page");
-    let wait = waiting_secs(
-        &t,
-        attempts_of(&t, &id, 1).await[0]["at_ms"].as_i64().unwrap(),
-    )
-    .await;
-    t.clock.advance(wait);
-    attempts_of(&t, &id, 2).await;
-    let body = page().await;
-    assert!(body.contains(r#"data-state="ok""#), "{body}");
-    assert!(body.contains(&format!(r#"data-event="{id}" data-status="delivered""#)));
 }

@@ -2,6 +2,7 @@
 //! checks its signature with the Standard Webhooks crate's own verifier against each
 //! secret it is given, and answers what the test queued (200 by default).
 
+use super::service::{Options, TestApp};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -184,3 +185,45 @@ pub fn webhook_toml(name: &str, url: &str, events: &[&str], secrets: &[&str]) ->
 
 /// `[webhook_delivery]` for tests.
 pub const DELIVERY_TOML: &str = "[webhook_delivery]\npoll_interval_ms = 20\ntimeout_ms = 300\nlease_secs = 5\nbackoff_base_ms = 60000\nbackoff_max_ms = 3600000\nretry_for_secs = 86400\n";
+
+/// A service with one endpoint `crm` taking `events`, and its receiver.
+pub async fn with_receiver(events: &[&str], secrets: &[&str]) -> (TestApp, Receiver) {
+    let receiver = Receiver::start(&[SECRET, NEW_SECRET]).await;
+    let t = TestApp::spawn_with(Options {
+        extra_toml: format!(
+            "{}\n{DELIVERY_TOML}",
+            webhook_toml("crm", &receiver.url, events, secrets)
+        ),
+        ..Options::default()
+    })
+    .await;
+    (t, receiver)
+}
+
+/// The retry delay the endpoint is waiting out now, in seconds (rounded up).
+pub async fn waiting_secs(t: &TestApp, last_attempt_ms: i64) -> i64 {
+    let w: Value = t.api_json("/api/v1/webhooks").await;
+    let next = w["webhooks"][0]["state"]["next_attempt_ms"]
+        .as_i64()
+        .unwrap();
+    (next - last_attempt_ms + 999) / 1000
+}
+
+pub async fn attempts_of(t: &TestApp, event: &str, n: usize) -> Vec<Value> {
+    for _ in 0..500 {
+        let d: Value = t.api_json("/api/v1/webhooks/crm/deliveries").await;
+        if let Some(x) = d["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["event"]["id"] == event)
+        {
+            let a = x["attempts"].as_array().unwrap();
+            if a.len() >= n {
+                return a.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("event {event} never had {n} attempts");
+}
