@@ -155,6 +155,9 @@ pub struct WebhookDelivery {
     pub lease_secs: i64,
     /// Endpoints this instance delivers to at the same time.
     pub concurrency: usize,
+    /// Delivered events (and events no endpoint waits for) older than this are deleted,
+    /// with their attempts; replays reach back this far.
+    pub retention_days: i64,
 }
 
 impl Default for WebhookDelivery {
@@ -168,6 +171,7 @@ impl Default for WebhookDelivery {
             claim_batch: 100,
             lease_secs: 60,
             concurrency: 16,
+            retention_days: 30,
         }
     }
 }

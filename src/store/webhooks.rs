@@ -388,4 +388,29 @@ impl Store {
         });
         Ok(n)
     }
+
+    /// Deletes what is older than `before`: attempts, delivered deliveries, and events no
+    /// delivery waits for any more. Returns how many rows went.
+    pub async fn prune_webhook_events(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let statements = [
+            "DELETE FROM webhook_attempts WHERE at_ms < $1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                               WHERE d.endpoint = webhook_attempts.endpoint
+                                 AND d.event_id = webhook_attempts.event_id AND d.status = 'pending')",
+            "DELETE FROM webhook_deliveries WHERE status = 'delivered' AND occurred_ms < $1",
+            "DELETE FROM webhook_events WHERE occurred_ms < $1
+               AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id)",
+        ];
+        let mut total = 0;
+        for sql in statements {
+            total += with_pool!(&self.write, |pool| {
+                sqlx::query(sql)
+                    .bind(before.millis())
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        Ok(total)
+    }
 }

@@ -28,6 +28,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// Old events are pruned at most this often.
+const PRUNE_EVERY_SECS: i64 = 3600;
 /// The first bytes of a receiver's answer kept with each attempt.
 const ANSWER_BYTES: usize = 512;
 
@@ -150,11 +152,21 @@ impl Webhooks {
         let this = self.clone();
         tokio::spawn(
             async move {
-                if this.inner.endpoints.is_empty() {
-                    return;
-                }
                 let poll = Duration::from_millis(this.inner.settings.poll_interval_ms);
+                let mut last_prune = i64::MIN;
                 loop {
+                    // Events are kept even with no endpoint (a new one can replay them).
+                    let now = this.inner.clock.now();
+                    if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {
+                        last_prune = now;
+                        this.prune(now).await;
+                    }
+                    if this.inner.endpoints.is_empty() {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            _ = tokio::time::sleep(Duration::from_secs(60)) => continue,
+                        }
+                    }
                     // Registered before looking, so events written meanwhile still wake us.
                     let woken = EVENTS_WRITTEN.notified();
                     let mut woken = std::pin::pin!(woken);
@@ -185,6 +197,16 @@ impl Webhooks {
             }
             .instrument(tracing::info_span!("webhooks")),
         )
+    }
+
+    /// Deletes delivered events past `retention_days`.
+    async fn prune(&self, now_secs: i64) {
+        let before = Timestamp::from_secs(now_secs - self.inner.settings.retention_days * 86_400);
+        match self.inner.store.prune_webhook_events(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "webhooks: old events pruned"),
+            Err(e) => tracing::warn!(error = %e, "webhooks: pruning old events failed"),
+        }
     }
 
     /// Claims the endpoints that are due and delivers one batch to each, concurrently.

@@ -432,3 +432,49 @@ async fn replay_redelivers_under_the_original_ids() {
         "unknown_webhook"
     );
 }
+
+#[tokio::test]
+async fn delivered_events_past_the_retention_are_pruned() {
+    let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
+    let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
+    let old = r.json::<Value>().await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    attempts_of(&t, &old, 1).await;
+    rx.at_least(1).await;
+    t.clock.advance(31 * 86_400);
+    let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
+    let new = r.json::<Value>().await.unwrap()["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    attempts_of(&t, &new, 1).await;
+    let mut ids = Vec::new();
+    for _ in 0..500 {
+        let d: Value = t.api_json("/api/v1/webhooks/crm/deliveries").await;
+        ids = d["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["event"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        if ids == [new.clone()] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        ids,
+        [new],
+        "the month-old delivery is gone, the new one kept"
+    );
+    let r = t
+        .api_post("/api/v1/webhooks/crm/replay", json!({"event_id": old}))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "the event itself is gone too"
+    );
+}
