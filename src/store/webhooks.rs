@@ -161,8 +161,6 @@ pub struct AttemptRecord {
     pub retry_at: Timestamp,
     /// After a failure that ends the retry period: why the endpoint is now disabled.
     pub disable: Option<String>,
-    /// Extends the endpoint's lease after a success.
-    pub lease_until: Timestamp,
 }
 
 impl Store {
@@ -281,22 +279,24 @@ impl Store {
         rows.into_iter().map(PendingDelivery::try_from).collect()
     }
 
-    /// Records an attempt and its effect on the delivery and the endpoint, if `owner`
-    /// still holds the endpoint. Returns false when the lease was lost (another instance
-    /// took the endpoint over): nothing is written then.
-    pub async fn record_webhook_attempt(
+    /// Records a batch's attempts (oldest first; only the last may have failed) and their
+    /// effect on the deliveries and the endpoint, and gives the endpoint back, in one
+    /// transaction, if `owner` still holds it. Returns false when the lease was lost
+    /// (another instance took the endpoint over): nothing is written then.
+    pub async fn record_webhook_attempts(
         &self,
         owner: &str,
         endpoint: &str,
-        event: &EventId,
-        attempt: i64,
-        r: &AttemptRecord,
+        attempts: &[(EventId, i64, AttemptRecord)],
     ) -> Result<bool, StoreError> {
-        let endpoint_sql = if r.delivered {
+        let Some((_, _, last)) = attempts.last() else {
+            return Ok(true);
+        };
+        let endpoint_sql = if last.delivered {
             "UPDATE webhook_endpoints SET failures = 0, failing_since_ms = NULL, next_attempt_ms = 0,
-                    lease_until_ms = $3
+                    lease_owner = NULL, lease_until_ms = 0
              WHERE name = $1 AND lease_owner = $2"
-        } else if r.disable.is_some() {
+        } else if last.disable.is_some() {
             "UPDATE webhook_endpoints SET failures = failures + 1,
                     failing_since_ms = COALESCE(failing_since_ms, $3), next_attempt_ms = $4,
                     lease_owner = NULL, lease_until_ms = 0, disabled_ms = $3, disabled_reason = $5
@@ -310,45 +310,47 @@ impl Store {
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             let q = sqlx::query(endpoint_sql).bind(endpoint).bind(owner);
-            let q = match (r.delivered, &r.disable) {
-                (true, _) => q.bind(r.lease_until.millis()),
-                (false, None) => q.bind(r.at.millis()).bind(r.retry_at.millis()),
+            let q = match (last.delivered, &last.disable) {
+                (true, _) => q,
+                (false, None) => q.bind(last.at.millis()).bind(last.retry_at.millis()),
                 (false, Some(why)) => q
-                    .bind(r.at.millis())
-                    .bind(r.retry_at.millis())
+                    .bind(last.at.millis())
+                    .bind(last.retry_at.millis())
                     .bind(why.as_str()),
             };
             if q.execute(&mut *tx).await?.rows_affected() == 0 {
                 return Ok(false);
             }
-            sqlx::query(
-                "INSERT INTO webhook_attempts (endpoint, event_id, attempt, at_ms, duration_ms, status_code, error, answer)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (endpoint, event_id, attempt) DO NOTHING",
-            )
-            .bind(endpoint)
-            .bind(event)
-            .bind(attempt)
-            .bind(r.at.millis())
-            .bind(r.duration_ms)
-            .bind(r.status_code.map(i64::from))
-            .bind(r.error.as_deref())
-            .bind(r.answer.as_deref())
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE webhook_deliveries SET attempts = $3, last_attempt_ms = $4,
-                        status = CASE WHEN $5 THEN 'delivered' ELSE status END,
-                        delivered_ms = CASE WHEN $5 THEN $4 ELSE delivered_ms END
-                 WHERE endpoint = $1 AND event_id = $2",
-            )
-            .bind(endpoint)
-            .bind(event)
-            .bind(attempt)
-            .bind(r.at.millis())
-            .bind(r.delivered)
-            .execute(&mut *tx)
-            .await?;
+            for (event, attempt, r) in attempts {
+                sqlx::query(
+                    "INSERT INTO webhook_attempts (endpoint, event_id, attempt, at_ms, duration_ms, status_code, error, answer)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (endpoint, event_id, attempt) DO NOTHING",
+                )
+                .bind(endpoint)
+                .bind(event)
+                .bind(attempt)
+                .bind(r.at.millis())
+                .bind(r.duration_ms)
+                .bind(r.status_code.map(i64::from))
+                .bind(r.error.as_deref())
+                .bind(r.answer.as_deref())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET attempts = $3, last_attempt_ms = $4,
+                            status = CASE WHEN $5 THEN 'delivered' ELSE status END,
+                            delivered_ms = CASE WHEN $5 THEN $4 ELSE delivered_ms END
+                     WHERE endpoint = $1 AND event_id = $2",
+                )
+                .bind(endpoint)
+                .bind(event)
+                .bind(attempt)
+                .bind(r.at.millis())
+                .bind(r.delivered)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
         });
         Ok(true)

@@ -255,9 +255,13 @@ impl Webhooks {
             .store
             .pending_deliveries(name, s.settings.claim_batch)
             .await?;
-        let mut attempts = 0;
+        // One after another, in order; recorded together at the end of the batch (a crash
+        // before that sends them again, under the same ids).
+        let mut done = Vec::with_capacity(batch.len());
+        let started = Instant::now();
+        // Half the lease at most, so a slow receiver never outlasts it.
+        let budget = Duration::from_secs(s.settings.lease_secs as u64 / 2);
         for d in &batch {
-            attempts += 1;
             let answer = self.attempt(endpoint, signer, d).await;
             let now = s.clock.timestamp();
             let delivered = answer.status.is_some_and(|c| (200..300).contains(&c));
@@ -270,7 +274,6 @@ impl Webhooks {
                 delivered,
                 retry_at: now,
                 disable: None,
-                lease_until: now.plus_secs(s.settings.lease_secs),
             };
             if !delivered {
                 failures += 1;
@@ -290,15 +293,22 @@ impl Webhooks {
             let lag = delivered
                 .then(|| (now.millis() - d.event.occurred_ms.millis()).max(0) as f64 / 1000.0);
             crate::metrics::webhook_attempt(name, delivered, lag);
-            let ours = s
-                .store
-                .record_webhook_attempt(&s.owner, name, &d.event.id, d.attempts + 1, &record)
-                .await?;
-            if !ours || !delivered {
-                return Ok(attempts);
+            done.push((d.event.id.clone(), d.attempts + 1, record));
+            if !delivered || started.elapsed() >= budget {
+                break;
             }
         }
-        s.store.release_webhook_endpoint(&s.owner, name).await?;
+        let attempts = done.len();
+        if !s
+            .store
+            .record_webhook_attempts(&s.owner, name, &done)
+            .await?
+        {
+            tracing::warn!(endpoint = %name, "webhooks: the endpoint was taken over mid-batch; its attempts are not recorded");
+        }
+        if done.is_empty() {
+            s.store.release_webhook_endpoint(&s.owner, name).await?;
+        }
         Ok(attempts)
     }
 
