@@ -49,6 +49,10 @@ struct Inner {
     http: reqwest::Client,
     /// Names this instance in endpoint leases.
     owner: String,
+    /// One per endpoint being delivered to (`concurrency`).
+    slots: Arc<tokio::sync::Semaphore>,
+    /// A batch ended: its endpoint may have more waiting.
+    batch_done: tokio::sync::Notify,
 }
 
 /// How one attempt went, before it is recorded.
@@ -81,11 +85,13 @@ impl Webhooks {
             inner: Arc::new(Inner {
                 store,
                 clock,
-                settings,
                 order: endpoints.iter().map(|e| e.name.clone()).collect(),
                 endpoints: map,
                 http,
                 owner: format!("wxlink-{}", crate::domain::random_alphanumeric(16)),
+                slots: Arc::new(tokio::sync::Semaphore::new(settings.concurrency)),
+                batch_done: tokio::sync::Notify::new(),
+                settings,
             }),
         })
     }
@@ -191,6 +197,7 @@ impl Webhooks {
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = woken => {}
+                        _ = this.inner.batch_done.notified() => {}
                         _ = tokio::time::sleep(poll) => {}
                     }
                 }
@@ -209,33 +216,41 @@ impl Webhooks {
         }
     }
 
-    /// Claims the endpoints that are due and delivers one batch to each, concurrently.
-    /// Returns how many attempts were made.
+    /// Claims as many due endpoints as there are free slots and starts one batch for each,
+    /// each on its own (a slow endpoint holds up no other). Returns how many it started.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let s = &self.inner;
+        let free = s.slots.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
         let now = s.clock.timestamp();
         let lease_until = now.plus_secs(s.settings.lease_secs);
         let claimed = s
             .store
-            .claim_webhook_endpoints(&s.owner, now, lease_until, s.settings.concurrency as i64)
+            .claim_webhook_endpoints(&s.owner, now, lease_until, free as i64)
             .await?;
-        let batches = claimed.into_iter().map(|(name, failures, since)| {
+        let started = claimed.len();
+        for (name, failures, since) in claimed {
+            let Ok(permit) = s.slots.clone().try_acquire_owned() else {
+                s.store.release_webhook_endpoint(&s.owner, &name).await?;
+                continue;
+            };
             let this = self.clone();
-            async move {
-                match this.deliver_batch(&name, failures, since).await {
-                    Ok(n) => n,
-                    Err(e) => {
+            tokio::spawn(
+                async move {
+                    if let Err(e) = this.deliver_batch(&name, failures, since).await {
                         tracing::warn!(endpoint = %name, error = %e, "webhooks: delivery interrupted; retried on the next round");
                         let _ = this.inner.store.release_webhook_endpoint(&this.inner.owner, &name).await;
-                        0
                     }
+                    drop(permit);
+                    // The endpoint may have more waiting: look again now.
+                    this.inner.batch_done.notify_one();
                 }
-            }
-        });
-        Ok(futures_util::future::join_all(batches)
-            .await
-            .into_iter()
-            .sum())
+                .in_current_span(),
+            );
+        }
+        Ok(started)
     }
 
     /// Delivers an endpoint's waiting events in order until one fails or the batch ends.
