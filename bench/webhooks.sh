@@ -5,12 +5,16 @@
 # (examples/send_load.rs) and the receiver (examples/webhook_sink.rs) each in its own
 # process; SQLite. Reports messages/s end to end (send_load) and, with webhooks, how many
 # events arrived and their lag (event time to arrival) p50/p99.
-# Usage: bench/webhooks.sh [users] [messages] [concurrency]
+# Usage: bench/webhooks.sh [users] [messages] [concurrency] [rate] [rate_secs]
+#   messages go as fast as they are accepted (a burst: the lag then is mostly queueing);
+#   rate > 0 adds send_load's open-loop phase at that many requests/s for rate_secs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 USERS="${1:-2000}"
 MESSAGES="${2:-20000}"
 CONNS="${3:-64}"
+RATE="${4:-0}"
+SECS="${5:-0}"
 cargo build --release --quiet --bin wxlink --example send_load --example webhook_sink
 
 work="$(mktemp -d)"
@@ -63,10 +67,10 @@ TOML
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18080/livez >/dev/null && break; sleep 0.2; done
   echo "-- $mode webhooks"
   ./target/release/examples/send_load http://127.0.0.1:18080 http://127.0.0.1:19090 "$KEY" wxbench000000001 \
-    "$USERS" "$MESSAGES" "$CONNS" 0 0
+    "$USERS" "$MESSAGES" "$CONNS" "$RATE" "$SECS"
   if [ "$mode" = with ]; then
     # Every accepted message (and the 200 warm-up ones) gives a message.sent and a message.delivered.
-    want=$(( 2 * (MESSAGES + 200) ))
+    want=$(( 2 * (MESSAGES + 200 + RATE * SECS) ))
     for _ in $(seq 1 600); do
       got=$(curl -sf http://127.0.0.1:19191/stats | python3 -c 'import json,sys; c=json.load(sys.stdin)["counts"]; print(c.get("message.sent",0)+c.get("message.delivered",0))')
       [ "$got" -ge "$want" ] && break
@@ -76,6 +80,6 @@ TOML
   fi
   stop_all
 }
-echo "webhook benchmark: $USERS users, $MESSAGES messages, $CONNS clients, $(nproc) cores, SQLite, $(date -u +%Y-%m-%d)"
+echo "webhook benchmark: $USERS users, $MESSAGES messages, $CONNS clients, then $RATE/s for $SECS s, $(nproc) cores, SQLite, $(date -u +%Y-%m-%d)"
 run without
 run with
