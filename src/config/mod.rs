@@ -16,6 +16,7 @@ mod pages;
 mod push;
 mod rate_limits;
 mod tokens;
+mod webhooks;
 
 pub use admin::AdminSettings;
 pub use api_keys::ApiKey;
@@ -28,6 +29,7 @@ pub use pages::PagesSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
 pub use tokens::TokenSettings;
+pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 
 /// Kept here for the paths that name it through configuration.
 pub use crate::domain::AppKind;
@@ -94,6 +96,9 @@ pub struct Config {
     pub pages: PagesSettings,
     /// On SIGTERM: how long in-flight requests and sends may take before the process exits.
     pub shutdown_grace_secs: u64,
+    /// The company's endpoints that receive signed events (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookEndpoint>,
+    pub webhook_delivery: WebhookDelivery,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -118,6 +123,8 @@ struct RawConfig {
     rate_limits: rate_limits::RawRateLimits,
     pages: pages::RawPages,
     shutdown_grace_secs: Option<u64>,
+    webhooks: Vec<webhooks::RawWebhook>,
+    webhook_delivery: WebhookDelivery,
 }
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
@@ -230,6 +237,8 @@ impl Config {
         push::check_section(&raw.push)?;
         database::check(&raw.database)?;
         outbox::check(&raw.outbox)?;
+        webhooks::check_delivery(&raw.webhook_delivery)?;
+        let webhooks = webhooks::parse_all(&raw.webhooks)?;
 
         let storage_key = resolve_secret(
             "storage_key",
@@ -298,6 +307,8 @@ impl Config {
             rate_limits,
             pages,
             shutdown_grace_secs,
+            webhooks,
+            webhook_delivery: raw.webhook_delivery,
         })
     }
 
