@@ -387,11 +387,7 @@ async fn send_form(
 }
 
 /// The legacy send answers no msgid; one is still recorded for `/_sim/messages`.
-fn form_send(
-    sim: &Sim,
-    q: &TokenQuery,
-    b: WxBody<FormSendRequest>,
-) -> Result<i64, Response> {
+fn form_send(sim: &Sim, q: &TokenQuery, b: WxBody<FormSendRequest>) -> Result<i64, Response> {
     let (appid, req, person) = checked_send(sim, q, b, "mini_program", "form")?;
     if page_problem(sim, &appid, req.page.as_deref()) {
         return Err(wx_error(41030, "invalid page"));

@@ -350,12 +350,15 @@ fn with_rid(msg: &str) -> String {
 /// a wrong method is 43002 (`GET` on a POST route) or 43001, a query or body the extractors
 /// refuse is 47001, all as JSON with HTTP 200; `/sns/*` answers JSON labelled `text/plain`,
 /// as WeChat's servers do there.
-async fn wechat_shape(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+async fn wechat_shape(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::http::{StatusCode, header};
     let sns = req.uri().path().starts_with("/sns/");
     let mut resp = next.run(req).await;
     let status = resp.status();
-    let is = |ct: &str| {
+    let is = |resp: &axum::response::Response, ct: &str| {
         resp.headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -372,10 +375,11 @@ async fn wechat_shape(req: axum::extract::Request, next: axum::middleware::Next)
         } else {
             wx_error(43001, "require GET method")
         };
-    } else if status.is_client_error() && status != StatusCode::NOT_FOUND && !is("text/html") {
+    } else if status.is_client_error() && status != StatusCode::NOT_FOUND && !is(&resp, "text/html")
+    {
         resp = wx_error(47001, "data format error");
     }
-    if sns && is("application/json") {
+    if sns && is(&resp, "application/json") {
         resp.headers_mut().insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("text/plain"),

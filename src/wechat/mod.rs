@@ -151,10 +151,18 @@ mod tests {
     #[test]
     fn the_request_id_is_split_off_the_message() {
         assert_eq!(
-            split_rid("argument invalid! data.thing1.value is empty rid: 6571f5a6-1c2d3e4f-5a6b7c8d"),
-            ("argument invalid! data.thing1.value is empty", Some("6571f5a6-1c2d3e4f-5a6b7c8d"))
+            split_rid(
+                "argument invalid! data.thing1.value is empty rid: 6571f5a6-1c2d3e4f-5a6b7c8d"
+            ),
+            (
+                "argument invalid! data.thing1.value is empty",
+                Some("6571f5a6-1c2d3e4f-5a6b7c8d")
+            )
         );
         assert_eq!(split_rid("invalid code"), ("invalid code", None));
-        assert_eq!(split_rid("a rid: with spaces"), ("a rid: with spaces", None));
+        assert_eq!(
+            split_rid("a rid: with spaces"),
+            ("a rid: with spaces", None)
+        );
     }
 }

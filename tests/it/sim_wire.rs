@@ -189,7 +189,10 @@ async fn post_routes_read_json_whatever_the_content_type_and_refuse_bad_bodies()
 async fn missing_and_repeated_parameters_get_wechat_codes() {
     let w = Wire::start().await;
     let cases: &[(&str, i64)] = &[
-        ("/cgi-bin/token?grant_type=client_credential&secret=x", 41002),
+        (
+            "/cgi-bin/token?grant_type=client_credential&secret=x",
+            41002,
+        ),
         (
             &format!("/cgi-bin/token?grant_type=client_credential&appid={OA}"),
             41004,
@@ -211,7 +214,9 @@ async fn missing_and_repeated_parameters_get_wechat_codes() {
             41004,
         ),
         (
-            &format!("/sns/oauth2/access_token?appid={OA}&secret=oa-secret&grant_type=authorization_code"),
+            &format!(
+                "/sns/oauth2/access_token?appid={OA}&secret=oa-secret&grant_type=authorization_code"
+            ),
             41008,
         ),
         ("/sns/oauth2/refresh_token?grant_type=refresh_token", 41002),
