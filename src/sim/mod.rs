@@ -356,6 +356,8 @@ async fn wechat_shape(
 ) -> axum::response::Response {
     use axum::http::{StatusCode, header};
     let sns = req.uri().path().starts_with("/sns/");
+    // A route refusing GET takes POST, and the other way round.
+    let wants_post = req.method() == axum::http::Method::GET;
     let mut resp = next.run(req).await;
     let status = resp.status();
     let is = |resp: &axum::response::Response, ct: &str| {
@@ -365,11 +367,6 @@ async fn wechat_shape(
             .is_some_and(|v| v.starts_with(ct))
     };
     if status == StatusCode::METHOD_NOT_ALLOWED {
-        let wants_post = resp
-            .headers()
-            .get(header::ALLOW)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("POST"));
         resp = if wants_post {
             wx_error(43002, "require POST method")
         } else {
