@@ -29,9 +29,12 @@ async fn template_setup(t: &TestApp) -> (String, Value) {
 }
 
 /// One message through, so the token and the template list are fetched before faults.
+/// One message sent, and every app's start-up token fetch done: a fault injected after
+/// this meets only the sends (a late fetch of another app's token would take its share).
 async fn prime(t: &TestApp, body: &Value) {
     let id = t.send_ok("42", body.clone()).await;
     t.sent(&id).await;
+    t.tokens_fetched().await;
 }
 
 #[tokio::test]

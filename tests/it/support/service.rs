@@ -232,6 +232,24 @@ impl TestApp {
     }
 
     /// Moves both the service's and the simulator's clocks.
+    /// Waits until every configured app's token has been fetched (the start-up fetches run
+    /// in the background, and under load one can land after a test's first steps).
+    pub async fn tokens_fetched(&self) {
+        for _ in 0..500 {
+            if self
+                .ctx
+                .tokens
+                .status()
+                .iter()
+                .all(|s| s.fetched_at.is_some())
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the apps' tokens were not all fetched within 5 s");
+    }
+
     pub fn advance(&self, secs: i64) {
         self.clock.advance(secs);
         self.sim_clock.advance(secs);
