@@ -14,7 +14,8 @@ use std::time::Duration;
 /// The README's receivers: the scheme's published Python and Node.js libraries verify a
 /// real delivery (and refuse it under another secret). Runs where `standardwebhooks` is
 /// installed (`pip install standardwebhooks`; `npm install standardwebhooks` with its
-/// folder in `NODE_PATH`); says it was skipped otherwise.
+/// folder in `NODE_PATH`; `.ci/run` installs both, pinned, and requires them); says it was
+/// skipped otherwise.
 #[tokio::test]
 async fn the_published_python_and_node_libraries_verify_a_delivery() {
     let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
@@ -42,6 +43,10 @@ async fn the_published_python_and_node_libraries_verify_a_delivery() {
             .output()
             .is_ok_and(|o| o.status.success());
         if !available {
+            assert!(
+                std::env::var("WXLINK_TEST_REQUIRE_PEERS").as_deref() != Ok("1"),
+                "{program} has no standardwebhooks library, and WXLINK_TEST_REQUIRE_PEERS=1 (set by .ci/run) requires it"
+            );
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),
