@@ -16,6 +16,7 @@ mod miniprogram;
 mod oauth;
 mod openapi;
 mod ops;
+mod pages;
 mod postgres;
 mod push;
 mod push_events;
