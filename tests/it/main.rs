@@ -25,6 +25,7 @@ mod send;
 mod send_crash;
 mod shutdown;
 mod sim;
+mod sim_wire;
 mod token;
 mod token_processes;
 mod webhooks;
