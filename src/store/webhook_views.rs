@@ -151,8 +151,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "INSERT INTO webhook_deliveries (endpoint, event_id, event_seq, occurred_ms, status, created_ms)
                    SELECT $1, id, seq, occurred_ms, 'pending', $3 FROM webhook_events WHERE id = $2
-                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL,
-                       created_ms = excluded.created_ms";
+                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL";
         let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(endpoint)
@@ -183,8 +182,7 @@ impl Store {
                      AND (w.event_types LIKE '%,*,%'
                           OR w.event_types LIKE '%,' || e.type || ',%'
                           OR w.event_types LIKE '%,' || SUBSTR(e.type, 1, INSTR(e.type, '.')) || '*,%')
-                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL,
-                       created_ms = excluded.created_ms";
+                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL";
         let sql = match &self.write {
             // PostgreSQL has no INSTR; STRPOS is the same function.
             super::Db::Postgres(_) => sql.replace("INSTR(", "STRPOS("),
