@@ -24,6 +24,7 @@ mod send;
 mod send_crash;
 mod shutdown;
 mod sim;
+mod storage;
 mod token;
 mod token_processes;
 mod wechat_client;
