@@ -13,6 +13,7 @@ use crate::push::Inbox;
 use crate::sandbox::Sandbox;
 use crate::store::{Db, Store};
 use crate::token::TokenManager;
+use crate::webhooks::Webhooks;
 use crate::wechat::WechatClient;
 use anyhow::Context as _;
 use axum::Router;
@@ -109,8 +110,19 @@ impl App {
             clock.clone(),
             config.push.clone(),
         );
+        let webhooks = Webhooks::new(
+            &config.webhooks,
+            config.webhook_delivery.clone(),
+            store.clone(),
+            clock.clone(),
+        )?;
+        webhooks
+            .sync()
+            .await
+            .context("cannot record the [[webhooks]] endpoints in the database")?;
         let ctx: Ctx = Arc::new(Context {
             outbox,
+            webhooks,
             config,
             public_url: public_url.clone(),
             store: store.clone(),
@@ -143,7 +155,9 @@ impl App {
         };
         let mut router = http::router(ctx.clone(), browser);
         if let Some(sb) = &sandbox {
-            router = router.nest("/sim", sb.sim.router());
+            router = router
+                .nest("/sim", sb.sim.router())
+                .merge(crate::sandbox::receiver::router(sb.clone()));
         }
         let rate_limits = RateLimits::new(&ctx.config.rate_limits);
         let router = router
@@ -199,6 +213,9 @@ impl App {
         ctx.tokens.spawn_refreshers(background.clone());
         ctx.push.spawn_sweeper(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
+        let webhooks_stop = CancellationToken::new();
+        let _stop_webhooks = webhooks_stop.clone().drop_guard();
+        let deliverer = ctx.webhooks.spawn(webhooks_stop.clone());
         spawn_sampler(
             ctx.store.clone(),
             ctx.tokens.clone(),
@@ -233,6 +250,9 @@ impl App {
         );
         http_stop.cancel();
         outbox_stop.cancel();
+        webhooks_stop.cancel();
+        let _ = deliverer.await;
+        ctx.webhooks.release().await;
         let http = async {
             match tokio::time::timeout_at(deadline, &mut server).await {
                 Ok(result) => result,
@@ -295,6 +315,22 @@ fn spawn_sampler(
                     crate::metrics::outbox_depth(depth, age as f64 / 1000.0);
                 }
                 Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox depth"),
+            }
+            match store.webhook_endpoints().await {
+                Ok(endpoints) => {
+                    for e in endpoints {
+                        let age = e
+                            .oldest_pending_ms
+                            .map_or(0, |t| (clock.now_ms() - t.millis()).max(0));
+                        crate::metrics::webhook_endpoint(
+                            &e.name,
+                            e.pending,
+                            age as f64 / 1000.0,
+                            e.disabled_ms.is_some(),
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "metrics: cannot read the webhook queues"),
             }
             let now = clock.now();
             for t in tokens.status() {

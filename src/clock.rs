@@ -103,6 +103,13 @@ pub mod serde_unix {
     pub fn millis<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_i64(t.millis())
     }
+
+    pub fn opt_millis<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&t.millis()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 /// The day number in Beijing time (UTC+8), when WeChat's daily quotas reset.

@@ -23,6 +23,8 @@ pub struct Context {
     pub outbox: crate::outbox::Outbox,
     /// What WeChat pushes to us: received, stored, handled.
     pub push: crate::push::Inbox,
+    /// Signed events out to the configured endpoints.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl Context {

@@ -31,6 +31,8 @@
 //! - [`metrics`]: the Prometheus recorder and every series' helper (a leaf: the gauge
 //!   sampler runs from `app`).
 //! - [`telemetry`]: logs (text or JSON) and the request span.
+//! - [`webhooks`]: events out: signed (Standard Webhooks) deliveries of the events the core
+//!   records in its own transactions, to the company's endpoints, in order, with retries.
 
 // Handlers return pages and responses as their error types; those are built at most once
 // per request, so their size is not worth boxing.
@@ -53,4 +55,5 @@ pub mod sim;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod webhooks;
 pub mod wechat;

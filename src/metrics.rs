@@ -23,6 +23,12 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// From an event to its delivery: milliseconds when all is well, days when a receiver
+/// was down.
+const LAG_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 600.0, 3600.0, 86_400.0,
+];
+
 /// Installs the process-wide recorder once and returns the handle that renders it.
 pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
@@ -30,6 +36,11 @@ pub fn install() -> &'static PrometheusHandle {
             .set_buckets_for_metric(
                 Matcher::Full("wxlink_wechat_request_duration_seconds".into()),
                 LATENCY_BUCKETS,
+            )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full("wxlink_webhook_lag_seconds".into()),
+                LAG_BUCKETS,
             )
             .expect("bucket list is not empty")
             .build_recorder();
@@ -105,6 +116,28 @@ fn describe() {
     describe_counter!(
         "wxlink_rate_limited_total",
         "Requests answered 429 by the inbound rate limit, by group (browser, push)."
+    );
+    describe_counter!(
+        "wxlink_webhook_attempts_total",
+        "Webhook delivery attempts by endpoint and result (delivered, failed)."
+    );
+    describe_histogram!(
+        "wxlink_webhook_lag_seconds",
+        Unit::Seconds,
+        "From an event's time to its successful delivery, by endpoint."
+    );
+    describe_gauge!(
+        "wxlink_webhook_pending",
+        "Events waiting for delivery, by endpoint (all instances sharing the database)."
+    );
+    describe_gauge!(
+        "wxlink_webhook_oldest_pending_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest event waiting for an endpoint; 0 when none waits."
+    );
+    describe_gauge!(
+        "wxlink_webhook_endpoint_disabled",
+        "1 for an endpoint disabled after failing for the whole retry period, else 0."
     );
 }
 
@@ -244,4 +277,28 @@ pub fn token_age(app: &AppId, expires_in_secs: i64, age_secs: Option<i64>) {
 /// The exporter's periodic upkeep (histogram buckets), run by the sampler.
 pub fn upkeep() {
     install().run_upkeep();
+}
+
+/// One webhook delivery attempt; a success also records the event's lag.
+pub fn webhook_attempt(endpoint: &str, delivered: bool, lag_secs: Option<f64>) {
+    let result = if delivered { "delivered" } else { "failed" };
+    ::metrics::counter!("wxlink_webhook_attempts_total", "endpoint" => endpoint.to_owned(), "result" => result)
+        .increment(1);
+    if let Some(lag) = lag_secs {
+        ::metrics::histogram!("wxlink_webhook_lag_seconds", "endpoint" => endpoint.to_owned())
+            .record(lag);
+    }
+}
+
+/// An endpoint's queue and state, as the sampler reads them from the store.
+pub fn webhook_endpoint(endpoint: &str, pending: i64, oldest_age_secs: f64, disabled: bool) {
+    let e = endpoint.to_owned();
+    ::metrics::gauge!("wxlink_webhook_pending", "endpoint" => e.clone()).set(pending as f64);
+    ::metrics::gauge!("wxlink_webhook_oldest_pending_age_seconds", "endpoint" => e.clone())
+        .set(oldest_age_secs);
+    ::metrics::gauge!("wxlink_webhook_endpoint_disabled", "endpoint" => e).set(if disabled {
+        1.0
+    } else {
+        0.0
+    });
 }

@@ -15,6 +15,7 @@ mod outbox;
 mod push;
 mod rate_limits;
 mod tokens;
+mod webhooks;
 
 pub use admin::AdminSettings;
 pub use api_keys::ApiKey;
@@ -26,6 +27,7 @@ pub use outbox::OutboxSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
 pub use tokens::TokenSettings;
+pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 
 /// Kept here for the paths that name it through configuration.
 pub use crate::domain::AppKind;
@@ -90,6 +92,9 @@ pub struct Config {
     pub rate_limits: RateLimitSettings,
     /// On SIGTERM: how long in-flight requests and sends may take before the process exits.
     pub shutdown_grace_secs: u64,
+    /// The company's endpoints that receive signed events (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookEndpoint>,
+    pub webhook_delivery: WebhookDelivery,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -113,6 +118,8 @@ struct RawConfig {
     admin: admin::RawAdmin,
     rate_limits: rate_limits::RawRateLimits,
     shutdown_grace_secs: Option<u64>,
+    webhooks: Vec<webhooks::RawWebhook>,
+    webhook_delivery: WebhookDelivery,
 }
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
@@ -225,6 +232,8 @@ impl Config {
         push::check_section(&raw.push)?;
         database::check(&raw.database)?;
         outbox::check(&raw.outbox)?;
+        webhooks::check_delivery(&raw.webhook_delivery)?;
+        let webhooks = webhooks::parse_all(&raw.webhooks)?;
 
         let storage_key = resolve_secret(
             "storage_key",
@@ -291,6 +300,8 @@ impl Config {
             admin,
             rate_limits,
             shutdown_grace_secs,
+            webhooks,
+            webhook_delivery: raw.webhook_delivery,
         })
     }
 

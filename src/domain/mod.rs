@@ -101,6 +101,7 @@ mod ids;
 mod message;
 mod oauth;
 mod secret;
+mod webhook;
 
 pub use fields::{FieldError, FieldKind, FieldValue};
 pub use ids::{AppId, AppKind, OpenId, UnionId, UserId, WxAppId};
@@ -111,6 +112,7 @@ pub use message::{
 };
 pub use oauth::{OAuthScope, OAuthState, ReturnTo, ReturnToAllowList, host_and_port};
 pub use secret::{OneTimeCode, hash_token, random_alphanumeric};
+pub use webhook::{EventId, EventType, NewEvent};
 
 /// Why a value was refused; the message is meant for the person who sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -334,6 +334,7 @@ async fn complete_callback(
     }
 
     let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        declined(ctx, &app_cfg.id, &pending[idx]).await?;
         pending.remove(idx);
         session
             .insert(SESSION_KEY, &pending)
@@ -493,4 +494,34 @@ fn wechat_failure_page(e: &WechatError) -> Page {
             )
         }
     }
+}
+
+/// Records `authorization.declined`: for the ticket's user when the link was minted for
+/// one (the person is not known otherwise: WeChat names nobody when consent is refused).
+async fn declined(
+    ctx: &Ctx,
+    app: &crate::domain::AppId,
+    auth: &PendingAuth,
+) -> Result<(), crate::store::StoreError> {
+    let now = ctx.clock.timestamp();
+    let user = match &auth.ticket_hash {
+        Some(hash) => ctx
+            .store
+            .check_ticket(hash, now)
+            .await?
+            .ok()
+            .map(|t| t.user_id),
+        None => None,
+    };
+    let event = crate::domain::NewEvent {
+        id: crate::domain::EventId::generate(),
+        kind: crate::domain::EventType::AuthorizationDeclined,
+        at: now,
+        app: Some(app.clone()),
+        openid: None,
+        unionid: None,
+        user_id: user,
+        data: serde_json::json!({ "scope": auth.scope }),
+    };
+    ctx.store.record_events(&[event]).await
 }

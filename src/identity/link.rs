@@ -10,7 +10,7 @@
 //! - Unbinding one identity leaves the user's other identities bound.
 
 use crate::clock::Timestamp;
-use crate::domain::{AppId, OpenId, UnionId, UserId};
+use crate::domain::{AppId, EventType, NewEvent, OpenId, UnionId, UserId};
 use crate::store::{BindOutcome, Identity, Store, StoreError};
 
 /// Why an identity could not be bound to the requested user.
@@ -45,8 +45,27 @@ pub enum BindError {
     Store(#[from] StoreError),
 }
 
-/// Binds `(app, openid)` to `user` under the rules above.
+/// Binds `(app, openid)` to `user` under the rules above. A refusal is recorded as an
+/// `identity.conflict` event for the identity's owner (the linking itself, as
+/// `identity.linked`, by the store in the binding's transaction).
 pub async fn bind_user(
+    store: &Store,
+    app: &AppId,
+    openid: &OpenId,
+    user: &UserId,
+    now: Timestamp,
+) -> Result<Result<Identity, Conflict>, BindError> {
+    let outcome = try_bind(store, app, openid, user, now).await?;
+    if let Err(c) = &outcome {
+        let data = serde_json::json!({ "requested_user_id": c.requested, "via": c.via });
+        let event = NewEvent::about(EventType::IdentityConflict, now, app, openid, data)
+            .user(Some(&c.existing));
+        store.record_events(&[event]).await?;
+    }
+    Ok(outcome)
+}
+
+async fn try_bind(
     store: &Store,
     app: &AppId,
     openid: &OpenId,

@@ -6,8 +6,9 @@ use super::Inbox;
 use super::event::{Envelope, PushEvent};
 use super::xml;
 use crate::clock::Timestamp;
-use crate::domain::AppId;
+use crate::domain::{AppId, EventType, NewEvent};
 use crate::store::{SentMessages, Store, StoreError, StoreTx, StoredEvent};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +61,16 @@ pub async fn apply(
             let applied = tx
                 .set_follow(app, openid, *follows, Timestamp::from_secs(*at), now)
                 .await?;
+            if applied {
+                let kind = if *follows {
+                    EventType::FollowSubscribed
+                } else {
+                    EventType::FollowUnsubscribed
+                };
+                let data = json!({ "wechat_time": at, "push_event_id": event_id });
+                tx.record_events(&[NewEvent::about(kind, now, app, openid, data)])
+                    .await?;
+            }
             match (applied, follows) {
                 (false, _) => "follow_outdated".to_owned(),
                 (true, true) => "follow_recorded".to_owned(),
@@ -72,7 +83,16 @@ pub async fn apply(
             choices,
         } => {
             let (mut credited, mut cleared) = (0, 0);
+            let mut events = Vec::new();
             for c in choices {
+                // Every choice is news to the backend, whatever it does to the ledger.
+                let kind = if c.status.starts_with("accept") {
+                    EventType::SubscriptionAccepted
+                } else {
+                    EventType::SubscriptionRejected
+                };
+                let data = json!({ "template_id": c.template_id, "status": c.status, "wechat_event": event });
+                events.push(NewEvent::about(kind, now, app, openid, data));
                 // A popup "accept" grants one send. In the settings page (change event) an
                 // "accept" grants nothing new; "reject" there, or a ban anywhere, ends it.
                 let accepted = c.status.starts_with("accept");
@@ -88,6 +108,7 @@ pub async fn apply(
                     cleared += 1;
                 }
             }
+            tx.record_events(&events).await?;
             format!("ledger_credited_{credited}_cleared_{cleared}")
         }
         PushEvent::SubscriptionSends { openid, results } => {

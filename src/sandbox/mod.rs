@@ -3,6 +3,7 @@
 //! flow in a desktop browser as a simulated WeChat user.
 
 pub mod pages;
+pub mod receiver;
 
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
@@ -19,6 +20,10 @@ pub struct Sandbox {
     pub sim: Sim,
     /// The development API key, printed at start-up and shown on the page.
     pub api_key: String,
+    /// Signs the sandbox's deliveries to its own receiver ([`receiver`]).
+    pub webhook_secret: String,
+    /// What that receiver got, newest first.
+    pub webhooks_received: std::sync::Mutex<std::collections::VecDeque<receiver::Delivery>>,
 }
 
 /// The sandbox apps' templates, registered in the built-in simulator at start-up.
@@ -88,7 +93,29 @@ impl Sandbox {
         if config.storage_key.is_none() {
             config.storage_key = Some(storage_key(&config.database_url)?);
         }
-        Ok(Self { sim, api_key })
+        // Every event to the sandbox's own receiver, so webhooks can be watched at work.
+        use base64::Engine;
+        let webhook_secret = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(random_alphanumeric(32))
+        );
+        if !config.webhooks.iter().any(|w| w.name == "sandbox") {
+            config.webhooks.push(crate::config::WebhookEndpoint {
+                name: "sandbox".into(),
+                url: Url::parse(&format!(
+                    "{}/sandbox/webhooks",
+                    public_url.as_str().trim_end_matches('/')
+                ))?,
+                events: vec!["*".into()],
+                secrets: vec![SecretString::from(webhook_secret.clone())],
+            });
+        }
+        Ok(Self {
+            sim,
+            api_key,
+            webhook_secret,
+            webhooks_received: Default::default(),
+        })
     }
 
     /// What `wxlink serve` prints when the sandbox starts: where everything is.

@@ -8,7 +8,9 @@
 use super::outbox::history_line;
 use super::{Store, StoreError, StoreTx, with_pool, with_tx};
 use crate::clock::Timestamp;
-use crate::domain::{AppId, Channel, MessageId, MessageStatus, OpenId};
+use crate::domain::{
+    AppId, Channel, EventType, IdempotencyKey, MessageId, MessageStatus, NewEvent, OpenId, UserId,
+};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -114,18 +116,31 @@ impl StoreTx {
         );
         let update =
             "UPDATE messages SET status = $1, reason = $2, updated_ms = $3, history = history || $4
-                      WHERE id = $5 AND status = 'sent'";
+                      WHERE id = $5 AND status = 'sent'
+                      RETURNING channel, user_id, openid, idempotency_key";
         let applied = "UPDATE push_delivery_reports SET applied_at = $1
                        WHERE app = $2 AND msgid = $3 AND applied_at IS NULL";
         with_tx!(self, |conn| {
-            sqlx::query(update)
-                .bind(state)
-                .bind(reason)
-                .bind(now.millis())
-                .bind(&line)
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            let ended: Option<(Channel, UserId, OpenId, Option<IdempotencyKey>)> =
+                sqlx::query_as(update)
+                    .bind(state)
+                    .bind(reason)
+                    .bind(now.millis())
+                    .bind(&line)
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if let Some((channel, user, openid, key)) = ended {
+                let kind = if state == MessageStatus::Delivered {
+                    EventType::MessageDelivered
+                } else {
+                    EventType::MessageFailed
+                };
+                let extra = json!({ "msgid": msgid.to_string(), "reason": reason });
+                let data = super::finish::message_data(id, &channel, key, extra);
+                let event = NewEvent::about(kind, now, app, &openid, data).user(Some(&user));
+                super::webhooks::write_events!(conn, std::slice::from_ref(&event));
+            }
             sqlx::query(applied)
                 .bind(now.secs())
                 .bind(app)

@@ -3,10 +3,13 @@
 //! identity's follow status.
 
 use super::outbox::history_line;
+use super::webhooks::{events_written, write_events};
 use super::{Backend, Learned, Outcome, Store, StoreError, with_pool};
 use crate::clock::Timestamp;
-use crate::domain::{MessageId, MessageStatus};
-use serde_json::json;
+use crate::domain::{
+    AppId, Channel, EventType, IdempotencyKey, MessageId, MessageStatus, NewEvent, OpenId, UserId,
+};
+use serde_json::{Value, json};
 
 impl Store {
     /// Records how attempts ended, in one transaction. An attempt whose lease was lost (its
@@ -29,8 +32,8 @@ impl Store {
                                lease_owner = NULL, lease_until_ms = 0, updated_ms = $7,
                                history = history || $8
                            WHERE id = $9 AND lease_owner = $10 AND status = 'sending'
-                           RETURNING holds_subscription, channel";
-                let row: Option<(bool, String)> = sqlx::query_as(sql)
+                           RETURNING holds_subscription, channel, user_id, app, openid, idempotency_key";
+                let row: Option<MessageEnd> = sqlx::query_as(sql)
                     .bind(status)
                     .bind(msgid)
                     .bind(errcode)
@@ -43,10 +46,16 @@ impl Store {
                     .bind(owner)
                     .fetch_optional(&mut *tx)
                     .await?;
-                let Some((holds_subscription, channel)) = row else {
+                let Some((holds_subscription, channel, user, app, openid, key)) = row else {
                     continue;
                 };
                 updated.push(id.clone());
+                if let Some(event) =
+                    message_event(id, outcome, &channel, &user, &app, &openid, key, now)
+                {
+                    write_events!(tx, std::slice::from_ref(&event));
+                }
+                let channel = channel.as_str();
                 // A subscribe message's unit is consumed by a send and given back when the
                 // message ends without one, unless the person is known to have none left.
                 let ledger = match outcome {
@@ -96,8 +105,70 @@ impl Store {
             }
             tx.commit().await?;
         });
+        events_written();
         Ok(updated)
     }
+}
+
+/// What `finish_attempts` reads back from a message it ended.
+type MessageEnd = (bool, Channel, UserId, AppId, OpenId, Option<IdempotencyKey>);
+
+/// The outgoing event of an attempt's end: `message.sent`, `message.rejected`,
+/// `message.failed`; none for a retry or a hold.
+#[allow(clippy::too_many_arguments)]
+fn message_event(
+    id: &MessageId,
+    outcome: &Outcome,
+    channel: &Channel,
+    user: &UserId,
+    app: &AppId,
+    openid: &OpenId,
+    key: Option<IdempotencyKey>,
+    now: Timestamp,
+) -> Option<NewEvent> {
+    let (kind, extra) = match outcome {
+        Outcome::Sent { msgid } => (
+            EventType::MessageSent,
+            json!({ "msgid": msgid.map(|m| m.to_string()) }),
+        ),
+        Outcome::Rejected {
+            errcode, errmsg, ..
+        } => (
+            EventType::MessageRejected,
+            json!({ "errcode": errcode, "reason": errmsg }),
+        ),
+        Outcome::Failed { reason } => (EventType::MessageFailed, json!({ "reason": reason })),
+        Outcome::Retry { .. } | Outcome::Held { .. } => return None,
+    };
+    Some(
+        NewEvent::about(
+            kind,
+            now,
+            app,
+            openid,
+            message_data(id, channel, key, extra),
+        )
+        .user(Some(user)),
+    )
+}
+
+/// A message event's fields: the message, the caller's idempotency key, the channel, and
+/// the type's own.
+pub(super) fn message_data(
+    id: &MessageId,
+    channel: &Channel,
+    key: Option<IdempotencyKey>,
+    extra: Value,
+) -> Value {
+    let mut v = json!({
+        "message_id": id,
+        "idempotency_key": key.as_ref().map(IdempotencyKey::as_str),
+        "channel": channel.as_str(),
+    });
+    if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+        obj.extend(more);
+    }
+    v
 }
 
 type Columns<'a> = (

@@ -1,10 +1,11 @@
 //! Identities and their binding to business users.
 
-use super::{Store, StoreError, corrupt, with_pool};
+use super::{Backend, Store, StoreError, corrupt, with_pool};
 use crate::clock::{Timestamp, serde_unix};
-use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
+use crate::domain::{AppId, EventType, NewEvent, OAuthScope, OpenId, UnionId, UserId};
 use crate::wechat::types::UserInfo;
 use serde::Serialize;
+use serde_json::json;
 
 /// One person's identity in one app.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -179,15 +180,25 @@ impl Store {
              RETURNING {COLUMNS}"
         );
         let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
-            sqlx::query_as(&sql)
+            let mut tx = pool.begin_write().await?;
+            let row: Option<IdentityRow> = sqlx::query_as(&sql)
                 .bind(user)
                 .bind(now.secs())
                 .bind(app)
                 .bind(openid)
-                .fetch_optional(pool)
-                .await?
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = &row {
+                let event = NewEvent::about(EventType::IdentityLinked, now, app, openid, json!({}))
+                    .user(Some(user))
+                    .unionid(r.unionid.as_ref());
+                super::webhooks::write_events!(tx, std::slice::from_ref(&event));
+            }
+            tx.commit().await?;
+            row
         });
         if let Some(row) = row {
+            super::webhooks::events_written();
             return Ok(BindOutcome::Bound(Box::new(row.try_into()?)));
         }
         Ok(match self.identity(app, openid).await? {
@@ -215,15 +226,27 @@ impl Store {
         let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
                    WHERE app = $2 AND openid = $3 AND user_id = $4";
         let done = with_pool!(&self.write, |pool| {
-            sqlx::query(sql)
+            let mut tx = pool.begin_write().await?;
+            let n = sqlx::query(sql)
                 .bind(now.secs())
                 .bind(app)
                 .bind(openid)
                 .bind(user)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
-                .rows_affected()
+                .rows_affected();
+            if n == 1 {
+                let event =
+                    NewEvent::about(EventType::IdentityUnlinked, now, app, openid, json!({}))
+                        .user(Some(user));
+                super::webhooks::write_events!(tx, std::slice::from_ref(&event));
+            }
+            tx.commit().await?;
+            n
         });
+        if done == 1 {
+            super::webhooks::events_written();
+        }
         Ok(done == 1)
     }
 

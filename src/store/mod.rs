@@ -14,6 +14,8 @@ mod outbox;
 mod push;
 mod sessions;
 mod tokens;
+mod webhook_views;
+mod webhooks;
 
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
@@ -27,6 +29,8 @@ pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
+pub use webhook_views::{AttemptView, DeliveryView, EndpointState};
+pub use webhooks::{AttemptRecord, EVENTS_WRITTEN, PendingDelivery, StoredWebhookEvent};
 
 use crate::config::DatabaseSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -99,6 +103,8 @@ impl StoreTx {
             Self::Sqlite(t) => t.commit().await?,
             Self::Postgres(t) => t.commit().await?,
         }
+        // Cheap when nothing waits: the deliverers look for events this may have written.
+        webhooks::events_written();
         Ok(())
     }
 }

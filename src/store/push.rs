@@ -3,7 +3,7 @@
 
 use super::{Backend, Store, StoreError, StoreTx, with_pool, with_tx};
 use crate::clock::{Timestamp, serde_unix};
-use crate::domain::{AppId, OpenId};
+use crate::domain::{AppId, OpenId, UserId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -85,6 +85,8 @@ pub struct StoredEvent {
     pub outcome: Option<String>,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// The business user bound to `openid` in this app now, when the listing looked.
+    pub user_id: Option<UserId>,
 }
 
 /// A `push_events` row; its instants are in seconds.
@@ -106,6 +108,9 @@ pub(super) struct EventRow {
     outcome: Option<String>,
     attempts: i64,
     last_error: Option<String>,
+    /// Only the events listing reads it.
+    #[sqlx(default)]
+    user_id: Option<UserId>,
 }
 
 impl From<EventRow> for StoredEvent {
@@ -127,6 +132,7 @@ impl From<EventRow> for StoredEvent {
             outcome: r.outcome,
             attempts: r.attempts,
             last_error: r.last_error,
+            user_id: r.user_id,
         }
     }
 }
@@ -372,7 +378,10 @@ impl Store {
         f: &EventFilter,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM push_events
+            "SELECT {EVENT_COLUMNS},
+                    (SELECT i.user_id FROM identities i
+                     WHERE i.app = push_events.app AND i.openid = push_events.openid) AS user_id
+             FROM push_events
              WHERE app = $1 AND ($2 IS NULL OR kind = $2) AND received_at >= $3 AND id > $4
              ORDER BY id LIMIT $5"
         );

@@ -27,4 +27,7 @@ mod sim;
 mod storage;
 mod token;
 mod token_processes;
+mod webhooks;
+mod webhooks_fleet;
+mod webhooks_receivers;
 mod wechat_client;

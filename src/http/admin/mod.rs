@@ -1,7 +1,7 @@
 //! The admin pages under `/admin`: what an operator looks at when something seems off.
 //! Apps with their token state and today's quotas, a user search showing identities (with
 //! their follow status) and messages, the outbox with filters and each message's history,
-//! and the pushes WeChat sent.
+//! the pushes WeChat sent, and the webhook endpoints with their deliveries.
 //!
 //! Server-rendered HTML with one small CSS block and no JavaScript; every value is escaped
 //! by askama. The pages only read: no form changes anything, so there is nothing to forge
@@ -14,6 +14,7 @@ mod outbox;
 mod overview;
 mod pushes;
 mod users;
+mod webhooks;
 
 use crate::context::Ctx;
 use crate::http::error::Page;
@@ -36,6 +37,7 @@ pub fn router() -> Router<Ctx> {
         .route("/admin/outbox", get(outbox::list))
         .route("/admin/messages/{id}", get(outbox::message))
         .route("/admin/pushes", get(pushes::list))
+        .route("/admin/webhooks", get(webhooks::page))
         .layer(axum::middleware::map_response(protect))
 }
 

@@ -10,6 +10,7 @@
 //! able to read it before they hold a key. Calls made from Swagger UI's "Try it out" do
 //! need one (the Authorize button).
 
+use super::webhooks::{Payloads, WebhookData, WebhookPayload};
 use crate::context::Ctx;
 use crate::http::error::{ErrorBody, ErrorCode};
 use axum::Router;
@@ -32,8 +33,8 @@ pub const SWAGGER_UI_PATH: &str = "/api/docs";
         title = "wxlink backend API",
         description = "Links WeChat identities to your user ids, hands out each app's global access token, and sends WeChat notifications by business user id.\n\nEvery route wants `Authorization: Bearer <api key>` (`[[api_keys]]` in the configuration; the sandbox prints a development key). Bodies are JSON. Errors are `{\"error\":{\"code\",\"message\",...}}` with a stable `code`; each route's answers below list the codes it may give, and the README's table lists them all."
     ),
-    components(schemas(ErrorBody)),
-    modifiers(&BearerAuth),
+    components(schemas(ErrorBody, WebhookPayload, WebhookData)),
+    modifiers(&BearerAuth, &Payloads),
     security(("api_key" = [])),
     tags(
         (name = "users", description = "Users and their WeChat identities: look up, bind, unbind, link tickets"),
@@ -42,6 +43,7 @@ pub const SWAGGER_UI_PATH: &str = "/api/docs";
         (name = "messages", description = "Sending by business user id through the durable outbox"),
         (name = "consent", description = "What a person allowed: subscribe-message acceptances, legacy form ids, muted categories"),
         (name = "events", description = "What WeChat pushed to the push endpoint, and what became of it"),
+        (name = "webhooks", description = "Signed events out to your endpoints: their deliveries and attempts, replays, test events; the payloads are under `webhooks`"),
     )
 )]
 pub struct ApiDoc;

@@ -5,12 +5,14 @@
 
 pub mod doc;
 mod events;
+mod identities;
 mod ledger;
 mod login_codes;
 mod messages;
 mod sessions;
 mod tokens;
 mod users;
+mod webhooks;
 
 use crate::context::Ctx;
 use crate::domain::UserId;
@@ -36,6 +38,8 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .merge(messages::router())
         .merge(ledger::router())
         .merge(sessions::router())
+        .merge(identities::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI document of the API, as `GET /api/v1/openapi.json` serves it.

@@ -1,6 +1,6 @@
 //! What every feature module shares, by role: the service under test (`service`), its API
 //! (`api`) and pages (`browser`), the simulated WeChat (`sim`), real wxlink processes
-//! (`process`), databases (`database`), pushes (`push`), and tests that need a process of
+//! (`process`), databases (`database`), pushes (`push`), a webhook receiver (`webhooks`), and tests that need a process of
 //! their own (`alone`).
 
 pub mod alone;
@@ -11,6 +11,7 @@ pub mod process;
 pub mod push;
 pub mod service;
 pub mod sim;
+pub mod webhooks;
 
 pub use browser::*;
 pub use database::*;
