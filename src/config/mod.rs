@@ -12,6 +12,7 @@ mod database;
 mod metrics;
 mod oauth;
 mod outbox;
+mod pages;
 mod push;
 mod rate_limits;
 mod tokens;
@@ -24,6 +25,7 @@ pub use database::DatabaseSettings;
 pub use metrics::MetricsSettings;
 pub use oauth::OAuthTimings;
 pub use outbox::OutboxSettings;
+pub use pages::PagesSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
 pub use tokens::TokenSettings;
@@ -90,6 +92,8 @@ pub struct Config {
     pub metrics: MetricsSettings,
     pub admin: AdminSettings,
     pub rate_limits: RateLimitSettings,
+    /// `[pages]`: the business as the person pages name it.
+    pub pages: PagesSettings,
     /// On SIGTERM: how long in-flight requests and sends may take before the process exits.
     pub shutdown_grace_secs: u64,
     /// The company's endpoints that receive signed events (`[[webhooks]]`).
@@ -117,6 +121,7 @@ struct RawConfig {
     metrics: metrics::RawMetrics,
     admin: admin::RawAdmin,
     rate_limits: rate_limits::RawRateLimits,
+    pages: pages::RawPages,
     shutdown_grace_secs: Option<u64>,
     webhooks: Vec<webhooks::RawWebhook>,
     webhook_delivery: WebhookDelivery,
@@ -276,6 +281,7 @@ impl Config {
         let metrics = raw.metrics.parse()?;
         let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
+        let pages = raw.pages.parse()?;
         let shutdown_grace_secs = check_grace(
             raw.shutdown_grace_secs
                 .unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
@@ -299,6 +305,7 @@ impl Config {
             metrics,
             admin,
             rate_limits,
+            pages,
             shutdown_grace_secs,
             webhooks,
             webhook_delivery: raw.webhook_delivery,

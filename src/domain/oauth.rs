@@ -158,8 +158,18 @@ impl ReturnTo {
 
     /// The URL with a query parameter appended (kept before any fragment).
     pub fn with_param(&self, name: &str, value: &str) -> String {
+        self.with_params(&[(name, value)])
+    }
+
+    /// The URL with query parameters appended, in order (kept before any fragment).
+    pub fn with_params(&self, params: &[(&str, &str)]) -> String {
         let mut url = Url::parse(&self.0).expect("validated at parse");
-        url.query_pairs_mut().append_pair(name, value);
+        {
+            let mut q = url.query_pairs_mut();
+            for (name, value) in params {
+                q.append_pair(name, value);
+            }
+        }
         url.into()
     }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod error;
 pub mod metrics;
 pub mod oauth;
+pub mod person;
 pub mod push;
 pub mod ratelimit;
 
@@ -29,6 +30,10 @@ pub fn browser_router() -> Router<Ctx> {
 
 /// Everything, given the browser routes already wrapped in their session layer.
 pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
+    let browser = browser.layer(axum::middleware::from_fn_with_state(
+        ctx.clone(),
+        person::pages,
+    ));
     Router::new()
         .merge(browser)
         .merge(api::router(ctx.config.max_body_bytes))

@@ -21,6 +21,8 @@ pub struct Started<'a> {
     pub ticket_hash: Option<&'a str>,
     /// Where the browser goes back to with a login code.
     pub return_to: Option<&'a ReturnTo>,
+    /// The business's own opaque value, handed back beside the login code.
+    pub client_state: Option<&'a str>,
 }
 
 /// How the one exchange of a code ended. Every case but a store failure is an answer the
@@ -168,8 +170,12 @@ pub async fn complete(
                 now.plus_secs(ctx.config.oauth.login_code_ttl_secs),
             )
             .await?;
+        let mut params = vec![("wxlink_code", login_code.expose())];
+        if let Some(cs) = started.client_state {
+            params.push(("client_state", cs));
+        }
         return Ok(Completed::Redirect {
-            location: return_to.with_param("wxlink_code", login_code.expose()),
+            location: return_to.with_params(&params),
         });
     }
     Ok(Completed::Linked { user_id })

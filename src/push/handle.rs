@@ -169,10 +169,12 @@ async fn deliver(
     let first = tx
         .record_delivery_report(app, msgid, status, openid, event_id, now)
         .await?;
-    let Some((id, channel)) = sent.get(&(app.clone(), msgid)).filter(|_| first) else {
+    let Some((id, channel, last)) = sent.get(&(app.clone(), msgid)).filter(|_| first) else {
         return Ok("waiting_for_send".to_owned());
     };
-    let state = tx.settle_message(id, app, msgid, status, now).await?;
+    let state = tx
+        .settle_message(id, app, msgid, status, *last, now)
+        .await?;
     crate::metrics::message(*channel, state.as_str());
     Ok(state.as_str().to_owned())
 }

@@ -68,7 +68,7 @@ pub async fn inject(State(sim): State<Sim>, req: Request, next: Next) -> Respons
     let answer = match mode {
         FaultMode::None if roll(busy_rate) => {
             sim.count("faults_busy");
-            axum::Json(crate::wechat::types::ErrorBody::new(-1, "system error")).into_response()
+            super::wx_error(-1, "system error")
         }
         FaultMode::None if roll(drop_rate) => {
             let done = next.run(req).await;
@@ -78,15 +78,11 @@ pub async fn inject(State(sim): State<Sim>, req: Request, next: Next) -> Respons
         FaultMode::None => next.run(req).await,
         FaultMode::Busy => {
             sim.count("faults_busy");
-            axum::Json(crate::wechat::types::ErrorBody::new(-1, "system error")).into_response()
+            super::wx_error(-1, "system error")
         }
         FaultMode::Errcode => {
             sim.count(&format!("faults_errcode:{errcode}"));
-            axum::Json(crate::wechat::types::ErrorBody::new(
-                errcode,
-                "injected by the simulator",
-            ))
-            .into_response()
+            super::wx_error(errcode, "injected by the simulator")
         }
         FaultMode::Down => {
             sim.count("faults_down");

@@ -9,12 +9,11 @@
 //! minutes. Msgids are 64-bit and above 2^53, so a float anywhere on the way shows.
 
 use super::token::{TokenQuery, caller_app};
-use super::{Sim, body, wx_error};
+use super::{Sim, WxBody, body, wx_error};
 use crate::clock::beijing_day;
 use crate::wechat::types::{
     ErrorBody, FormSendRequest, SubscribeSendRequest, TemplateSendRequest, WireDataItem,
 };
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -182,7 +181,7 @@ send_body!(TemplateSendRequest, SubscribeSendRequest, FormSendRequest);
 fn checked_send<T: SendBody>(
     sim: &Sim,
     q: &TokenQuery,
-    b: Result<Json<T>, JsonRejection>,
+    b: WxBody<T>,
     app_kind: &str,
     template_kind: &str,
 ) -> Result<(String, T, String), Response> {
@@ -213,7 +212,7 @@ fn answer(r: Result<Option<i64>, Response>) -> Response {
 async fn send_template(
     State(sim): State<Sim>,
     Query(q): Query<TokenQuery>,
-    b: Result<Json<TemplateSendRequest>, JsonRejection>,
+    b: WxBody<TemplateSendRequest>,
 ) -> Response {
     sim.count("template_send_calls");
     answer(template_send(&sim, &q, b).map(Some))
@@ -222,7 +221,7 @@ async fn send_template(
 fn template_send(
     sim: &Sim,
     q: &TokenQuery,
-    b: Result<Json<TemplateSendRequest>, JsonRejection>,
+    b: WxBody<TemplateSendRequest>,
 ) -> Result<i64, Response> {
     let (appid, req, person) = checked_send(sim, q, b, "official_account", "template")?;
     {
@@ -318,7 +317,7 @@ fn page_problem(sim: &Sim, appid: &str, page: Option<&str>) -> bool {
 async fn send_subscribe(
     State(sim): State<Sim>,
     Query(q): Query<TokenQuery>,
-    b: Result<Json<SubscribeSendRequest>, JsonRejection>,
+    b: WxBody<SubscribeSendRequest>,
 ) -> Response {
     sim.count("subscribe_send_calls");
     answer(subscribe_send(&sim, &q, b).map(Some))
@@ -327,7 +326,7 @@ async fn send_subscribe(
 fn subscribe_send(
     sim: &Sim,
     q: &TokenQuery,
-    b: Result<Json<SubscribeSendRequest>, JsonRejection>,
+    b: WxBody<SubscribeSendRequest>,
 ) -> Result<i64, Response> {
     let (appid, req, person) = checked_send(sim, q, b, "mini_program", "subscribe")?;
     if let Some(problem) = req
@@ -381,18 +380,14 @@ fn subscribe_send(
 async fn send_form(
     State(sim): State<Sim>,
     Query(q): Query<TokenQuery>,
-    b: Result<Json<FormSendRequest>, JsonRejection>,
+    b: WxBody<FormSendRequest>,
 ) -> Response {
     sim.count("form_send_calls");
     answer(form_send(&sim, &q, b).map(|_| None))
 }
 
 /// The legacy send answers no msgid; one is still recorded for `/_sim/messages`.
-fn form_send(
-    sim: &Sim,
-    q: &TokenQuery,
-    b: Result<Json<FormSendRequest>, JsonRejection>,
-) -> Result<i64, Response> {
+fn form_send(sim: &Sim, q: &TokenQuery, b: WxBody<FormSendRequest>) -> Result<i64, Response> {
     let (appid, req, person) = checked_send(sim, q, b, "mini_program", "form")?;
     if page_problem(sim, &appid, req.page.as_deref()) {
         return Err(wx_error(41030, "invalid page"));

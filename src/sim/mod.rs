@@ -204,6 +204,7 @@ impl Sim {
                 self.clone(),
                 faults::inject,
             ))
+            .layer(axum::middleware::from_fn(wechat_shape))
             .merge(control::router())
             .merge(push::router())
             .merge(message_control::router())
@@ -256,18 +257,24 @@ impl Sim {
         ))
     }
 
-    /// Checks appid and (when given) secret, in constant time: 40013 for an unknown appid,
-    /// 40125 for a wrong secret.
+    /// Checks appid and (when given) secret, in constant time: 41002 for a missing appid,
+    /// 40013 for an unknown one, 41004 for a missing secret, 40125 for a wrong one.
     fn check_credentials(
         &self,
         appid: &str,
         secret: Option<&str>,
     ) -> Result<SimApp, axum::response::Response> {
+        if appid.is_empty() {
+            return Err(wx_error(41002, "appid missing"));
+        }
         let app = self.lock().apps.get(appid).cloned();
         let Some(app) = app else {
             return Err(wx_error(40013, "invalid appid"));
         };
         if let Some(secret) = secret {
+            if secret.is_empty() {
+                return Err(wx_error(41004, "appsecret missing"));
+            }
             let ok: bool =
                 subtle::ConstantTimeEq::ct_eq(app.secret.as_bytes(), secret.as_bytes()).into();
             if !ok {
@@ -295,18 +302,87 @@ impl Sim {
     }
 }
 
-/// WeChat's error answer: HTTP 200 with `{"errcode","errmsg"}`.
-/// 47001 for a body that is not the expected JSON.
-fn body<T>(
-    b: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
-) -> Result<T, axum::response::Response> {
-    b.map(|axum::Json(v)| v)
-        .map_err(|e| wx_error(47001, &format!("data format error: {}", e.body_text())))
+/// A JSON body as WeChat reads it: whatever the `Content-Type` (stock wechatpy sends none),
+/// 44002 for an empty body, 47001 for one that is not JSON or not of the expected shape.
+/// The outcome is kept so a handler checks the access token first, as WeChat does.
+pub(crate) struct WxBody<T>(Result<T, axum::response::Response>);
+
+impl<T, S> axum::extract::FromRequest<S> for WxBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(_) => return Ok(Self(Err(wx_error(47001, "data format error")))),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(Err(wx_error(44002, "empty post data"))));
+        }
+        Ok(Self(
+            serde_json::from_slice(&bytes).map_err(|_| wx_error(47001, "data format error")),
+        ))
+    }
 }
 
+/// The parsed body, or WeChat's answer to a bad one.
+fn body<T>(b: WxBody<T>) -> Result<T, axum::response::Response> {
+    b.0
+}
+
+/// WeChat's error answer: HTTP 200 with `{"errcode","errmsg"}`, the message ending in the
+/// request id WeChat appends (` rid: 6571f5a6-1c2d3e4f-5a6b7c8d`).
 fn wx_error(code: i64, msg: &str) -> axum::response::Response {
     use axum::response::IntoResponse;
-    axum::Json(crate::wechat::types::ErrorBody::new(code, msg)).into_response()
+    axum::Json(crate::wechat::types::ErrorBody::new(code, with_rid(msg))).into_response()
+}
+
+/// `msg` with a fresh WeChat-style request id appended.
+fn with_rid(msg: &str) -> String {
+    let r: [u32; 3] = rand::random();
+    format!("{msg} rid: {:08x}-{:08x}-{:08x}", r[0], r[1], r[2])
+}
+
+/// Keeps every WeChat route in WeChat's shape where the framework would answer on its own:
+/// a wrong method is 43002 (`GET` on a POST route) or 43001, a query or body the extractors
+/// refuse is 47001, all as JSON with HTTP 200; `/sns/*` answers JSON labelled `text/plain`,
+/// as WeChat's servers do there.
+async fn wechat_shape(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    let sns = req.uri().path().starts_with("/sns/");
+    // A route refusing GET takes POST, and the other way round.
+    let wants_post = req.method() == axum::http::Method::GET;
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    let is = |resp: &axum::response::Response, ct: &str| {
+        resp.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(ct))
+    };
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        resp = if wants_post {
+            wx_error(43002, "require POST method")
+        } else {
+            wx_error(43001, "require GET method")
+        };
+    } else if status.is_client_error() && status != StatusCode::NOT_FOUND && !is(&resp, "text/html")
+    {
+        resp = wx_error(47001, "data format error");
+    }
+    if sns && is(&resp, "application/json") {
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain"),
+        );
+    }
+    resp
 }
 
 /// The cookie that remembers which simulated person uses this browser.

@@ -67,6 +67,9 @@ struct AuthRequest {
     state: String,
 }
 
+/// WeChat documents `state` as at most 128 bytes.
+const MAX_STATE_BYTES: usize = 128;
+
 /// WeChat validates the link by pattern: the order of the first parameters is fixed and
 /// redirect_uri must be percent-encoded; the redirect host must be the configured domain.
 fn check_authorize(sim: &Sim, raw: &str) -> Result<AuthRequest, Response> {
@@ -109,6 +112,12 @@ fn check_authorize(sim: &Sim, raw: &str) -> Result<AuthRequest, Response> {
         scope: get("scope"),
         state: get("state"),
     };
+    if req.state.len() > MAX_STATE_BYTES {
+        return Err(error_page(
+            10001,
+            "state 参数过长 / state is longer than 128 bytes",
+        ));
+    }
     if get("response_type") != "code" {
         return Err(error_page(10001, "response_type must be code"));
     }
@@ -336,6 +345,9 @@ async fn refresh_token(
         return e;
     }
     let rt = q.get("refresh_token").cloned().unwrap_or_default();
+    if rt.is_empty() {
+        return wx_error(41003, "refresh_token missing");
+    }
     let grant = sim.lock().refresh_tokens.get(&rt).cloned();
     match grant {
         Some(g) if g.appid == q["appid"] => {
@@ -363,6 +375,9 @@ fn web_grant(sim: &Sim, q: &HashMap<String, String>) -> Result<WebGrant, Respons
     };
     if sim.clock.now() >= g.expires_at {
         return Err(wx_error(42001, "access_token expired"));
+    }
+    if q.get("openid").is_none_or(|o| o.is_empty()) {
+        return Err(wx_error(41009, "missing openid"));
     }
     if q.get("openid").map(String::as_str) != Some(sim.openid_of(&g.appid, &g.person).as_str()) {
         return Err(wx_error(40003, "invalid openid"));

@@ -3,9 +3,8 @@
 //! the mini-program's subscribe templates and its legacy templates).
 
 use super::token::{TokenQuery, caller_app};
-use super::{Sim, body, wx_error};
+use super::{Sim, WxBody, body, wx_error};
 use crate::wechat::types::{ErrorBody, PrivateTemplate, SubscribeTemplate};
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -104,7 +103,7 @@ struct AddTemplate {
 async fn add_template(
     State(sim): State<Sim>,
     Query(q): Query<TokenQuery>,
-    b: Result<Json<AddTemplate>, JsonRejection>,
+    b: WxBody<AddTemplate>,
 ) -> Response {
     let result = (|| {
         let appid = caller_app(&sim, &q, "official_account")?;
@@ -143,7 +142,7 @@ struct DelTemplate {
 async fn del_template(
     State(sim): State<Sim>,
     Query(q): Query<TokenQuery>,
-    b: Result<Json<DelTemplate>, JsonRejection>,
+    b: WxBody<DelTemplate>,
 ) -> Response {
     let result = (|| {
         let appid = caller_app(&sim, &q, "official_account")?;
@@ -193,7 +192,7 @@ struct Page {
 async fn wxopen_templates(
     State(sim): State<Sim>,
     Query(q): Query<TokenQuery>,
-    b: Result<Json<Page>, JsonRejection>,
+    b: WxBody<Page>,
 ) -> Response {
     sim.count("template_list_calls");
     let result = (|| {

@@ -6,7 +6,7 @@
 //! `force_refresh` issues a new one and kills the old at once (UNCONFIRMED whether WeChat
 //! keeps an overlap there; we take the strict reading), 20 a day, 30 s apart.
 
-use super::{Sim, wx_error};
+use super::{Sim, WxBody, wx_error};
 use crate::clock::beijing_day;
 use crate::domain::random_alphanumeric;
 use crate::wechat::types::AccessTokenResponse;
@@ -159,7 +159,11 @@ struct StableRequest {
     force_refresh: bool,
 }
 
-async fn stable(State(sim): State<Sim>, Json(req): Json<StableRequest>) -> Response {
+async fn stable(State(sim): State<Sim>, b: WxBody<StableRequest>) -> Response {
+    let req = match super::body(b) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
     let appid = req.appid.unwrap_or_default();
     sim.count(&format!("stable_token_calls:{appid}"));
     if req.grant_type.as_deref() != Some("client_credential") {

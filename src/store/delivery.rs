@@ -14,8 +14,8 @@ use crate::domain::{
 use serde_json::json;
 use std::collections::HashMap;
 
-/// Messages in state `sent` by (app, msgid): their id and channel.
-pub type SentMessages = HashMap<(AppId, i64), (MessageId, Channel)>;
+/// Messages in state `sent` by (app, msgid): their id, channel and last change.
+pub type SentMessages = HashMap<(AppId, i64), (MessageId, Channel, Timestamp)>;
 
 /// A sweep applies at most this many waiting reports at once.
 const SWEEP_BATCH: i64 = 500;
@@ -46,20 +46,27 @@ impl StoreTx {
         report_status: &str,
         now: Timestamp,
     ) -> Result<Option<(MessageId, Channel, MessageStatus)>, StoreError> {
-        let find =
-            "SELECT id, channel FROM messages WHERE app = $1 AND msgid = $2 AND status = 'sent'";
-        let found: Option<(MessageId, Channel)> = with_tx!(self, |conn| {
+        let find = "SELECT id, channel, updated_ms FROM messages
+                    WHERE app = $1 AND msgid = $2 AND status = 'sent'";
+        let found: Option<(MessageId, Channel, i64)> = with_tx!(self, |conn| {
             sqlx::query_as(find)
                 .bind(app)
                 .bind(msgid)
                 .fetch_optional(&mut *conn)
                 .await?
         });
-        let Some((id, channel)) = found else {
+        let Some((id, channel, updated_ms)) = found else {
             return Ok(None);
         };
         let state = self
-            .settle_message(&id, app, msgid, report_status, now)
+            .settle_message(
+                &id,
+                app,
+                msgid,
+                report_status,
+                Timestamp::from_millis(updated_ms),
+                now,
+            )
             .await?;
         Ok(Some((id, channel, state)))
     }
@@ -79,39 +86,46 @@ impl StoreTx {
             for chunk in msgids.chunks(SWEEP_BATCH as usize) {
                 let list: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
                 let sql = format!(
-                    "SELECT msgid, id, channel FROM messages
+                    "SELECT msgid, id, channel, updated_ms FROM messages
                      WHERE app = $1 AND status = 'sent' AND msgid IN ({})",
                     list.join(", ")
                 );
-                let rows: Vec<(i64, MessageId, Channel)> = with_tx!(self, |conn| {
+                let rows: Vec<(i64, MessageId, Channel, i64)> = with_tx!(self, |conn| {
                     let mut q = sqlx::query_as(&sql).bind(app);
                     for m in chunk {
                         q = q.bind(*m);
                     }
                     q.fetch_all(&mut *conn).await?
                 });
-                for (msgid, id, channel) in rows {
-                    found.insert((app.clone(), msgid), (id, channel));
+                for (msgid, id, channel, updated_ms) in rows {
+                    found.insert(
+                        (app.clone(), msgid),
+                        (id, channel, Timestamp::from_millis(updated_ms)),
+                    );
                 }
             }
         }
         Ok(found)
     }
 
-    /// `sent` -> `delivered` or `failed(reason)`, and the report marked applied.
+    /// `sent` -> `delivered` or `failed(reason)`, and the report marked applied. The
+    /// line is stamped no earlier than the message's last change (`last`): a report taken
+    /// by an instance whose clock runs behind the sender's must not run history backwards.
     pub async fn settle_message(
         &mut self,
         id: &MessageId,
         app: &AppId,
         msgid: i64,
         report_status: &str,
+        last: Timestamp,
         now: Timestamp,
     ) -> Result<MessageStatus, StoreError> {
+        let at = now.max(last);
         let state = outcome_of(report_status);
         let reason = (state == MessageStatus::Failed).then_some(report_status);
         let line = history_line(
             state,
-            now,
+            at,
             json!({ "detail": format!("WeChat's delivery report: {report_status}") }),
         );
         let update =
@@ -125,7 +139,7 @@ impl StoreTx {
                 sqlx::query_as(update)
                     .bind(state)
                     .bind(reason)
-                    .bind(now.millis())
+                    .bind(at.millis())
                     .bind(&line)
                     .bind(id)
                     .fetch_optional(&mut *conn)

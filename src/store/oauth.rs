@@ -96,6 +96,16 @@ impl Store {
         Ok(())
     }
 
+    /// A ticket as stored, used or not: a refused link still knows where to send the
+    /// person back to.
+    pub async fn find_ticket(&self, hash: &str) -> Result<Option<LinkTicket>, StoreError> {
+        let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
+        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
+        });
+        Ok(row.map(LinkTicket::from))
+    }
+
     /// Looks a ticket up without using it, to refuse a bad link before sending the person
     /// to WeChat.
     pub async fn check_ticket(
@@ -103,11 +113,7 @@ impl Store {
         hash: &str,
         now: Timestamp,
     ) -> Result<Result<LinkTicket, CodeProblem>, StoreError> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM link_tickets WHERE ticket_hash = $1");
-        let row: Option<TicketRow> = with_pool!(&self.db, |pool| {
-            sqlx::query_as(&sql).bind(hash).fetch_optional(pool).await?
-        });
-        let Some(t) = row.map(LinkTicket::from) else {
+        let Some(t) = self.find_ticket(hash).await? else {
             return Ok(Err(CodeProblem::Unknown));
         };
         Ok(if t.used_at.is_some() {

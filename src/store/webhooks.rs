@@ -282,11 +282,13 @@ impl Store {
     /// Records a batch's attempts (oldest first; only the last may have failed) and their
     /// effect on the deliveries and the endpoint, and gives the endpoint back, in one
     /// transaction, if `owner` still holds it. Returns false when the lease was lost
-    /// (another instance took the endpoint over): nothing is written then.
+    /// (another instance took the endpoint over): nothing is written then. A delivery queued
+    /// again after `read_at` (a replay while its attempt was in flight) stays pending.
     pub async fn record_webhook_attempts(
         &self,
         owner: &str,
         endpoint: &str,
+        read_at: Timestamp,
         attempts: &[(EventId, i64, AttemptRecord)],
     ) -> Result<bool, StoreError> {
         let Some((_, _, last)) = attempts.last() else {
@@ -339,8 +341,8 @@ impl Store {
                 .await?;
                 sqlx::query(
                     "UPDATE webhook_deliveries SET attempts = $3, last_attempt_ms = $4,
-                            status = CASE WHEN $5 THEN 'delivered' ELSE status END,
-                            delivered_ms = CASE WHEN $5 THEN $4 ELSE delivered_ms END
+                            status = CASE WHEN $5 AND created_ms <= $6 THEN 'delivered' ELSE status END,
+                            delivered_ms = CASE WHEN $5 AND created_ms <= $6 THEN $4 ELSE delivered_ms END
                      WHERE endpoint = $1 AND event_id = $2",
                 )
                 .bind(endpoint)
@@ -348,6 +350,7 @@ impl Store {
                 .bind(attempt)
                 .bind(r.at.millis())
                 .bind(r.delivered)
+                .bind(read_at.millis())
                 .execute(&mut *tx)
                 .await?;
             }

@@ -266,6 +266,9 @@ impl Webhooks {
             s.store.release_webhook_endpoint(&s.owner, name).await?;
             return Ok(0);
         };
+        // A replay after this read queues its event again: the attempts below must not mark
+        // that newer request delivered.
+        let read_at = s.clock.timestamp();
         let batch = s
             .store
             .pending_deliveries(name, s.settings.claim_batch)
@@ -316,7 +319,7 @@ impl Webhooks {
         let attempts = done.len();
         if !s
             .store
-            .record_webhook_attempts(&s.owner, name, &done)
+            .record_webhook_attempts(&s.owner, name, read_at, &done)
             .await?
         {
             tracing::warn!(endpoint = %name, "webhooks: the endpoint was taken over mid-batch; its attempts are not recorded");

@@ -30,11 +30,14 @@ pub struct AppCredentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WechatError {
-    #[error("WeChat {endpoint} answered {code}: {errmsg}")]
+    #[error("WeChat {endpoint} answered {code}: {errmsg}{}", rid.as_ref().map(|r| format!(" (rid {r})")).unwrap_or_default())]
     Api {
         endpoint: &'static str,
         code: ErrCode,
+        /// WeChat's message without its ` rid: ...` suffix.
         errmsg: String,
+        /// The request id WeChat appends to every error message: what its support asks for.
+        rid: Option<String>,
     },
     /// The URL is stripped from the source: it carries the secret or a code.
     #[error("could not reach WeChat {endpoint}: {source}")]
@@ -114,10 +117,12 @@ impl WechatClient {
         if let Ok(err) = serde_json::from_value::<ErrorBody>(value.clone())
             && err.errcode != 0
         {
+            let (errmsg, rid) = split_rid(&err.errmsg);
             return Err(WechatError::Api {
                 endpoint,
                 code: ErrCode::from_code(err.errcode),
-                errmsg: err.errmsg,
+                errmsg: errmsg.to_owned(),
+                rid: rid.map(str::to_owned),
             });
         }
         serde_json::from_value(value).map_err(|e| WechatError::Protocol {
@@ -127,6 +132,37 @@ impl WechatClient {
     }
 }
 
+/// Splits WeChat's `"... rid: 6571f5a6-1c2d3e4f-5a6b7c8d"` into the message and the id.
+fn split_rid(errmsg: &str) -> (&str, Option<&str>) {
+    match errmsg.rsplit_once(" rid: ") {
+        Some((msg, rid)) if !rid.is_empty() && !rid.contains(' ') => (msg.trim_end(), Some(rid)),
+        _ => (errmsg, None),
+    }
+}
+
 fn join(base: &str, path: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_rid;
+
+    #[test]
+    fn the_request_id_is_split_off_the_message() {
+        assert_eq!(
+            split_rid(
+                "argument invalid! data.thing1.value is empty rid: 6571f5a6-1c2d3e4f-5a6b7c8d"
+            ),
+            (
+                "argument invalid! data.thing1.value is empty",
+                Some("6571f5a6-1c2d3e4f-5a6b7c8d")
+            )
+        );
+        assert_eq!(split_rid("invalid code"), ("invalid code", None));
+        assert_eq!(
+            split_rid("a rid: with spaces"),
+            ("a rid: with spaces", None)
+        );
+    }
 }

@@ -3,6 +3,7 @@
 //! `delivered` or `failed` from that push alone; subscription choices pushed by WeChat move
 //! the ledger; a person who stopped following shows on the identity.
 
+use crate::support::push::{craft, post};
 use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -194,4 +195,54 @@ async fn a_43004_marks_the_identity_as_not_following() {
     t.message_until(&id, &["rejected"]).await;
     let user: Value = t.api_json("/api/v1/users/42").await;
     assert_eq!(user["identities"][0]["follows"], json!(false));
+}
+
+/// Every instant of a message, checked to run forwards: created, each history line, updated.
+fn assert_monotonic(m: &Value) {
+    let created = m["created_ms"].as_i64().unwrap();
+    let mut last = created;
+    for h in m["history"].as_array().unwrap() {
+        let at = h["at_ms"].as_i64().unwrap();
+        assert!(at >= last, "history runs backwards at {h}: {m:#}");
+        last = at;
+    }
+    assert!(
+        m["updated_ms"].as_i64().unwrap() >= last,
+        "updated_ms before the last history line: {m:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_messages_history_runs_forwards_even_when_the_report_is_stamped_earlier() {
+    let t = TestApp::spawn().await;
+    let (_, body) = template_body(&t, "42").await;
+    // The simulator's own report would come an hour later: this test pushes it by hand.
+    t.simulator
+        .post("/_sim/push/settings", json!({"report_delay_ms": 3_600_000}))
+        .await;
+    let id = t.send_ok("42", body).await;
+    let m = t.message_until(&id, &["sent"]).await;
+    assert_monotonic(&m);
+    let msgid = m["msgid"].as_str().unwrap().to_owned();
+    let openid = m["openid"].as_str().unwrap().to_owned();
+
+    // The instance that takes the push runs behind the one that sent (clocks of a fleet
+    // differ; a clock can be stepped back): its "now" is before the `sent` line.
+    t.clock.advance(-30);
+    let now = t.clock.now();
+    let xml = format!(
+        "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[event]]></MsgType><Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event><MsgID>{msgid}</MsgID><Status><![CDATA[success]]></Status></xml>"
+    );
+    let c = craft(
+        OA_PUSH_TOKEN,
+        now,
+        "n0nce1",
+        &xml,
+        Some((OA_AES_KEY, OA_APPID)),
+    );
+    let (status, text) = post(&t, "oa", &c).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let m = t.message_until(&id, &["delivered"]).await;
+    assert_eq!(states(&m), ["queued", "sending", "sent", "delivered"]);
+    assert_monotonic(&m);
 }

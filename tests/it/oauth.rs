@@ -78,11 +78,27 @@ async fn a_declined_consent_shows_a_page_and_exchanges_nothing() {
             "deny",
         )
         .await;
-    let (status, outcome, body) = outcome(r).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(outcome, "declined");
-    assert!(body.contains("拒绝授权"));
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&r),
+        format!("{RETURN_TO}&wxlink_error=declined"),
+        "back to the business, which learns the person declined"
+    );
     assert_eq!(t.simulator.code_exchanges().await, 0);
+
+    // Without a return_to the person gets a page, in Chinese, with a way on.
+    let r = t
+        .sign_in(
+            &b,
+            "/oauth/oa/authorize?scope=snsapi_userinfo",
+            p["id"].as_str().unwrap(),
+            "deny",
+        )
+        .await;
+    let (status, outcome, body) = outcome(r).await;
+    assert_eq!((status, outcome.as_str()), (StatusCode::OK, "declined"));
+    assert!(visible_text(&body).contains("你已取消授权"), "{body}");
+    assert!(action_href(&body, "retry").is_some());
 }
 
 #[tokio::test]
@@ -160,11 +176,31 @@ async fn an_expired_code_is_refused_with_a_page() {
         )
         .await;
     t.sim_clock.advance(301);
-    let (status, outcome, body) = outcome(b.get(&callback).send().await.unwrap()).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(outcome, "code_invalid");
-    assert!(body.contains("42003"), "{body}");
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        query_param(&location(&r), "wxlink_error").as_deref(),
+        Some("code_invalid")
+    );
     assert_eq!(t.simulator.stats().await["code_rejected_expired"], 1);
+
+    // Without a return_to: a page that offers to start again, and no WeChat error number.
+    let callback = t
+        .through_wechat(
+            &b,
+            &t.url("/oauth/oa/authorize"),
+            p["id"].as_str().unwrap(),
+            "allow",
+        )
+        .await;
+    t.sim_clock.advance(301);
+    let (status, outcome, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!(
+        (status, outcome.as_str()),
+        (StatusCode::BAD_REQUEST, "code_invalid")
+    );
+    assert!(!body.contains("42003"), "{body}");
+    assert!(action_href(&body, "retry").is_some());
 }
 
 #[tokio::test]
@@ -236,10 +272,11 @@ async fn an_expired_state_is_refused() {
         )
         .await;
     t.clock.advance(601);
-    let (status, got, _) = outcome(b.get(&callback).send().await.unwrap()).await;
+    let r = b.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
     assert_eq!(
-        (status, got.as_str()),
-        (StatusCode::BAD_REQUEST, "state_expired")
+        location(&r),
+        format!("{RETURN_TO}&wxlink_error=state_expired")
     );
     assert_eq!(t.simulator.code_exchanges().await, 0);
 }
@@ -371,9 +408,13 @@ async fn a_link_ticket_binds_the_openid_to_its_user() {
     assert_eq!(user["identities"][0]["openid"], p["openids"][OA_APPID]);
     assert_eq!(user["identities"][0]["app"], "oa");
 
-    // Single use: the same link again is refused before WeChat.
-    let (status, got, _) = outcome(wechat_browser().get(url).send().await.unwrap()).await;
-    assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_used"));
+    // Single use: the same link again is refused before WeChat, back to its return_to.
+    let r = wechat_browser().get(url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&r),
+        format!("{RETURN_TO}&wxlink_error=ticket_used")
+    );
 }
 
 #[tokio::test]
@@ -486,11 +527,12 @@ async fn an_openid_bound_to_one_user_is_never_repointed() {
         let b = wechat_browser();
         let callback = t.through_wechat(&b, &url, person, "allow").await;
         let r = b.get(&callback).send().await.unwrap();
-        assert_eq!(r.status(), expected_status);
+        assert_eq!(r.status(), StatusCode::FOUND);
         if expected_status == StatusCode::CONFLICT {
-            let (_, got, body) = outcome(r).await;
-            assert_eq!(got, "conflict");
-            assert!(body.contains("already bound to user 1"), "{body}");
+            assert_eq!(
+                location(&r),
+                format!("{RETURN_TO}&wxlink_error=identity_conflict")
+            );
         }
     }
     let user1: serde_json::Value = t.api_json("/api/v1/users/1").await;
@@ -529,10 +571,11 @@ async fn a_unionid_of_another_user_is_a_conflict_not_a_merge() {
         .await;
     let (status, got, body) = outcome(b.get(&callback).send().await.unwrap()).await;
     assert_eq!((status, got.as_str()), (StatusCode::CONFLICT, "conflict"));
-    assert!(
-        body.contains("unionid is already bound to user 7"),
-        "{body}"
-    );
+    let text = visible_text(&body);
+    assert!(text.contains("已经关联了另一个账号"), "{text}");
+    for id in ["7", "8", p["unionids"][OA_APPID].as_str().unwrap()] {
+        assert!(!text.contains(id), "no internal id on the page: {text}");
+    }
     assert_eq!(
         t.api_get("/api/v1/users/8").await.status(),
         StatusCode::NOT_FOUND
@@ -581,4 +624,159 @@ async fn without_return_to_the_callback_shows_a_result_page() {
         .await;
     let (status, got, _) = outcome(r).await;
     assert_eq!((status, got.as_str()), (StatusCode::OK, "linked"));
+}
+
+/// Follows a page's "try again" through WeChat and back: the callback's response.
+async fn retry_from(
+    t: &TestApp,
+    b: &reqwest::Client,
+    body: &str,
+    person: &str,
+    consent: &str,
+) -> (String, reqwest::Response) {
+    let retry = action_href(body, "retry").expect("a try-again button");
+    let r = b.get(&retry).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "{retry}");
+    let to_wechat = location(&r);
+    let callback = t.through_wechat(b, &retry, person, consent).await;
+    (to_wechat, b.get(callback).send().await.unwrap())
+}
+
+#[tokio::test]
+async fn try_again_after_declining_resumes_the_same_userinfo_login() {
+    let t = TestApp::spawn().await;
+    let p = t.simulator.person("a").await;
+    let person = p["id"].as_str().unwrap();
+    let b = wechat_browser();
+    let r = t
+        .sign_in(
+            &b,
+            "/oauth/oa/authorize?scope=snsapi_userinfo",
+            person,
+            "deny",
+        )
+        .await;
+    let (_, got, body) = outcome(r).await;
+    assert_eq!(got, "declined");
+    let (to_wechat, r) = retry_from(&t, &b, &body, person, "allow").await;
+    assert_eq!(
+        query_param(&to_wechat, "scope").as_deref(),
+        Some("snsapi_userinfo"),
+        "the retry asks for the same scope: {to_wechat}"
+    );
+    let (_, got, _) = outcome(r).await;
+    assert_eq!(got, "linked");
+    assert_eq!(
+        t.simulator.stats().await["userinfo"],
+        1,
+        "the profile was fetched"
+    );
+}
+
+#[tokio::test]
+async fn try_again_after_declining_a_ticket_binds_it() {
+    let t = TestApp::spawn().await;
+    let p = t.simulator.person("a").await;
+    let person = p["id"].as_str().unwrap();
+    let url = t
+        .link_ticket("42", json!({"app": "oa", "scope": "snsapi_userinfo"}))
+        .await;
+    let b = wechat_browser();
+    let callback = t.through_wechat(&b, &url, person, "deny").await;
+    let (_, got, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!(got, "declined");
+    assert!(!visible_text(&body).contains("授权成功"));
+
+    let (_, r) = retry_from(&t, &b, &body, person, "allow").await;
+    let (status, got, body) = outcome(r).await;
+    assert_eq!((status, got.as_str()), (StatusCode::OK, "linked"), "{body}");
+    assert!(visible_text(&body).contains("授权成功"));
+    let user: serde_json::Value = t.api_json("/api/v1/users/42").await;
+    assert_eq!(user["identities"][0]["openid"], p["openids"][OA_APPID]);
+}
+
+#[tokio::test]
+async fn try_again_after_an_expired_state_or_a_snapshot_resumes_the_ticket() {
+    let t = TestApp::spawn().await;
+    let p = t.simulator.person("a").await;
+    let person = p["id"].as_str().unwrap();
+    let url = t.link_ticket("42", json!({"app": "oa"})).await;
+    let b = wechat_browser();
+    let callback = t.through_wechat(&b, &url, person, "allow").await;
+    t.clock.advance(601); // the state (600 s) has expired; ticket_ttl_secs is 600 too...
+    let (_, got, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!(got, "state_expired");
+    let retry = action_href(&body, "retry").expect("a try-again button");
+    assert!(retry.contains("ticket="), "{retry}");
+    // ...so the resumed attempt meets the ticket's own expiry, not a silent base login.
+    let (status, got, _) = outcome(b.get(&retry).send().await.unwrap()).await;
+    assert_eq!((status, got.as_str()), (StatusCode::GONE, "ticket_expired"));
+
+    // A snapshot person: the page's retry is the same ticket link, still usable.
+    let snap = t
+        .simulator
+        .new_person(json!({"nickname": "snap", "snapshot": true}))
+        .await;
+    let url = t.link_ticket("43", json!({"app": "oa"})).await;
+    let callback = t
+        .through_wechat(&b, &url, snap["id"].as_str().unwrap(), "allow")
+        .await;
+    let (_, got, body) = outcome(b.get(&callback).send().await.unwrap()).await;
+    assert_eq!(got, "snapshot");
+    let (_, r) = retry_from(&t, &b, &body, person, "allow").await;
+    let (_, got, _) = outcome(r).await;
+    assert_eq!(got, "linked");
+    assert_eq!(t.api_get("/api/v1/users/43").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unknown_state_page_never_restarts_a_different_authorization() {
+    let t = TestApp::spawn().await;
+    let b = wechat_browser();
+    let (status, got, body) = outcome(
+        b.get(t.url("/oauth/oa/callback?code=x&state=forged123"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::BAD_REQUEST, "state_unknown")
+    );
+    assert!(
+        action_href(&body, "retry").is_none(),
+        "nothing is known to resume: {body}"
+    );
+    assert!(body.contains("data-action=\"close\""));
+}
+
+#[tokio::test]
+async fn duplicated_query_parameters_answer_a_page() {
+    let t = TestApp::spawn().await;
+    let b = wechat_browser();
+    for path in [
+        "/oauth/oa/authorize?scope=snsapi_base&scope=snsapi_userinfo",
+        "/oauth/oa/callback?code=a&code=b&state=abc",
+        "/oauth/oa/callback?code=a&state=abc&state=def",
+    ] {
+        let (status, got, body) = outcome(b.get(t.url(path)).send().await.unwrap()).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_query"),
+            "{path}: {body}"
+        );
+        assert!(body.contains("链接无效"), "{body}");
+    }
+    // With a valid return_to, the business hears of it.
+    let path = format!(
+        "/oauth/oa/authorize?scope=a&scope=b&return_to={}&client_state=s1",
+        encode(RETURN_TO)
+    );
+    let r = b.get(t.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert_eq!(
+        location(&r),
+        format!("{RETURN_TO}&wxlink_error=invalid_query&client_state=s1")
+    );
 }

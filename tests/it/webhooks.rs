@@ -93,8 +93,11 @@ async fn every_event_type_arrives_signed_and_keyed_by_user_id() {
         .await;
     let b = wechat_browser();
     let callback = t.through_wechat(&b, &link, &person, "deny").await;
-    let (_, outcome, _) = outcome(b.get(callback).send().await.unwrap()).await;
-    assert_eq!(outcome, "declined");
+    let r = b.get(callback).send().await.unwrap();
+    assert_eq!(
+        query_param(&location(&r), "wxlink_error").as_deref(),
+        Some("declined")
+    );
 
     // identity.unlinked.
     let r = t

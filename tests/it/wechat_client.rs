@@ -95,6 +95,15 @@ async fn errors_are_typed_and_never_carry_the_secret() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrCode::InvalidAppSecret));
+    // WeChat ends errmsg in ` rid: ...` (the simulator too, and over /sns/*'s text/plain):
+    // the client keeps the message and the request id apart.
+    let WechatError::Api { errmsg, rid, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(!errmsg.contains("rid"), "{errmsg}");
+    let rid = rid.as_deref().expect("the request id");
+    assert_eq!(rid.len(), 26, "{rid}");
+    assert!(err.to_string().contains(rid), "{err}");
     let err = client
         .exchange_code(&creds(&t, "oa-secret"), "nosuchcode")
         .await

@@ -152,6 +152,26 @@ catalogue! {
     }
 }
 
+catalogue! {
+    /// The `wxlink_error` a browser brings back to a valid `return_to` instead of stopping
+    /// on a wxlink page. The status is the one of the page shown when there is no
+    /// `return_to` to go back to.
+    pub enum ReturnError {
+        Declined = ("declined", 200, "the person declined the consent page (`snsapi_userinfo`): show your own page, offer to try again"),
+        InvalidScope = ("invalid_scope", 400, "the authorize link's `scope` is neither `snsapi_base` nor `snsapi_userinfo`: a bug in the link"),
+        InvalidQuery = ("invalid_query", 400, "the authorize link's query cannot be read (a parameter given twice): a bug in the link"),
+        StateExpired = ("state_expired", 400, "the person took longer than `oauth.state_ttl_secs` at WeChat: start again"),
+        StateUsed = ("state_used", 400, "this authorization had already been completed with another code: the earlier `wxlink_code` stands"),
+        CodeReused = ("code_reused", 400, "the callback's code was claimed by another browser's sign-in: start again"),
+        CodeInvalid = ("code_invalid", 400, "WeChat refused the authorization code (used or expired, 40163 or 42003): start again"),
+        TicketUnknown = ("ticket_unknown", 404, "the link ticket is not known (or belongs to another app): create a new one"),
+        TicketUsed = ("ticket_used", 410, "the link ticket was used already: the first use bound it; create a new one to bind again"),
+        TicketExpired = ("ticket_expired", 410, "the link ticket expired (`oauth.ticket_ttl_secs`) before the person came back: create a new one"),
+        IdentityConflict = ("identity_conflict", 409, "the person's WeChat identity is bound to another user: nothing changed; the details are in the log and `GET /api/v1/users/{id}`"),
+        WechatError = ("wechat_error", 502, "WeChat could not be reached or answered oddly: try again in a moment"),
+    }
+}
+
 /// A Markdown table of codes: code, status, meaning.
 fn table<C: Copy>(
     codes: &[C],
@@ -191,6 +211,16 @@ pub fn push_table() -> String {
     )
 }
 
+/// The `wxlink_error` codes as README.md shows them.
+pub fn return_table() -> String {
+    table(
+        ReturnError::ALL,
+        ReturnError::code,
+        ReturnError::status,
+        ReturnError::meaning,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +232,8 @@ mod tests {
         assert_eq!(api.len(), ErrorCode::ALL.len());
         let push: HashSet<_> = PushCode::ALL.iter().map(|c| c.code()).collect();
         assert_eq!(push.len(), PushCode::ALL.len());
+        let back: HashSet<_> = ReturnError::ALL.iter().map(|c| c.code()).collect();
+        assert_eq!(back.len(), ReturnError::ALL.len());
         for c in ErrorCode::ALL {
             assert!(
                 c.status().is_client_error() || c.status().is_server_error(),
@@ -235,6 +267,7 @@ mod tests {
         for (marker, table) in [
             ("error-codes:api", api_table()),
             ("error-codes:push", push_table()),
+            ("error-codes:return", return_table()),
         ] {
             let (start, stop) = section(&readme, marker);
             if write {

@@ -8,6 +8,6 @@ mod page;
 mod push;
 
 pub use api::{ApiError, ErrorBody, ErrorObject};
-pub use catalogue::{ErrorCode, PushCode};
+pub use catalogue::{ErrorCode, PushCode, ReturnError};
 pub use page::{Page, PageLink};
 pub use push::PushError;

@@ -47,6 +47,18 @@ impl TestApp {
         back
     }
 
+    /// The whole flow from a full URL (a link ticket's): authorize, WeChat, callback.
+    pub async fn sign_in_url(
+        &self,
+        browser: &Client,
+        url: &str,
+        person: &str,
+        consent: &str,
+    ) -> Response {
+        let callback = self.through_wechat(browser, url, person, consent).await;
+        browser.get(callback).send().await.unwrap()
+    }
+
     /// The whole flow: authorize, WeChat, callback. Returns the callback's response.
     pub async fn sign_in(
         &self,
@@ -115,4 +127,50 @@ pub async fn outcome(r: Response) -> (StatusCode, String, String) {
 
 pub fn encode(s: &str) -> String {
     urlencoding::encode(s).into_owned()
+}
+
+/// The href of a person page's button (`data-action="retry"`, `"back"`...), unescaped.
+pub fn action_href(body: &str, action: &str) -> Option<String> {
+    let at = body.find(&format!("data-action=\"{action}\""))?;
+    let rest = &body[at..];
+    let href = rest.split("href=\"").nth(1)?.split('"').next()?;
+    Some(unescape(href))
+}
+
+/// Undoes the HTML escaping of an attribute value.
+pub fn unescape(s: &str) -> String {
+    s.replace("&#38;", "&")
+        .replace("&amp;", "&")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+}
+
+/// The text a person reads on a page: the HTML without tags, styles and scripts.
+pub fn visible_text(body: &str) -> String {
+    let mut body = body.to_owned();
+    for tag in ["style", "script"] {
+        while let Some(start) = body.find(&format!("<{tag}")) {
+            let end = body[start..]
+                .find(&format!("</{tag}>"))
+                .map_or(body.len(), |e| start + e + tag.len() + 3);
+            body.replace_range(start..end, " ");
+        }
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    unescape(&out)
 }
