@@ -42,6 +42,7 @@ pub fn router(ctx: Ctx, browser: Router<Ctx>) -> Router {
         .merge(push::router(ctx.config.push.max_body_bytes))
         .route("/healthz", get(healthz))
         .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
         .with_state(ctx)
 }
@@ -59,6 +60,30 @@ async fn healthz(State(ctx): State<Ctx>) -> Response {
             )
                 .into_response()
         }
+    }
+}
+
+/// Readiness, for load balancers: 503 with the reason while the database does not answer
+/// or the last write failed for lack of space (writes would be refused), 200 otherwise.
+async fn readyz(State(ctx): State<Ctx>) -> Response {
+    let reason = match ctx.store.ping().await {
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store not answering");
+            Some(("database_unavailable", "the database is not answering"))
+        }
+        Ok(()) if ctx.store.is_full() => Some((
+            "storage_full",
+            "the database's disk is full: writes are refused until there is room",
+        )),
+        Ok(()) => None,
+    };
+    match reason {
+        None => axum::Json(json!({"status": "ready"})).into_response(),
+        Some((reason, message)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not_ready", "reason": reason, "message": message})),
+        )
+            .into_response(),
     }
 }
 

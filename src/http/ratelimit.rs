@@ -300,6 +300,7 @@ mod tests {
             "/api/v1/users/1",
             "/healthz",
             "/livez",
+            "/readyz",
             "/metrics",
             "/sim/x",
         ] {

@@ -380,11 +380,12 @@ impl Outbox {
                     Err(_) => break,
                 }
             }
-            match s
+            let recorded = s
                 .store
                 .finish_attempts(&s.owner, &batch, s.clock.timestamp())
-                .await
-            {
+                .await;
+            s.store.note_write(&recorded);
+            match recorded {
                 Ok(updated) => {
                     count_recorded(&batch, &channels, &updated);
                     self.notify_settled(&updated);
@@ -439,7 +440,9 @@ impl Commit<EnqueueJob> for Enqueuer {
         let store = &self.store;
         let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
         let now = self.clock.timestamp();
-        match store.enqueue(&messages, now).await {
+        let written = store.enqueue(&messages, now).await;
+        store.note_write(&written);
+        match written {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(r));
@@ -451,6 +454,7 @@ impl Commit<EnqueueJob> for Enqueuer {
             Err(_) => {
                 for (m, reply) in messages.into_iter().zip(replies) {
                     let r = store.enqueue(std::slice::from_ref(&m), now).await;
+                    store.note_write(&r);
                     let _ = reply.send(r.map(|v| v[0]));
                 }
             }

@@ -80,7 +80,9 @@ impl Commit<Job> for Writer {
         }
         if !records.is_empty() {
             let pushes: Vec<&NewPush> = records.iter().map(|(p, _)| p).collect();
-            match store.record_pushes(&pushes).await {
+            let stored = store.record_pushes(&pushes).await;
+            store.note_write(&stored);
+            match stored {
                 Ok(recorded) => {
                     for ((_, reply), r) in records.into_iter().zip(recorded) {
                         let _ = reply.send(Ok(r));
@@ -89,8 +91,14 @@ impl Commit<Job> for Writer {
                 Err(e) => {
                     tracing::error!(error = %e, pushes = records.len(), "storing a batch of pushes failed; each is refused and WeChat retries");
                     let msg = e.to_string();
+                    let full = e.is_full();
                     for (_, reply) in records {
-                        let _ = reply.send(Err(StoreError::Batch(msg.clone())));
+                        let e = if full {
+                            StoreError::Full(msg.clone())
+                        } else {
+                            StoreError::Batch(msg.clone())
+                        };
+                        let _ = reply.send(Err(e));
                     }
                 }
             }

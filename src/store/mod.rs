@@ -48,6 +48,9 @@ pub enum StoreError {
     /// A batched write (several requests in one transaction) failed; the cause is logged once.
     #[error("batched write failed: {0}")]
     Batch(String),
+    /// The database's disk is full (or its size cap reached); nothing was written.
+    #[error("storage full: {0}")]
+    Full(String),
     /// A stored value no longer parses: someone edited the database by hand.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -154,6 +157,9 @@ pub struct Store {
     /// Writes. On SQLite one connection: writers then queue here, in order, instead of in
     /// SQLite's busy handler, which sleeps in steps of up to 100 ms and ruins latency.
     pub(crate) write: Db,
+    /// Set when a write failed for lack of space, cleared by the next write that lands:
+    /// what `/readyz` reports.
+    pub(crate) full: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Store {
@@ -188,7 +194,11 @@ impl Store {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             (Db::Postgres(pool.clone()), Db::Postgres(pool))
         };
-        Ok(Self { db, write })
+        Ok(Self {
+            db,
+            write,
+            full: Default::default(),
+        })
     }
 
     /// The readers' pool and the one-connection writer.
@@ -205,12 +215,14 @@ impl Store {
             .foreign_keys(true);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|conn, _| Box::pin(healthy_after_use(conn)))
             .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.min(8))
+            .after_release(|conn, _| Box::pin(healthy_after_use(conn)))
             .acquire_timeout(acquire)
             .connect_with(opts)
             .await?;
@@ -241,7 +253,64 @@ impl Store {
     }
 }
 
+/// Whether a connection handed back may serve again. After "database or disk is full"
+/// SQLite may have rolled the transaction back itself; sqlx's own ROLLBACK then fails and
+/// it believes the connection is still inside a transaction, refusing every later BEGIN.
+/// Such a connection is closed, and the pool opens a fresh one. The ping first lets a
+/// queued rollback run.
+async fn healthy_after_use(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
+impl Store {
+    /// Whether the last write that ended failed for lack of space (`/readyz`).
+    pub fn is_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Notes how a write ended: a full disk makes the store not ready until a write lands.
+    pub fn note_write<T>(&self, r: &Result<T, StoreError>) {
+        use std::sync::atomic::Ordering;
+        match r {
+            Ok(_) => self.full.store(false, Ordering::Relaxed),
+            Err(e) if e.is_full() => {
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "the database is full: writes are refused until there is room");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Caps the SQLite file at its current size (`Some`), or lifts the cap (`None`): how
+    /// tests play a full disk. Applies to the writer's current connection only.
+    #[doc(hidden)]
+    pub async fn cap_sqlite_pages(&self, pages: Option<u32>) -> Result<(), StoreError> {
+        if let Db::Sqlite(pool) = &self.write {
+            let n = pages.unwrap_or(1_073_741_823);
+            sqlx::query(&format!("PRAGMA max_page_count = {n}"))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 impl StoreError {
+    /// The disk (or SQLite's page cap) is full: SQLite's SQLITE_FULL (13), PostgreSQL's
+    /// disk_full (53100).
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::Full(_) => true,
+            Self::Database(sqlx::Error::Database(db)) => {
+                db.code().is_some_and(|c| c == "13" || c == "53100")
+            }
+            _ => false,
+        }
+    }
+
     /// The database cannot be reached right now (down, restarting, pool exhausted): the
     /// caller should be told to come back, not that we failed.
     pub fn is_unavailable(&self) -> bool {

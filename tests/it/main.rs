@@ -26,6 +26,7 @@ mod send_crash;
 mod shutdown;
 mod sim;
 mod sim_wire;
+mod storage;
 mod token;
 mod token_processes;
 mod webhooks;

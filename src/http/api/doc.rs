@@ -69,11 +69,12 @@ impl Modify for BearerAuth {
 }
 
 /// Codes any route may answer besides its own.
-const COMMON: [ErrorCode; 4] = [
+const COMMON: [ErrorCode; 5] = [
     ErrorCode::MissingApiKey,
     ErrorCode::InvalidApiKey,
     ErrorCode::InternalError,
     ErrorCode::DatabaseUnavailable,
+    ErrorCode::StorageFull,
 ];
 
 /// A route's error answers, one per status, each describing its codes from the catalogue:

@@ -78,6 +78,7 @@ impl ApiError {
             Self::Coded { code, .. } => *code,
             Self::Upstream(_) => ErrorCode::WechatError,
             Self::Store(e) if e.is_unavailable() => ErrorCode::DatabaseUnavailable,
+            Self::Store(e) if e.is_full() => ErrorCode::StorageFull,
             Self::Store(_) => ErrorCode::InternalError,
         }
     }
@@ -129,6 +130,9 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "store failure while serving the API");
                 let message = if code == ErrorCode::DatabaseUnavailable {
                     format!("the database is not answering ({e}); try again shortly")
+                } else if code == ErrorCode::StorageFull {
+                    "the database's disk is full: nothing was stored; try again once there is room"
+                        .to_owned()
                 } else {
                     "internal error; the cause is in the service log".to_owned()
                 };

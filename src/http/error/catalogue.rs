@@ -110,6 +110,7 @@ catalogue! {
         WechatRefused = ("wechat_refused", 502, "WeChat refused the app's credentials or this server's IP (`errcode`, e.g. 40013, 40125, 40164): configuration"),
         WechatQuota = ("wechat_quota", 502, "WeChat's quota is reached (45009 daily, 45011 per minute; `errcode`)"),
         DatabaseUnavailable = ("database_unavailable", 503, "the database is not answering (the message names the cause); the service heals by itself when it is back"),
+        StorageFull = ("storage_full", 503, "the database's disk is full (or its size cap reached): nothing was stored; the service heals by itself once there is room"),
         TokenUnavailable = ("token_unavailable", 503, "no valid access token, and WeChat cannot give one now (the message says why)"),
         TemplatesUnavailable = ("templates_unavailable", 503, "the app's template list cannot be fetched, and none was before"),
         StorageKeyMissing = ("storage_key_missing", 503, "no `storage_key` is configured, so session keys cannot be stored"),
@@ -146,6 +147,7 @@ catalogue! {
         MalformedPush = ("malformed_push", 400, "the message has no `<MsgType>`"),
         Replayed = ("replayed", 409, "this (timestamp, nonce, signature) came before with another event"),
         DatabaseUnavailable = ("database_unavailable", 503, "not stored: the database is not answering; WeChat retries"),
+        StorageFull = ("storage_full", 503, "not stored: the database's disk is full; WeChat retries"),
         InternalError = ("internal_error", 503, "not stored: a fault of ours (the cause is in the log); WeChat retries"),
     }
 }

@@ -33,6 +33,7 @@ impl PushError {
         match self {
             Self::Coded { code, .. } => *code,
             Self::Store(e) if e.is_unavailable() => PushCode::DatabaseUnavailable,
+            Self::Store(e) if e.is_full() => PushCode::StorageFull,
             Self::Store(_) => PushCode::InternalError,
         }
     }
