@@ -83,7 +83,12 @@ impl App {
                     "cannot open the database (setting `database_url`, {})",
                     redact_url(&config.database_url)
                 )
-            })?;
+            })?
+            .with_keys(config.storage_key.clone());
+        store
+            .seal_plain_values()
+            .await
+            .context("cannot seal the values an older version stored in clear")?;
 
         if sandbox.is_some() {
             store.forget_access_tokens().await?;

@@ -15,6 +15,7 @@ mod outbox;
 mod pages;
 mod push;
 mod rate_limits;
+mod storage;
 mod tokens;
 mod webhooks;
 
@@ -34,7 +35,7 @@ pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 /// Kept here for the paths that name it through configuration.
 pub use crate::domain::AppKind;
 use crate::domain::{AppId, ReturnToAllowList};
-use crate::seal::StorageKey;
+use crate::seal::Keyring;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -86,9 +87,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
-    /// Seals stored secrets (mini-program session keys). Required when a mini-program is
-    /// configured; the sandbox keeps a generated one beside its database.
-    pub storage_key: Option<StorageKey>,
+    /// Seals stored secrets (session keys, web and global access tokens, callback
+    /// answers), with the key before the last rotation. Required outside the sandbox; the
+    /// sandbox keeps a generated one beside its database.
+    pub storage_key: Option<Keyring>,
     pub metrics: MetricsSettings,
     pub admin: AdminSettings,
     pub rate_limits: RateLimitSettings,
@@ -118,6 +120,7 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     sandbox: Option<bool>,
     storage_key: Option<String>,
+    storage_key_previous: Option<String>,
     metrics: metrics::RawMetrics,
     admin: admin::RawAdmin,
     rate_limits: rate_limits::RawRateLimits,
@@ -240,28 +243,11 @@ impl Config {
         webhooks::check_delivery(&raw.webhook_delivery)?;
         let webhooks = webhooks::parse_all(&raw.webhooks)?;
 
-        let storage_key = resolve_secret(
-            "storage_key",
+        let storage_key = storage::parse(
             raw.storage_key.as_ref(),
-            "WXLINK_STORAGE_KEY",
-        )?
-        .map(|k| {
-            use secrecy::ExposeSecret;
-            StorageKey::parse(k.expose_secret()).map_err(|e| ConfigError::new("storage_key", e.0))
-        })
-        .transpose()?;
-        if !sandbox
-            && storage_key.is_none()
-            && let Some(i) = apps.iter().position(|a| a.kind == AppKind::MiniProgram)
-        {
-            return Err(ConfigError::new(
-                "storage_key",
-                format!(
-                    "is required because apps[{i}] is a mini_program: it encrypts mini-program session keys at rest. \
-                     Set 32 random bytes as base64 or hex (e.g. `openssl rand -base64 32`), in the file or in WXLINK_STORAGE_KEY"
-                ),
-            ));
-        }
+            raw.storage_key_previous.as_ref(),
+            sandbox,
+        )?;
 
         if !sandbox {
             if apps.is_empty() {
@@ -412,6 +398,7 @@ mod tests {
         let c = parse(&format!(
             r#"
             public_url = "https://auth.example.com"
+            storage_key = "2222222222222222222222222222222222222222222222222222222222222222"
             [[api_keys]]
             name = "orders"
             key_sha256 = "{KEY}"
@@ -479,10 +466,20 @@ mod tests {
     }
 
     #[test]
-    fn a_mini_program_needs_a_valid_storage_key() {
+    fn a_real_configuration_needs_a_valid_storage_key() {
         let e = with_mini_program("").unwrap_err();
         assert_eq!(e.setting, "storage_key");
-        assert!(e.problem.contains("apps[0]"), "{}", e.problem);
+        assert!(e.problem.contains("is required"), "{}", e.problem);
+
+        let e = with_mini_program(&format!("storage_key_previous = \"{}\"", "11".repeat(32)))
+            .unwrap_err();
+        assert_eq!(e.setting, "storage_key_previous");
+        let e = with_mini_program(&format!(
+            "storage_key = \"{}\"\nstorage_key_previous = \"short\"",
+            "11".repeat(32)
+        ))
+        .unwrap_err();
+        assert_eq!(e.setting, "storage_key_previous");
 
         let e = with_mini_program(r#"storage_key = "c2hvcnQ=""#).unwrap_err();
         assert_eq!(e.setting, "storage_key");

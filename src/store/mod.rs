@@ -12,6 +12,7 @@ mod ledger;
 mod oauth;
 mod outbox;
 mod push;
+mod sealed;
 mod sessions;
 mod tokens;
 mod webhook_views;
@@ -25,6 +26,7 @@ pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
+pub use sealed::{ResealCount, reseal};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
@@ -51,6 +53,9 @@ pub enum StoreError {
     /// The database's disk is full (or its size cap reached); nothing was written.
     #[error("storage full: {0}")]
     Full(String),
+    /// A secret would be stored but no `storage_key` was given to seal it.
+    #[error("no storage_key is configured to seal what would be stored")]
+    NoStorageKey,
     /// A stored value no longer parses: someone edited the database by hand.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -160,6 +165,8 @@ pub struct Store {
     /// Set when a write failed for lack of space, cleared by the next write that lands:
     /// what `/readyz` reports.
     pub(crate) full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Seals the secrets written and opens those read back ([`Store::with_keys`]).
+    pub(crate) keys: Option<std::sync::Arc<crate::seal::Keyring>>,
 }
 
 impl Store {
@@ -198,7 +205,15 @@ impl Store {
             db,
             write,
             full: Default::default(),
+            keys: None,
         })
+    }
+
+    /// The store that seals secrets under `keys` (the configured `storage_key`). Without
+    /// keys, writing a secret fails with [`StoreError::NoStorageKey`].
+    pub fn with_keys(mut self, keys: Option<crate::seal::Keyring>) -> Self {
+        self.keys = keys.map(std::sync::Arc::new);
+        self
     }
 
     /// The readers' pool and the one-connection writer.

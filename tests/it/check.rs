@@ -46,7 +46,7 @@ fn check(dir: &Path, toml: &str) -> (bool, String) {
 
 fn head(dir: &Path) -> String {
     format!(
-        "database_url = \"sqlite://{}\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n",
+        "database_url = \"sqlite://{}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n",
         dir.join("never-created.db").display()
     )
 }
@@ -159,7 +159,7 @@ fn invalid_configuration_names_the_setting() {
 fn an_unusable_database_fails() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "database_url = \"sqlite://{}/no/such/dir/x.db\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n{}",
+        "database_url = \"sqlite://{}/no/such/dir/x.db\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n{}",
         dir.path().display(),
         app("oa", STABLE, "s", "stable", "http://127.0.0.1:1"),
     );

@@ -27,7 +27,7 @@ async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
         format!(
             "database_url = \"sqlite://{db}\"\n\
              [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\n\
-             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+             storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
              [[apps]]\nid = \"cl\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
              token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
             db = dir.path().join("shared.db").display(),

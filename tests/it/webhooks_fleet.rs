@@ -33,7 +33,7 @@ async fn a_killed_instance_loses_no_event_and_the_next_one_delivers_the_rest() {
         &config,
         format!(
             "database_url = \"sqlite://{db}\"\n\
-             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+             storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
              [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{OA}\"\nsecret = \"s\"\n\
              api_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n\
              {hooks}\n{DELIVERY_TOML}",
