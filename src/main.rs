@@ -89,7 +89,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "{unopenable} values open with neither storage_key nor storage_key_previous: left as they are"
                 );
             } else {
-                println!("done: every stored secret is sealed under storage_key; storage_key_previous may be removed");
+                println!(
+                    "done: every stored secret is sealed under storage_key; storage_key_previous may be removed"
+                );
             }
         }
         Command::HashKey => {

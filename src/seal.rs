@@ -182,9 +182,7 @@ impl Keyring {
         let Some(b64) = stored.strip_prefix(TEXT_PREFIX) else {
             return Ok((stored.to_owned(), Opened::Plain));
         };
-        let sealed = URL_SAFE_NO_PAD
-            .decode(b64)
-            .map_err(|_| SealError::Format)?;
+        let sealed = URL_SAFE_NO_PAD.decode(b64).map_err(|_| SealError::Format)?;
         let (plain, which) = self.open(&sealed, aad)?;
         Ok((
             String::from_utf8(plain).map_err(|_| SealError::Format)?,
@@ -260,7 +258,9 @@ mod tests {
         let sealed_new = ring.seal_text("tok", b"row");
         assert!(sealed_new.starts_with(TEXT_PREFIX) && !sealed_new.contains("tok"));
         assert_eq!(
-            Keyring::new(new, None).open_text(&sealed_new, b"row").unwrap(),
+            Keyring::new(new, None)
+                .open_text(&sealed_new, b"row")
+                .unwrap(),
             ("tok".to_owned(), Opened::Current)
         );
         assert_eq!(
@@ -271,10 +271,7 @@ mod tests {
             Keyring::new(StorageKey::generate(), None).open_text(&sealed_old, b"row"),
             Err(SealError::Open)
         );
-        assert_eq!(
-            ring.open_text("sealed1:!!", b"row"),
-            Err(SealError::Format)
-        );
+        assert_eq!(ring.open_text("sealed1:!!", b"row"), Err(SealError::Format));
     }
 
     proptest! {

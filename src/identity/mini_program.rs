@@ -53,7 +53,7 @@ fn join_users(users: &[UserId]) -> String {
 
 /// The associated data that binds a sealed session key to its row.
 pub fn session_key_aad(app: &AppId, openid: &OpenId) -> Vec<u8> {
-    format!("wxlink session_key|{app}|{openid}").into_bytes()
+    crate::store::session_key_aad(app, openid)
 }
 
 /// Logs a person in with the code of `wx.login` and binds or looks up their user.

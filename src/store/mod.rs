@@ -26,8 +26,8 @@ pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
-pub use sealed::{ResealCount, reseal};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
+pub use sealed::{ResealCount, reseal, session_key_aad};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };

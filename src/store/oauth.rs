@@ -290,8 +290,18 @@ impl Store {
                       expires_at = excluded.expires_at,
                       refresh_expires_at = excluded.refresh_expires_at,
                       updated_at = excluded.updated_at";
-        let access = self.seal_text(&WEB_ACCESS_TOKEN, app.as_str(), openid.as_str(), t.access_token)?;
-        let refresh = self.seal_text(&WEB_REFRESH_TOKEN, app.as_str(), openid.as_str(), t.refresh_token)?;
+        let access = self.seal_text(
+            &WEB_ACCESS_TOKEN,
+            app.as_str(),
+            openid.as_str(),
+            t.access_token,
+        )?;
+        let refresh = self.seal_text(
+            &WEB_REFRESH_TOKEN,
+            app.as_str(),
+            openid.as_str(),
+            t.refresh_token,
+        )?;
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(app)

@@ -109,6 +109,11 @@ pub async fn reseal(
     store.reseal(progress).await
 }
 
+/// The associated data of a mini-program session key (sealed by the login itself).
+pub fn session_key_aad(app: &crate::domain::AppId, openid: &crate::domain::OpenId) -> Vec<u8> {
+    SESSION_KEY.aad(app.as_str(), openid.as_str())
+}
+
 enum Value {
     Text(String),
     Blob(Vec<u8>),
@@ -133,7 +138,13 @@ impl Store {
     /// Opens a stored value of `col`; a value written in clear by an older version is
     /// returned as it is (start-up seals those). `None` when it does not open: the key
     /// changed without `storage_key_previous`, or the row was edited.
-    pub(crate) fn open_text(&self, col: &Column, k1: &str, k2: &str, stored: &str) -> Option<String> {
+    pub(crate) fn open_text(
+        &self,
+        col: &Column,
+        k1: &str,
+        k2: &str,
+        stored: &str,
+    ) -> Option<String> {
         if !stored.starts_with(TEXT_PREFIX) {
             return Some(stored.to_owned());
         }
@@ -159,7 +170,10 @@ impl Store {
             sealed += self.reseal_column(col, true, &mut |_| {}).await?.resealed;
         }
         if sealed > 0 {
-            tracing::info!(values = sealed, "sealed values an older version stored in clear");
+            tracing::info!(
+                values = sealed,
+                "sealed values an older version stored in clear"
+            );
         }
         Ok(sealed)
     }
@@ -296,13 +310,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_keys_are_bound_as_the_mini_program_login_seals_them() {
-        let app = crate::domain::AppId::parse("mp").unwrap();
-        let openid = crate::domain::OpenId::parse("o-1").unwrap();
-        assert_eq!(
-            SESSION_KEY.aad("mp", "o-1"),
-            crate::identity::mini_program::session_key_aad(&app, &openid)
-        );
-        assert_ne!(ACCESS_TOKEN.aad("mp", ""), WEB_ACCESS_TOKEN.aad("mp", ""));
+    fn a_value_is_bound_to_its_column_and_row() {
+        let all: std::collections::BTreeSet<Vec<u8>> =
+            ALL.iter().map(|c| c.aad("mp", "o-1")).collect();
+        assert_eq!(all.len(), ALL.len(), "each column binds its own way");
+        assert_ne!(SESSION_KEY.aad("mp", "o-1"), SESSION_KEY.aad("mp", "o-2"));
+        assert_eq!(SESSION_KEY.aad("mp", "o-1"), b"wxlink session_key|mp|o-1");
+        assert_eq!(OAUTH_OUTCOME.aad("h", ""), b"wxlink oauth_outcome|h");
     }
 }

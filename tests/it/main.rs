@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod api;
+mod at_rest;
 mod auto;
 mod check;
 mod config;
