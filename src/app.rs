@@ -229,6 +229,12 @@ impl App {
             background.clone(),
         );
         self.rate_limits.spawn_sweeper(background.clone());
+        crate::retention::spawn(
+            ctx.store.clone(),
+            ctx.clock.clone(),
+            ctx.config.retention.clone(),
+            background.clone(),
+        );
 
         let server = axum::serve(
             self.listener,

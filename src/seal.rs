@@ -149,6 +149,11 @@ impl Keyring {
         &self.current
     }
 
+    /// Whether `storage_key_previous` is set (a rotation not yet finished by `reseal`).
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
     /// Seals under the current key.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
         self.current.seal(plaintext, aad)

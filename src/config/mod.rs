@@ -15,6 +15,7 @@ mod outbox;
 mod pages;
 mod push;
 mod rate_limits;
+mod retention;
 mod storage;
 mod tokens;
 mod webhooks;
@@ -29,6 +30,7 @@ pub use outbox::OutboxSettings;
 pub use pages::PagesSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
+pub use retention::RetentionSettings;
 pub use tokens::TokenSettings;
 pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 
@@ -101,6 +103,8 @@ pub struct Config {
     /// The company's endpoints that receive signed events (`[[webhooks]]`).
     pub webhooks: Vec<WebhookEndpoint>,
     pub webhook_delivery: WebhookDelivery,
+    /// `[retention]`: how long finished records are kept.
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -128,6 +132,7 @@ struct RawConfig {
     shutdown_grace_secs: Option<u64>,
     webhooks: Vec<webhooks::RawWebhook>,
     webhook_delivery: WebhookDelivery,
+    retention: RetentionSettings,
 }
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
@@ -241,13 +246,8 @@ impl Config {
         database::check(&raw.database)?;
         outbox::check(&raw.outbox)?;
         webhooks::check_delivery(&raw.webhook_delivery)?;
+        retention::check(&raw.retention)?;
         let webhooks = webhooks::parse_all(&raw.webhooks)?;
-
-        let storage_key = storage::parse(
-            raw.storage_key.as_ref(),
-            raw.storage_key_previous.as_ref(),
-            sandbox,
-        )?;
 
         if !sandbox {
             if apps.is_empty() {
@@ -264,6 +264,11 @@ impl Config {
             }
         }
 
+        let storage_key = storage::parse(
+            raw.storage_key.as_ref(),
+            raw.storage_key_previous.as_ref(),
+            sandbox,
+        )?;
         let metrics = raw.metrics.parse()?;
         let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
@@ -295,6 +300,7 @@ impl Config {
             shutdown_grace_secs,
             webhooks,
             webhook_delivery: raw.webhook_delivery,
+            retention: raw.retention,
         })
     }
 

@@ -12,6 +12,7 @@ mod ledger;
 mod oauth;
 mod outbox;
 mod push;
+mod retention;
 mod sealed;
 mod sessions;
 mod tokens;
@@ -27,6 +28,7 @@ pub use ledger::{FormId, FormIdKind, Subscription};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
+pub use retention::Prunable;
 pub use sealed::{ResealCount, reseal, session_key_aad};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,

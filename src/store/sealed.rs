@@ -215,9 +215,16 @@ impl Store {
         } else {
             String::new()
         };
+        // Keyset paging in key order (a row comparison, which both databases serve from
+        // the primary key).
+        let after = if k2.is_empty() {
+            format!("{k1} > $1")
+        } else {
+            format!("({k1}, {k2}) > ($1, $2)")
+        };
         let select = format!(
             "SELECT {k1}, {key2}, {c} FROM {t}
-             WHERE {c} IS NOT NULL AND ({k1} > $1 OR ({k1} = $1 AND {key2} > $2)){plain}
+             WHERE {after} AND {c} IS NOT NULL{plain}
              ORDER BY {order} LIMIT {PAGE}",
             c = col.column,
             t = col.table,
@@ -235,11 +242,11 @@ impl Store {
         loop {
             let rows: Vec<(String, String, Value)> = with_pool!(&self.db, |pool| {
                 use sqlx::Row;
-                let rows = sqlx::query(&select)
-                    .bind(&after1)
-                    .bind(&after2)
-                    .fetch_all(pool)
-                    .await?;
+                let mut q = sqlx::query(&select).bind(&after1);
+                if !k2.is_empty() {
+                    q = q.bind(&after2);
+                }
+                let rows = q.fetch_all(pool).await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for r in rows {
                     let value = if col.blob {

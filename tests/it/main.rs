@@ -21,6 +21,7 @@ mod pages;
 mod postgres;
 mod push;
 mod push_events;
+mod retention;
 mod sandbox;
 mod send;
 mod send_crash;
