@@ -135,6 +135,7 @@ impl App {
             clock,
             tokens,
             push,
+            profiles: Default::default(),
         });
 
         let secure = public_url.scheme() == "https";

@@ -19,6 +19,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod postgres;
+mod profile_refresh;
 mod push;
 mod push_events;
 mod retention;
