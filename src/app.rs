@@ -135,7 +135,6 @@ impl App {
             clock,
             tokens,
             push,
-            profiles: Default::default(),
         });
 
         let secure = public_url.scheme() == "https";

@@ -25,8 +25,6 @@ pub struct Context {
     pub push: crate::push::Inbox,
     /// Signed events out to the configured endpoints.
     pub webhooks: crate::webhooks::Webhooks,
-    /// Single flight of profile refreshes, per identity.
-    pub profiles: crate::identity::profile::Flights,
 }
 
 impl Context {

@@ -55,7 +55,8 @@ pub enum Refreshed {
 type Slot = Arc<tokio::sync::Mutex<Option<(Instant, Refreshed)>>>;
 
 /// Single flight per identity: callers of one identity queue on its slot, and a caller
-/// that arrived while the one before it was working takes that result.
+/// that arrived while the one before it was working takes that result. One per instance
+/// (the route that refreshes holds it).
 #[derive(Default)]
 pub struct Flights {
     slots: Mutex<HashMap<(AppId, OpenId), Slot>>,
@@ -80,13 +81,14 @@ impl Flights {
 /// Refreshes the profile of `user`'s identity `openid` in `app`.
 pub async fn refresh(
     ctx: &Context,
+    flights: &Flights,
     app: &AppConfig,
     user: &UserId,
     openid: &OpenId,
 ) -> Result<Refreshed, WechatOrStore> {
     let arrived = Instant::now();
     let key = (app.id.clone(), openid.clone());
-    let slot = ctx.profiles.slot(&key);
+    let slot = flights.slot(&key);
     let result = {
         let mut last = slot.lock().await;
         match last.as_ref() {
@@ -100,7 +102,7 @@ pub async fn refresh(
             }
         }
     };
-    ctx.profiles.release(&key, slot);
+    flights.release(&key, slot);
     // A result shared from another caller's flight was for the same identity; the binding
     // is checked again for this caller's user.
     match result {

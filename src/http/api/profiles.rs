@@ -9,19 +9,28 @@ use crate::context::Ctx;
 use crate::domain::{OAuthScope, OpenId};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::identity::link;
-use crate::identity::profile::{self, Refreshed, WechatOrStore};
+use crate::identity::profile::{self, Flights, Refreshed, WechatOrStore};
 use crate::store::Identity;
-use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use serde::Serialize;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<Ctx> {
-    OpenApiRouter::new().routes(routes!(refresh_profile))
+    OpenApiRouter::new()
+        .routes(routes!(refresh_profile))
+        .layer(Extension(Arc::new(Flights::default())))
 }
+
+/// The optional body of a refresh: nothing to say yet.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {}
 
 /// The identity with its new profile.
 #[derive(Serialize, ToSchema)]
@@ -30,7 +39,7 @@ struct RefreshedBody {
 }
 
 api_errors!(RefreshErrors:
-    InvalidUserId, InvalidOpenid, UnknownApp, NotWebApp, IdentityNotBound,
+    InvalidJson, InvalidUserId, InvalidOpenid, UnknownApp, NotWebApp, IdentityNotBound,
     UserinfoAuthorizationNeeded, ProfileStale, WechatError,
 );
 
@@ -43,6 +52,7 @@ api_errors!(RefreshErrors:
     path = "/api/v1/users/{user_id}/identities/{app}/{openid}/profile/refresh",
     tag = "users",
     params(IdentityPath),
+    request_body(content = Option<RefreshRequest>, description = "Optional: `{}`"),
     responses(
         (status = 200, description = "The new profile, stored", body = RefreshedBody),
         RefreshErrors,
@@ -50,9 +60,15 @@ api_errors!(RefreshErrors:
 )]
 async fn refresh_profile(
     State(ctx): State<Ctx>,
+    Extension(flights): Extension<Arc<Flights>>,
     _caller: Caller,
     Path((user_id, app, openid)): Path<(String, String, String)>,
+    body: Bytes,
 ) -> Result<Json<RefreshedBody>, ApiError> {
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::from_slice::<RefreshRequest>(&body)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    }
     let user = parse_user(&user_id)?;
     let app_cfg = known_app(&ctx, &app)?;
     if app_cfg.kind != AppKind::OfficialAccount {
@@ -66,7 +82,7 @@ async fn refresh_profile(
     }
     let openid =
         OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
-    let outcome = match profile::refresh(&ctx, app_cfg, &user, &openid).await {
+    let outcome = match profile::refresh(&ctx, &flights, app_cfg, &user, &openid).await {
         Ok(o) => o,
         Err(WechatOrStore::Wechat(e)) => return Err(e.into()),
         Err(WechatOrStore::Store(e)) => return Err(e.into()),
