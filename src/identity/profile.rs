@@ -169,7 +169,10 @@ async fn fly(
             };
             ctx.wechat.userinfo(&app.wechat, &access, openid).await?
         }
-        Err(WechatError::Api { code, .. }) if code == ErrCode::ApiUnauthorized => {
+        Err(WechatError::Api {
+            code: ErrCode::ApiUnauthorized,
+            ..
+        }) => {
             return Ok(Refreshed::BaseScope);
         }
         Err(e) => return Err(e.into()),
