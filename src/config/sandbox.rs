@@ -8,11 +8,35 @@ use std::net::SocketAddr;
 use url::Url;
 
 /// `sandbox` as written: a flag, or a section.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub(super) enum RawSandbox {
     Flag(bool),
     Section(RawSandboxSection),
+}
+
+/// By hand rather than `untagged`, so a mistake in the section is named (an unknown key,
+/// a wrong type) instead of "did not match any variant".
+impl<'de> Deserialize<'de> for RawSandbox {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = RawSandbox;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a [sandbox] section")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<RawSandbox, E> {
+                Ok(RawSandbox::Flag(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawSandbox, A::Error> {
+                RawSandboxSection::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(RawSandbox::Section)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -149,7 +173,41 @@ pub(super) fn check_public(
 
 #[cfg(test)]
 mod tests {
+    use super::super::Config;
     use super::*;
+
+    #[test]
+    fn a_flag_or_a_section() {
+        let c = Config::from_toml_str("sandbox = true").unwrap();
+        assert!(c.sandbox && !c.sandbox_settings.allow_public);
+        let c =
+            Config::from_toml_str("[sandbox]\nreturn_to_allow = [\"http://localhost:3000/cb\"]")
+                .unwrap();
+        assert!(c.sandbox);
+        assert_eq!(
+            c.sandbox_settings.return_to_allow.entries()[0].as_str(),
+            "http://localhost:3000/cb"
+        );
+        let c = Config::from_toml_str("[sandbox]\nenabled = false").unwrap_err();
+        assert_eq!(c.setting, "apps", "no sandbox, no apps");
+        let e = Config::from_toml_str("[sandbox]\nreturn_to_allow = [\"nope\"]").unwrap_err();
+        assert_eq!(e.setting, "sandbox.return_to_allow");
+        let e = Config::from_toml_str("[sandbox]\nalow_public = true").unwrap_err();
+        assert!(e.problem.contains("alow_public"), "{e}");
+    }
+
+    #[test]
+    fn a_public_sandbox_needs_consent() {
+        let e = Config::from_toml_str("listen = \"0.0.0.0:8080\"\nsandbox = true").unwrap_err();
+        assert_eq!(e.setting, "sandbox.allow_public");
+        assert!(e.problem.contains("API key"), "{e}");
+        let e = Config::from_toml_str("public_url = \"https://sb.example.com\"\nsandbox = true")
+            .unwrap_err();
+        assert_eq!(e.setting, "sandbox.allow_public");
+        let c = Config::from_toml_str("listen = \"0.0.0.0:8080\"\n[sandbox]\nallow_public = true")
+            .unwrap();
+        assert!(c.sandbox_settings.allow_public);
+    }
 
     #[test]
     fn loopback_is_private_everything_else_public() {

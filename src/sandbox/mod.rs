@@ -100,7 +100,14 @@ impl Sandbox {
             public_url.as_str().trim_end_matches('/')
         ))?;
         let mut return_to_allow = vec![own.clone()];
-        return_to_allow.extend(config.sandbox_settings.return_to_allow.entries().iter().cloned());
+        return_to_allow.extend(
+            config
+                .sandbox_settings
+                .return_to_allow
+                .entries()
+                .iter()
+                .cloned(),
+        );
         for url in &return_to_allow {
             config.return_to_allow.push(url.clone());
         }

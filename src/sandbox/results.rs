@@ -9,10 +9,10 @@ use super::{ORDER_SHIPPED, ORDER_STATUS};
 use crate::context::Ctx;
 use crate::http::error::{Page, ReturnError};
 use askama::Template;
+use axum::Extension;
 use axum::extract::{Form, Path, RawQuery, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -60,7 +60,12 @@ impl ResultPage {
         }
     }
 
-    fn section(mut self, heading: impl Into<String>, note: impl Into<String>, json: String) -> Self {
+    fn section(
+        mut self,
+        heading: impl Into<String>,
+        note: impl Into<String>,
+        json: String,
+    ) -> Self {
         self.sections.push(Section {
             heading: heading.into(),
             note: note.into(),
@@ -179,7 +184,11 @@ async fn result_page(ctx: &Ctx, sandbox: &Shared, query: Option<&str>) -> Result
                 "Every identity bound to this user.",
                 identities.pretty(),
             )
-            .link("/#send", "给该用户发通知 / Send this user a notification", "send");
+            .link(
+                "/#send",
+                "给该用户发通知 / Send this user a notification",
+                "send",
+            );
     }
     Ok(page.answer(StatusCode::OK))
 }
@@ -241,7 +250,11 @@ async fn send_page(ctx: &Ctx, sandbox: &Shared, f: SendForm) -> Result<Response,
             } else {
                 ""
             };
-            return Ok(refused(format!("POST {base}/subscriptions"), &accepted, hint));
+            return Ok(refused(
+                format!("POST {base}/subscriptions"),
+                &accepted,
+                hint,
+            ));
         }
         json!({
             "channel": "subscribe", "app": "mp", "template_id": ORDER_STATUS,

@@ -24,7 +24,10 @@ async fn world() -> (Arc<TestApp>, Arc<Business>) {
 /// What no person page may show: ids of ours and WeChat's, operator talk.
 fn assert_for_a_person(text: &str, ids: &[&str]) {
     assert!(is_chinese(text), "not written in Chinese: {text}");
-    for id in ids.iter().chain(&[OA_APPID, MP_APPID, "openid", "user_id", "unbind"]) {
+    for id in ids
+        .iter()
+        .chain(&[OA_APPID, MP_APPID, "openid", "user_id", "unbind"])
+    {
         assert!(!text.contains(id), "the page shows {id:?}: {text}");
     }
 }
@@ -47,25 +50,32 @@ async fn phone_snsapi_base_returns_a_code_to_the_business() {
     let (t, biz) = world().await;
     let p = t.simulator.person("小明").await;
     let person = p["id"].as_str().unwrap().to_owned();
-    in_chromium("phone_snsapi_base", Device::WeChatPhone, move |tab| async move {
-        tab.goto(&t.url(&format!(
-            "/oauth/oa/authorize?scope=snsapi_base&return_to={}&client_state=cart-9",
-            encode(&biz.return_to())
-        )))
-        .await;
-        // WeChat asks who is using it (the simulator's page), once.
-        tab.wait_for_outcome("sim_authorize").await;
-        tab.answer_wechat(&person, "allow").await;
-        let back = tab.wait_for_url(&biz.return_to()).await;
-        assert_eq!(query_param(&back, "client_state").as_deref(), Some("cart-9"));
-        let code = query_param(&back, "wxlink_code").expect("a wxlink_code");
-        let r = t
-            .api_post("/api/v1/login-codes/redeem", json!({ "code": code }))
+    in_chromium(
+        "phone_snsapi_base",
+        Device::WeChatPhone,
+        move |tab| async move {
+            tab.goto(&t.url(&format!(
+                "/oauth/oa/authorize?scope=snsapi_base&return_to={}&client_state=cart-9",
+                encode(&biz.return_to())
+            )))
             .await;
-        let who: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(who["scope"], "snsapi_base", "{who}");
-        assert!(tab.text().await.contains("商户页面"));
-    })
+            // WeChat asks who is using it (the simulator's page), once.
+            tab.wait_for_outcome("sim_authorize").await;
+            tab.answer_wechat(&person, "allow").await;
+            let back = tab.wait_for_url(&biz.return_to()).await;
+            assert_eq!(
+                query_param(&back, "client_state").as_deref(),
+                Some("cart-9")
+            );
+            let code = query_param(&back, "wxlink_code").expect("a wxlink_code");
+            let r = t
+                .api_post("/api/v1/login-codes/redeem", json!({ "code": code }))
+                .await;
+            let who: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(who["scope"], "snsapi_base", "{who}");
+            assert!(tab.text().await.contains("商户页面"));
+        },
+    )
     .await;
 }
 
@@ -75,24 +85,29 @@ async fn phone_snsapi_userinfo_ends_on_a_success_page_in_chinese() {
     let p = t.simulator.person("小红").await;
     let person = p["id"].as_str().unwrap().to_owned();
     let openid = t.sim.openid_of(OA_APPID, &person);
-    in_chromium("phone_snsapi_userinfo", Device::WeChatPhone, move |tab| async move {
-        tab.goto(&t.url("/oauth/oa/authorize?scope=snsapi_userinfo")).await;
-        tab.wait_for_outcome("sim_authorize").await;
-        assert!(tab.text().await.contains("昵称"), "the consent page");
-        tab.answer_wechat(&person, "allow").await;
-        tab.wait_for_outcome("linked").await;
-        let text = tab.text().await;
-        assert!(text.contains("授权成功"), "{text}");
-        assert_for_a_person(&text, &[&openid, &person]);
-        assert_buttons_lead_somewhere(&tab, &t.base).await;
-        // A 390 px wide screen: nothing wider than the screen.
-        let width = tab
-            .client
-            .execute("return document.documentElement.scrollWidth", vec![])
-            .await
-            .unwrap();
-        assert!(width.as_u64().unwrap() <= 390, "scrolls sideways: {width}");
-    })
+    in_chromium(
+        "phone_snsapi_userinfo",
+        Device::WeChatPhone,
+        move |tab| async move {
+            tab.goto(&t.url("/oauth/oa/authorize?scope=snsapi_userinfo"))
+                .await;
+            tab.wait_for_outcome("sim_authorize").await;
+            assert!(tab.text().await.contains("昵称"), "the consent page");
+            tab.answer_wechat(&person, "allow").await;
+            tab.wait_for_outcome("linked").await;
+            let text = tab.text().await;
+            assert!(text.contains("授权成功"), "{text}");
+            assert_for_a_person(&text, &[&openid, &person]);
+            assert_buttons_lead_somewhere(&tab, &t.base).await;
+            // A 390 px wide screen: nothing wider than the screen.
+            let width = tab
+                .client
+                .execute("return document.documentElement.scrollWidth", vec![])
+                .await
+                .unwrap();
+            assert!(width.as_u64().unwrap() <= 390, "scrolls sideways: {width}");
+        },
+    )
     .await;
 }
 
@@ -102,35 +117,43 @@ async fn phone_decline_comes_back_or_is_retried() {
     let p = t.simulator.person("小刚").await;
     let person = p["id"].as_str().unwrap().to_owned();
     let openid = t.sim.openid_of(OA_APPID, &person);
-    in_chromium("phone_decline_then_retry", Device::WeChatPhone, move |tab| async move {
-        // With a return_to: the business hears "declined".
-        tab.goto(&t.url(&format!(
-            "/oauth/oa/authorize?scope=snsapi_userinfo&return_to={}",
-            encode(&biz.return_to())
-        )))
-        .await;
-        tab.wait_for_outcome("sim_authorize").await;
-        tab.answer_wechat(&person, "deny").await;
-        let back = tab.wait_for_url(&biz.return_to()).await;
-        assert_eq!(query_param(&back, "wxlink_error").as_deref(), Some("declined"));
-        assert_eq!(query_param(&back, "wxlink_code"), None);
+    in_chromium(
+        "phone_decline_then_retry",
+        Device::WeChatPhone,
+        move |tab| async move {
+            // With a return_to: the business hears "declined".
+            tab.goto(&t.url(&format!(
+                "/oauth/oa/authorize?scope=snsapi_userinfo&return_to={}",
+                encode(&biz.return_to())
+            )))
+            .await;
+            tab.wait_for_outcome("sim_authorize").await;
+            tab.answer_wechat(&person, "deny").await;
+            let back = tab.wait_for_url(&biz.return_to()).await;
+            assert_eq!(
+                query_param(&back, "wxlink_error").as_deref(),
+                Some("declined")
+            );
+            assert_eq!(query_param(&back, "wxlink_code"), None);
 
-        // Without one: a page that offers to try again, and trying again works.
-        tab.goto(&t.url("/oauth/oa/authorize?scope=snsapi_userinfo")).await;
-        tab.wait_for_outcome("sim_authorize").await;
-        tab.answer_wechat(&person, "deny").await;
-        tab.wait_for_outcome("declined").await;
-        let text = tab.text().await;
-        assert_for_a_person(&text, &[&openid, &person]);
-        assert!(!text.contains("授权成功"), "{text}");
-        assert_buttons_lead_somewhere(&tab, &t.base).await;
-        tab.click("[data-action=retry]").await;
-        tab.wait_for_outcome("sim_authorize").await;
-        assert!(tab.text().await.contains("昵称"), "the same scope again");
-        tab.answer_wechat(&person, "allow").await;
-        tab.wait_for_outcome("linked").await;
-        assert!(tab.text().await.contains("授权成功"));
-    })
+            // Without one: a page that offers to try again, and trying again works.
+            tab.goto(&t.url("/oauth/oa/authorize?scope=snsapi_userinfo"))
+                .await;
+            tab.wait_for_outcome("sim_authorize").await;
+            tab.answer_wechat(&person, "deny").await;
+            tab.wait_for_outcome("declined").await;
+            let text = tab.text().await;
+            assert_for_a_person(&text, &[&openid, &person]);
+            assert!(!text.contains("授权成功"), "{text}");
+            assert_buttons_lead_somewhere(&tab, &t.base).await;
+            tab.click("[data-action=retry]").await;
+            tab.wait_for_outcome("sim_authorize").await;
+            assert!(tab.text().await.contains("昵称"), "the same scope again");
+            tab.answer_wechat(&person, "allow").await;
+            tab.wait_for_outcome("linked").await;
+            assert!(tab.text().await.contains("授权成功"));
+        },
+    )
     .await;
 }
 
@@ -152,7 +175,10 @@ async fn phone_ticket_binds_once_then_comes_back_used() {
         // The same link again (a second tap): the business hears ticket_used.
         tab.goto(&url).await;
         let back = tab.wait_for_url(&biz.return_to()).await;
-        assert_eq!(query_param(&back, "wxlink_error").as_deref(), Some("ticket_used"));
+        assert_eq!(
+            query_param(&back, "wxlink_error").as_deref(),
+            Some("ticket_used")
+        );
     })
     .await;
 }
@@ -168,30 +194,34 @@ async fn phone_conflict_changes_nothing_and_says_so_without_ids() {
         .link_ticket("u-7782", json!({"app": "oa", "return_to": biz.return_to()}))
         .await;
     let third = t.link_ticket("u-7783", json!({"app": "oa"})).await;
-    in_chromium("phone_conflict", Device::WeChatPhone, move |tab| async move {
-        tab.goto(&first).await;
-        tab.wait_for_outcome("sim_authorize").await;
-        tab.answer_wechat(&person, "allow").await;
-        tab.wait_for_outcome("linked").await;
-        // Bound to u-7781: a link for u-7782 comes back as a conflict...
-        tab.goto(&second).await;
-        let back = tab.wait_for_url(&biz.return_to()).await;
-        assert_eq!(
-            query_param(&back, "wxlink_error").as_deref(),
-            Some("identity_conflict")
-        );
-        // ...and without a return_to the person reads why, with no id in it.
-        tab.goto(&third).await;
-        tab.wait_for_outcome("conflict").await;
-        let text = tab.text().await;
-        assert_for_a_person(&text, &["u-7781", "u-7782", "u-7783", &openid, &person]);
-        assert!(!text.contains("授权成功"), "{text}");
-        assert_buttons_lead_somewhere(&tab, &t.base).await;
-        for user in ["u-7782", "u-7783"] {
-            let r = t.api_get(&format!("/api/v1/users/{user}")).await;
-            assert_eq!(r.status(), 404, "{user} stays unbound");
-        }
-    })
+    in_chromium(
+        "phone_conflict",
+        Device::WeChatPhone,
+        move |tab| async move {
+            tab.goto(&first).await;
+            tab.wait_for_outcome("sim_authorize").await;
+            tab.answer_wechat(&person, "allow").await;
+            tab.wait_for_outcome("linked").await;
+            // Bound to u-7781: a link for u-7782 comes back as a conflict...
+            tab.goto(&second).await;
+            let back = tab.wait_for_url(&biz.return_to()).await;
+            assert_eq!(
+                query_param(&back, "wxlink_error").as_deref(),
+                Some("identity_conflict")
+            );
+            // ...and without a return_to the person reads why, with no id in it.
+            tab.goto(&third).await;
+            tab.wait_for_outcome("conflict").await;
+            let text = tab.text().await;
+            assert_for_a_person(&text, &["u-7781", "u-7782", "u-7783", &openid, &person]);
+            assert!(!text.contains("授权成功"), "{text}");
+            assert_buttons_lead_somewhere(&tab, &t.base).await;
+            for user in ["u-7782", "u-7783"] {
+                let r = t.api_get(&format!("/api/v1/users/{user}")).await;
+                assert_eq!(r.status(), 404, "{user} stays unbound");
+            }
+        },
+    )
     .await;
 }
 
@@ -203,23 +233,27 @@ async fn phone_snapshot_person_is_asked_to_open_the_full_page() {
         .new_person(json!({"nickname": "快照", "snapshot": true}))
         .await;
     let person = p["id"].as_str().unwrap().to_owned();
-    in_chromium("phone_snapshot", Device::WeChatPhone, move |tab| async move {
-        tab.goto(&t.url(&format!(
-            "/oauth/oa/authorize?scope=snsapi_base&return_to={}",
-            encode(&biz.return_to())
-        )))
-        .await;
-        tab.wait_for_outcome("sim_authorize").await;
-        tab.answer_wechat(&person, "allow").await;
-        // Only the person can act: a page, not the business.
-        tab.wait_for_outcome("snapshot").await;
-        let text = tab.text().await;
-        assert!(text.contains("使用完整服务"), "{text}");
-        assert_for_a_person(&text, &[&person]);
-        assert_buttons_lead_somewhere(&tab, &t.base).await;
-        let retry = tab.find("[data-action=retry]").await;
-        assert!(retry.attr("href").await.unwrap().is_some());
-    })
+    in_chromium(
+        "phone_snapshot",
+        Device::WeChatPhone,
+        move |tab| async move {
+            tab.goto(&t.url(&format!(
+                "/oauth/oa/authorize?scope=snsapi_base&return_to={}",
+                encode(&biz.return_to())
+            )))
+            .await;
+            tab.wait_for_outcome("sim_authorize").await;
+            tab.answer_wechat(&person, "allow").await;
+            // Only the person can act: a page, not the business.
+            tab.wait_for_outcome("snapshot").await;
+            let text = tab.text().await;
+            assert!(text.contains("使用完整服务"), "{text}");
+            assert_for_a_person(&text, &[&person]);
+            assert_buttons_lead_somewhere(&tab, &t.base).await;
+            let retry = tab.find("[data-action=retry]").await;
+            assert!(retry.attr("href").await.unwrap().is_some());
+        },
+    )
     .await;
 }
 
@@ -257,26 +291,46 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
         tab.click("[data-action=back]").await;
         // 3. The jump-out link for the default user, then back.
         tab.wait_for_outcome("sandbox").await;
-        let user = tab.find("#user_id").await.prop("value").await.unwrap().unwrap();
+        let user = tab
+            .find("#user_id")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
         tab.click("form[action='/sandbox/ticket'] button").await;
         tab.wait_for_outcome("linked").await;
         tab.click("[data-action=back]").await;
         // 4. The mini-program login for the same default user: no conflict.
         tab.wait_for_outcome("sandbox").await;
-        let mp_user = tab.find("#mp_user_id").await.prop("value").await.unwrap().unwrap();
+        let mp_user = tab
+            .find("#mp_user_id")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(mp_user, user);
         tab.click("form[action='/sandbox/mp-login'] button").await;
         tab.wait_for_outcome("linked").await;
         tab.click("[data-action=send]").await;
         // 5. A subscribe message, followed by its page until delivered.
         tab.wait_for_outcome("sandbox").await;
-        tab.find("#channel").await.select_by_value("subscribe").await.unwrap();
+        tab.find("#channel")
+            .await
+            .select_by_value("subscribe")
+            .await
+            .unwrap();
         tab.click("form[action='/sandbox/send'] button").await;
         tab.wait_for_outcome("message").await;
         let page = tab.url().await;
         assert!(page.contains("/sandbox/messages/"), "{page}");
         tab.find("[data-status=delivered]").await;
-        assert_eq!(tab.url().await, page, "the page reloaded itself, nothing resent");
+        assert_eq!(
+            tab.url().await,
+            page,
+            "the page reloaded itself, nothing resent"
+        );
         assert_eq!(sim.messages("").await.len(), 1);
         tab.click("[data-action=back]").await;
         tab.wait_for_outcome("sandbox").await;

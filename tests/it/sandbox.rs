@@ -367,8 +367,13 @@ async fn follow(b: &reqwest::Client, base: &str, url: &str) -> (String, reqwest:
 async fn delivered(b: &reqwest::Client, base: &str, page: &str) -> Value {
     assert!(page.starts_with("/sandbox/messages/"), "{page}");
     for _ in 0..100 {
-        let (status, got, body) = outcome(b.get(format!("{base}{page}")).send().await.unwrap()).await;
-        assert_eq!((status, got.as_str()), (StatusCode::OK, "message"), "{body}");
+        let (status, got, body) =
+            outcome(b.get(format!("{base}{page}")).send().await.unwrap()).await;
+        assert_eq!(
+            (status, got.as_str()),
+            (StatusCode::OK, "message"),
+            "{body}"
+        );
         assert_eq!(action_href(&body, "back").as_deref(), Some("/"));
         let shown = json_blocks(&body).remove(0);
         let following = body.contains("http-equiv=\"refresh\"");
@@ -376,7 +381,11 @@ async fn delivered(b: &reqwest::Client, base: &str, page: &str) -> Value {
             assert!(!following, "a delivered message's page stops reloading");
             return shown;
         }
-        assert!(following, "the page reloads itself while {}", shown["status"]);
+        assert!(
+            following,
+            "the page reloads itself while {}",
+            shown["status"]
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("the message at {page} was not delivered within 5 s");
@@ -430,7 +439,15 @@ async fn reloading_a_message_page_never_sends_again() {
 async fn the_cards_work_in_order_with_their_defaults() {
     let sb = sandbox().await;
     let b = desktop_browser();
-    let index = || async { b.get(format!("{}/", sb.base)).send().await.unwrap().text().await.unwrap() };
+    let index = || async {
+        b.get(format!("{}/", sb.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
 
     // 1. A simulated person.
     let r = b
@@ -471,7 +488,13 @@ async fn the_cards_work_in_order_with_their_defaults() {
     let page = index().await;
     assert_eq!(input_value(&page, "mp_user_id"), user, "the person's user");
     let body = mp_login(&b, &sb, &user).await;
-    assert_eq!(json_blocks(&body)[1]["identities"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        json_blocks(&body)[1]["identities"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
     // 5. Both channels to the default user, each delivered.
     let page = index().await;
     let to = input_value(&page, "send_user_id");
@@ -479,7 +502,11 @@ async fn the_cards_work_in_order_with_their_defaults() {
     for channel in ["template", "subscribe"] {
         let r = b
             .post(format!("{}/sandbox/send", sb.base))
-            .form(&[("user_id", to.as_str()), ("channel", channel), ("text", "按顺序")])
+            .form(&[
+                ("user_id", to.as_str()),
+                ("channel", channel),
+                ("text", "按顺序"),
+            ])
             .send()
             .await
             .unwrap();
@@ -563,7 +590,11 @@ async fn an_acceptance_recorded_through_the_api_is_the_simulated_persons_too() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     let (status, body) = send().await;
-    assert_eq!((status, &body["status"]), (StatusCode::OK, &Value::from("sent")), "{body}");
+    assert_eq!(
+        (status, &body["status"]),
+        (StatusCode::OK, &Value::from("sent")),
+        "{body}"
+    );
     assert_eq!(sb.sim.messages("?channel=subscribe").await.len(), 1);
 }
 
@@ -577,10 +608,20 @@ async fn extra_return_to_entries_are_allowed_and_shown() {
     )
     .await;
     let b = desktop_browser();
-    let page = b.get(format!("{}/", sb.base)).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .get(format!("{}/", sb.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains(&format!("data-allow=\"{extra}\"")), "{page}");
     assert!(page.contains(&format!("data-allow=\"{}/sandbox/\"", sb.base)));
-    assert!(page.contains("WXLINK_SANDBOX_RETURN_TO_ALLOW"), "the page says how");
+    assert!(
+        page.contains("WXLINK_SANDBOX_RETURN_TO_ALLOW"),
+        "the page says how"
+    );
     b.post(format!("{}/sandbox/people", sb.base))
         .form(&[("nickname", "dev")])
         .send()
@@ -603,6 +644,10 @@ async fn extra_return_to_entries_are_allowed_and_shown() {
     assert!(url.starts_with(&format!("{extra}/done?")), "{url}");
     assert!(query_param(&url, "wxlink_code").is_some());
     // Elsewhere on that host is still refused.
-    let r = b.get(authorize("http://127.0.0.1:9/other")).send().await.unwrap();
+    let r = b
+        .get(authorize("http://127.0.0.1:9/other"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(outcome(r).await.1, "return_to_not_allowed");
 }

@@ -67,7 +67,10 @@ async fn a_public_sandbox_with_consent_starts_and_says_so_loudly() {
     .await
     .expect("a warning on standard error")
     .expect("a warning before the output ends");
-    assert!(warning.contains("reachable from other machines"), "{warning}");
+    assert!(
+        warning.contains("reachable from other machines"),
+        "{warning}"
+    );
 
     let page = reqwest::get(format!("{}/", service.base))
         .await

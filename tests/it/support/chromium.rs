@@ -88,7 +88,10 @@ async fn start(chromium: &std::path::Path, driver: &std::path::Path, device: Dev
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ready, "chromedriver did not answer on port {port} within 10 s");
+    assert!(
+        ready,
+        "chromedriver did not answer on port {port} within 10 s"
+    );
     let profile = tempfile::tempdir().unwrap();
     let (size, emulation) = match device {
         Device::WeChatPhone => (
@@ -292,7 +295,11 @@ impl Tab {
             let to = match b.attr("href").await.unwrap() {
                 Some(href) => href,
                 None if b.attr("data-close").await.unwrap().is_some() => "close".into(),
-                None => b.attr("type").await.unwrap().unwrap_or_else(|| "submit".into()),
+                None => b
+                    .attr("type")
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|| "submit".into()),
             };
             out.push((text, to));
         }
