@@ -259,20 +259,10 @@ async fn phone_snapshot_person_is_asked_to_open_the_full_page() {
 
 #[tokio::test]
 async fn sandbox_walk_from_the_index_to_a_delivered_message() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = wxlink::config::Config::from_toml_str(&format!(
-        "sandbox = true\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}\"\n",
-        dir.path().join("sb.db").display()
-    ))
-    .unwrap();
-    let app = wxlink::app::App::build(config, wxlink::clock::Clock::system())
-        .await
-        .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let sim = SimClient::new(format!("{base}/sim"));
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let sb = crate::support::sandbox::sandbox().await;
+    let (base, sim) = (sb.base.clone(), SimClient::new(format!("{}/sim", sb.base)));
     in_chromium("sandbox_walk", Device::Desktop, move |tab| async move {
-        let _dir = dir;
+        let _sandbox = sb;
         tab.goto(&format!("{base}/")).await;
         tab.wait_for_outcome("sandbox").await;
         // 1. A simulated person.

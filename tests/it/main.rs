@@ -22,6 +22,7 @@ mod postgres;
 mod push;
 mod push_events;
 mod sandbox;
+mod sandbox_cards;
 mod sandbox_start;
 mod send;
 mod send_crash;
