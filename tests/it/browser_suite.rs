@@ -146,7 +146,7 @@ async fn phone_decline_comes_back_or_is_retried() {
             assert_for_a_person(&text, &[&openid, &person]);
             assert!(!text.contains("授权成功"), "{text}");
             assert_buttons_lead_somewhere(&tab, &t.base).await;
-            tab.click("[data-action=retry]").await;
+            tab.click_through("[data-action=retry]").await;
             tab.wait_for_outcome("sim_authorize").await;
             assert!(tab.text().await.contains("昵称"), "the same scope again");
             tab.answer_wechat(&person, "allow").await;
@@ -267,18 +267,21 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
         tab.wait_for_outcome("sandbox").await;
         // 1. A simulated person.
         tab.fill("#nickname", "沙箱新人").await;
-        tab.click("form[action='/sandbox/people'] button").await;
+        tab.click_through("form[action='/sandbox/people'] button")
+            .await;
         tab.wait_for_outcome("sandbox").await;
         assert!(tab.text().await.contains("沙箱新人"));
         // 2. Web authorization: back on the sandbox's return_to, the identity as JSON.
-        tab.click("button[name=scope][value=snsapi_userinfo]").await;
+        tab.click_through("button[name=scope][value=snsapi_userinfo]")
+            .await;
         tab.wait_for_outcome("sim_authorize").await;
-        tab.click("button[name=decision][value=allow]").await;
+        tab.click_through("button[name=decision][value=allow]")
+            .await;
         tab.wait_for_outcome("linked").await;
         let json = tab.find("pre.json").await.text().await.unwrap();
         let shown: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(shown["profile"]["nickname"], "沙箱新人");
-        tab.click("[data-action=back]").await;
+        tab.click_through("[data-action=back]").await;
         // 3. The jump-out link for the default user, then back.
         tab.wait_for_outcome("sandbox").await;
         let user = tab
@@ -288,9 +291,10 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
             .await
             .unwrap()
             .unwrap();
-        tab.click("form[action='/sandbox/ticket'] button").await;
+        tab.click_through("form[action='/sandbox/ticket'] button")
+            .await;
         tab.wait_for_outcome("linked").await;
-        tab.click("[data-action=back]").await;
+        tab.click_through("[data-action=back]").await;
         // 4. The mini-program login for the same default user: no conflict.
         tab.wait_for_outcome("sandbox").await;
         let mp_user = tab
@@ -301,9 +305,10 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
             .unwrap()
             .unwrap();
         assert_eq!(mp_user, user);
-        tab.click("form[action='/sandbox/mp-login'] button").await;
+        tab.click_through("form[action='/sandbox/mp-login'] button")
+            .await;
         tab.wait_for_outcome("linked").await;
-        tab.click("[data-action=send]").await;
+        tab.click_through("[data-action=send]").await;
         // 5. A subscribe message, followed by its page until delivered.
         tab.wait_for_outcome("sandbox").await;
         tab.find("#channel")
@@ -311,7 +316,8 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
             .select_by_value("subscribe")
             .await
             .unwrap();
-        tab.click("form[action='/sandbox/send'] button").await;
+        tab.click_through("form[action='/sandbox/send'] button")
+            .await;
         tab.wait_for_outcome("message").await;
         let page = tab.url().await;
         assert!(page.contains("/sandbox/messages/"), "{page}");
@@ -322,7 +328,7 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
             "the page reloaded itself, nothing resent"
         );
         assert_eq!(sim.messages("").await.len(), 1);
-        tab.click("[data-action=back]").await;
+        tab.click_through("[data-action=back]").await;
         tab.wait_for_outcome("sandbox").await;
     })
     .await;

@@ -270,8 +270,36 @@ impl Tab {
         }
     }
 
-    pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap();
+    /// Clicks a link or a form's button, then waits until the next page has loaded (the
+    /// redirects it goes through included), so nothing is read from or clicked on the page
+    /// being left.
+    pub async fn click_through(&self, css: &str) {
+        let element = self.find(css).await;
+        self.client
+            .execute("window.__leaving = true", vec![])
+            .await
+            .unwrap();
+        element.click().await.unwrap();
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let arrived = self
+                .client
+                .execute(
+                    "return window.__leaving === undefined && document.readyState === 'complete'",
+                    vec![],
+                )
+                .await
+                .map(|v| v == Value::Bool(true))
+                .unwrap_or(false);
+            if arrived {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "clicking {css} led nowhere within {PATIENCE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
     }
 
     /// Types `text` into the field `css` in place of what it held.
@@ -313,7 +341,7 @@ impl Tab {
             .select_by_value(person)
             .await
             .unwrap();
-        self.click(&format!("button[name=decision][value={decision}]"))
+        self.click_through(&format!("button[name=decision][value={decision}]"))
             .await;
     }
 }
