@@ -130,6 +130,7 @@ impl App {
             clock,
             tokens,
             push,
+            sandbox_sim: sandbox.as_ref().map(|sb| sb.sim.clone()),
         });
 
         let secure = public_url.scheme() == "https";

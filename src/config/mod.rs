@@ -15,6 +15,7 @@ mod outbox;
 mod pages;
 mod push;
 mod rate_limits;
+mod sandbox;
 mod tokens;
 mod webhooks;
 
@@ -28,6 +29,7 @@ pub use outbox::OutboxSettings;
 pub use pages::PagesSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
+pub use sandbox::{SandboxSettings, is_public as sandbox_is_public};
 pub use tokens::TokenSettings;
 pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 
@@ -86,6 +88,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
+    /// `[sandbox]`: what the sandbox adds when it runs.
+    pub sandbox_settings: SandboxSettings,
     /// Seals stored secrets (mini-program session keys). Required when a mini-program is
     /// configured; the sandbox keeps a generated one beside its database.
     pub storage_key: Option<StorageKey>,
@@ -116,7 +120,7 @@ struct RawConfig {
     push: PushSettings,
     outbox: OutboxSettings,
     max_body_bytes: Option<usize>,
-    sandbox: Option<bool>,
+    sandbox: Option<sandbox::RawSandbox>,
     storage_key: Option<String>,
     metrics: metrics::RawMetrics,
     admin: admin::RawAdmin,
@@ -150,11 +154,10 @@ impl Config {
                     "public_url",
                     "database_url",
                     "max_body_bytes",
-                    "sandbox",
                     "shutdown_grace_secs",
                 ]));
         let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
-        Self::from_raw(raw, path.is_some())
+        Self::from_raw(raw, path.is_some(), &sandbox::SandboxEnv::read()?)
     }
 
     /// Parses configuration given as TOML text, as if read from a file (no environment).
@@ -163,11 +166,19 @@ impl Config {
             .merge(Toml::string(toml))
             .extract()
             .map_err(ConfigError::from_figment)?;
-        Self::from_raw(raw, true)
+        Self::from_raw(raw, true, &sandbox::SandboxEnv::default())
     }
 
-    fn from_raw(raw: RawConfig, from_file: bool) -> Result<Self, ConfigError> {
-        let sandbox = raw.sandbox.unwrap_or(!from_file && raw.apps.is_empty());
+    fn from_raw(
+        raw: RawConfig,
+        from_file: bool,
+        sandbox_env: &sandbox::SandboxEnv,
+    ) -> Result<Self, ConfigError> {
+        let (sandbox, sandbox_settings) = sandbox::parse(
+            raw.sandbox.as_ref(),
+            sandbox_env,
+            !from_file && raw.apps.is_empty(),
+        )?;
         let default_listen = if sandbox {
             "127.0.0.1:8080"
         } else {
@@ -196,6 +207,9 @@ impl Config {
                 Ok(url)
             })
             .transpose()?;
+        if sandbox {
+            sandbox::check_public(listen, public_url.as_ref(), &sandbox_settings)?;
+        }
 
         let database_url = raw
             .database_url
@@ -301,6 +315,7 @@ impl Config {
             outbox: raw.outbox,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
+            sandbox_settings,
             storage_key,
             metrics,
             admin,

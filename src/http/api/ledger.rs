@@ -132,6 +132,17 @@ async fn add_subscription(
             ctx.clock.timestamp(),
         )
         .await?;
+    // In the sandbox the acceptance was not made in a real mini-program: the simulated
+    // person makes it now, or the simulator would refuse the send (43101).
+    if let Some(sim) = &ctx.sandbox_sim {
+        sim.accept_subscription_by_openid(
+            app.wechat.appid.as_str(),
+            openid.as_str(),
+            template.as_str(),
+            req.count.unsigned_abs(),
+            req.long_term,
+        );
+    }
     Ok((
         StatusCode::CREATED,
         Json(SubscriptionBody {
