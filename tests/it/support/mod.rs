@@ -1,12 +1,13 @@
 //! What every feature module shares, by role: the service under test (`service`), its API
 //! (`api`) and pages (`browser`), the simulated WeChat (`sim`), real wxlink processes
-//! (`process`), databases (`database`), pushes (`push`), a webhook receiver (`webhooks`), and tests that need a process of
-//! their own (`alone`).
+//! (`process`), databases (`database`), pushes (`push`), a webhook receiver (`webhooks`), other people's
+//! scripts and libraries (`peers`), and tests that need a process of their own (`alone`).
 
 pub mod alone;
 pub mod api;
 pub mod browser;
 pub mod database;
+pub mod peers;
 pub mod process;
 pub mod push;
 pub mod service;
