@@ -22,6 +22,7 @@ mod postgres;
 mod push;
 mod push_events;
 mod readme;
+mod recipes;
 mod sandbox;
 mod send;
 mod send_crash;
