@@ -100,8 +100,14 @@ async fn stock_wechatpy_drives_the_simulator() {
 
     assert!(out["token"].as_str().is_some_and(|t| t.len() > 20), "{out}");
     assert_eq!(out["template"]["errcode"], 0);
-    assert_eq!(out["template"]["msgid"].to_string(), w.msgid("template").await);
-    assert_eq!(out["subscribe"]["msgid"].to_string(), w.msgid("subscribe").await);
+    assert_eq!(
+        out["template"]["msgid"].to_string(),
+        w.msgid("template").await
+    );
+    assert_eq!(
+        out["subscribe"]["msgid"].to_string(),
+        w.msgid("subscribe").await
+    );
     assert_eq!(out["session"]["openid"], w.openid(MP).as_str());
     assert_eq!(out["session"]["unionid"], w.person["unionids"][MP]);
     assert!(out["session"]["session_key"].is_string());
@@ -180,10 +186,16 @@ async fn stock_wechat_oauth_and_co_wechat_api_drive_the_simulator() {
 #[test]
 fn the_readme_shows_the_configuration_the_peers_run() {
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    for script in ["tests/peers/wechatpy_sim.py", "tests/peers/wechat_oauth_sim.js"] {
+    for script in [
+        "tests/peers/wechatpy_sim.py",
+        "tests/peers/wechat_oauth_sim.js",
+    ] {
         let text = std::fs::read_to_string(root().join(script)).unwrap();
         const BEGIN: &str = "drop-in: begin\n";
-        let start = text.find(BEGIN).expect("the script marks its configuration") + BEGIN.len();
+        let start = text
+            .find(BEGIN)
+            .expect("the script marks its configuration")
+            + BEGIN.len();
         let end = start + text[start..].find("drop-in: end").unwrap();
         // Up to the end marker's line.
         let block = &text[start..=start + text[start..end].rfind('\n').unwrap()];

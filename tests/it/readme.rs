@@ -47,7 +47,9 @@ fn every_code_block_says_whether_it_runs() {
         }
         let in_list = last_text.starts_with(' ')
             || last_text.starts_with("- ")
-            || last_text.split_once(". ").is_some_and(|(d, _)| d.parse::<u32>().is_ok());
+            || last_text
+                .split_once(". ")
+                .is_some_and(|(d, _)| d.parse::<u32>().is_ok());
         assert!(
             !(line.starts_with("    ") && lines[n - 1].is_empty() && !in_list),
             "README.md:{}: an indented code block; fence it as ```sh or ```text",
@@ -115,7 +117,10 @@ async fn the_readme_shell_blocks_run_against_a_fresh_sandbox() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     // What the walk-through ends with: user 1001 joined across the mini-program and the
     // Official Account, the message sent, the key hashed.
-    assert!(stdout.contains(&wxlink::domain::hash_token("my-api-key")), "{stdout}");
+    assert!(
+        stdout.contains(&wxlink::domain::hash_token("my-api-key")),
+        "{stdout}"
+    );
     assert!(stdout.contains("\"sent\""), "{stdout}");
     assert!(
         stdout.trim_end().ends_with("[\n  \"mp\",\n  \"oa\"\n]"),

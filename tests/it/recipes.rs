@@ -18,7 +18,10 @@ const NODE: Peer = Peer::node(
 );
 
 fn sandbox_env(s: &Sandbox) -> Vec<(&'static str, String)> {
-    vec![("WXLINK_URL", s.base.clone()), ("WXLINK_KEY", s.key.clone())]
+    vec![
+        ("WXLINK_URL", s.base.clone()),
+        ("WXLINK_KEY", s.key.clone()),
+    ]
 }
 
 /// A real webhook delivery (`webhook.test`): the recipe's verify sees its body, headers and
@@ -87,7 +90,9 @@ async fn the_node_recipes_run_against_a_sandbox() {
         .await;
     assert_eq!(out.trim(), "0 0 true");
     assert_eq!(sent_templates(&s).await, 2);
-    let out = NODE.run("recipes/node/wxlink_api.js", &sandbox_env(&s)).await;
+    let out = NODE
+        .run("recipes/node/wxlink_api.js", &sandbox_env(&s))
+        .await;
     assert_eq!(out.trim(), "js-7 oa true sent login_code_used");
     assert_eq!(sent_templates(&s).await, 3, "one message for the one key");
     let out = NODE
@@ -116,7 +121,10 @@ async fn the_java_recipes_compile_and_run_where_a_jdk_is_installed() {
     let out = tokio::process::Command::new("javac")
         .args(["-Xlint:all", "-Werror", "-d"])
         .arg(classes.path())
-        .args(["recipes/java/WxlinkTokens.java", "recipes/java/WxlinkApi.java"])
+        .args([
+            "recipes/java/WxlinkTokens.java",
+            "recipes/java/WxlinkApi.java",
+        ])
         .current_dir(root())
         .output()
         .await
