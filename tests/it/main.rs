@@ -16,6 +16,7 @@ mod miniprogram;
 mod oauth;
 mod openapi;
 mod ops;
+mod pacing;
 mod pages;
 mod peers;
 mod postgres;
