@@ -9,6 +9,7 @@ mod admin;
 mod api_keys;
 mod apps;
 mod database;
+mod locate;
 mod metrics;
 mod oauth;
 mod outbox;
@@ -46,30 +47,81 @@ use std::path::Path;
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
-#[error("configuration error in `{setting}`: {problem}")]
+#[error("configuration error in `{setting}`{}: {problem}", self.at.as_deref().map(|at| format!(" ({at})")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The setting's full path, e.g. `outbox.concurrency` or `apps[0].appid`.
     pub setting: String,
     pub problem: String,
+    /// Where the file holds it, e.g. `wxlink.toml line 12`, when it came from the file.
+    pub at: Option<String>,
 }
 
 impl ConfigError {
-    /// Names the innermost key figment complained about.
+    /// Names the key figment complained about by its full path (`outbox.concurrency`).
     fn from_figment(e: figment::Error) -> Self {
-        let setting = e
-            .path
-            .last()
-            .cloned()
-            .unwrap_or_else(|| "configuration file".into());
-        Self::new(setting, e.kind.to_string())
+        let mut path = String::new();
+        for part in &e.path {
+            match part.parse::<usize>() {
+                Ok(i) => path.push_str(&format!("[{i}]")),
+                Err(_) if path.is_empty() => path.push_str(part),
+                Err(_) => {
+                    path.push('.');
+                    path.push_str(part);
+                }
+            }
+        }
+        if path.is_empty() {
+            path = "configuration file".into();
+        }
+        let from_env = e
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.name.to_lowercase().contains("environment"));
+        let mut err = Self::new(path, e.kind.to_string());
+        // Only what the file said gets the file's line.
+        err.at = from_env.then(|| "from the environment".to_owned());
+        err
     }
 
     pub(crate) fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
             problem: problem.into(),
+            at: None,
         }
     }
+
+    /// Adds the line of `file` that holds the setting, when it does.
+    fn located_in(mut self, file: &Path) -> Self {
+        if self.at.is_some() || overridden_by_env(&self.setting) {
+            return self;
+        }
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Some(line) = locate::line_of(&text, &self.setting)
+        {
+            self.at = Some(format!("{} line {line}", file.display()));
+        }
+        self
+    }
 }
+
+/// Whether a top-level setting's value may have come from its environment override, not
+/// from the file (its line would then mislead).
+fn overridden_by_env(setting: &str) -> bool {
+    let key = setting.split(['.', '[']).next().unwrap_or_default();
+    let var = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    ENV_OVERRIDES.contains(&key) && var(&format!("WXLINK_{}", key.to_uppercase()))
+        || key == "database_url" && var("DATABASE_URL")
+}
+
+/// The top-level keys `WXLINK_<KEY>` overrides.
+const ENV_OVERRIDES: &[&str] = &[
+    "listen",
+    "public_url",
+    "database_url",
+    "max_body_bytes",
+    "shutdown_grace_secs",
+];
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -146,18 +198,18 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment =
-            figment
-                .merge(Env::raw().only(&["database_url"]))
-                .merge(Env::prefixed("WXLINK_").only(&[
-                    "listen",
-                    "public_url",
-                    "database_url",
-                    "max_body_bytes",
-                    "shutdown_grace_secs",
-                ]));
-        let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
-        Self::from_raw(raw, path.is_some(), &sandbox::SandboxEnv::read()?)
+        figment = figment
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(Env::prefixed("WXLINK_").only(ENV_OVERRIDES));
+        let sandbox_env = sandbox::SandboxEnv::read()?;
+        let loaded = figment
+            .extract::<RawConfig>()
+            .map_err(ConfigError::from_figment)
+            .and_then(|raw| Self::from_raw(raw, path.is_some(), &sandbox_env));
+        loaded.map_err(|e| match path {
+            Some(file) => e.located_in(file),
+            None => e,
+        })
     }
 
     /// Parses configuration given as TOML text, as if read from a file (no environment).

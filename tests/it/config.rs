@@ -38,7 +38,7 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
             &format!(
                 "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"website\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
             ),
-            "`kind`",
+            "`apps[0].kind`",
         ),
         ("return_to_allow = [\"not a url\"]", "`return_to_allow`"),
         (
@@ -84,4 +84,64 @@ fn secrets_come_from_the_environment() {
         stderr.contains("`apps[0].secret`") && stderr.contains("WXLINK_TEST_UNSET_SECRET_VAR"),
         "{stderr}"
     );
+}
+
+/// A refusal names the setting by its full path (`outbox.concurency`, not `concurency`)
+/// and the line of the file that holds it; a value from the environment gets no line.
+#[test]
+fn errors_name_the_full_path_and_the_line() {
+    let apps = format!(
+        "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
+    );
+    let cases = [
+        (
+            format!("{apps}\n[outbox]\nconcurency = 64\n"),
+            "`outbox.concurency` (",
+            12,
+        ),
+        (
+            format!("{apps}\n[outbox]\nconcurrency = \"many\"\n"),
+            "`outbox.concurrency` (",
+            12,
+        ),
+        (
+            format!("{apps}push_tokn = \"x\"\n"),
+            "`apps[0].push_tokn` (",
+            10,
+        ),
+        (
+            format!(
+                "{apps}\n[[apps]]\nid = \"mp\"\nkind = \"official_account\"\nappid = \"nope\"\nsecret = \"s\"\n"
+            ),
+            "`apps[1].appid` (",
+            14,
+        ),
+        (
+            format!(
+                "{apps}\n[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\",\n  \"10.0.0.0/33\"]\n"
+            ),
+            "`rate_limits.trusted_proxies[1]` (",
+            13,
+        ),
+    ];
+    for (toml, setting, line) in cases {
+        let (ok, stderr) = run_with_config(&toml);
+        assert!(!ok, "{toml} should be refused");
+        assert!(stderr.contains(setting), "{toml}: {stderr}");
+        assert!(
+            stderr.contains(&format!("wxlink.toml line {line}): ")),
+            "{toml}: {stderr}"
+        );
+    }
+    // From the environment: the file's `listen` line would mislead.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wxlink.toml");
+    std::fs::write(&path, format!("listen = \"127.0.0.1:0\"\n{apps}")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
+        .args(["--config", path.to_str().unwrap(), "check"])
+        .env("WXLINK_LISTEN", "everywhere")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("configuration error in `listen`: "), "{said}");
 }
