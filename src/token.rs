@@ -192,17 +192,28 @@ impl TokenManager {
         self.refresh(at, Reason::Missing).await
     }
 
+    /// The current token when a report of `failed` would change nothing (it is not the
+    /// current one): such a report costs nothing, so the per-key limit does not count it.
+    pub fn already_replaced(
+        &self,
+        app: &AppId,
+        failed: &str,
+    ) -> Result<Option<AccessToken>, TokenError> {
+        let at = self.app(app)?;
+        let now = self.inner.clock.now();
+        Ok(at
+            .cached()
+            .filter(|c| &*c.token != failed && c.expires_at - SAFETY_SECS > now)
+            .map(Into::into))
+    }
+
     /// "This token failed for me": replaced only if it is still the current one; otherwise
     /// the current one is returned without calling WeChat.
     pub async fn invalidate(&self, app: &AppId, failed: &str) -> Result<AccessToken, TokenError> {
-        let at = self.app(app)?;
-        let now = self.inner.clock.now();
-        if let Some(c) = at.cached()
-            && &*c.token != failed
-            && c.expires_at - SAFETY_SECS > now
-        {
-            return Ok(c.into());
+        if let Some(current) = self.already_replaced(app, failed)? {
+            return Ok(current);
         }
+        let at = self.app(app)?;
         self.refresh(at, Reason::Invalidated(Arc::from(failed)))
             .await
     }

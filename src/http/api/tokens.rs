@@ -2,12 +2,13 @@
 //! "this token failed for me".
 
 use super::doc::api_errors;
-use super::{ApiJson, AppPath, Caller, known_app};
+use super::{ApiJson, ApiPath, AppPath, Caller};
+use crate::clock::{beijing_day, next_beijing_midnight};
 use crate::context::Ctx;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::token::AccessToken;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -48,6 +49,7 @@ api_errors!(CurrentErrors:
     get,
     path = "/api/v1/apps/{app}/access-token",
     tag = "access-token",
+    security(("api_key" = ["tokens:read"])),
     params(AppPath),
     responses(
         (status = 200, description = "The current token", body = TokenBody),
@@ -56,10 +58,10 @@ api_errors!(CurrentErrors:
 )]
 async fn current(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(app): Path<String>,
+    caller: Caller,
+    ApiPath(app): ApiPath<String>,
 ) -> Result<Json<TokenBody>, ApiError> {
-    let app = known_app(&ctx, &app)?;
+    let app = caller.app(&ctx, &app)?;
     Ok(Json(ctx.tokens.get(&app.id).await?.into()))
 }
 
@@ -72,6 +74,7 @@ struct InvalidateRequest {
 
 api_errors!(InvalidateErrors:
     InvalidJson, InvalidBody, UnknownApp, BodyTooLarge, UnsupportedMediaType, ForceRefreshBudget,
+    InvalidationLimit,
     WechatError, WechatRefused, WechatQuota, TokenUnavailable,
 );
 
@@ -81,6 +84,7 @@ api_errors!(InvalidateErrors:
     post,
     path = "/api/v1/apps/{app}/access-token/invalidate",
     tag = "access-token",
+    security(("api_key" = ["tokens:invalidate"])),
     params(AppPath),
     request_body = InvalidateRequest,
     responses(
@@ -91,15 +95,36 @@ api_errors!(InvalidateErrors:
 async fn invalidate(
     State(ctx): State<Ctx>,
     caller: Caller,
-    Path(app): Path<String>,
+    ApiPath(app): ApiPath<String>,
     ApiJson(req): ApiJson<InvalidateRequest>,
 ) -> Result<Json<TokenBody>, ApiError> {
-    let app = known_app(&ctx, &app)?;
+    let app = caller.app(&ctx, &app)?;
     if req.access_token.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
             "access_token is empty",
         ));
+    }
+    // A token already replaced costs nothing: answered the current one, not counted.
+    if let Some(current) = ctx.tokens.already_replaced(&app.id, &req.access_token)? {
+        return Ok(Json(current.into()));
+    }
+    let now = ctx.clock.now();
+    let limit = ctx.config.tokens.invalidations_per_key_per_day;
+    if !ctx
+        .store
+        .reserve_invalidation(&caller.name, &app.id, beijing_day(now), limit)
+        .await?
+    {
+        tracing::warn!(app = %app.id, caller = %caller.name, limit, "per-key invalidation limit reached");
+        return Err(ApiError::new(
+            ErrorCode::InvalidationLimit,
+            format!(
+                "the API key {:?} reported {limit} current tokens of app {} as failed today (tokens.invalidations_per_key_per_day); the count starts again at midnight in Beijing",
+                caller.name, app.id
+            ),
+        )
+        .retry_after(Some((next_beijing_midnight(now) - now).max(1))));
     }
     tracing::info!(app = %app.id, caller = %caller.name, "access token reported as failed");
     Ok(Json(

@@ -2,7 +2,7 @@
 //! deliveries with every attempt and answer, replays (one event, or every event since a
 //! time, under their original ids), test events, and enabling a disabled endpoint.
 
-use super::ApiJson;
+use super::{ApiJson, ApiPath};
 use super::Caller;
 use super::doc::api_errors;
 use crate::clock::Timestamp;
@@ -11,7 +11,7 @@ use crate::domain::EventId;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{DeliveryView, EndpointState};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -62,9 +62,11 @@ api_errors!(ListErrors: InternalError);
     get,
     path = "/api/v1/webhooks",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     responses((status = 200, description = "Every endpoint", body = EndpointsBody), ListErrors)
 )]
-async fn list(State(ctx): State<Ctx>, _caller: Caller) -> Result<Json<EndpointsBody>, ApiError> {
+async fn list(State(ctx): State<Ctx>, caller: Caller) -> Result<Json<EndpointsBody>, ApiError> {
+    caller.check_every_app()?;
     let states = ctx.store.webhook_endpoints().await?;
     let webhooks = ctx
         .webhooks
@@ -126,15 +128,17 @@ api_errors!(DeliveriesErrors: UnknownWebhook, InvalidQuery);
     get,
     path = "/api/v1/webhooks/{name}/deliveries",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath, DeliveriesQuery),
     responses((status = 200, description = "One page", body = DeliveriesBody), DeliveriesErrors)
 )]
 async fn deliveries(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
     q: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveriesBody>, ApiError> {
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
@@ -179,16 +183,18 @@ api_errors!(ReplayErrors: UnknownWebhook, WebhookEventNotFound, InvalidBody, Inv
     post,
     path = "/api/v1/webhooks/{name}/replay",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath),
     request_body = ReplayRequest,
     responses((status = 202, description = "Queued", body = ReplayBody), ReplayErrors)
 )]
 async fn replay(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ReplayRequest>,
 ) -> Result<(StatusCode, Json<ReplayBody>), ApiError> {
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let now = ctx.clock.timestamp();
     let queued = match (body.event_id, body.since) {
@@ -234,15 +240,17 @@ api_errors!(TestErrors: UnknownWebhook);
     post,
     path = "/api/v1/webhooks/{name}/test",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath),
     request_body(content = Option<NoFields>, description = "Empty, or `{}`"),
     responses((status = 202, description = "Queued", body = TestBody), TestErrors)
 )]
 async fn test(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<(StatusCode, Json<TestBody>), ApiError> {
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let event_id = ctx.webhooks.send_test(&name).await?.ok_or_else(|| {
         ApiError::new(
@@ -261,15 +269,17 @@ api_errors!(EnableErrors: UnknownWebhook);
     post,
     path = "/api/v1/webhooks/{name}/enable",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath),
     request_body(content = Option<NoFields>, description = "Empty, or `{}`"),
     responses((status = 204, description = "Enabled"), EnableErrors)
 )]
 async fn enable(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     ctx.store.enable_webhook_endpoint(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -321,6 +331,10 @@ pub(super) struct WebhookData {
     via: Option<String>,
     /// `authorization.declined`: the scope that was asked for.
     scope: Option<String>,
+    /// `user.deleted`: what was erased, counts per kind (as `DELETE /api/v1/users/{user_id}`
+    /// answered).
+    #[schema(value_type = Option<Object>)]
+    erased: Option<serde_json::Value>,
     /// `webhook.test`: the endpoint it was sent to.
     endpoint: Option<String>,
 }
@@ -391,7 +405,7 @@ fn summary(kind: crate::domain::EventType) -> &'static str {
         IdentityConflict => {
             "Someone tried to link an identity (or its unionid) bound to another user; nothing changed"
         }
-        UserDeleted => "A user and their identities were deleted",
+        UserDeleted => "A user was erased (`DELETE /api/v1/users/{user_id}`): identities, tokens, consent; `erased` counts them",
         MessageSent => "WeChat accepted a message (msgid)",
         MessageDelivered => "WeChat reported a message delivered",
         MessageFailed => "A message failed: WeChat's delivery report, or retries spent",
