@@ -35,4 +35,25 @@ impl Store {
         });
         Ok(counted.is_some())
     }
+
+    /// Gives back one counted invalidation that cost WeChat nothing (our own budget
+    /// refused the `force_refresh` before WeChat was asked).
+    pub async fn release_invalidation(
+        &self,
+        key: &str,
+        app: &AppId,
+        day: i64,
+    ) -> Result<(), StoreError> {
+        let sql = "UPDATE key_invalidations SET count = count - 1
+                   WHERE api_key = $1 AND app = $2 AND day = $3 AND count > 0";
+        with_pool!(&self.write, |pool| {
+            sqlx::query(sql)
+                .bind(key)
+                .bind(app)
+                .bind(day)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
 }

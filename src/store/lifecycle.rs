@@ -2,7 +2,8 @@
 //! table holding something of theirs. Identities, web tokens, sealed session keys, link
 //! tickets, login codes, consent (subscriptions, form ids, muted categories) and the pushes
 //! WeChat sent about them are deleted; their messages stay, for counts and states, with the
-//! payload and openid erased. One transaction, with the `user.deleted` event in it.
+//! payload and openid erased (unsettled ones fail, so no worker claims an erased payload).
+//! One transaction, with the `user.deleted` event in it.
 
 use super::outbox::history_line;
 use super::{Backend, Store, StoreError, with_pool};
@@ -15,6 +16,8 @@ use serde_json::json;
 pub const ERASED_REASON: &str = "user deleted";
 /// The openid an erased message keeps (a valid openid that names nobody).
 pub const ERASED_OPENID: &str = "erased";
+/// The payload an erased message keeps: read back as no payload.
+pub const ERASED_PAYLOAD: &str = "{}";
 
 /// How many rows of each kind an erase removed (or, for messages, emptied).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -37,7 +40,8 @@ pub struct Erased {
     pub delivery_reports: u64,
     /// Messages whose payload and openid were erased (their state and history stay).
     pub messages_erased: u64,
-    /// Of those, queued messages that will not be sent: now `failed`, reason `user deleted`.
+    /// Of those, messages not yet settled (queued, or being sent at that moment): now
+    /// `failed`, reason `user deleted`, and never tried again.
     pub messages_cancelled: u64,
 }
 
@@ -111,7 +115,7 @@ impl Store {
             erased.messages_cancelled = sqlx::query(
                 "UPDATE messages SET status = 'failed', reason = $2, updated_ms = $3,
                         history = history || $4
-                 WHERE user_id = $1 AND status = 'queued'",
+                 WHERE user_id = $1 AND status IN ('queued', 'sending')",
             )
             .bind(user)
             .bind(ERASED_REASON)
@@ -121,11 +125,12 @@ impl Store {
             .await?
             .rows_affected();
             erased.messages_erased = sqlx::query(
-                "UPDATE messages SET payload = '{}', openid = $2
-                 WHERE user_id = $1 AND (payload <> '{}' OR openid <> $2)",
+                "UPDATE messages SET payload = $3, openid = $2
+                 WHERE user_id = $1 AND (payload <> $3 OR openid <> $2)",
             )
             .bind(user)
             .bind(ERASED_OPENID)
+            .bind(ERASED_PAYLOAD)
             .execute(&mut *tx)
             .await?
             .rows_affected();

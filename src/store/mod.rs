@@ -25,7 +25,7 @@ pub use delivery::SentMessages;
 pub use group_commit::{Commit, GroupCommit, Unanswered};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
-pub use lifecycle::{ERASED_OPENID, ERASED_REASON, Erased};
+pub use lifecycle::{ERASED_OPENID, ERASED_PAYLOAD, ERASED_REASON, Erased};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};

@@ -209,6 +209,27 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     )
 }
 
+/// The body of a route that takes no fields: empty, or `{}`.
+pub(crate) fn no_fields(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<(), ApiError> {
+    let body = body_bytes(body, limit)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
+    if v.as_object().is_some_and(|o| o.is_empty()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "this route takes no fields: send no body, or `{}`",
+        ))
+    }
+}
+
 /// A raw body, its rejection (over `max_body_bytes`) answered in the API's error format.
 pub(crate) fn body_bytes(
     body: Result<Bytes, BytesRejection>,

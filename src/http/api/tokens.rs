@@ -6,7 +6,7 @@ use super::{ApiJson, ApiPath, AppPath, Caller};
 use crate::clock::{beijing_day, next_beijing_midnight};
 use crate::context::Ctx;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::token::AccessToken;
+use crate::token::{AccessToken, TokenError};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -127,10 +127,14 @@ async fn invalidate(
         .retry_after(Some((next_beijing_midnight(now) - now).max(1))));
     }
     tracing::info!(app = %app.id, caller = %caller.name, "access token reported as failed");
-    Ok(Json(
-        ctx.tokens
-            .invalidate(&app.id, &req.access_token)
-            .await?
-            .into(),
-    ))
+    match ctx.tokens.invalidate(&app.id, &req.access_token).await {
+        Ok(t) => Ok(Json(t.into())),
+        Err(e @ TokenError::ForceRefreshBudget { .. }) => {
+            ctx.store
+                .release_invalidation(&caller.name, &app.id, beijing_day(now))
+                .await?;
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

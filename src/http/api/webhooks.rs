@@ -2,7 +2,9 @@
 //! deliveries with every attempt and answer, replays (one event, or every event since a
 //! time, under their original ids), test events, and enabling a disabled endpoint.
 
-use super::{ApiJson, ApiPath};
+use super::{ApiJson, ApiPath, no_fields};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use super::Caller;
 use super::doc::api_errors;
 use crate::clock::Timestamp;
@@ -176,7 +178,7 @@ struct ReplayBody {
     queued: u64,
 }
 
-api_errors!(ReplayErrors: UnknownWebhook, WebhookEventNotFound, InvalidBody, InvalidJson, UnsupportedMediaType);
+api_errors!(ReplayErrors: UnknownWebhook, WebhookEventNotFound, InvalidBody, InvalidJson, UnsupportedMediaType, BodyTooLarge);
 
 /// Queues events again for an endpoint, under their original ids, in their order.
 #[utoipa::path(
@@ -233,7 +235,7 @@ struct TestBody {
     event_id: EventId,
 }
 
-api_errors!(TestErrors: UnknownWebhook);
+api_errors!(TestErrors: UnknownWebhook, InvalidJson, InvalidBody, BodyTooLarge);
 
 /// Queues a `webhook.test` event for this endpoint only.
 #[utoipa::path(
@@ -249,7 +251,9 @@ async fn test(
     State(ctx): State<Ctx>,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TestBody>), ApiError> {
+    no_fields(body, ctx.config.max_body_bytes)?;
     caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let event_id = ctx.webhooks.send_test(&name).await?.ok_or_else(|| {
@@ -261,7 +265,7 @@ async fn test(
     Ok((StatusCode::ACCEPTED, Json(TestBody { event_id })))
 }
 
-api_errors!(EnableErrors: UnknownWebhook);
+api_errors!(EnableErrors: UnknownWebhook, InvalidJson, InvalidBody, BodyTooLarge);
 
 /// Enables an endpoint disabled after failing for the retry period: its waiting events
 /// are delivered again, oldest first.
@@ -278,7 +282,9 @@ async fn enable(
     State(ctx): State<Ctx>,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    no_fields(body, ctx.config.max_body_bytes)?;
     caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     ctx.store.enable_webhook_endpoint(&name).await?;
