@@ -16,8 +16,8 @@ pub struct TokenSettings {
     pub lease_secs: i64,
     /// How often each instance looks at the stored token.
     pub check_interval_ms: u64,
-    /// How many still-current tokens one API key may report as failed per app and Beijing
-    /// day: each may cost one of WeChat's 20 daily `force_refresh` calls.
+    /// How many `force_refresh` calls (of WeChat's 20 a day per app) the reports of one API
+    /// key may cause per app and Beijing day.
     pub invalidations_per_key_per_day: i64,
 }
 

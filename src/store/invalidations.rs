@@ -19,12 +19,14 @@ impl Store {
                    WHERE key_invalidations.count < $4
                    RETURNING count";
         let counted = with_pool!(&self.write, |pool| {
-            sqlx::query("DELETE FROM key_invalidations WHERE api_key = $1 AND app = $2 AND day < $3")
-                .bind(key)
-                .bind(app)
-                .bind(day)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "DELETE FROM key_invalidations WHERE api_key = $1 AND app = $2 AND day < $3",
+            )
+            .bind(key)
+            .bind(app)
+            .bind(day)
+            .execute(pool)
+            .await?;
             sqlx::query_as::<_, (i64,)>(sql)
                 .bind(key)
                 .bind(app)

@@ -54,13 +54,33 @@ impl Erased {
 
 /// The statements run for each identity, with the counter each adds to.
 const PER_IDENTITY: [(&str, fn(&mut Erased) -> &mut u64); 7] = [
-    ("DELETE FROM web_tokens WHERE app = $1 AND openid = $2", |e| &mut e.web_tokens),
-    ("DELETE FROM mp_sessions WHERE app = $1 AND openid = $2", |e| &mut e.session_keys),
-    ("DELETE FROM login_codes WHERE app = $1 AND openid = $2", |e| &mut e.login_codes),
-    ("DELETE FROM subscriptions WHERE app = $1 AND openid = $2", |e| &mut e.subscriptions),
-    ("DELETE FROM form_ids WHERE app = $1 AND openid = $2", |e| &mut e.form_ids),
-    ("DELETE FROM push_delivery_reports WHERE app = $1 AND openid = $2", |e| &mut e.delivery_reports),
-    ("DELETE FROM push_events WHERE app = $1 AND openid = $2", |e| &mut e.push_events),
+    (
+        "DELETE FROM web_tokens WHERE app = $1 AND openid = $2",
+        |e| &mut e.web_tokens,
+    ),
+    (
+        "DELETE FROM mp_sessions WHERE app = $1 AND openid = $2",
+        |e| &mut e.session_keys,
+    ),
+    (
+        "DELETE FROM login_codes WHERE app = $1 AND openid = $2",
+        |e| &mut e.login_codes,
+    ),
+    (
+        "DELETE FROM subscriptions WHERE app = $1 AND openid = $2",
+        |e| &mut e.subscriptions,
+    ),
+    ("DELETE FROM form_ids WHERE app = $1 AND openid = $2", |e| {
+        &mut e.form_ids
+    }),
+    (
+        "DELETE FROM push_delivery_reports WHERE app = $1 AND openid = $2",
+        |e| &mut e.delivery_reports,
+    ),
+    (
+        "DELETE FROM push_events WHERE app = $1 AND openid = $2",
+        |e| &mut e.push_events,
+    ),
 ];
 
 impl Store {

@@ -26,11 +26,13 @@ fn value_of(param: &str) -> &'static str {
 fn fill(template: &str, bad: Option<&str>) -> String {
     template
         .split('/')
-        .map(|seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) if Some(name) == bad => "%FF".to_owned(),
-            Some(name) => value_of(name).to_owned(),
-            None => seg.to_owned(),
-        })
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if Some(name) == bad => "%FF".to_owned(),
+                Some(name) => value_of(name).to_owned(),
+                None => seg.to_owned(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -59,11 +61,17 @@ async fn check(
         .unwrap_or_default();
     let text = r.text().await.unwrap();
     assert_eq!(got, status, "{what}: {text}");
-    assert!(ct.starts_with("application/json"), "{what}: content-type {ct:?}: {text}");
+    assert!(
+        ct.starts_with("application/json"),
+        "{what}: content-type {ct:?}: {text}"
+    );
     let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: {e}: {text}"));
     assert_eq!(v["error"]["code"], code, "{what}: {v}");
     assert!(
-        !v["error"]["message"].as_str().unwrap_or_default().is_empty(),
+        !v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty(),
         "{what}: {v}"
     );
     if let Some(op) = op {
@@ -95,45 +103,114 @@ async fn every_route_answers_every_refusal_in_the_error_format() {
             let takes_body = op.get("requestBody").is_some();
 
             // No API key.
-            let r = t.api.request(m.clone(), t.url(&fill(template, None))).send().await.unwrap();
-            check(&what("no key"), r, StatusCode::UNAUTHORIZED, "missing_api_key", Some(op)).await;
+            let r = t
+                .api
+                .request(m.clone(), t.url(&fill(template, None)))
+                .send()
+                .await
+                .unwrap();
+            check(
+                &what("no key"),
+                r,
+                StatusCode::UNAUTHORIZED,
+                "missing_api_key",
+                Some(op),
+            )
+            .await;
 
             // Invalid UTF-8 in each path parameter.
             for p in params(template) {
-                let mut req = t.api.request(m.clone(), t.url(&fill(template, Some(p)))).bearer_auth(API_KEY);
+                let mut req = t
+                    .api
+                    .request(m.clone(), t.url(&fill(template, Some(p))))
+                    .bearer_auth(API_KEY);
                 if takes_body {
                     req = req.header(CONTENT_TYPE, "application/json").body("{}");
                 }
-                check(&what(&format!("%FF in {p}")), req.send().await.unwrap(), StatusCode::BAD_REQUEST, "invalid_path", Some(op)).await;
+                check(
+                    &what(&format!("%FF in {p}")),
+                    req.send().await.unwrap(),
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    Some(op),
+                )
+                .await;
             }
 
             if takes_body {
                 // Over max_body_bytes.
-                let r = t.api.request(m.clone(), t.url(&fill(template, None)))
+                let r = t
+                    .api
+                    .request(m.clone(), t.url(&fill(template, None)))
                     .bearer_auth(API_KEY)
                     .header(CONTENT_TYPE, "application/json")
                     .body(oversized.clone())
-                    .send().await.unwrap();
-                check(&what("oversized body"), r, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", Some(op)).await;
+                    .send()
+                    .await
+                    .unwrap();
+                check(
+                    &what("oversized body"),
+                    r,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    Some(op),
+                )
+                .await;
                 // Malformed JSON.
-                let r = t.api.request(m.clone(), t.url(&fill(template, None)))
+                let r = t
+                    .api
+                    .request(m.clone(), t.url(&fill(template, None)))
                     .bearer_auth(API_KEY)
                     .header(CONTENT_TYPE, "application/json")
                     .body("{\"unfinished")
-                    .send().await.unwrap();
-                check(&what("malformed JSON"), r, StatusCode::BAD_REQUEST, "invalid_json", Some(op)).await;
+                    .send()
+                    .await
+                    .unwrap();
+                check(
+                    &what("malformed JSON"),
+                    r,
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    Some(op),
+                )
+                .await;
             }
         }
         // A method the route does not take (every route lacks PATCH, at least).
-        let missing = METHODS.iter().find(|m| item.get(**m).is_none()).expect("a method not taken");
+        let missing = METHODS
+            .iter()
+            .find(|m| item.get(**m).is_none())
+            .expect("a method not taken");
         let m = Method::from_bytes(missing.to_uppercase().as_bytes()).unwrap();
-        let r = t.api.request(m.clone(), t.url(&fill(template, None))).bearer_auth(API_KEY).send().await.unwrap();
-        let allow = r.headers().get("allow").map(|v| v.to_str().unwrap().to_owned());
-        check(&format!("{m} {template}: wrong method"), r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", None).await;
+        let r = t
+            .api
+            .request(m.clone(), t.url(&fill(template, None)))
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap();
+        let allow = r
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        check(
+            &format!("{m} {template}: wrong method"),
+            r,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+        )
+        .await;
         let allow = allow.expect("405 names the methods in Allow");
         for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-            assert!(allow.contains(&method.to_uppercase()), "{template}: Allow {allow:?}");
+            assert!(
+                allow.contains(&method.to_uppercase()),
+                "{template}: Allow {allow:?}"
+            );
         }
     }
-    assert!(operations >= 20, "the walk found only {operations} operations");
+    assert!(
+        operations >= 20,
+        "the walk found only {operations} operations"
+    );
 }

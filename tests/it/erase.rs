@@ -17,10 +17,18 @@ async fn rows(t: &TestApp, table: &str, column: &str, value: &str) -> i64 {
     let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = $1");
     let (n,): (i64,) = if url.starts_with("sqlite:") {
         let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query_as(&sql).bind(value).fetch_one(&mut c).await.unwrap()
+        sqlx::query_as(&sql)
+            .bind(value)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
     } else {
         let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query_as(&sql).bind(value).fetch_one(&mut c).await.unwrap()
+        sqlx::query_as(&sql)
+            .bind(value)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
     };
     n
 }
@@ -32,10 +40,15 @@ async fn a_known_person(t: &TestApp, user: &str, templates: &(String, String)) -
     let p = t.simulator.person(user).await;
     let person = p["id"].as_str().unwrap();
     let code = t.simulator.login_code(person, MP_APPID).await;
-    let r = t.mp_session("mp", json!({"js_code": code, "user_id": user})).await;
+    let r = t
+        .mp_session("mp", json!({"js_code": code, "user_id": user}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let url = t
-        .link_ticket(user, json!({"app": "oa", "return_to": "https://shop.example.com/linked"}))
+        .link_ticket(
+            user,
+            json!({"app": "oa", "return_to": "https://shop.example.com/linked"}),
+        )
         .await;
     let b = wechat_browser();
     let r = t.sign_in_url(&b, &url, person, "allow").await;
@@ -43,11 +56,17 @@ async fn a_known_person(t: &TestApp, user: &str, templates: &(String, String)) -
     let pending = t.link_ticket(user, json!({"app": "oa"})).await;
     let (tpl, sub) = templates;
     let r = t
-        .api_post(&format!("/api/v1/users/{user}/subscriptions"), json!({"app": "mp", "template_id": sub}))
+        .api_post(
+            &format!("/api/v1/users/{user}/subscriptions"),
+            json!({"app": "mp", "template_id": sub}),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = t
-        .api_put(&format!("/api/v1/users/{user}/preferences"), json!({"muted": ["marketing"]}))
+        .api_put(
+            &format!("/api/v1/users/{user}/preferences"),
+            json!({"muted": ["marketing"]}),
+        )
         .await;
     assert!(r.status().is_success());
     let id = t
@@ -73,8 +92,12 @@ struct Known {
 async fn deleting_a_user_erases_the_person_once_and_says_what() {
     let (t, receiver) = with_receiver(&["user.deleted"], &[SECRET]).await;
     let templates = (
-        t.simulator.template(OA_APPID, "template", "订单：{{keyword1.DATA}}").await,
-        t.simulator.template(MP_APPID, "subscribe", "商品：{{thing1.DATA}}").await,
+        t.simulator
+            .template(OA_APPID, "template", "订单：{{keyword1.DATA}}")
+            .await,
+        t.simulator
+            .template(MP_APPID, "subscribe", "商品：{{thing1.DATA}}")
+            .await,
     );
     let Known {
         person: p,
@@ -108,7 +131,9 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
     let r = t.api_get("/api/v1/users/u-gone").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     for (app, openid) in [("oa", oa_openid), ("mp", mp_openid)] {
-        let v = t.api_json(&format!("/api/v1/apps/{app}/identities/{openid}")).await;
+        let v = t
+            .api_json(&format!("/api/v1/apps/{app}/identities/{openid}"))
+            .await;
         assert_eq!(v["error"]["code"], "identity_unknown", "{v}");
     }
     for (table, column, value) in [
@@ -125,10 +150,16 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
     ] {
         assert_eq!(rows(&t, table, column, value).await, 0, "{table}.{column}");
     }
-    let r = t.api_post("/api/v1/login-codes/redeem", json!({ "code": login_code })).await;
+    let r = t
+        .api_post("/api/v1/login-codes/redeem", json!({ "code": login_code }))
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = wechat_browser().get(&pending_ticket).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_FOUND, "the pending ticket is gone");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "the pending ticket is gone"
+    );
 
     // The message keeps its state and history, without what it said or to whom.
     let m = t.message(&message).await;
@@ -143,7 +174,14 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
     let r = t.api_delete("/api/v1/users/u-gone").await;
     assert_eq!(r.status(), StatusCode::OK);
     let again: Value = r.json().await.unwrap();
-    assert!(again["erased"].as_object().unwrap().values().all(|n| n == 0), "{again}");
+    assert!(
+        again["erased"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|n| n == 0),
+        "{again}"
+    );
     assert!(again["event_id"].is_null());
 
     let event = receiver.event("user.deleted").await;
@@ -152,14 +190,27 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
     assert_eq!(event.body["data"]["erased"], v["erased"]);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        receiver.received().iter().filter(|r| r.body["type"] == "user.deleted").count(),
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.body["type"] == "user.deleted")
+            .count(),
         1
     );
 
     // The other person is untouched.
     let kept: Value = t.api_json("/api/v1/users/u-stays").await;
     assert_eq!(kept["identities"].as_array().unwrap().len(), 2, "{kept}");
-    assert_eq!(rows(&t, "mp_sessions", "openid", keeper["openids"][MP_APPID].as_str().unwrap()).await, 1);
+    assert_eq!(
+        rows(
+            &t,
+            "mp_sessions",
+            "openid",
+            keeper["openids"][MP_APPID].as_str().unwrap()
+        )
+        .await,
+        1
+    );
     assert_eq!(rows(&t, "link_tickets", "user_id", "u-stays").await, 2);
 }
 
@@ -168,7 +219,10 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
 async fn a_queued_message_of_an_erased_user_is_not_sent() {
     let t = TestApp::spawn().await;
     t.person_for("u-q", "oa", OA_APPID).await;
-    let tpl = t.simulator.template(OA_APPID, "template", "订单：{{keyword1.DATA}}").await;
+    let tpl = t
+        .simulator
+        .template(OA_APPID, "template", "订单：{{keyword1.DATA}}")
+        .await;
     // WeChat's daily quota is spent: the channel is held and the message waits queued.
     t.simulator.faults(json!({"quota_after": 0})).await;
     let id = t
@@ -184,7 +238,12 @@ async fn a_queued_message_of_an_erased_user_is_not_sent() {
     }
     assert_eq!(m["status"], "queued", "{m}");
     assert!(m["held_until_ms"].is_i64(), "{m}");
-    let v: Value = t.api_delete("/api/v1/users/u-q").await.json().await.unwrap();
+    let v: Value = t
+        .api_delete("/api/v1/users/u-q")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["erased"]["messages_cancelled"], 1, "{v}");
     let m = t.message(&id).await;
     assert_eq!(m["status"], "failed", "{m}");

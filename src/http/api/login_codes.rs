@@ -67,8 +67,7 @@ async fn redeem(
     if let Some(app) = ctx.store.login_code_app(&hash).await? {
         caller.check_app(&app)?;
     }
-    let (app, openid) = match ctx.store.redeem_login_code(&hash, now).await?
-    {
+    let (app, openid) = match ctx.store.redeem_login_code(&hash, now).await? {
         Ok(v) => v,
         Err(CodeProblem::Unknown) => {
             return Err(ApiError::new(

@@ -5,11 +5,11 @@
 
 pub mod doc;
 mod events;
-mod scopes;
 mod identities;
 mod ledger;
 mod login_codes;
 mod messages;
+mod scopes;
 mod sessions;
 mod tokens;
 mod users;
@@ -25,8 +25,8 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri, header};
-use serde_json::json;
 use serde::de::DeserializeOwned;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use utoipa::{IntoParams, OpenApi};
@@ -118,7 +118,10 @@ impl FromRequestParts<Ctx> for Caller {
         }
         let key = found.ok_or_else(invalid)?;
         tracing::Span::current().record("api_key", key.name.as_str());
-        let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str);
         let Some(scope) = route.and_then(|r| scopes::of(&parts.method, r)) else {
             tracing::error!(route = ?route, method = %parts.method, "API route without a scope");
             return Err(ApiError::new(
@@ -129,7 +132,10 @@ impl FromRequestParts<Ctx> for Caller {
         if !key.allows_scope(scope) {
             return Err(ApiError::new(
                 ErrorCode::MissingScope,
-                format!("the API key {:?} lacks the scope `{scope}` this route needs", key.name),
+                format!(
+                    "the API key {:?} lacks the scope `{scope}` this route needs",
+                    key.name
+                ),
             )
             .with_details(json!({ "scope": scope.as_str() })));
         }
@@ -210,10 +216,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 }
 
 /// The body of a route that takes no fields: empty, or `{}`.
-pub(crate) fn no_fields(
-    body: Result<Bytes, BytesRejection>,
-    limit: usize,
-) -> Result<(), ApiError> {
+pub(crate) fn no_fields(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<(), ApiError> {
     let body = body_bytes(body, limit)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());

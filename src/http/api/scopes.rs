@@ -40,9 +40,7 @@ pub(super) fn of(method: &Method, route: &str) -> Option<Scope> {
     } else {
         method.as_str()
     };
-    SCOPES
-        .get(&(method.to_owned(), route.to_owned()))
-        .copied()
+    SCOPES.get(&(method.to_owned(), route.to_owned())).copied()
 }
 
 #[cfg(test)]

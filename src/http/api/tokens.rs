@@ -3,10 +3,9 @@
 
 use super::doc::api_errors;
 use super::{ApiJson, ApiPath, AppPath, Caller};
-use crate::clock::{beijing_day, next_beijing_midnight};
 use crate::context::Ctx;
 use crate::http::error::{ApiError, ErrorCode};
-use crate::token::{AccessToken, TokenError};
+use crate::token::AccessToken;
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -105,36 +104,11 @@ async fn invalidate(
             "access_token is empty",
         ));
     }
-    // A token already replaced costs nothing: answered the current one, not counted.
-    if let Some(current) = ctx.tokens.already_replaced(&app.id, &req.access_token)? {
-        return Ok(Json(current.into()));
-    }
-    let now = ctx.clock.now();
-    let limit = ctx.config.tokens.invalidations_per_key_per_day;
-    if !ctx
-        .store
-        .reserve_invalidation(&caller.name, &app.id, beijing_day(now), limit)
-        .await?
-    {
-        tracing::warn!(app = %app.id, caller = %caller.name, limit, "per-key invalidation limit reached");
-        return Err(ApiError::new(
-            ErrorCode::InvalidationLimit,
-            format!(
-                "the API key {:?} reported {limit} current tokens of app {} as failed today (tokens.invalidations_per_key_per_day); the count starts again at midnight in Beijing",
-                caller.name, app.id
-            ),
-        )
-        .retry_after(Some((next_beijing_midnight(now) - now).max(1))));
-    }
     tracing::info!(app = %app.id, caller = %caller.name, "access token reported as failed");
-    match ctx.tokens.invalidate(&app.id, &req.access_token).await {
-        Ok(t) => Ok(Json(t.into())),
-        Err(e @ TokenError::ForceRefreshBudget { .. }) => {
-            ctx.store
-                .release_invalidation(&caller.name, &app.id, beijing_day(now))
-                .await?;
-            Err(e.into())
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(Json(
+        ctx.tokens
+            .invalidate_by(&app.id, &req.access_token, Some(&caller.name))
+            .await?
+            .into(),
+    ))
 }

@@ -2,17 +2,17 @@
 //! deliveries with every attempt and answer, replays (one event, or every event since a
 //! time, under their original ids), test events, and enabling a disabled endpoint.
 
-use super::{ApiJson, ApiPath, no_fields};
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use super::Caller;
 use super::doc::api_errors;
+use super::{ApiJson, ApiPath, no_fields};
 use crate::clock::Timestamp;
 use crate::context::Ctx;
 use crate::domain::EventId;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{DeliveryView, EndpointState};
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -411,7 +411,9 @@ fn summary(kind: crate::domain::EventType) -> &'static str {
         IdentityConflict => {
             "Someone tried to link an identity (or its unionid) bound to another user; nothing changed"
         }
-        UserDeleted => "A user was erased (`DELETE /api/v1/users/{user_id}`): identities, tokens, consent; `erased` counts them",
+        UserDeleted => {
+            "A user was erased (`DELETE /api/v1/users/{user_id}`): identities, tokens, consent; `erased` counts them"
+        }
         MessageSent => "WeChat accepted a message (msgid)",
         MessageDelivered => "WeChat reported a message delivered",
         MessageFailed => "A message failed: WeChat's delivery report, or retries spent",

@@ -108,7 +108,7 @@ catalogue! {
         BodyTooLarge = ("body_too_large", 413, "the body is over `max_body_bytes`"),
         UnsupportedMediaType = ("unsupported_media_type", 415, "send the body with `Content-Type: application/json`"),
         ForceRefreshBudget = ("force_refresh_budget", 429, "the stable token's forced refreshes are spent: 20 a day, 30 s apart (`Retry-After` when only too soon)"),
-        InvalidationLimit = ("invalidation_limit", 429, "this API key reported as many tokens of the app as failed today as `tokens.invalidations_per_key_per_day` allows (`Retry-After`: until the day ends in Beijing)"),
+        InvalidationLimit = ("invalidation_limit", 429, "this API key's reports already caused `tokens.invalidations_per_key_per_day` forced refreshes of the app's token today (`Retry-After`: until midnight in Beijing)"),
         LoginRateLimited = ("login_rate_limited", 429, "WeChat allows 100 logins per person per minute (45011), `Retry-After: 60`"),
         InternalError = ("internal_error", 500, "a fault of ours; the cause is in the service log only"),
         WechatError = ("wechat_error", 502, "WeChat is busy, unreachable or answered an error (`errcode` when it gave one); a retry may work"),
