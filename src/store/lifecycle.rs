@@ -52,8 +52,11 @@ impl Erased {
     }
 }
 
+/// Which count of [`Erased`] a statement adds to.
+type Counter = fn(&mut Erased) -> &mut u64;
+
 /// The statements run for each identity, with the counter each adds to.
-const PER_IDENTITY: [(&str, fn(&mut Erased) -> &mut u64); 7] = [
+const PER_IDENTITY: [(&str, Counter); 7] = [
     (
         "DELETE FROM web_tokens WHERE app = $1 AND openid = $2",
         |e| &mut e.web_tokens,
