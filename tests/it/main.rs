@@ -19,6 +19,7 @@ mod miniprogram;
 mod oauth;
 mod openapi;
 mod ops;
+mod pacing;
 mod pages;
 mod postgres;
 mod push;
