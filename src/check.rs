@@ -41,6 +41,17 @@ pub async fn run(config_path: Option<&Path>, out: &mut impl Write) -> bool {
         );
     }
 
+    for (i, key) in config.api_keys.iter().enumerate() {
+        if key.scopes.is_none() {
+            let _ = writeln!(
+                out,
+                "api_keys[{i}] ({:?}): warning: no `scopes`, so the key may do everything on every app; name what it needs ({})",
+                key.name,
+                crate::config::Scope::ALL.map(|s| s.as_str()).join(", ")
+            );
+        }
+    }
+
     let db = crate::app::redact_url(&config.database_url);
     match check_database(&config.database_url).await {
         Ok(Schema::UpToDate) => {

@@ -21,7 +21,7 @@ mod tokens;
 mod webhooks;
 
 pub use admin::AdminSettings;
-pub use api_keys::ApiKey;
+pub use api_keys::{ApiKey, Scope};
 pub use apps::{AppConfig, TokenMode};
 pub use database::DatabaseSettings;
 pub use metrics::MetricsSettings;
@@ -279,13 +279,6 @@ impl Config {
         let return_to_allow = ReturnToAllowList::parse(&raw.return_to_allow)
             .map_err(|e| ConfigError::new("return_to_allow", e.0))?;
 
-        let api_keys = raw
-            .api_keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| api_keys::parse(i, k))
-            .collect::<Result<Vec<_>, _>>()?;
-
         let mut apps: Vec<AppConfig> = Vec::new();
         for (i, a) in raw.apps.iter().enumerate() {
             let app = apps::parse(i, a)?;
@@ -297,6 +290,12 @@ impl Config {
             }
             apps.push(app);
         }
+        let api_keys = raw
+            .api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| api_keys::parse(i, k, &apps))
+            .collect::<Result<Vec<_>, _>>()?;
 
         oauth::check(&raw.oauth)?;
         tokens::check(&raw.tokens)?;

@@ -89,10 +89,7 @@ impl Sandbox {
         let sha: [u8; 32] = hex::decode(hash_token(&api_key))?
             .try_into()
             .map_err(|_| anyhow::anyhow!("sha256 length"))?;
-        config.api_keys.push(ApiKey {
-            name: "sandbox".into(),
-            sha256: sha,
-        });
+        config.api_keys.push(ApiKey::full_access("sandbox", sha));
         // The sandbox's admin pages open with the development key unless one is configured.
         config.admin.key_sha256.get_or_insert(sha);
         let own = Url::parse(&format!(

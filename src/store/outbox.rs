@@ -72,8 +72,9 @@ pub struct Message {
     pub history: Vec<Value>,
     #[serde(skip)]
     pub request_hash: String,
+    /// `None` once the user was erased.
     #[serde(skip)]
-    pub payload: Payload,
+    pub payload: Option<Payload>,
 }
 
 fn msgid_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -186,7 +187,10 @@ impl TryFrom<MessageRow> for Message {
             openid: r.openid,
             template_id: r.template_id,
             category: r.category,
-            payload: serde_json::from_str(&r.payload).map_err(bad)?,
+            payload: (r.payload != super::lifecycle::ERASED_PAYLOAD)
+                .then(|| serde_json::from_str(&r.payload))
+                .transpose()
+                .map_err(bad)?,
             history: r
                 .history
                 .lines()

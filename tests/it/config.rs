@@ -22,6 +22,7 @@ const KEY: &str = "ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a
 
 #[test]
 fn invalid_settings_stop_start_up_naming_the_setting() {
+    let oa = "[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n";
     let cases = [
         ("listen = \"everywhere\"", "`listen`"),
         (
@@ -54,6 +55,26 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
         (
             "[outbox]\nconcurrency = 64\nrate_per_sec = 1\nlease_secs = 60\n",
             "`outbox.concurrency`",
+        ),
+        (
+            &format!(
+                "{oa}[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\nscopes = [\"send\", \"everything\"]\n"
+            ),
+            "`api_keys[0].scopes`: unknown scope \"everything\"",
+        ),
+        (
+            &format!("{oa}[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\nscopes = []\n"),
+            "`api_keys[0].scopes`: is empty",
+        ),
+        (
+            &format!(
+                "{oa}[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\nscopes = [\"send\"]\napps = [\"mp\"]\n"
+            ),
+            "`api_keys[0].apps`",
+        ),
+        (
+            "[tokens]\ninvalidations_per_key_per_day = 0\n",
+            "`tokens.invalidations_per_key_per_day`",
         ),
     ];
     for (toml, setting) in cases {
