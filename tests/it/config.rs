@@ -80,7 +80,10 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
     for (toml, setting) in cases {
         let (ok, stderr) = run_with_config(toml);
         assert!(!ok, "{toml} should be refused");
-        assert!(stderr.contains(setting), "{toml}: {stderr}");
+        // The setting, then (after the file's line) what is wrong with it.
+        let (name, what) = setting.split_once("`: ").unwrap_or((setting, ""));
+        assert!(stderr.contains(name), "{toml}: {stderr}");
+        assert!(stderr.contains(what), "{toml}: {stderr}");
     }
 }
 
