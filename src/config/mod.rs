@@ -269,6 +269,10 @@ impl Config {
             raw.storage_key_previous.as_ref(),
             sandbox,
         )?;
+        let retention = RetentionSettings {
+            pushes_days: raw.push.retention_days,
+            ..raw.retention
+        };
         let metrics = raw.metrics.parse()?;
         let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
@@ -300,7 +304,7 @@ impl Config {
             shutdown_grace_secs,
             webhooks,
             webhook_delivery: raw.webhook_delivery,
-            retention: raw.retention,
+            retention,
         })
     }
 
