@@ -243,7 +243,12 @@ impl TestApp {
     /// The service's configuration, changed by `edit`, as a command such as `wxlink
     /// reseal` would load it.
     pub fn config_with(&self, edit: impl FnOnce(String) -> String) -> Config {
-        Config::from_toml_str(&edit(self.config_toml.clone())).expect("test configuration")
+        Config::from_toml_str(&self.config_toml_with(edit)).expect("test configuration")
+    }
+
+    /// The service's configuration file, changed by `edit`.
+    pub fn config_toml_with(&self, edit: impl FnOnce(String) -> String) -> String {
+        edit(self.config_toml.clone())
     }
 
     /// Moves both the service's and the simulator's clocks.
