@@ -217,6 +217,7 @@ impl App {
 
         ctx.tokens.spawn_refreshers(background.clone());
         ctx.push.spawn_sweeper(background.clone());
+        ctx.store.spawn_file_watch(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
         let webhooks_stop = CancellationToken::new();
         let _stop_webhooks = webhooks_stop.clone().drop_guard();

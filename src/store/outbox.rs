@@ -488,4 +488,46 @@ impl Store {
         });
         Ok((depth, oldest.map(Timestamp::from_millis)))
     }
+
+    /// Says `owner` is alive at `now`, forgets instances not seen since `stale_before`, and
+    /// counts the instances sending (this one included): what its share of the rate is.
+    pub async fn outbox_heartbeat(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO outbox_instances (owner, seen_ms) VALUES ($1, $2)
+                 ON CONFLICT (owner) DO UPDATE SET seen_ms = excluded.seen_ms",
+            )
+            .bind(owner)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM outbox_instances WHERE seen_ms < $1")
+                .bind(stale_before.millis())
+                .execute(&mut *tx)
+                .await?;
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox_instances")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            n
+        });
+        Ok(n.clamp(1, u32::MAX as i64) as u32)
+    }
+
+    /// `owner` stops sending: the others' shares grow at their next heartbeat.
+    pub async fn outbox_leave(&self, owner: &str) -> Result<(), StoreError> {
+        with_pool!(&self.write, |pool| {
+            sqlx::query("DELETE FROM outbox_instances WHERE owner = $1")
+                .bind(owner)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
 }

@@ -17,6 +17,7 @@ mod miniprogram;
 mod oauth;
 mod openapi;
 mod ops;
+mod pacing;
 mod pages;
 mod postgres;
 mod push;
