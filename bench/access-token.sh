@@ -19,6 +19,7 @@ SHA="$(printf '%s' "$KEY" | ./target/release/wxlink hash-key)"
 cat > "$work/wxlink.toml" <<TOML
 listen = "127.0.0.1:18080"
 database_url = "sqlite://$work/bench.db"
+storage_key = "$(openssl rand -base64 32)"
 [[api_keys]]
 name = "bench"
 key_sha256 = "$SHA"

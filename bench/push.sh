@@ -36,6 +36,7 @@ cat > "$work/wxlink.toml" <<TOML
 listen = "127.0.0.1:18080"
 public_url = "http://127.0.0.1:18080"
 database_url = "$DB"
+storage_key = "$(openssl rand -base64 32)"
 # The load generator is one address and WeChat's pushes come from a few: the per-address
 # push limit would measure itself, not the endpoint.
 [rate_limits]

@@ -38,6 +38,7 @@ KEY="bench-key-$(date +%s)"
 SHA="$(printf '%s' "$KEY" | ./target/release/wxlink hash-key)"
 cat > "$work/wxlink.toml" <<TOML
 database_url = "$DB"
+storage_key = "$(openssl rand -base64 32)"
 [outbox]
 rate_per_sec = 20000
 [[api_keys]]

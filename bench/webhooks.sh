@@ -34,6 +34,7 @@ run() {
   rm -f "$work"/bench.db*
   cat > "$work/wxlink.toml" <<TOML
 database_url = "sqlite://$work/bench.db"
+storage_key = "$(openssl rand -base64 32)"
 public_url = "http://127.0.0.1:18080"
 [outbox]
 rate_per_sec = 20000

@@ -83,7 +83,12 @@ impl App {
                     "cannot open the database (setting `database_url`, {})",
                     redact_url(&config.database_url)
                 )
-            })?;
+            })?
+            .with_keys(config.storage_key.clone());
+        store
+            .seal_plain_values()
+            .await
+            .context("cannot seal the values an older version stored in clear")?;
 
         if sandbox.is_some() {
             store.forget_access_tokens().await?;
@@ -226,6 +231,12 @@ impl App {
             background.clone(),
         );
         self.rate_limits.spawn_sweeper(background.clone());
+        crate::retention::spawn(
+            ctx.store.clone(),
+            ctx.clock.clone(),
+            ctx.config.retention.clone(),
+            background.clone(),
+        );
 
         let server = axum::serve(
             self.listener,

@@ -41,6 +41,7 @@ pub async fn run(config_path: Option<&Path>, out: &mut impl Write) -> bool {
         );
     }
 
+    let _ = writeln!(out, "{}", storage_line(&config));
     for (i, key) in config.api_keys.iter().enumerate() {
         if key.scopes.is_none() {
             let _ = writeln!(
@@ -89,6 +90,17 @@ pub async fn run(config_path: Option<&Path>, out: &mut impl Write) -> bool {
         let _ = writeln!(out, "{line}");
     }
     ok
+}
+
+/// What seals the stored secrets (a missing key already failed the configuration).
+fn storage_line(config: &Config) -> String {
+    match &config.storage_key {
+        None => "storage key: none given: the sandbox keeps a generated one beside its database".into(),
+        Some(k) if k.has_previous() => "storage key: ok (storage_key seals; storage_key_previous still opens what it sealed: \
+             run `wxlink reseal`, then remove storage_key_previous)"
+            .into(),
+        Some(_) => "storage key: ok (seals access tokens, web tokens, session keys and callback answers at rest)".into(),
+    }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -17,7 +17,9 @@
 //! - [`token`]: the access-token manager: one fetch per refresh window across the fleet.
 //! - [`outbox`]: send by business user id: parsed drafts in, typed refusals out; checks
 //!   before queueing, the durable outbox, its workers, retries and quota holds.
-//! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`).
+//! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`, with the previous key
+//!   for rotation).
+//! - [`retention`]: the pruner of finished records, in small batches on a schedule.
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
 //! - [`push`]: WeChat's server push: verification, safe-mode crypto, its refusals, the event
@@ -49,6 +51,7 @@ pub mod identity;
 pub mod metrics;
 pub mod outbox;
 pub mod push;
+pub mod retention;
 pub mod sandbox;
 pub mod seal;
 pub mod sim;

@@ -1,4 +1,4 @@
-//! The `wxlink` command: `serve` (default), `check`, `sim`, `hash-key`.
+//! The `wxlink` command: `serve` (default), `check`, `sim`, `hash-key`, `reseal`.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -35,6 +35,9 @@ enum Command {
     },
     /// Print the key_sha256 to put in [[api_keys]] for a key read from standard input.
     HashKey,
+    /// Re-seal every stored secret under `storage_key` (after a rotation, with the old key
+    /// in `storage_key_previous`); safe while the service runs.
+    Reseal,
 }
 
 #[tokio::main]
@@ -79,6 +82,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 register_configured_apps(&sim, &Config::load(Some(path))?);
             }
             wxlink::sim::serve(listener, sim, shutdown_signal()).await?;
+        }
+        Command::Reseal => {
+            let config = Config::load(cli.config.as_deref())?;
+            let counts = wxlink::store::reseal(&config, &mut |line| println!("{line}")).await?;
+            let unopenable: u64 = counts.iter().map(|c| c.unopenable).sum();
+            if unopenable > 0 {
+                println!(
+                    "{unopenable} values open with neither storage_key nor storage_key_previous: left as they are"
+                );
+            } else {
+                println!(
+                    "done: every stored secret is sealed under storage_key; storage_key_previous may be removed"
+                );
+            }
         }
         Command::HashKey => {
             let mut key = String::new();

@@ -1,9 +1,15 @@
-//! Encryption at rest for the secrets we must keep and read back (the mini-program session
-//! key): AES-256-GCM under the configured `storage_key`.
+//! Encryption at rest for the secrets we must keep and read back (mini-program session
+//! keys, web access and refresh tokens, the global access tokens, the stored answer of a
+//! callback): AES-256-GCM under the configured `storage_key`.
 //!
 //! A sealed value is `version (1) || nonce (12) || ciphertext || tag (16)`. The nonce is
 //! random per value; the associated data binds a value to its row (app and openid), so a
-//! sealed key copied onto another row does not open.
+//! sealed key copied onto another row does not open. In a text column it is written as
+//! [`TEXT_PREFIX`] and base64, so a value written before sealing existed is told apart.
+//!
+//! A [`Keyring`] seals under the current key and opens with it or with
+//! `storage_key_previous`, so the key can be rotated; `wxlink reseal` then re-seals every
+//! value under the new key.
 
 use crate::domain::ParseError;
 use aes_gcm::Aes256Gcm;
@@ -112,6 +118,84 @@ impl StorageKey {
     }
 }
 
+/// Marks a sealed value in a text column; WeChat's tokens never contain a colon.
+pub const TEXT_PREFIX: &str = "sealed1:";
+
+/// Which key opened a value: anything but `Current` is re-sealed by `wxlink reseal` (and a
+/// plain value at start-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Sealed under the current key: nothing to do.
+    Current,
+    /// Sealed under `storage_key_previous`.
+    Previous,
+    /// Written in clear by a version before sealing.
+    Plain,
+}
+
+/// The current storage key and the one before the last rotation.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    current: StorageKey,
+    previous: Option<StorageKey>,
+}
+
+impl Keyring {
+    pub fn new(current: StorageKey, previous: Option<StorageKey>) -> Self {
+        Self { current, previous }
+    }
+
+    pub fn current(&self) -> &StorageKey {
+        &self.current
+    }
+
+    /// Whether `storage_key_previous` is set (a rotation not yet finished by `reseal`).
+    pub fn has_previous(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Seals under the current key.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.current.seal(plaintext, aad)
+    }
+
+    /// Opens with the current key, else with the previous one.
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<(Vec<u8>, Opened), SealError> {
+        match self.current.open(sealed, aad) {
+            Ok(p) => Ok((p, Opened::Current)),
+            Err(e) => match &self.previous {
+                Some(old) => old
+                    .open(sealed, aad)
+                    .map(|p| (p, Opened::Previous))
+                    .map_err(|_| e),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// Seals text for a text column: [`TEXT_PREFIX`] and the sealed bytes in base64.
+    pub fn seal_text(&self, plaintext: &str, aad: &[u8]) -> String {
+        format!(
+            "{TEXT_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.seal(plaintext.as_bytes(), aad))
+        )
+    }
+
+    /// Opens what [`Keyring::seal_text`] wrote; a value without the prefix was written in
+    /// clear before sealing and is returned as it is (`Opened::Plain`).
+    pub fn open_text(&self, stored: &str, aad: &[u8]) -> Result<(String, Opened), SealError> {
+        let Some(b64) = stored.strip_prefix(TEXT_PREFIX) else {
+            return Ok((stored.to_owned(), Opened::Plain));
+        };
+        let sealed = URL_SAFE_NO_PAD.decode(b64).map_err(|_| SealError::Format)?;
+        let (plain, which) = self.open(&sealed, aad)?;
+        Ok((
+            String::from_utf8(plain).map_err(|_| SealError::Format)?,
+            which,
+        ))
+    }
+}
+
 impl fmt::Debug for StorageKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("StorageKey(…)")
@@ -164,6 +248,35 @@ mod tests {
         assert_eq!(k.open(&sealed[..10], b"mp|o1"), Err(SealError::Format));
         // A fresh nonce each time: the same plaintext never seals to the same bytes.
         assert_ne!(k.seal(b"session-key", b"mp|o1"), sealed);
+    }
+
+    #[test]
+    fn a_keyring_opens_what_the_previous_key_sealed_and_seals_under_the_new_one() {
+        let old = StorageKey::generate();
+        let new = StorageKey::generate();
+        let sealed_old = Keyring::new(old.clone(), None).seal_text("tok", b"row");
+        let ring = Keyring::new(new.clone(), Some(old));
+        assert_eq!(
+            ring.open_text(&sealed_old, b"row").unwrap(),
+            ("tok".to_owned(), Opened::Previous)
+        );
+        let sealed_new = ring.seal_text("tok", b"row");
+        assert!(sealed_new.starts_with(TEXT_PREFIX) && !sealed_new.contains("tok"));
+        assert_eq!(
+            Keyring::new(new, None)
+                .open_text(&sealed_new, b"row")
+                .unwrap(),
+            ("tok".to_owned(), Opened::Current)
+        );
+        assert_eq!(
+            ring.open_text("plain-token", b"row").unwrap(),
+            ("plain-token".to_owned(), Opened::Plain)
+        );
+        assert_eq!(
+            Keyring::new(StorageKey::generate(), None).open_text(&sealed_old, b"row"),
+            Err(SealError::Open)
+        );
+        assert_eq!(ring.open_text("sealed1:!!", b"row"), Err(SealError::Format));
     }
 
     proptest! {

@@ -17,6 +17,8 @@ mod pages;
 mod push;
 mod rate_limits;
 mod sandbox;
+mod retention;
+mod storage;
 mod tokens;
 mod webhooks;
 
@@ -31,13 +33,14 @@ pub use pages::PagesSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
 pub use sandbox::{SandboxSettings, is_public as sandbox_is_public};
+pub use retention::RetentionSettings;
 pub use tokens::TokenSettings;
 pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 
 /// Kept here for the paths that name it through configuration.
 pub use crate::domain::AppKind;
 use crate::domain::{AppId, ReturnToAllowList};
-use crate::seal::StorageKey;
+use crate::seal::Keyring;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
@@ -142,9 +145,10 @@ pub struct Config {
     pub sandbox: bool,
     /// `[sandbox]`: what the sandbox adds when it runs.
     pub sandbox_settings: SandboxSettings,
-    /// Seals stored secrets (mini-program session keys). Required when a mini-program is
-    /// configured; the sandbox keeps a generated one beside its database.
-    pub storage_key: Option<StorageKey>,
+    /// Seals stored secrets (session keys, web and global access tokens, callback
+    /// answers), with the key before the last rotation. Required outside the sandbox; the
+    /// sandbox keeps a generated one beside its database.
+    pub storage_key: Option<Keyring>,
     pub metrics: MetricsSettings,
     pub admin: AdminSettings,
     pub rate_limits: RateLimitSettings,
@@ -155,6 +159,8 @@ pub struct Config {
     /// The company's endpoints that receive signed events (`[[webhooks]]`).
     pub webhooks: Vec<WebhookEndpoint>,
     pub webhook_delivery: WebhookDelivery,
+    /// `[retention]`: how long finished records are kept.
+    pub retention: RetentionSettings,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -174,6 +180,7 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     sandbox: Option<sandbox::RawSandbox>,
     storage_key: Option<String>,
+    storage_key_previous: Option<String>,
     metrics: metrics::RawMetrics,
     admin: admin::RawAdmin,
     rate_limits: rate_limits::RawRateLimits,
@@ -181,6 +188,7 @@ struct RawConfig {
     shutdown_grace_secs: Option<u64>,
     webhooks: Vec<webhooks::RawWebhook>,
     webhook_delivery: WebhookDelivery,
+    retention: RetentionSettings,
 }
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
@@ -303,30 +311,8 @@ impl Config {
         database::check(&raw.database)?;
         outbox::check(&raw.outbox)?;
         webhooks::check_delivery(&raw.webhook_delivery)?;
+        retention::check(&raw.retention)?;
         let webhooks = webhooks::parse_all(&raw.webhooks)?;
-
-        let storage_key = resolve_secret(
-            "storage_key",
-            raw.storage_key.as_ref(),
-            "WXLINK_STORAGE_KEY",
-        )?
-        .map(|k| {
-            use secrecy::ExposeSecret;
-            StorageKey::parse(k.expose_secret()).map_err(|e| ConfigError::new("storage_key", e.0))
-        })
-        .transpose()?;
-        if !sandbox
-            && storage_key.is_none()
-            && let Some(i) = apps.iter().position(|a| a.kind == AppKind::MiniProgram)
-        {
-            return Err(ConfigError::new(
-                "storage_key",
-                format!(
-                    "is required because apps[{i}] is a mini_program: it encrypts mini-program session keys at rest. \
-                     Set 32 random bytes as base64 or hex (e.g. `openssl rand -base64 32`), in the file or in WXLINK_STORAGE_KEY"
-                ),
-            ));
-        }
 
         if !sandbox {
             if apps.is_empty() {
@@ -343,6 +329,15 @@ impl Config {
             }
         }
 
+        let storage_key = storage::parse(
+            raw.storage_key.as_ref(),
+            raw.storage_key_previous.as_ref(),
+            sandbox,
+        )?;
+        let retention = RetentionSettings {
+            pushes_days: raw.push.retention_days,
+            ..raw.retention
+        };
         let metrics = raw.metrics.parse()?;
         let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
@@ -375,6 +370,7 @@ impl Config {
             shutdown_grace_secs,
             webhooks,
             webhook_delivery: raw.webhook_delivery,
+            retention,
         })
     }
 
@@ -478,6 +474,7 @@ mod tests {
         let c = parse(&format!(
             r#"
             public_url = "https://auth.example.com"
+            storage_key = "2222222222222222222222222222222222222222222222222222222222222222"
             [[api_keys]]
             name = "orders"
             key_sha256 = "{KEY}"
@@ -545,10 +542,20 @@ mod tests {
     }
 
     #[test]
-    fn a_mini_program_needs_a_valid_storage_key() {
+    fn a_real_configuration_needs_a_valid_storage_key() {
         let e = with_mini_program("").unwrap_err();
         assert_eq!(e.setting, "storage_key");
-        assert!(e.problem.contains("apps[0]"), "{}", e.problem);
+        assert!(e.problem.contains("is required"), "{}", e.problem);
+
+        let e = with_mini_program(&format!("storage_key_previous = \"{}\"", "11".repeat(32)))
+            .unwrap_err();
+        assert_eq!(e.setting, "storage_key_previous");
+        let e = with_mini_program(&format!(
+            "storage_key = \"{}\"\nstorage_key_previous = \"short\"",
+            "11".repeat(32)
+        ))
+        .unwrap_err();
+        assert_eq!(e.setting, "storage_key_previous");
 
         let e = with_mini_program(r#"storage_key = "c2hvcnQ=""#).unwrap_err();
         assert_eq!(e.setting, "storage_key");

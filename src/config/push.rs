@@ -147,7 +147,7 @@ mod tests {
 
     fn app_with(push: &str) -> Result<Config, ConfigError> {
         Config::from_toml_str(&format!(
-            "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx2c2769f8efd9abc2\"\nsecret = \"s\"\n{push}\n"
+            "storage_key = \"2222222222222222222222222222222222222222222222222222222222222222\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx2c2769f8efd9abc2\"\nsecret = \"s\"\n{push}\n"
         ))
     }
 

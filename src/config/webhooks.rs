@@ -237,6 +237,7 @@ mod tests {
     fn parse(hooks: &str) -> Result<Config, crate::config::ConfigError> {
         Config::from_toml_str(&format!(
             r#"
+            storage_key = "2222222222222222222222222222222222222222222222222222222222222222"
             [[api_keys]]
             name = "orders"
             key_sha256 = "{KEY}"

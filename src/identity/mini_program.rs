@@ -9,7 +9,7 @@ use super::link::{self, BindError, Conflict, Lookup};
 use crate::config::{AppConfig, AppKind};
 use crate::context::Context;
 use crate::domain::{AppId, OAuthScope, OpenId, UnionId, UserId};
-use crate::seal::StorageKey;
+use crate::seal::Keyring;
 use crate::store::{NewIdentity, StoreError};
 use crate::wechat::WechatError;
 
@@ -53,7 +53,7 @@ fn join_users(users: &[UserId]) -> String {
 
 /// The associated data that binds a sealed session key to its row.
 pub fn session_key_aad(app: &AppId, openid: &OpenId) -> Vec<u8> {
-    format!("wxlink session_key|{app}|{openid}").into_bytes()
+    crate::store::session_key_aad(app, openid)
 }
 
 /// Logs a person in with the code of `wx.login` and binds or looks up their user.
@@ -66,7 +66,7 @@ pub async fn login(
     if app.kind != AppKind::MiniProgram {
         return Err(LoginError::NotMiniProgram(app.id.clone()));
     }
-    let key: &StorageKey = ctx
+    let key: &Keyring = ctx
         .config
         .storage_key
         .as_ref()
@@ -142,7 +142,8 @@ pub async fn login(
 
 /// The session key of an identity's latest login, opened with the storage key: for
 /// features that decrypt the mini-program's encrypted data. `None` when there is none or
-/// it no longer opens (the storage key changed); the next login stores a fresh one.
+/// it opens with neither `storage_key` nor `storage_key_previous`; the next login stores a
+/// fresh one.
 pub async fn session_key(
     ctx: &Context,
     app: &AppId,
@@ -155,7 +156,7 @@ pub async fn session_key(
         return Ok(None);
     };
     match key.open(&sealed, &session_key_aad(app, openid)) {
-        Ok(plain) => Ok(String::from_utf8(plain)
+        Ok((plain, _)) => Ok(String::from_utf8(plain)
             .ok()
             .map(secrecy::SecretString::from)),
         Err(e) => {

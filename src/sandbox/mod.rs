@@ -10,7 +10,7 @@ pub mod results;
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
 use crate::domain::{AppId, WxAppId, hash_token, random_alphanumeric};
-use crate::seal::StorageKey;
+use crate::seal::{Keyring, StorageKey};
 use crate::sim::{Sim, SimApp};
 use crate::wechat::AppCredentials;
 use anyhow::Context as _;
@@ -113,7 +113,7 @@ impl Sandbox {
             config.pages.home_url = Some(public_url.clone());
         }
         if config.storage_key.is_none() {
-            config.storage_key = Some(storage_key(&config.database_url)?);
+            config.storage_key = Some(Keyring::new(storage_key(&config.database_url)?, None));
         }
         // Every event to the sandbox's own receiver, so webhooks can be watched at work.
         use base64::Engine;

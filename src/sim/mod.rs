@@ -293,6 +293,18 @@ impl Sim {
             .unwrap_or_default()
     }
 
+    /// Every token the simulator has issued (global access tokens, web access and refresh
+    /// tokens): what a test looks for where none may appear.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let s = self.lock();
+        s.tokens
+            .issued()
+            .chain(s.access_tokens.keys())
+            .chain(s.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     fn count(&self, what: &str) {
         *self.lock().stats.entry(what.to_owned()).or_default() += 1;
     }

@@ -41,6 +41,13 @@ pub struct TokenState {
     last_force: HashMap<String, i64>,
 }
 
+impl TokenState {
+    /// Every global access token issued so far.
+    pub(super) fn issued(&self) -> impl Iterator<Item = &String> {
+        self.tokens.keys()
+    }
+}
+
 pub fn router() -> Router<Sim> {
     Router::new()
         .route("/cgi-bin/token", get(classic))

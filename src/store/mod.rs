@@ -15,6 +15,8 @@ mod lifecycle;
 mod oauth;
 mod outbox;
 mod push;
+mod retention;
+mod sealed;
 mod sessions;
 mod tokens;
 mod webhook_views;
@@ -31,6 +33,8 @@ pub use lifecycle::{ERASED_OPENID, ERASED_PAYLOAD, ERASED_REASON, Erased};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
+pub use retention::Prunable;
+pub use sealed::{ResealCount, reseal, session_key_aad};
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
@@ -56,6 +60,9 @@ pub enum StoreError {
     /// The database's disk is full (or its size cap reached); nothing was written.
     #[error("storage full: {0}")]
     Full(String),
+    /// A secret would be stored but no `storage_key` was given to seal it.
+    #[error("no storage_key is configured to seal what would be stored")]
+    NoStorageKey,
     /// The SQLite file was deleted or replaced while running: writes are not kept.
     #[error("{0}")]
     Lost(String),
@@ -168,6 +175,8 @@ pub struct Store {
     /// Set when a write failed for lack of space, cleared by the next write that lands:
     /// what `/readyz` reports.
     pub(crate) full: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Seals the secrets written and opens those read back ([`Store::with_keys`]).
+    pub(crate) keys: Option<std::sync::Arc<crate::seal::Keyring>>,
     /// The SQLite file, watched (none for PostgreSQL or an in-memory database).
     pub(crate) file: Option<std::sync::Arc<file_watch::DbFile>>,
 }
@@ -214,8 +223,16 @@ impl Store {
             db,
             write,
             full: Default::default(),
+            keys: None,
             file,
         })
+    }
+
+    /// The store that seals secrets under `keys` (the configured `storage_key`). Without
+    /// keys, writing a secret fails with [`StoreError::NoStorageKey`].
+    pub fn with_keys(mut self, keys: Option<crate::seal::Keyring>) -> Self {
+        self.keys = keys.map(std::sync::Arc::new);
+        self
     }
 
     /// The readers' pool, the one-connection writer, and the file's path (none in memory).

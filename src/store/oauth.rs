@@ -1,6 +1,7 @@
 //! The short-lived things of the authorization flow: link tickets, login codes, code
 //! exchanges, and the per-person web tokens.
 
+use super::sealed::{OAUTH_OUTCOME, WEB_ACCESS_TOKEN, WEB_REFRESH_TOKEN};
 use super::{Store, StoreError, with_pool};
 use crate::clock::Timestamp;
 use crate::domain::{AppId, OAuthScope, OpenId, UserId};
@@ -57,7 +58,8 @@ impl From<TicketRow> for LinkTicket {
     }
 }
 
-/// A claimed code exchange and, once finished, its outcome (serialized by the caller).
+/// A claimed code exchange and, once finished, its outcome (serialized by the caller;
+/// stored sealed: it may carry a live login code).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Exchange {
     pub app: String,
@@ -65,7 +67,8 @@ pub struct Exchange {
     pub outcome: Option<String>,
 }
 
-/// A person's web token pair; the refresh token never leaves the server.
+/// A person's web token pair; the refresh token never leaves the server. Both are stored
+/// sealed.
 #[derive(Clone)]
 pub struct WebToken<'a> {
     pub access_token: &'a str,
@@ -74,6 +77,10 @@ pub struct WebToken<'a> {
     pub expires_at: Timestamp,
     pub refresh_expires_at: Timestamp,
 }
+
+/// What [`Store::exchange`] reports for an outcome that no longer opens: not a valid
+/// stored answer, so the callback says it is unavailable rather than waiting for it.
+const UNOPENED_OUTCOME: &str = "unopened";
 
 const TICKET_COLUMNS: &str = "app, user_id, scope, return_to, expires_at, used_at";
 
@@ -246,9 +253,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let sql = "UPDATE oauth_exchanges SET outcome = $1, finished_at = $2 WHERE code_hash = $3";
+        let sealed = self.seal_text(&OAUTH_OUTCOME, code_hash, "", outcome)?;
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
-                .bind(outcome)
+                .bind(sealed)
                 .bind(now.secs())
                 .bind(code_hash)
                 .execute(pool)
@@ -259,11 +267,20 @@ impl Store {
 
     pub async fn exchange(&self, code_hash: &str) -> Result<Option<Exchange>, StoreError> {
         let sql = "SELECT app, state_hash, outcome FROM oauth_exchanges WHERE code_hash = $1";
-        Ok(with_pool!(&self.db, |pool| {
+        let row: Option<Exchange> = with_pool!(&self.db, |pool| {
             sqlx::query_as(sql)
                 .bind(code_hash)
                 .fetch_optional(pool)
                 .await?
+        });
+        Ok(row.map(|mut ex| {
+            if let Some(stored) = ex.outcome.take() {
+                ex.outcome = Some(
+                    self.open_text(&OAUTH_OUTCOME, code_hash, "", &stored)
+                        .unwrap_or_else(|| UNOPENED_OUTCOME.to_owned()),
+                );
+            }
+            ex
         }))
     }
 
@@ -283,12 +300,24 @@ impl Store {
                       expires_at = excluded.expires_at,
                       refresh_expires_at = excluded.refresh_expires_at,
                       updated_at = excluded.updated_at";
+        let access = self.seal_text(
+            &WEB_ACCESS_TOKEN,
+            app.as_str(),
+            openid.as_str(),
+            t.access_token,
+        )?;
+        let refresh = self.seal_text(
+            &WEB_REFRESH_TOKEN,
+            app.as_str(),
+            openid.as_str(),
+            t.refresh_token,
+        )?;
         with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(app)
                 .bind(openid)
-                .bind(t.access_token)
-                .bind(t.refresh_token)
+                .bind(&access)
+                .bind(&refresh)
                 .bind(t.scope)
                 .bind(t.expires_at.secs())
                 .bind(t.refresh_expires_at.secs())

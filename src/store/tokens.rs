@@ -1,6 +1,7 @@
 //! The shared global access token per app: compare-and-set writes, a refresh lease, and the
 //! force_refresh budget.
 
+use super::sealed::ACCESS_TOKEN;
 use super::{Store, StoreError, with_pool};
 use crate::domain::AppId;
 
@@ -10,6 +11,7 @@ pub const FORCE_REFRESH_MIN_INTERVAL: i64 = 30;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredToken {
+    /// Opened: it is stored sealed under the storage key.
     pub access_token: Option<String>,
     pub expires_at: i64,
     pub version: i64,
@@ -46,7 +48,7 @@ impl Store {
         let insert = "INSERT INTO access_tokens (app, mode, updated_at) VALUES ($1, $2, $3)
                       ON CONFLICT (app) DO NOTHING";
         let select = format!("SELECT {COLUMNS} FROM access_tokens WHERE app = $1");
-        Ok(with_pool!(&self.db, |pool| {
+        let mut row: StoredToken = with_pool!(&self.db, |pool| {
             let row = sqlx::query_as(&select)
                 .bind(app)
                 .fetch_optional(pool)
@@ -63,7 +65,12 @@ impl Store {
                     sqlx::query_as(&select).bind(app).fetch_one(pool).await?
                 }
             }
-        }))
+        });
+        // One that does not open is no token: the refresher fetches a new one.
+        row.access_token = row
+            .access_token
+            .and_then(|t| self.open_text(&ACCESS_TOKEN, app.as_str(), "", &t));
+        Ok(row)
     }
 
     /// Drops every stored token: the sandbox's simulator starts afresh each run and would
@@ -131,9 +138,10 @@ impl Store {
                        fetch_day = $4, updated_at = $3
                    WHERE app = $5 AND version = $6
                    RETURNING version";
+        let sealed = self.seal_text(&ACCESS_TOKEN, app.as_str(), "", token)?;
         let v: Option<(i64,)> = with_pool!(&self.write, |pool| {
             sqlx::query_as(sql)
-                .bind(token)
+                .bind(sealed)
                 .bind(expires_at)
                 .bind(now)
                 .bind(day)

@@ -46,7 +46,7 @@ fn check(dir: &Path, toml: &str) -> (bool, String) {
 
 fn head(dir: &Path) -> String {
     format!(
-        "database_url = \"sqlite://{}\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n",
+        "database_url = \"sqlite://{}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n",
         dir.join("never-created.db").display()
     )
 }
@@ -161,10 +161,40 @@ fn invalid_configuration_names_the_setting() {
 }
 
 #[test]
+fn the_storage_key_is_required_and_a_rotation_in_progress_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let oa = app("oa", STABLE, "s", "stable", "http://127.0.0.1:1");
+    let without = head(dir.path()).replace(
+        "storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n",
+        "",
+    );
+    let (ok, out) = check(dir.path(), &format!("{without}{oa}"));
+    assert!(!ok);
+    assert!(
+        out.contains("configuration: FAILED: configuration error in `storage_key`: is required"),
+        "{out}"
+    );
+
+    let rotating = head(dir.path()).replace(
+        "[[api_keys]]",
+        &format!(
+            "storage_key_previous = \"{}\"\n[[api_keys]]",
+            "44".repeat(32)
+        ),
+    );
+    let (_, out) = check(dir.path(), &format!("{rotating}{oa}"));
+    assert!(
+        out.contains("storage key: ok (storage_key seals; storage_key_previous still opens"),
+        "{out}"
+    );
+    assert!(out.contains("run `wxlink reseal`"), "{out}");
+}
+
+#[test]
 fn an_unusable_database_fails() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "database_url = \"sqlite://{}/no/such/dir/x.db\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n{}",
+        "database_url = \"sqlite://{}/no/such/dir/x.db\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n{}",
         dir.path().display(),
         app("oa", STABLE, "s", "stable", "http://127.0.0.1:1"),
     );

@@ -27,7 +27,7 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
         ("listen = \"everywhere\"", "`listen`"),
         (
             &format!(
-                "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"nope\"\nsecret = \"s\"\n"
+                "storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"nope\"\nsecret = \"s\"\n"
             ),
             "`apps[0].appid`",
         ),
@@ -37,7 +37,7 @@ fn invalid_settings_stop_start_up_naming_the_setting() {
         ),
         (
             &format!(
-                "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"website\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
+                "storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"oa\"\nkind = \"website\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
             ),
             "`apps[0].kind`",
         ),
@@ -100,7 +100,7 @@ fn a_missing_config_file_is_named() {
 #[test]
 fn secrets_come_from_the_environment() {
     let toml = format!(
-        "listen = \"127.0.0.1:0\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"shop-oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"env:WXLINK_TEST_UNSET_SECRET_VAR\"\n"
+        "listen = \"127.0.0.1:0\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n[[apps]]\nid = \"shop-oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"env:WXLINK_TEST_UNSET_SECRET_VAR\"\n"
     );
     let (ok, stderr) = run_with_config(&toml);
     assert!(!ok);

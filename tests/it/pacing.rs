@@ -87,7 +87,7 @@ async fn three_instances_together_keep_to_the_apps_rate() {
     std::fs::write(
         &config,
         format!(
-            "database_url = \"{db}\"\n\
+            "database_url = \"{db}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n\
              [outbox]\nrate_per_sec = {RATE}\nconcurrency = 4\nlease_secs = 10\npoll_interval_ms = 50\n\
              [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
              [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\

@@ -49,7 +49,7 @@ impl World {
         std::fs::write(
             &path,
             format!(
-                "database_url = \"sqlite://{db}\"\n\
+                "database_url = \"sqlite://{db}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n\
                  shutdown_grace_secs = {grace_secs}\n\
                  [outbox]\npoll_interval_ms = 50\n\
                  [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\

@@ -137,7 +137,7 @@ async fn the_standalone_simulator_registers_configured_apps() {
     let path = dir.path().join("wxlink.toml");
     std::fs::write(
         &path,
-        "public_url = \"http://127.0.0.1:8080\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n",
+        "public_url = \"http://127.0.0.1:8080\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0\"\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n",
     )
     .unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))

@@ -116,3 +116,65 @@ impl DbProxy {
         u.to_string()
     }
 }
+
+/// Every value of every column of every table, as text, one `table.column: value` line
+/// each: what someone who can read the database (or a backup of it) sees. Bytes are shown
+/// as they are, so a secret stored in clear in a BLOB is found too.
+pub async fn dump_database(url: &str) -> String {
+    use sqlx::Connection;
+    let mut out = String::new();
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let tables: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        for (table,) in tables {
+            let columns: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT name FROM pragma_table_info('{table}')"))
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            for (column,) in columns {
+                let values: Vec<(Option<Vec<u8>>,)> = sqlx::query_as(&format!(
+                    "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\""
+                ))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+                for (v,) in values.into_iter().filter_map(|(v,)| v.map(|v| (v,))) {
+                    out.push_str(&format!(
+                        "{table}.{column}: {}\n",
+                        String::from_utf8_lossy(&v)
+                    ));
+                }
+            }
+        }
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let columns: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
+             WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        for (table, column, ty) in columns {
+            let expr = if ty == "bytea" {
+                format!("encode(\"{column}\", 'escape')")
+            } else {
+                format!("CAST(\"{column}\" AS TEXT)")
+            };
+            let values: Vec<(Option<String>,)> =
+                sqlx::query_as(&format!("SELECT {expr} FROM \"{table}\""))
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap();
+            for v in values.into_iter().filter_map(|(v,)| v) {
+                out.push_str(&format!("{table}.{column}: {v}\n"));
+            }
+        }
+    }
+    out
+}

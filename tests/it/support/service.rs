@@ -224,9 +224,18 @@ impl TestApp {
     /// Another wxlink instance on the same database and simulator (what a second process or
     /// a restart sees), with its own clock. Returns its base URL and state.
     pub async fn another_instance(&self, clock: Clock) -> (String, wxlink::context::Ctx) {
+        self.another_instance_with(clock, |t| t).await
+    }
+
+    /// [`TestApp::another_instance`] with its configuration changed by `edit` (a restart
+    /// after an operator edited the file).
+    pub async fn another_instance_with(
+        &self,
+        clock: Clock,
+        edit: impl FnOnce(String) -> String,
+    ) -> (String, wxlink::context::Ctx) {
         let port = self.base.rsplit(':').next().unwrap();
-        let toml = self
-            .config_toml
+        let toml = edit(self.config_toml.clone())
             .replace(
                 &format!("listen = \"127.0.0.1:{port}\""),
                 "listen = \"127.0.0.1:0\"",
@@ -236,6 +245,17 @@ impl TestApp {
                 &format!("public_url = \"{}\"\nreturn_to_allow", self.base),
             );
         start_instance(&toml, None, clock, self.token.clone()).await
+    }
+
+    /// The service's configuration, changed by `edit`, as a command such as `wxlink
+    /// reseal` would load it.
+    pub fn config_with(&self, edit: impl FnOnce(String) -> String) -> Config {
+        Config::from_toml_str(&self.config_toml_with(edit)).expect("test configuration")
+    }
+
+    /// The service's configuration file, changed by `edit`.
+    pub fn config_toml_with(&self, edit: impl FnOnce(String) -> String) -> String {
+        edit(self.config_toml.clone())
     }
 
     /// Moves both the service's and the simulator's clocks.
