@@ -115,37 +115,37 @@ fn secrets_come_from_the_environment() {
 #[test]
 fn errors_name_the_full_path_and_the_line() {
     let apps = format!(
-        "[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
+        "storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n\n[[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"wx1234567890abcdef\"\nsecret = \"s\"\n"
     );
     let cases = [
         (
             format!("{apps}\n[outbox]\nconcurency = 64\n"),
             "`outbox.concurency` (",
-            12,
+            13,
         ),
         (
             format!("{apps}\n[outbox]\nconcurrency = \"many\"\n"),
             "`outbox.concurrency` (",
-            12,
+            13,
         ),
         (
             format!("{apps}push_tokn = \"x\"\n"),
             "`apps[0].push_tokn` (",
-            10,
+            11,
         ),
         (
             format!(
                 "{apps}\n[[apps]]\nid = \"mp\"\nkind = \"official_account\"\nappid = \"nope\"\nsecret = \"s\"\n"
             ),
             "`apps[1].appid` (",
-            14,
+            15,
         ),
         (
             format!(
                 "{apps}\n[rate_limits]\ntrusted_proxies = [\"10.0.0.0/8\",\n  \"10.0.0.0/33\"]\n"
             ),
             "`rate_limits.trusted_proxies[1]` (",
-            13,
+            14,
         ),
     ];
     for (toml, setting, line) in cases {
