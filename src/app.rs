@@ -135,6 +135,7 @@ impl App {
             clock,
             tokens,
             push,
+            sandbox_sim: sandbox.as_ref().map(|sb| sb.sim.clone()),
         });
 
         let secure = public_url.scheme() == "https";
@@ -217,6 +218,7 @@ impl App {
 
         ctx.tokens.spawn_refreshers(background.clone());
         ctx.push.spawn_sweeper(background.clone());
+        ctx.store.spawn_file_watch(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
         let webhooks_stop = CancellationToken::new();
         let _stop_webhooks = webhooks_stop.clone().drop_guard();

@@ -42,6 +42,16 @@ pub async fn run(config_path: Option<&Path>, out: &mut impl Write) -> bool {
     }
 
     let _ = writeln!(out, "{}", storage_line(&config));
+    for (i, key) in config.api_keys.iter().enumerate() {
+        if key.scopes.is_none() {
+            let _ = writeln!(
+                out,
+                "api_keys[{i}] ({:?}): warning: no `scopes`, so the key may do everything on every app; name what it needs ({})",
+                key.name,
+                crate::config::Scope::ALL.map(|s| s.as_str()).join(", ")
+            );
+        }
+    }
 
     let db = crate::app::redact_url(&config.database_url);
     match check_database(&config.database_url).await {

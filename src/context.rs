@@ -25,6 +25,9 @@ pub struct Context {
     pub push: crate::push::Inbox,
     /// Signed events out to the configured endpoints.
     pub webhooks: crate::webhooks::Webhooks,
+    /// The sandbox's simulator, when the sandbox runs: what a backend records about a
+    /// simulated person through the API (an acceptance) that person also did in WeChat.
+    pub sandbox_sim: Option<crate::sim::Sim>,
 }
 
 impl Context {

@@ -60,9 +60,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let ctx = app.context().clone();
             if let Some(sb) = app.sandbox() {
                 println!("{}", sb.banner(&ctx.config.database_url, app.public_url()));
-            } else {
-                tracing::info!(url = %app.public_url(), port = app.port(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), "wxlink listening");
+                if let Some(warning) = sb.public_warning(ctx.config.listen, app.public_url()) {
+                    eprintln!("{warning}");
+                    tracing::warn!(listen = %ctx.config.listen, url = %app.public_url(), "the sandbox is reachable from other machines and shows its API key on its page");
+                }
             }
+            tracing::info!(url = %app.public_url(), port = app.port(), store = ctx.store.backend_name(), apps = ctx.config.apps.len(), sandbox = ctx.config.sandbox, "wxlink listening");
             app.run_until_stopped(shutdown_signal()).await?;
         }
         Command::Check => {

@@ -20,6 +20,7 @@ fn cutoff(kind: Prunable, s: &RetentionSettings, now: Timestamp) -> Option<i64> 
         // 0 days: a row goes once its refresh token has expired.
         Prunable::WebTokens => return Some(now.secs() - s.web_tokens_days * 86_400),
         Prunable::Messages => (s.messages_days * 86_400, true),
+        Prunable::PushEvents | Prunable::PushDeliveryReports => (s.pushes_days * 86_400, false),
     };
     if keep_secs == 0 {
         return None;

@@ -62,6 +62,16 @@ pub enum TokenError {
         app: AppId,
         denied: ForceRefreshDenied,
     },
+    /// The reporting API key's reports already caused its daily share of forced refreshes.
+    #[error(
+        "the API key {key:?} already caused {limit} forced refreshes of app {app}'s token today (tokens.invalidations_per_key_per_day); the count starts again at midnight in Beijing"
+    )]
+    InvalidationLimit {
+        app: AppId,
+        key: String,
+        limit: i64,
+        retry_after_secs: i64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,8 +83,9 @@ enum Reason {
     Missing,
     /// The token is in its refresh window.
     Proactive,
-    /// A caller reported this token as refused by WeChat.
-    Invalidated(Arc<str>),
+    /// A caller reported this token as refused by WeChat; with the API key that reported
+    /// it, when one did (the forced refreshes it causes are counted against the key).
+    Invalidated(Arc<str>, Option<Arc<str>>),
 }
 
 #[derive(Clone)]
@@ -195,6 +206,18 @@ impl TokenManager {
     /// "This token failed for me": replaced only if it is still the current one; otherwise
     /// the current one is returned without calling WeChat.
     pub async fn invalidate(&self, app: &AppId, failed: &str) -> Result<AccessToken, TokenError> {
+        self.invalidate_by(app, failed, None).await
+    }
+
+    /// [`Self::invalidate`] reported by an API key: a `force_refresh` the report causes is
+    /// counted against the key's `tokens.invalidations_per_key_per_day` (reports answered
+    /// from memory, or joined to a refresh already under way, cost nothing).
+    pub async fn invalidate_by(
+        &self,
+        app: &AppId,
+        failed: &str,
+        key: Option<&str>,
+    ) -> Result<AccessToken, TokenError> {
         let at = self.app(app)?;
         let now = self.inner.clock.now();
         if let Some(c) = at.cached()
@@ -203,8 +226,8 @@ impl TokenManager {
         {
             return Ok(c.into());
         }
-        self.refresh(at, Reason::Invalidated(Arc::from(failed)))
-            .await
+        let reason = Reason::Invalidated(Arc::from(failed), key.map(Arc::from));
+        self.refresh(at, reason).await
     }
 
     /// Calls a WeChat API with the app's token; on a token-invalid answer (40001, 40014,
@@ -274,7 +297,7 @@ impl TokenManager {
                 Err(e) => {
                     s.store.release_token_lease(id, &s.owner).await?;
                     // Upstream trouble while the token still works: keep serving it.
-                    if !matches!(reason, Reason::Invalidated(_))
+                    if !matches!(reason, Reason::Invalidated(..))
                         && let Some(c) = at.cached().or_else(|| current_of(&row))
                         && c.expires_at - SAFETY_SECS > s.clock.now()
                     {
@@ -321,7 +344,7 @@ impl TokenManager {
         match reason {
             Reason::Missing => valid,
             Reason::Proactive => valid && now < self.refresh_at(at, c),
-            Reason::Invalidated(bad) => valid && c.token != *bad,
+            Reason::Invalidated(bad, _) => valid && c.token != *bad,
         }
     }
 
@@ -338,15 +361,46 @@ impl TokenManager {
         reason: &Reason,
     ) -> Result<AccessTokenResponse, TokenError> {
         match reason {
-            Reason::Invalidated(bad) if at.app.token_mode == TokenMode::Stable => {
+            Reason::Invalidated(bad, key) if at.app.token_mode == TokenMode::Stable => {
                 let plain = self.fetch(at, false).await?;
                 if *plain.access_token != **bad {
                     return Ok(plain);
                 }
-                self.fetch(at, true).await
+                self.forced(at, key.as_deref()).await
             }
             _ => self.fetch(at, false).await,
         }
+    }
+
+    /// A `force_refresh`, counted first against the reporting key's own daily limit (given
+    /// back when our budget then refuses it before WeChat is asked).
+    async fn forced(
+        &self,
+        at: &AppToken,
+        key: Option<&str>,
+    ) -> Result<AccessTokenResponse, TokenError> {
+        let Some(key) = key else {
+            return self.fetch(at, true).await;
+        };
+        let s = &self.inner;
+        let id = &at.app.id;
+        let now = s.clock.now();
+        let day = crate::clock::beijing_day(now);
+        let limit = s.settings.invalidations_per_key_per_day;
+        if !s.store.reserve_invalidation(key, id, day, limit).await? {
+            tracing::warn!(app = %id, api_key = key, limit, "per-key invalidation limit reached");
+            return Err(TokenError::InvalidationLimit {
+                app: id.clone(),
+                key: key.to_owned(),
+                limit,
+                retry_after_secs: (crate::clock::next_beijing_midnight(now) - now).max(1),
+            });
+        }
+        let result = self.fetch(at, true).await;
+        if let Err(TokenError::ForceRefreshBudget { .. }) = &result {
+            s.store.release_invalidation(key, id, day).await?;
+        }
+        result
     }
 
     /// One upstream fetch, with bounded retries for transient failures only.

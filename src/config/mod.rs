@@ -9,6 +9,7 @@ mod admin;
 mod api_keys;
 mod apps;
 mod database;
+mod locate;
 mod metrics;
 mod oauth;
 mod outbox;
@@ -16,12 +17,13 @@ mod pages;
 mod push;
 mod rate_limits;
 mod retention;
+mod sandbox;
 mod storage;
 mod tokens;
 mod webhooks;
 
 pub use admin::AdminSettings;
-pub use api_keys::ApiKey;
+pub use api_keys::{ApiKey, Scope};
 pub use apps::{AppConfig, TokenMode};
 pub use database::DatabaseSettings;
 pub use metrics::MetricsSettings;
@@ -31,6 +33,7 @@ pub use pages::PagesSettings;
 pub use push::{PushMode, PushSettings};
 pub use rate_limits::{Limit, RateLimitSettings};
 pub use retention::RetentionSettings;
+pub use sandbox::{SandboxSettings, is_public as sandbox_is_public};
 pub use tokens::TokenSettings;
 pub use webhooks::{WebhookDelivery, WebhookEndpoint};
 
@@ -47,30 +50,81 @@ use std::path::Path;
 use url::Url;
 
 #[derive(Debug, thiserror::Error)]
-#[error("configuration error in `{setting}`: {problem}")]
+#[error("configuration error in `{setting}`{}: {problem}", self.at.as_deref().map(|at| format!(" ({at})")).unwrap_or_default())]
 pub struct ConfigError {
+    /// The setting's full path, e.g. `outbox.concurrency` or `apps[0].appid`.
     pub setting: String,
     pub problem: String,
+    /// Where the file holds it, e.g. `wxlink.toml line 12`, when it came from the file.
+    pub at: Option<String>,
 }
 
 impl ConfigError {
-    /// Names the innermost key figment complained about.
+    /// Names the key figment complained about by its full path (`outbox.concurrency`).
     fn from_figment(e: figment::Error) -> Self {
-        let setting = e
-            .path
-            .last()
-            .cloned()
-            .unwrap_or_else(|| "configuration file".into());
-        Self::new(setting, e.kind.to_string())
+        let mut path = String::new();
+        for part in &e.path {
+            match part.parse::<usize>() {
+                Ok(i) => path.push_str(&format!("[{i}]")),
+                Err(_) if path.is_empty() => path.push_str(part),
+                Err(_) => {
+                    path.push('.');
+                    path.push_str(part);
+                }
+            }
+        }
+        if path.is_empty() {
+            path = "configuration file".into();
+        }
+        let from_env = e
+            .metadata
+            .as_ref()
+            .is_some_and(|m| m.name.to_lowercase().contains("environment"));
+        let mut err = Self::new(path, e.kind.to_string());
+        // Only what the file said gets the file's line.
+        err.at = from_env.then(|| "from the environment".to_owned());
+        err
     }
 
     pub(crate) fn new(setting: impl Into<String>, problem: impl Into<String>) -> Self {
         Self {
             setting: setting.into(),
             problem: problem.into(),
+            at: None,
         }
     }
+
+    /// Adds the line of `file` that holds the setting, when it does.
+    fn located_in(mut self, file: &Path) -> Self {
+        if self.at.is_some() || overridden_by_env(&self.setting) {
+            return self;
+        }
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Some(line) = locate::line_of(&text, &self.setting)
+        {
+            self.at = Some(format!("{} line {line}", file.display()));
+        }
+        self
+    }
 }
+
+/// Whether a top-level setting's value may have come from its environment override, not
+/// from the file (its line would then mislead).
+fn overridden_by_env(setting: &str) -> bool {
+    let key = setting.split(['.', '[']).next().unwrap_or_default();
+    let var = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    ENV_OVERRIDES.contains(&key) && var(&format!("WXLINK_{}", key.to_uppercase()))
+        || key == "database_url" && var("DATABASE_URL")
+}
+
+/// The top-level keys `WXLINK_<KEY>` overrides.
+const ENV_OVERRIDES: &[&str] = &[
+    "listen",
+    "public_url",
+    "database_url",
+    "max_body_bytes",
+    "shutdown_grace_secs",
+];
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -89,6 +143,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// No configuration given: built-in simulator, sandbox apps, a development API key.
     pub sandbox: bool,
+    /// `[sandbox]`: what the sandbox adds when it runs.
+    pub sandbox_settings: SandboxSettings,
     /// Seals stored secrets (session keys, web and global access tokens, callback
     /// answers), with the key before the last rotation. Required outside the sandbox; the
     /// sandbox keeps a generated one beside its database.
@@ -122,7 +178,7 @@ struct RawConfig {
     push: PushSettings,
     outbox: OutboxSettings,
     max_body_bytes: Option<usize>,
-    sandbox: Option<bool>,
+    sandbox: Option<sandbox::RawSandbox>,
     storage_key: Option<String>,
     storage_key_previous: Option<String>,
     metrics: metrics::RawMetrics,
@@ -150,19 +206,18 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment =
-            figment
-                .merge(Env::raw().only(&["database_url"]))
-                .merge(Env::prefixed("WXLINK_").only(&[
-                    "listen",
-                    "public_url",
-                    "database_url",
-                    "max_body_bytes",
-                    "sandbox",
-                    "shutdown_grace_secs",
-                ]));
-        let raw: RawConfig = figment.extract().map_err(ConfigError::from_figment)?;
-        Self::from_raw(raw, path.is_some())
+        figment = figment
+            .merge(Env::raw().only(&["database_url"]))
+            .merge(Env::prefixed("WXLINK_").only(ENV_OVERRIDES));
+        let sandbox_env = sandbox::SandboxEnv::read()?;
+        let loaded = figment
+            .extract::<RawConfig>()
+            .map_err(ConfigError::from_figment)
+            .and_then(|raw| Self::from_raw(raw, path.is_some(), &sandbox_env));
+        loaded.map_err(|e| match path {
+            Some(file) => e.located_in(file),
+            None => e,
+        })
     }
 
     /// Parses configuration given as TOML text, as if read from a file (no environment).
@@ -171,11 +226,19 @@ impl Config {
             .merge(Toml::string(toml))
             .extract()
             .map_err(ConfigError::from_figment)?;
-        Self::from_raw(raw, true)
+        Self::from_raw(raw, true, &sandbox::SandboxEnv::default())
     }
 
-    fn from_raw(raw: RawConfig, from_file: bool) -> Result<Self, ConfigError> {
-        let sandbox = raw.sandbox.unwrap_or(!from_file && raw.apps.is_empty());
+    fn from_raw(
+        raw: RawConfig,
+        from_file: bool,
+        sandbox_env: &sandbox::SandboxEnv,
+    ) -> Result<Self, ConfigError> {
+        let (sandbox, sandbox_settings) = sandbox::parse(
+            raw.sandbox.as_ref(),
+            sandbox_env,
+            !from_file && raw.apps.is_empty(),
+        )?;
         let default_listen = if sandbox {
             "127.0.0.1:8080"
         } else {
@@ -204,6 +267,9 @@ impl Config {
                 Ok(url)
             })
             .transpose()?;
+        if sandbox {
+            sandbox::check_public(listen, public_url.as_ref(), &sandbox_settings)?;
+        }
 
         let database_url = raw
             .database_url
@@ -221,13 +287,6 @@ impl Config {
         let return_to_allow = ReturnToAllowList::parse(&raw.return_to_allow)
             .map_err(|e| ConfigError::new("return_to_allow", e.0))?;
 
-        let api_keys = raw
-            .api_keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| api_keys::parse(i, k))
-            .collect::<Result<Vec<_>, _>>()?;
-
         let mut apps: Vec<AppConfig> = Vec::new();
         for (i, a) in raw.apps.iter().enumerate() {
             let app = apps::parse(i, a)?;
@@ -239,6 +298,12 @@ impl Config {
             }
             apps.push(app);
         }
+        let api_keys = raw
+            .api_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| api_keys::parse(i, k, &apps))
+            .collect::<Result<Vec<_>, _>>()?;
 
         oauth::check(&raw.oauth)?;
         tokens::check(&raw.tokens)?;
@@ -269,6 +334,10 @@ impl Config {
             raw.storage_key_previous.as_ref(),
             sandbox,
         )?;
+        let retention = RetentionSettings {
+            pushes_days: raw.push.retention_days,
+            ..raw.retention
+        };
         let metrics = raw.metrics.parse()?;
         let admin = raw.admin.parse()?;
         let rate_limits = raw.rate_limits.parse()?;
@@ -292,6 +361,7 @@ impl Config {
             outbox: raw.outbox,
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             sandbox,
+            sandbox_settings,
             storage_key,
             metrics,
             admin,
@@ -300,7 +370,7 @@ impl Config {
             shutdown_grace_secs,
             webhooks,
             webhook_delivery: raw.webhook_delivery,
-            retention: raw.retention,
+            retention,
         })
     }
 

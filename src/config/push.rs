@@ -190,7 +190,7 @@ mod tests {
                 "apps[0].encoding_aes_key_previous",
             ),
             ("push_token = \"bad token!\"", "apps[0].push_token"),
-            ("push_mode = \"secret\"", "push_mode"),
+            ("push_mode = \"secret\"", "apps[0].push_mode"),
             (
                 "[push]\ntimestamp_window_secs = 0",
                 "push.timestamp_window_secs",

@@ -27,6 +27,10 @@ pub struct RetentionSettings {
     /// Finished messages (sent, delivered, failed, rejected), counted from their last
     /// change; an `Idempotency-Key` is remembered as long as its message.
     pub messages_days: i64,
+    /// Handled pushes and delivery reports, counted from their arrival: `[push]
+    /// retention_days`, copied here so one pruner deletes every kind in batches.
+    #[serde(skip)]
+    pub pushes_days: i64,
 }
 
 impl Default for RetentionSettings {
@@ -40,6 +44,7 @@ impl Default for RetentionSettings {
             link_tickets_days: 7,
             web_tokens_days: 0,
             messages_days: 90,
+            pushes_days: 30,
         }
     }
 }

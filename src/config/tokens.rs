@@ -16,6 +16,9 @@ pub struct TokenSettings {
     pub lease_secs: i64,
     /// How often each instance looks at the stored token.
     pub check_interval_ms: u64,
+    /// How many `force_refresh` calls (of WeChat's 20 a day per app) the reports of one API
+    /// key may cause per app and Beijing day.
+    pub invalidations_per_key_per_day: i64,
 }
 
 impl Default for TokenSettings {
@@ -25,6 +28,7 @@ impl Default for TokenSettings {
             jitter_secs: 60,
             lease_secs: 60,
             check_interval_ms: 1000,
+            invalidations_per_key_per_day: 5,
         }
     }
 }
@@ -45,6 +49,12 @@ pub(super) fn check(tk: &TokenSettings) -> Result<(), ConfigError> {
             tk.refresh_margin_secs / 2,
         ),
         ("tokens.lease_secs", tk.lease_secs, 5, 600),
+        (
+            "tokens.invalidations_per_key_per_day",
+            tk.invalidations_per_key_per_day,
+            1,
+            2000,
+        ),
         (
             "tokens.check_interval_ms",
             tk.check_interval_ms as i64,

@@ -117,6 +117,10 @@ impl ReturnToAllowList {
         self.0.push(url);
     }
 
+    pub fn entries(&self) -> &[Url] {
+        &self.0
+    }
+
     fn allows(&self, candidate: &Url) -> bool {
         self.0.iter().any(|allowed| {
             allowed.scheme() == candidate.scheme()

@@ -69,13 +69,19 @@ async fn readyz(State(ctx): State<Ctx>) -> Response {
     let reason = match ctx.store.ping().await {
         Err(e) => {
             tracing::warn!(error = %e, "readiness: store not answering");
-            Some(("database_unavailable", "the database is not answering"))
+            Some((
+                "database_unavailable",
+                "the database is not answering".to_owned(),
+            ))
         }
         Ok(()) if ctx.store.is_full() => Some((
             "storage_full",
-            "the database's disk is full: writes are refused until there is room",
+            "the database's disk is full: writes are refused until there is room".to_owned(),
         )),
-        Ok(()) => None,
+        Ok(()) => ctx
+            .store
+            .file_problem()
+            .map(|why| ("database_file_missing", why)),
     };
     match reason {
         None => axum::Json(json!({"status": "ready"})).into_response(),

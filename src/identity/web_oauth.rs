@@ -43,6 +43,9 @@ pub enum Completed {
     Ticket(CodeProblem),
     /// The identity is bound to another user, or its unionid is.
     Conflict(Conflict),
+    /// The ticket's user has a mini-program identity with another unionid: someone else
+    /// opened a forwarded link. Nothing is bound and the ticket stays usable.
+    TicketOtherPerson,
 }
 
 /// The one exchange of a code: store the identity, bind it, mint the login code.
@@ -123,18 +126,26 @@ pub async fn complete(
     } else {
         None
     };
+    let unionid = unionid.or_else(|| {
+        profile
+            .as_ref()
+            .and_then(|p| p.unionid.as_deref())
+            .and_then(|u| UnionId::parse(u).ok())
+    });
+    if let Some(ticket_hash) = started.ticket_hash
+        && let Some(u) = &unionid
+        && other_person(ctx, ticket_hash, u, now).await?
+    {
+        tracing::warn!(app = %app_cfg.id, openid = %openid.redacted(), "link ticket opened by another person (unionid differs from the user's mini-program identity)");
+        return Ok(Completed::TicketOtherPerson);
+    }
     let identity = ctx
         .store
         .upsert_identity(
             &NewIdentity {
                 app: app_cfg.id.clone(),
                 openid: openid.clone(),
-                unionid: unionid.or_else(|| {
-                    profile
-                        .as_ref()
-                        .and_then(|p| p.unionid.as_deref())
-                        .and_then(|u| UnionId::parse(u).ok())
-                }),
+                unionid,
                 scope,
                 profile,
                 is_snapshot: false,
@@ -183,6 +194,35 @@ pub async fn complete(
         });
     }
     Ok(Completed::Linked { user_id })
+}
+
+/// Whether the ticket was minted for a user whose mini-program identity carries another
+/// unionid than the person completing it: a forwarded link must not bind a stranger. A
+/// ticket that is not usable is left to `consume_ticket` to explain.
+async fn other_person(
+    ctx: &Context,
+    ticket_hash: &str,
+    unionid: &UnionId,
+    now: crate::clock::Timestamp,
+) -> Result<bool, StoreError> {
+    let Ok(ticket) = ctx.store.check_ticket(ticket_hash, now).await? else {
+        return Ok(false);
+    };
+    let mini_programs: Vec<_> = ctx
+        .config
+        .apps
+        .iter()
+        .filter(|a| a.kind == crate::config::AppKind::MiniProgram)
+        .map(|a| &a.id)
+        .collect();
+    Ok(ctx
+        .store
+        .user_identities(&ticket.user_id)
+        .await?
+        .iter()
+        .filter(|i| mini_programs.contains(&&i.app))
+        .filter_map(|i| i.unionid.as_ref())
+        .any(|theirs| theirs != unionid))
 }
 
 /// What a second callback with an already claimed code is owed.

@@ -39,6 +39,11 @@ impl AutoDraft {
     }
 
     /// The Official Account template message, used when the person follows.
+    /// The apps its parts go through.
+    pub fn apps(&self) -> impl Iterator<Item = &AppId> {
+        self.template.iter().chain(&self.subscribe).map(|d| &d.app)
+    }
+
     pub fn template(&self) -> Option<&MessageDraft> {
         self.template.as_ref()
     }

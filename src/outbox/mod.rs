@@ -12,6 +12,7 @@ pub mod accept;
 mod attempt;
 pub mod auto;
 pub mod draft;
+mod pacing;
 pub mod refusal;
 pub mod templates;
 
@@ -27,9 +28,9 @@ use crate::store::{
 };
 use crate::token::TokenManager;
 use crate::wechat::WechatClient;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+pub use pacing::HEARTBEAT as PACING_HEARTBEAT;
+use pacing::Pacer;
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use templates::Templates;
@@ -64,8 +65,8 @@ struct Inner {
     /// Names this instance in message leases.
     owner: String,
     templates: Templates,
-    /// Per-app pacing of sends to WeChat.
-    pacers: HashMap<AppId, DefaultDirectRateLimiter>,
+    /// Per-app pacing of sends to WeChat: this instance's share of the fleet's rate.
+    pacers: HashMap<AppId, Pacer>,
     /// New work: wakes the claimer before its poll interval.
     wake: Notify,
     /// `?wait=` requests, woken when their message settles here.
@@ -95,17 +96,9 @@ impl Outbox {
         clock: Clock,
         settings: OutboxSettings,
     ) -> Self {
-        let rate = NonZeroU32::new(settings.rate_per_sec).unwrap_or(NonZeroU32::MIN);
-        // A tenth of a second's worth at once, so a burst is spread over the second.
-        let burst = NonZeroU32::new(settings.rate_per_sec / 10).unwrap_or(NonZeroU32::MIN);
         let pacers = apps
             .iter()
-            .map(|a| {
-                (
-                    a.id.clone(),
-                    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
-                )
-            })
+            .map(|a| (a.id.clone(), Pacer::new(settings.rate_per_sec)))
             .collect();
         let enqueue = GroupCommit::start(
             ENQUEUE_QUEUE,
@@ -214,6 +207,7 @@ impl Outbox {
     /// and one writer that records finished attempts in batches (until the last attempt
     /// claimed before `stop` is recorded).
     pub fn spawn(&self, stop: CancellationToken) -> Workers {
+        self.spawn_pacing(stop.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let finisher = tokio::spawn(
             self.clone()
@@ -440,12 +434,16 @@ impl Commit<EnqueueJob> for Enqueuer {
         let store = &self.store;
         let (messages, replies): (Vec<NewMessage>, Vec<_>) = batch.into_iter().unzip();
         let now = self.clock.timestamp();
-        let written = store.enqueue(&messages, now).await;
-        store.note_write(&written);
+        let written = store.kept(store.enqueue(&messages, now).await);
         match written {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(Ok(r));
+                }
+            }
+            Err(StoreError::Lost(why)) => {
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Lost(why.clone())));
                 }
             }
             Err(e) if messages.len() == 1 => {
@@ -453,8 +451,7 @@ impl Commit<EnqueueJob> for Enqueuer {
             }
             Err(_) => {
                 for (m, reply) in messages.into_iter().zip(replies) {
-                    let r = store.enqueue(std::slice::from_ref(&m), now).await;
-                    store.note_write(&r);
+                    let r = store.kept(store.enqueue(std::slice::from_ref(&m), now).await);
                     let _ = reply.send(r.map(|v| v[0]));
                 }
             }

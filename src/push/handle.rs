@@ -15,8 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 /// After this many failed attempts an event is closed with outcome `gave_up: <error>`.
 const MAX_ATTEMPTS: i64 = 10;
-/// Handled events are pruned at most this often.
-const PRUNE_EVERY_SECS: i64 = 3600;
 
 /// One stored event waiting for its effect.
 #[derive(Debug, Clone)]
@@ -244,31 +242,22 @@ impl Inbox {
         }
     }
 
-    /// Sweeps at start-up and every `push.sweep_interval_secs`, and prunes old records.
+    /// Sweeps at start-up and every `push.sweep_interval_secs`, and forgets old replay keys.
     pub fn spawn_sweeper(&self, stop: CancellationToken) {
         let inbox = self.clone();
         tokio::spawn(async move {
             let interval = Duration::from_secs(inbox.settings.sweep_interval_secs);
-            let mut last_prune = i64::MIN;
             loop {
                 if let Err(e) = inbox.sweep_once().await {
                     tracing::warn!(error = %e, "push sweep failed; trying again next interval");
                 }
                 inbox.outbox.apply_waiting_reports().await;
                 let now = inbox.clock.now();
-                let s = &inbox.settings;
-                let events_before = if now.saturating_sub(last_prune) >= PRUNE_EVERY_SECS {
-                    last_prune = now;
-                    Some(now - s.retention_days * 86_400)
-                } else {
-                    None
-                };
                 if let Err(e) = inbox
                     .store
-                    .prune_push_records(
-                        Timestamp::from_secs(now - s.timestamp_window_secs),
-                        events_before.map(Timestamp::from_secs),
-                    )
+                    .prune_push_nonces(Timestamp::from_secs(
+                        now - inbox.settings.timestamp_window_secs,
+                    ))
                     .await
                 {
                     tracing::warn!(error = %e, "pruning push records failed");

@@ -80,8 +80,7 @@ impl Commit<Job> for Writer {
         }
         if !records.is_empty() {
             let pushes: Vec<&NewPush> = records.iter().map(|(p, _)| p).collect();
-            let stored = store.record_pushes(&pushes).await;
-            store.note_write(&stored);
+            let stored = store.kept(store.record_pushes(&pushes).await);
             match stored {
                 Ok(recorded) => {
                     for ((_, reply), r) in records.into_iter().zip(recorded) {
@@ -92,9 +91,12 @@ impl Commit<Job> for Writer {
                     tracing::error!(error = %e, pushes = records.len(), "storing a batch of pushes failed; each is refused and WeChat retries");
                     let msg = e.to_string();
                     let full = e.is_full();
+                    let lost = matches!(e, StoreError::Lost(_));
                     for (_, reply) in records {
                         let e = if full {
                             StoreError::Full(msg.clone())
+                        } else if lost {
+                            StoreError::Lost(msg.clone())
                         } else {
                             StoreError::Batch(msg.clone())
                         };

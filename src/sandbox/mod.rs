@@ -2,8 +2,10 @@
 //! apps (`oa`, `mp`), a development API key and a page at `/` ([`pages`]) to walk the whole
 //! flow in a desktop browser as a simulated WeChat user.
 
+pub mod backend;
 pub mod pages;
 pub mod receiver;
+pub mod results;
 
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
@@ -24,6 +26,13 @@ pub struct Sandbox {
     pub webhook_secret: String,
     /// What that receiver got, newest first.
     pub webhooks_received: std::sync::Mutex<std::collections::VecDeque<receiver::Delivery>>,
+    /// The backend API the pages call as a business backend would ([`backend`]).
+    pub backend: backend::Backend,
+    /// Where the sandbox's authorizations may return: its own `/sandbox/` and the extra
+    /// entries (`[sandbox] return_to_allow`), shown on the page.
+    pub return_to_allow: Vec<Url>,
+    /// Other machines can reach it (`[sandbox] allow_public`): said loudly at start-up.
+    pub public: bool,
 }
 
 /// The sandbox apps' templates, registered in the built-in simulator at start-up.
@@ -80,16 +89,29 @@ impl Sandbox {
         let sha: [u8; 32] = hex::decode(hash_token(&api_key))?
             .try_into()
             .map_err(|_| anyhow::anyhow!("sha256 length"))?;
-        config.api_keys.push(ApiKey {
-            name: "sandbox".into(),
-            sha256: sha,
-        });
+        config.api_keys.push(ApiKey::full_access("sandbox", sha));
         // The sandbox's admin pages open with the development key unless one is configured.
         config.admin.key_sha256.get_or_insert(sha);
-        config.return_to_allow.push(Url::parse(&format!(
+        let own = Url::parse(&format!(
             "{}/sandbox/",
             public_url.as_str().trim_end_matches('/')
-        ))?);
+        ))?;
+        let mut return_to_allow = vec![own.clone()];
+        return_to_allow.extend(
+            config
+                .sandbox_settings
+                .return_to_allow
+                .entries()
+                .iter()
+                .cloned(),
+        );
+        for url in &return_to_allow {
+            config.return_to_allow.push(url.clone());
+        }
+        // "Back" on the person pages leads to the sandbox page unless `[pages]` says otherwise.
+        if config.pages.home_url.is_none() {
+            config.pages.home_url = Some(public_url.clone());
+        }
         if config.storage_key.is_none() {
             config.storage_key = Some(Keyring::new(storage_key(&config.database_url)?, None));
         }
@@ -110,23 +132,45 @@ impl Sandbox {
                 secrets: vec![SecretString::from(webhook_secret.clone())],
             });
         }
+        let public = crate::config::sandbox_is_public(config.listen, config.public_url.as_ref());
         Ok(Self {
             sim,
+            backend: backend::Backend::new(&api_key),
             api_key,
             webhook_secret,
             webhooks_received: Default::default(),
+            return_to_allow,
+            public,
         })
     }
 
     /// What `wxlink serve` prints when the sandbox starts: where everything is.
     pub fn banner(&self, database_url: &str, public_url: &Url) -> String {
+        let allow: Vec<&str> = self.return_to_allow.iter().map(Url::as_str).collect();
         format!(
             "wxlink sandbox: SQLite at {database_url}, WeChat simulator at {public_url}sim\n  \
              open {public_url} in a browser to try the authorization flow\n  \
              development API key: {}\n  \
-             API reference: {public_url}api/docs/; admin pages: {public_url}admin (any user name, the API key as password)",
-            self.api_key
+             API reference: {public_url}api/docs/; admin pages: {public_url}admin (any user name, the API key as password)\n  \
+             return_to allowed: {} (more with WXLINK_SANDBOX_RETURN_TO_ALLOW)",
+            self.api_key,
+            allow.join(", ")
         )
+    }
+
+    /// What `wxlink serve` prints (to standard error) when the sandbox is public.
+    pub fn public_warning(&self, listen: std::net::SocketAddr, public_url: &Url) -> Option<String> {
+        self.public.then(|| {
+            let line = "!".repeat(78);
+            format!(
+                "{line}\n\
+                 WARNING: this sandbox is reachable from other machines ({listen}, {public_url}).\n\
+                 Its page at / shows the development API key to anyone who opens it, and that key\n\
+                 calls the whole backend API and opens the admin pages. Started anyway because\n\
+                 [sandbox] allow_public = true (or WXLINK_SANDBOX_ALLOW_PUBLIC=true) says so.\n\
+                 {line}"
+            )
+        })
     }
 }
 

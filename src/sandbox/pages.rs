@@ -1,17 +1,15 @@
 //! The sandbox page at `/` and its forms: walk the whole flow in a desktop browser as a
 //! simulated WeChat user, against the built-in simulator. Without the sandbox, `/` is a
-//! short landing page and the forms answer 404.
+//! short landing page and the forms answer 404. The cards' defaults follow the person:
+//! the business user their identities are bound to, else a user id nobody has yet, so the
+//! cards work in order without a binding conflict.
 
-use super::{ORDER_SHIPPED, ORDER_STATUS, Sandbox};
+use super::Sandbox;
 use crate::context::Ctx;
-use crate::domain::{
-    AppId, CardUrl, Channel, MessageData, OAuthScope, PagePath, Payload, RawDataValue, ReturnTo,
-    TemplateId, UserId, hash_token,
-};
-use crate::http::error::{ApiError, Page};
-use crate::outbox::MessageDraft;
+use crate::domain::{AppId, OAuthScope, OpenId, ReturnTo, UserId};
+use crate::http::error::Page;
 use askama::Template;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,7 +18,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// The sandbox as the pages see it: absent when the sandbox is off.
-type Shared = Option<Arc<Sandbox>>;
+pub(super) type Shared = Option<Arc<Sandbox>>;
 
 pub fn router(sandbox: Shared) -> Router<Ctx> {
     Router::new()
@@ -28,8 +26,9 @@ pub fn router(sandbox: Shared) -> Router<Ctx> {
         .route("/sandbox/people", post(add_person))
         .route("/sandbox/ticket", post(ticket))
         .route("/sandbox/mp-login", post(mp_login))
-        .route("/sandbox/result", get(result))
-        .route("/sandbox/send", post(send))
+        .route("/sandbox/result", get(super::results::result))
+        .route("/sandbox/send", post(super::results::send))
+        .route("/sandbox/messages/{id}", get(super::results::message))
         .layer(Extension(sandbox))
 }
 
@@ -41,6 +40,10 @@ struct IndexPage {
     people: Vec<crate::sim::Person>,
     current: String,
     return_to: String,
+    /// The default business user id of cards 3, 4 and 5.
+    user_id: String,
+    return_to_allow: Vec<String>,
+    public: bool,
 }
 
 #[derive(Template)]
@@ -65,16 +68,54 @@ async fn index(
     let Some(sb) = &sandbox else {
         return render(&PlainIndex);
     };
+    let current = crate::sim::person_cookie(&headers)
+        .filter(|p| sb.sim.person(p).is_some())
+        .unwrap_or_default();
+    let user_id = match suggested_user(&ctx, sb, &current).await {
+        Ok(u) => u,
+        Err(p) => return with_back(p).into_response(),
+    };
     render(&IndexPage {
         base: ctx.url(""),
         api_key: sb.api_key.clone(),
         people: sb.sim.people(),
-        current: crate::sim::person_cookie(&headers).unwrap_or_default(),
+        current,
         return_to: ctx.url("/sandbox/result"),
+        user_id,
+        return_to_allow: sb.return_to_allow.iter().map(|u| u.to_string()).collect(),
+        public: sb.public,
     })
 }
 
-fn sandbox_only(sandbox: &Shared) -> Result<&Sandbox, Page> {
+/// The business user the current person's identities are bound to; else the first of
+/// 42, 43, ... that nobody is bound to yet.
+async fn suggested_user(ctx: &Ctx, sb: &Sandbox, person: &str) -> Result<String, Page> {
+    if !person.is_empty() {
+        for app in &ctx.config.apps {
+            let openid = sb.sim.openid_of(app.wechat.appid.as_str(), person);
+            let Ok(openid) = OpenId::parse(&openid) else {
+                continue;
+            };
+            if let Some(user) = ctx
+                .store
+                .identity(&app.id, &openid)
+                .await?
+                .and_then(|i| i.user_id)
+            {
+                return Ok(user.to_string());
+            }
+        }
+    }
+    for n in 42..242 {
+        let user = UserId::parse(&n.to_string()).expect("digits are a user id");
+        if ctx.store.user_identities(&user).await?.is_empty() {
+            return Ok(user.to_string());
+        }
+    }
+    Ok("42".into())
+}
+
+pub(super) fn sandbox_only(sandbox: &Shared) -> Result<&Sandbox, Page> {
     sandbox.as_deref().ok_or_else(|| {
         Page::new(
             StatusCode::NOT_FOUND,
@@ -85,17 +126,31 @@ fn sandbox_only(sandbox: &Shared) -> Result<&Sandbox, Page> {
     })
 }
 
+/// Every sandbox page leads back to the sandbox.
+pub(super) fn with_back(page: Page) -> Page {
+    if page.link.is_some() {
+        return page;
+    }
+    page.link("/", "返回沙箱 / Back to the sandbox")
+}
+
+/// A handler's answer, its refusal with the way back.
+pub(super) fn answer(r: Result<Response, Page>) -> Response {
+    r.unwrap_or_else(|p| with_back(p).into_response())
+}
+
 #[derive(Deserialize)]
 struct PersonForm {
     nickname: Option<String>,
     snapshot: Option<String>,
 }
 
-async fn add_person(
-    Extension(sandbox): Extension<Shared>,
-    Form(f): Form<PersonForm>,
-) -> Result<Response, Page> {
-    let sb = sandbox_only(&sandbox)?;
+async fn add_person(Extension(sandbox): Extension<Shared>, Form(f): Form<PersonForm>) -> Response {
+    answer(add_person_page(&sandbox, f))
+}
+
+fn add_person_page(sandbox: &Shared, f: PersonForm) -> Result<Response, Page> {
+    let sb = sandbox_only(sandbox)?;
     let nickname = f
         .nickname
         .filter(|n| !n.trim().is_empty())
@@ -122,8 +177,12 @@ async fn ticket(
     State(ctx): State<Ctx>,
     Extension(sandbox): Extension<Shared>,
     Form(f): Form<TicketForm>,
-) -> Result<Response, Page> {
-    sandbox_only(&sandbox)?;
+) -> Response {
+    answer(ticket_page(&ctx, &sandbox, f).await)
+}
+
+async fn ticket_page(ctx: &Ctx, sandbox: &Shared, f: TicketForm) -> Result<Response, Page> {
+    sandbox_only(sandbox)?;
     let bad = |m: String| {
         Page::new(
             StatusCode::BAD_REQUEST,
@@ -140,7 +199,7 @@ async fn ticket(
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(e.0))?;
     let (url, _) =
-        crate::identity::link::mint_ticket(&ctx, app, &user, scope, Some(&return_to)).await?;
+        crate::identity::link::mint_ticket(ctx, app, &user, scope, Some(&return_to)).await?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, format!("{url}&wxsim=1"))],
@@ -161,13 +220,22 @@ async fn mp_login(
     Extension(sandbox): Extension<Shared>,
     headers: axum::http::HeaderMap,
     Form(f): Form<MpLoginForm>,
+) -> Response {
+    answer(mp_login_page(&ctx, &sandbox, &headers, f).await)
+}
+
+async fn mp_login_page(
+    ctx: &Ctx,
+    sandbox: &Shared,
+    headers: &axum::http::HeaderMap,
+    f: MpLoginForm,
 ) -> Result<Response, Page> {
-    let sb = sandbox_only(&sandbox)?;
+    let sb = sandbox_only(sandbox)?;
     let bad = |status: StatusCode, m: String| {
         Page::new(status, "invalid", "请求无效 / Invalid request", m)
     };
     let user = UserId::parse(f.user_id.trim()).map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
-    let person = match crate::sim::person_cookie(&headers).filter(|p| sb.sim.person(p).is_some()) {
+    let person = match crate::sim::person_cookie(headers).filter(|p| sb.sim.person(p).is_some()) {
         Some(p) => p,
         None => sb.sim.add_person(None, false).id,
     };
@@ -185,7 +253,7 @@ async fn mp_login(
         .sim
         .mint_login_code(mp.wechat.appid.as_str(), &person)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, format!("wx.login failed: {e:?}")))?;
-    crate::identity::mini_program::login(&ctx, mp, &code, Some(&user))
+    crate::identity::mini_program::login(ctx, mp, &code, Some(&user))
         .await
         .map_err(|e| {
             let status = match &e {
@@ -206,7 +274,7 @@ async fn mp_login(
     let return_to = ReturnTo::parse(&ctx.url("/sandbox/result"), &ctx.config.return_to_allow)
         .map_err(|e| bad(StatusCode::BAD_REQUEST, e.0))?;
     let (url, _) =
-        crate::identity::link::mint_ticket(&ctx, oa, &user, OAuthScope::Base, Some(&return_to))
+        crate::identity::link::mint_ticket(ctx, oa, &user, OAuthScope::Base, Some(&return_to))
             .await?;
     Ok((
         StatusCode::SEE_OTHER,
@@ -216,175 +284,4 @@ async fn mp_login(
         ],
     )
         .into_response())
-}
-
-#[derive(Deserialize)]
-struct ResultQuery {
-    wxlink_code: Option<String>,
-}
-
-/// Plays the backend's part after the callback: redeem the login code and show what it gives.
-async fn result(
-    State(ctx): State<Ctx>,
-    Extension(sandbox): Extension<Shared>,
-    Query(q): Query<ResultQuery>,
-) -> Result<Response, Page> {
-    sandbox_only(&sandbox)?;
-    let Some(code) = q.wxlink_code else {
-        return Err(Page::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "缺少 wxlink_code",
-            "No wxlink_code in the URL.",
-        ));
-    };
-    let now = ctx.clock.timestamp();
-    let (app, openid) = ctx
-        .store
-        .redeem_login_code(&hash_token(&code), now)
-        .await?
-        .map_err(|p| {
-            Page::new(
-                StatusCode::GONE,
-                "login_code_invalid",
-                "登录码无效 / Login code not valid",
-                format!("{p:?}"),
-            )
-        })?;
-    let identity = ctx.store.identity(&app, &openid).await?;
-    let json = serde_json::to_string_pretty(&identity).unwrap_or_default();
-    let mut page = Page::new(
-        StatusCode::OK,
-        "linked",
-        "授权完成 / Authorization complete",
-        "Your backend received a wxlink_code on its return_to URL and redeemed it with POST /api/v1/login-codes/redeem. This is what it got:",
-    );
-    for line in json.lines() {
-        page = page.detail(line.to_owned());
-    }
-    if let Some(user) = identity.as_ref().and_then(|i| i.user_id.as_ref()) {
-        page = page.detail(format!(
-            "GET /api/v1/users/{user}: every identity bound to this user"
-        ));
-        for i in ctx.store.user_identities(user).await? {
-            page = page.detail(format!(
-                "{}: openid {}, unionid {}",
-                i.app,
-                i.openid,
-                i.unionid.as_ref().map_or("-", |u| u.as_str())
-            ));
-        }
-    }
-    Ok(page.link("/", "返回 / Back to the sandbox").into_response())
-}
-
-#[derive(Deserialize)]
-struct SendForm {
-    user_id: String,
-    channel: String,
-    text: String,
-}
-
-/// Plays the backend's part of a notification: `POST /api/v1/users/{id}/messages?wait=5`.
-/// For a subscribe message the person first "taps allow" in the mini-program, and the
-/// backend records the acceptance.
-async fn send(
-    State(ctx): State<Ctx>,
-    Extension(sandbox): Extension<Shared>,
-    Form(f): Form<SendForm>,
-) -> Result<Response, Page> {
-    let sb = sandbox_only(&sandbox)?;
-    let refused = |status: StatusCode, m: String| {
-        Page::new(status, "send_refused", "无法发送 / Not sent", m).link("/", "返回 / Back")
-    };
-    let user =
-        UserId::parse(f.user_id.trim()).map_err(|e| refused(StatusCode::BAD_REQUEST, e.0))?;
-    let data = |pairs: [(&str, &str); 2]| {
-        let raw = pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), RawDataValue::Plain(v.to_owned())))
-            .collect();
-        // Over-long text is shortened, as with `"truncate": true`.
-        MessageData::parse(&raw, true).map_err(|e| refused(StatusCode::BAD_REQUEST, e.to_string()))
-    };
-    let draft = match f.channel.as_str() {
-        "template" => MessageDraft {
-            channel: Channel::Template,
-            app: AppId::parse("oa").expect("valid"),
-            template_id: TemplateId::parse(ORDER_SHIPPED).expect("valid"),
-            category: None,
-            payload: Payload {
-                url: Some(
-                    CardUrl::parse(&ctx.url("/"))
-                        .map_err(|e| refused(StatusCode::BAD_REQUEST, format!("url: {e}")))?,
-                ),
-                ..Payload::new(data([("keyword1", &f.text), ("keyword2", "沙箱快递")])?)
-            },
-        },
-        _ => {
-            let mp = AppId::parse("mp").expect("valid");
-            let identity = ctx.store.user_identity(&user, &mp).await?.ok_or_else(|| {
-                refused(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "user {user} has no mini-program identity yet: log in with card 4 first"
-                    ),
-                )
-            })?;
-            if let Some(app) = ctx.app(&mp) {
-                sb.sim.accept_subscription_by_openid(
-                    app.wechat.appid.as_str(),
-                    identity.openid.as_str(),
-                    ORDER_STATUS,
-                );
-            }
-            let template = TemplateId::parse(ORDER_STATUS).expect("valid");
-            ctx.store
-                .add_subscription(
-                    &mp,
-                    &identity.openid,
-                    &template,
-                    1,
-                    false,
-                    ctx.clock.timestamp(),
-                )
-                .await?;
-            MessageDraft {
-                channel: Channel::Subscribe,
-                app: mp,
-                template_id: template,
-                category: None,
-                payload: Payload {
-                    page: Some(PagePath::parse("pages/index").expect("valid")),
-                    ..Payload::new(data([("thing1", &f.text), ("time2", "2026-11-25 15:01")])?)
-                },
-            }
-        }
-    };
-    let accepted = ctx
-        .outbox
-        .accept("sandbox", &user, None, &draft)
-        .await
-        .map_err(|r| {
-            let e = ApiError::from(r);
-            refused(e.status(), e.to_string())
-        })?;
-    let m = ctx
-        .outbox
-        .wait_settled(&accepted.id, std::time::Duration::from_secs(5))
-        .await?;
-    let mut page = Page::new(
-        StatusCode::OK,
-        "message",
-        "消息 / Message",
-        format!(
-            "Your backend called POST /api/v1/users/{user}/messages?wait=5; GET /api/v1/messages/{} shows:",
-            accepted.id
-        ),
-    );
-    let json = serde_json::to_string_pretty(&m).unwrap_or_default();
-    for line in json.lines() {
-        page = page.detail(line.to_owned());
-    }
-    Ok(page.link("/", "返回 / Back to the sandbox").into_response())
 }

@@ -71,6 +71,8 @@ pub struct ReceivedMessage {
     /// As a string: JSON readers that use floats would mangle it.
     pub msgid: String,
     pub received_at: i64,
+    /// The same instant in milliseconds: what a test of the send rate reads.
+    pub received_ms: i64,
 }
 
 #[derive(Default)]
@@ -272,6 +274,7 @@ fn template_send(
         client_msg_id: req.client_msg_id,
         msgid: msgid.to_string(),
         received_at: now,
+        received_ms: sim.clock.now_ms(),
         ..Default::default()
     });
     Ok(msgid)
@@ -372,6 +375,7 @@ fn subscribe_send(
         lang: req.lang,
         msgid: msgid.to_string(),
         received_at: sim.clock.now(),
+        received_ms: sim.clock.now_ms(),
         ..Default::default()
     });
     Ok(msgid)
@@ -423,6 +427,7 @@ fn form_send(sim: &Sim, q: &TokenQuery, b: WxBody<FormSendRequest>) -> Result<i6
         form_id: Some(req.form_id),
         msgid: msgid.to_string(),
         received_at: now,
+        received_ms: sim.clock.now_ms(),
         ..Default::default()
     });
     Ok(msgid)

@@ -113,10 +113,22 @@ impl Sim {
         }
     }
 
-    /// The person behind `openid` accepts one more send of a subscribe template.
-    pub fn accept_subscription_by_openid(&self, appid: &str, openid: &str, template_id: &str) {
-        if let Some(person) = self.person_by_openid(appid, openid) {
-            self.accept_subscription(appid, &person, template_id, 1, false, false);
+    /// The person behind `openid` accepts `count` more sends (or, with `long_term`, a
+    /// long-term subscription) of a subscribe template; false when no person has it.
+    pub fn accept_subscription_by_openid(
+        &self,
+        appid: &str,
+        openid: &str,
+        template_id: &str,
+        count: u64,
+        long_term: bool,
+    ) -> bool {
+        match self.person_by_openid(appid, openid) {
+            Some(person) => {
+                self.accept_subscription(appid, &person, template_id, count, long_term, false);
+                true
+            }
+            None => false,
         }
     }
 

@@ -22,10 +22,14 @@ const SWEEP_BATCH: i64 = 500;
 /// Reports older than this are not waiting for a send of ours.
 const WAIT_WINDOW_SECS: i64 = 3600;
 
-/// Runs after every batch of sends: it must stay an index search, never a scan.
-const WAITING_REPORTS: &str = "SELECT app, msgid, status FROM push_delivery_reports
-                               WHERE applied_at IS NULL AND reported_at >= $1
-                               ORDER BY reported_at LIMIT $2";
+/// Runs after every batch of sends: it must stay an index search, never a scan. Only reports
+/// whose message is `sent` come back: reports for messages some other system sent on the
+/// same account wait forever, and must not take the places of ours.
+const WAITING_REPORTS: &str = "SELECT r.app, r.msgid, r.status FROM push_delivery_reports r
+                               JOIN messages m ON m.app = r.app AND m.msgid = r.msgid
+                               WHERE r.applied_at IS NULL AND r.reported_at >= $1
+                                 AND m.status = 'sent'
+                               ORDER BY r.reported_at LIMIT $2";
 
 /// What a report's status means for its message.
 fn outcome_of(report_status: &str) -> MessageStatus {

@@ -5,10 +5,13 @@
 mod admin;
 mod check;
 mod delivery;
+mod file_watch;
 mod finish;
 mod group_commit;
 mod identities;
+mod invalidations;
 mod ledger;
+mod lifecycle;
 mod oauth;
 mod outbox;
 mod push;
@@ -22,9 +25,11 @@ mod webhooks;
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
 pub use delivery::SentMessages;
+pub use file_watch::WATCH_INTERVAL;
 pub use group_commit::{Commit, GroupCommit, Unanswered};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
+pub use lifecycle::{ERASED_OPENID, ERASED_PAYLOAD, ERASED_REASON, Erased};
 pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, StoredWebToken, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
@@ -58,6 +63,9 @@ pub enum StoreError {
     /// A secret would be stored but no `storage_key` was given to seal it.
     #[error("no storage_key is configured to seal what would be stored")]
     NoStorageKey,
+    /// The SQLite file was deleted or replaced while running: writes are not kept.
+    #[error("{0}")]
+    Lost(String),
     /// A stored value no longer parses: someone edited the database by hand.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -169,12 +177,15 @@ pub struct Store {
     pub(crate) full: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Seals the secrets written and opens those read back ([`Store::with_keys`]).
     pub(crate) keys: Option<std::sync::Arc<crate::seal::Keyring>>,
+    /// The SQLite file, watched (none for PostgreSQL or an in-memory database).
+    pub(crate) file: Option<std::sync::Arc<file_watch::DbFile>>,
 }
 
 impl Store {
     /// Connects and applies migrations.
     pub async fn connect(url: &str, settings: &DatabaseSettings) -> Result<Self, StoreError> {
         let acquire = Duration::from_millis(settings.acquire_timeout_ms);
+        let mut file = None;
         let (db, write) = if url.starts_with("sqlite:") {
             // Several processes opening a new file at once race on creating it, switching it
             // to WAL and migrating it (sqlx takes no lock for SQLite migrations). The losers
@@ -183,7 +194,12 @@ impl Store {
             let mut attempt = 0;
             loop {
                 match Self::open_sqlite(url, settings.max_connections, acquire).await {
-                    Ok((read, write)) => break (Db::Sqlite(read), Db::Sqlite(write)),
+                    Ok((read, write, path)) => {
+                        file = path
+                            .and_then(|p| file_watch::DbFile::open(&p))
+                            .map(std::sync::Arc::new);
+                        break (Db::Sqlite(read), Db::Sqlite(write));
+                    }
                     Err(e) if attempt < 20 && is_startup_race(&e) => {
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
@@ -208,6 +224,7 @@ impl Store {
             write,
             full: Default::default(),
             keys: None,
+            file,
         })
     }
 
@@ -218,32 +235,46 @@ impl Store {
         self
     }
 
-    /// The readers' pool and the one-connection writer.
+    /// The readers' pool, the one-connection writer, and the file's path (none in memory).
+    /// The file is created and migrated by a connection of its own; the pools never
+    /// create it, so a connection reopened after the file was deleted fails instead of
+    /// starting an empty database.
     async fn open_sqlite(
         url: &str,
         readers: u32,
         acquire: Duration,
-    ) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    ) -> Result<(SqlitePool, SqlitePool, Option<std::path::PathBuf>), StoreError> {
+        use sqlx::{ConnectOptions, Connection};
         let opts = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let path = (!in_memory).then(|| opts.get_filename().to_owned());
+        let mut first = opts.clone().create_if_missing(true).connect().await?;
+        let migrated = sqlx::migrate!("./migrations/sqlite").run(&mut first).await;
+        // An in-memory database lives as long as a connection holds it: keep this one.
+        let opts = if in_memory {
+            opts.create_if_missing(true)
+        } else {
+            first.close().await?;
+            opts.create_if_missing(false)
+        };
+        migrated?;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .after_release(|conn, _| Box::pin(healthy_after_use(conn)))
             .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.min(8))
             .after_release(|conn, _| Box::pin(healthy_after_use(conn)))
             .acquire_timeout(acquire)
             .connect_with(opts)
             .await?;
-        Ok((read, write))
+        Ok((read, write, path))
     }
 
     /// Starts a transaction; dropped without [`StoreTx::commit`] it rolls back.
@@ -332,7 +363,7 @@ impl StoreError {
     /// caller should be told to come back, not that we failed.
     pub fn is_unavailable(&self) -> bool {
         let Self::Database(e) = self else {
-            return false;
+            return matches!(self, Self::Lost(_));
         };
         match e {
             // A connection cut during the handshake reads as a protocol error.

@@ -183,6 +183,16 @@ impl Store {
         Ok(())
     }
 
+    /// The app a login code belongs to, without using it up (so a key that may not act on
+    /// that app is refused before the code is spent).
+    pub async fn login_code_app(&self, hash: &str) -> Result<Option<AppId>, StoreError> {
+        let sql = "SELECT app FROM login_codes WHERE code_hash = $1";
+        let row: Option<(AppId,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql).bind(hash).fetch_optional(pool).await?
+        });
+        Ok(row.map(|(a,)| a))
+    }
+
     /// Uses a login code up and says whose it was.
     pub async fn redeem_login_code(
         &self,

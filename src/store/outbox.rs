@@ -72,8 +72,9 @@ pub struct Message {
     pub history: Vec<Value>,
     #[serde(skip)]
     pub request_hash: String,
+    /// `None` once the user was erased.
     #[serde(skip)]
-    pub payload: Payload,
+    pub payload: Option<Payload>,
 }
 
 fn msgid_as_string<S: serde::Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
@@ -186,7 +187,10 @@ impl TryFrom<MessageRow> for Message {
             openid: r.openid,
             template_id: r.template_id,
             category: r.category,
-            payload: serde_json::from_str(&r.payload).map_err(bad)?,
+            payload: (r.payload != super::lifecycle::ERASED_PAYLOAD)
+                .then(|| serde_json::from_str(&r.payload))
+                .transpose()
+                .map_err(bad)?,
             history: r
                 .history
                 .lines()
@@ -487,5 +491,47 @@ impl Store {
             sqlx::query_as(sql).fetch_one(pool).await?
         });
         Ok((depth, oldest.map(Timestamp::from_millis)))
+    }
+
+    /// Says `owner` is alive at `now`, forgets instances not seen since `stale_before`, and
+    /// counts the instances sending (this one included): what its share of the rate is.
+    pub async fn outbox_heartbeat(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        stale_before: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO outbox_instances (owner, seen_ms) VALUES ($1, $2)
+                 ON CONFLICT (owner) DO UPDATE SET seen_ms = excluded.seen_ms",
+            )
+            .bind(owner)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM outbox_instances WHERE seen_ms < $1")
+                .bind(stale_before.millis())
+                .execute(&mut *tx)
+                .await?;
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox_instances")
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            n
+        });
+        Ok(n.clamp(1, u32::MAX as i64) as u32)
+    }
+
+    /// `owner` stops sending: the others' shares grow at their next heartbeat.
+    pub async fn outbox_leave(&self, owner: &str) -> Result<(), StoreError> {
+        with_pool!(&self.write, |pool| {
+            sqlx::query("DELETE FROM outbox_instances WHERE owner = $1")
+                .bind(owner)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 }

@@ -437,38 +437,16 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets replay keys whose timestamp left the window, and handled events (and
-    /// applied or orphaned reports) older than the retention.
-    pub async fn prune_push_records(
-        &self,
-        nonces_before: Timestamp,
-        events_before: Option<Timestamp>,
-    ) -> Result<u64, StoreError> {
-        let mut statements = vec![(
-            "DELETE FROM push_nonces WHERE timestamp < $1",
-            nonces_before.secs(),
-        )];
-        if let Some(before) = events_before {
-            statements.push((
-                "DELETE FROM push_events WHERE handled_at IS NOT NULL AND received_at < $1",
-                before.secs(),
-            ));
-            statements.push((
-                "DELETE FROM push_delivery_reports WHERE reported_at < $1",
-                before.secs(),
-            ));
-        }
-        let mut total = 0;
-        for (sql, before) in statements {
-            total += with_pool!(&self.write, |pool| {
-                sqlx::query(sql)
-                    .bind(before)
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            });
-        }
-        Ok(total)
+    /// Forgets replay keys whose timestamp left the window. (Handled events and delivery
+    /// reports are pruned with the other records: [`crate::retention`].)
+    pub async fn prune_push_nonces(&self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(with_pool!(&self.write, |pool| {
+            sqlx::query("DELETE FROM push_nonces WHERE timestamp < $1")
+                .bind(before.secs())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 }
 

@@ -15,15 +15,21 @@ pub enum Prunable {
     WebTokens,
     /// Finished ones, by `updated_ms` (milliseconds).
     Messages,
+    /// Handled ones, by `received_at` (seconds).
+    PushEvents,
+    /// By `reported_at` (seconds).
+    PushDeliveryReports,
 }
 
 impl Prunable {
-    pub const ALL: [Prunable; 5] = [
+    pub const ALL: [Prunable; 7] = [
         Self::OauthExchanges,
         Self::LoginCodes,
         Self::LinkTickets,
         Self::WebTokens,
         Self::Messages,
+        Self::PushEvents,
+        Self::PushDeliveryReports,
     ];
 
     /// The table, as logs and metrics name it.
@@ -34,6 +40,8 @@ impl Prunable {
             Self::LinkTickets => "link_tickets",
             Self::WebTokens => "web_tokens",
             Self::Messages => "messages",
+            Self::PushEvents => "push_events",
+            Self::PushDeliveryReports => "push_delivery_reports",
         }
     }
 
@@ -62,6 +70,16 @@ impl Prunable {
                     (SELECT id FROM messages
                      WHERE status IN ('sent', 'delivered', 'failed', 'rejected') AND updated_ms < $1
                      ORDER BY updated_ms LIMIT $2)"
+            }
+            Self::PushEvents => {
+                "DELETE FROM push_events WHERE id IN
+                    (SELECT id FROM push_events WHERE handled_at IS NOT NULL AND received_at < $1
+                     ORDER BY id LIMIT $2)"
+            }
+            Self::PushDeliveryReports => {
+                "DELETE FROM push_delivery_reports WHERE (app, msgid) IN
+                    (SELECT app, msgid FROM push_delivery_reports WHERE reported_at < $1
+                     ORDER BY reported_at LIMIT $2)"
             }
         }
     }

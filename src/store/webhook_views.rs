@@ -109,7 +109,7 @@ impl Store {
             delivered_ms: Option<i64>,
         }
         let sql = format!(
-            "SELECT {EVENT_COLUMNS}, d.attempts, d.status, d.delivered_ms FROM webhook_deliveries d
+            "SELECT {EVENT_COLUMNS}, d.attempts, d.replays, d.status, d.delivered_ms FROM webhook_deliveries d
              JOIN webhook_events e ON e.id = d.event_id
              WHERE d.endpoint = $1 AND d.occurred_ms < $2
              ORDER BY d.occurred_ms DESC, d.event_seq DESC LIMIT $3"
@@ -151,7 +151,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "INSERT INTO webhook_deliveries (endpoint, event_id, event_seq, occurred_ms, status, created_ms)
                    SELECT $1, id, seq, occurred_ms, 'pending', $3 FROM webhook_events WHERE id = $2
-                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL";
+                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL,
+                                 replays = webhook_deliveries.replays + 1";
         let n = with_pool!(&self.write, |pool| {
             sqlx::query(sql)
                 .bind(endpoint)
@@ -182,7 +183,8 @@ impl Store {
                      AND (w.event_types LIKE '%,*,%'
                           OR w.event_types LIKE '%,' || e.type || ',%'
                           OR w.event_types LIKE '%,' || SUBSTR(e.type, 1, INSTR(e.type, '.')) || '*,%')
-                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL";
+                   ON CONFLICT (endpoint, event_id) DO UPDATE SET status = 'pending', delivered_ms = NULL,
+                                 replays = webhook_deliveries.replays + 1";
         let sql = match &self.write {
             // PostgreSQL has no INSTR; STRPOS is the same function.
             super::Db::Postgres(_) => sql.replace("INSTR(", "STRPOS("),

@@ -90,6 +90,8 @@ pub struct PendingDelivery {
     pub event: StoredWebhookEvent,
     /// Attempts made so far.
     pub attempts: i64,
+    /// Replays of this delivery when it was read (see [`AttemptRecord::replays`]).
+    pub replays: i64,
 }
 
 /// A stored outgoing event.
@@ -120,6 +122,7 @@ pub(super) struct EventRow {
     user_id: Option<UserId>,
     data: String,
     attempts: i64,
+    replays: i64,
 }
 
 pub(super) const EVENT_COLUMNS: &str =
@@ -130,6 +133,7 @@ impl TryFrom<EventRow> for PendingDelivery {
     fn try_from(r: EventRow) -> Result<Self, StoreError> {
         Ok(PendingDelivery {
             attempts: r.attempts,
+            replays: r.replays,
             event: StoredWebhookEvent {
                 id: r.id,
                 kind: r.kind,
@@ -161,6 +165,9 @@ pub struct AttemptRecord {
     pub retry_at: Timestamp,
     /// After a failure that ends the retry period: why the endpoint is now disabled.
     pub disable: Option<String>,
+    /// The delivery's replay count when its batch read it. A replay made while the attempt
+    /// was in flight changes it, and the delivery then stays pending to be sent again.
+    pub replays: i64,
 }
 
 impl Store {
@@ -264,7 +271,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let sql = format!(
-            "SELECT {EVENT_COLUMNS}, d.attempts FROM webhook_deliveries d
+            "SELECT {EVENT_COLUMNS}, d.attempts, d.replays FROM webhook_deliveries d
              JOIN webhook_events e ON e.id = d.event_id
              WHERE d.endpoint = $1 AND d.status = 'pending'
              ORDER BY d.event_seq LIMIT $2"
@@ -339,8 +346,8 @@ impl Store {
                 .await?;
                 sqlx::query(
                     "UPDATE webhook_deliveries SET attempts = $3, last_attempt_ms = $4,
-                            status = CASE WHEN $5 THEN 'delivered' ELSE status END,
-                            delivered_ms = CASE WHEN $5 THEN $4 ELSE delivered_ms END
+                            status = CASE WHEN $5 AND replays = $6 THEN 'delivered' ELSE status END,
+                            delivered_ms = CASE WHEN $5 AND replays = $6 THEN $4 ELSE delivered_ms END
                      WHERE endpoint = $1 AND event_id = $2",
                 )
                 .bind(endpoint)
@@ -348,6 +355,7 @@ impl Store {
                 .bind(attempt)
                 .bind(r.at.millis())
                 .bind(r.delivered)
+                .bind(r.replays)
                 .execute(&mut *tx)
                 .await?;
             }

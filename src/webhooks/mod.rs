@@ -289,6 +289,7 @@ impl Webhooks {
                 delivered,
                 retry_at: now,
                 disable: None,
+                replays: d.replays,
             };
             if !delivered {
                 failures += 1;

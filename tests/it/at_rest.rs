@@ -375,3 +375,70 @@ async fn a_rotated_storage_key_opens_what_the_old_one_sealed_and_reseal_retires_
     assert_eq!(opened.expose_secret(), session_key);
     assert_eq!(token_calls(&t), fetches, "rotation cost no token fetch");
 }
+
+#[tokio::test]
+async fn the_reseal_command_prints_its_progress_and_retires_the_old_key() {
+    let t = TestApp::spawn().await;
+    t.tokens_fetched().await;
+    let person = t.simulator.person("Command").await;
+    web_sign_in(&t, person["id"].as_str().unwrap(), "snsapi_base").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wxlink.toml");
+    std::fs::write(
+        &path,
+        t.config_toml_with(|toml| {
+            toml.replace(
+                &format!("storage_key = \"{STORAGE_KEY}\""),
+                &format!("storage_key = \"{NEW_KEY}\"\nstorage_key_previous = \"{STORAGE_KEY}\""),
+            )
+        }),
+    )
+    .unwrap();
+    let run = move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxlink"))
+            .args(["reseal", "--config"])
+            .arg(&path)
+            .env_remove("WXLINK_STORAGE_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let out = tokio::task::spawn_blocking(run.clone()).await.unwrap();
+    assert!(
+        out.contains("web_tokens.access_token: 1 values, 1 re-sealed, 0 open with neither key"),
+        "{out}"
+    );
+    assert!(
+        out.contains("access_tokens.access_token: 4 values, 4 re-sealed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("done: every stored secret is sealed under storage_key"),
+        "{out}"
+    );
+    let again = tokio::task::spawn_blocking(run).await.unwrap();
+    assert!(
+        again.contains("web_tokens.access_token: 1 values, 0 re-sealed"),
+        "{again}"
+    );
+    // The new key alone opens what the command re-sealed.
+    let store = wxlink::store::Store::connect(&t.ctx.config.database_url, &Default::default())
+        .await
+        .unwrap()
+        .with_keys(
+            t.config_with(|toml| {
+                toml.replace(
+                    &format!("storage_key = \"{STORAGE_KEY}\""),
+                    &format!("storage_key = \"{NEW_KEY}\""),
+                )
+            })
+            .storage_key,
+        );
+    let oa = AppId::parse("oa").unwrap();
+    let stored = store.stored_token(&oa, "stable", 0).await.unwrap();
+    assert_eq!(
+        stored.access_token.as_deref(),
+        Some(&*t.ctx.tokens.get(&oa).await.unwrap().token)
+    );
+}

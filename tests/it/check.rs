@@ -74,6 +74,11 @@ async fn good_credentials_pass_and_nothing_changes() {
     );
     assert!(out.contains("database: ok"), "{out}");
     assert!(out.contains("does not exist yet"), "{out}");
+    // A key without `scopes` may do everything: said, without failing the check.
+    assert!(
+        out.contains("api_keys[0] (\"a\"): warning: no `scopes`"),
+        "{out}"
+    );
     let line = |id: &str| {
         out.lines()
             .find(|l| l.starts_with(&format!("app {id} ")))

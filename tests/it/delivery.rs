@@ -93,6 +93,55 @@ async fn a_report_that_beats_the_sends_answer_is_not_lost() {
     assert!(outcomes.contains(&"waiting_for_send"), "{outcomes:?}");
 }
 
+/// Reports for messages this service never sent (another system on the same Official
+/// Account) wait forever; they must not take the places of reports that beat their own send.
+#[tokio::test]
+async fn foreign_reports_cannot_starve_a_report_that_beats_its_send() {
+    let t = TestApp::spawn().await;
+    let (_, body) = template_body(&t, "42").await;
+    for i in 0..600i64 {
+        let xml = format!(
+            "<xml><ToUserName>gh_x</ToUserName><FromUserName>oForeign{i}</FromUserName><CreateTime>{}</CreateTime><MsgType>event</MsgType><Event>TEMPLATESENDJOBFINISH</Event><MsgID>{}</MsgID><Status>success</Status></xml>",
+            t.clock.now(),
+            9_000_000_000 + i
+        );
+        let r = t
+            .api
+            .post(t.simulator.url("/_sim/push/event"))
+            .json(&json!({"appid": OA_APPID, "xml": xml}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    }
+    let mut waiting = 0;
+    for _ in 0..500 {
+        let foreign = t
+            .events("oa", "type=TEMPLATESENDJOBFINISH&limit=1000")
+            .await;
+        waiting = foreign
+            .iter()
+            .filter(|e| e["outcome"] == "waiting_for_send")
+            .count();
+        if waiting == 600 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting, 600, "every foreign report is handled and waits");
+    // The clock moves on, so the real report comes after every foreign one.
+    t.advance(5);
+    t.simulator
+        .post("/_sim/push/settings", json!({"report_delay_ms": 0}))
+        .await;
+    t.simulator
+        .post("/_sim/faults", json!({"latency_ms": 400}))
+        .await;
+    let id = t.send_ok("42", body).await;
+    let m = t.message_until(&id, &["delivered"]).await;
+    assert_eq!(states(&m), ["queued", "sending", "sent", "delivered"]);
+}
+
 #[tokio::test]
 async fn a_subscribe_message_ends_delivered_and_the_popup_fills_the_ledger() {
     let t = TestApp::spawn().await;

@@ -52,10 +52,10 @@ async fn three_instances_share_one_postgres_database() {
         std::fs::write(
             &path,
             format!(
-                "database_url = \"{db}\"\n{public_url}\
+                "database_url = \"{db}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n{public_url}\
                  [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\nlease_secs = 5\n\
                  [outbox]\nlease_secs = 5\npoll_interval_ms = 50\nbackoff_base_ms = 50\n\
-                 storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+                 [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
                  [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
                  push_token = \"{PUSH_TOKEN}\"\npush_mode = \"plain\"\n\
                  token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",

@@ -1,6 +1,6 @@
-//! Retention: code exchanges, login codes, link tickets, expired web tokens and finished
-//! messages are deleted once past their `[retention]`, in batches, on both stores; what is
-//! still at work (a queued message) is never touched.
+//! Retention: code exchanges, login codes, link tickets, expired web tokens, finished
+//! messages, handled pushes and delivery reports are deleted once past their retention,
+//! in batches, on both stores; what is still at work (a queued message) is never touched.
 
 use crate::support::*;
 use reqwest::StatusCode;
@@ -9,12 +9,14 @@ use tokio_util::sync::CancellationToken;
 use wxlink::config::RetentionSettings;
 use wxlink::store::Prunable;
 
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 7] = [
     "oauth_exchanges",
     "login_codes",
     "link_tickets",
     "web_tokens",
     "messages",
+    "push_events",
+    "push_delivery_reports",
 ];
 
 async fn count(url: &str, table: &str) -> i64 {
@@ -90,7 +92,8 @@ async fn three_of_each(t: &TestApp) {
                        "data": {"keyword1": format!("order {i}")}}),
             )
             .await;
-        t.sent(&id).await;
+        // Its delivery report, pushed by the simulator, handled.
+        t.message_until(&id, &["delivered"]).await;
     }
 }
 
@@ -120,7 +123,9 @@ async fn records_go_once_past_their_retention(opts: Options) {
             ("login_codes", 3),
             ("link_tickets", 3),
             ("web_tokens", 3),
-            ("messages", 4)
+            ("messages", 4),
+            ("push_events", 3),
+            ("push_delivery_reports", 3)
         ]
     );
     let settings = RetentionSettings {
@@ -153,8 +158,13 @@ async fn records_go_once_past_their_retention(opts: Options) {
     t.advance(8 * 86_400);
     assert!(prune(&t, &settings).await.contains(&("link_tickets", 3)));
     assert_eq!(count(&db, "web_tokens").await, 3);
+    assert_eq!(count(&db, "push_events").await, 3);
     t.advance(23 * 86_400);
-    assert!(prune(&t, &settings).await.contains(&("web_tokens", 3)));
+    let pruned = prune(&t, &settings).await;
+    assert!(pruned.contains(&("web_tokens", 3)), "{pruned:?}");
+    // Thirty days ([push] retention_days) after they came, the pushes and reports.
+    assert!(pruned.contains(&("push_events", 3)), "{pruned:?}");
+    assert!(pruned.contains(&("push_delivery_reports", 3)), "{pruned:?}");
     assert_eq!(count(&db, "messages").await, 4);
 
     // Ninety days on, the finished messages; the waiting one stays.
@@ -167,7 +177,9 @@ async fn records_go_once_past_their_retention(opts: Options) {
             ("login_codes", 0),
             ("link_tickets", 0),
             ("web_tokens", 0),
-            ("messages", 1)
+            ("messages", 1),
+            ("push_events", 0),
+            ("push_delivery_reports", 0)
         ]
     );
     assert_eq!(

@@ -452,7 +452,7 @@ async fn a_message_of_a_dead_worker_is_taken_over_after_its_lease() {
                 openid: m.openid,
                 template_id: m.template_id,
                 category: None,
-                payload: m.payload,
+                payload: m.payload.expect("not erased"),
                 note: None,
             }],
             wxlink::clock::Timestamp::from_millis(now_ms),

@@ -49,10 +49,10 @@ impl World {
         std::fs::write(
             &path,
             format!(
-                "database_url = \"sqlite://{db}\"\n\
+                "database_url = \"sqlite://{db}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n\
                  shutdown_grace_secs = {grace_secs}\n\
                  [outbox]\npoll_interval_ms = 50\n\
-                 storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+                 [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
                  [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
                  api_base = \"{sim}\"\nopen_base = \"{sim}\"\n",
                 db = self.db().display(),

@@ -1,5 +1,6 @@
 //! Storage faults: a full database answers 503 `storage_full` and heals by itself once
-//! there is room again (SQLite's `max_page_count` plays the full disk).
+//! there is room again (SQLite's `max_page_count` plays the full disk); a database file
+//! deleted while running stops every acknowledgement.
 
 use crate::support::*;
 use reqwest::StatusCode;
@@ -13,7 +14,8 @@ const SHIPPED: &str = "{{first.DATA}}\n订单号：{{keyword1.DATA}}\n{{remark.D
 async fn a_full_database_answers_503_and_the_writer_heals_when_space_is_back() {
     let t = TestApp::spawn().await;
     if t.ctx.store.backend_name() != "sqlite" {
-        return; // max_page_count is SQLite's
+        println!("SKIPPED on PostgreSQL: max_page_count, the full disk's stand-in, is SQLite's");
+        return;
     }
     t.person_for("42", "oa", OA_APPID).await;
     let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
@@ -59,4 +61,67 @@ async fn a_full_database_answers_503_and_the_writer_heals_when_space_is_back() {
         "{}",
         ready.text().await.unwrap()
     );
+}
+
+/// Before: SQLite kept writing into the unlinked file, every send was acknowledged (202)
+/// and every one was gone at the next start.
+#[tokio::test]
+async fn a_database_file_deleted_while_running_stops_every_acknowledgement() {
+    let t = TestApp::spawn().await;
+    if t.ctx.store.backend_name() != "sqlite" {
+        println!("SKIPPED on PostgreSQL: there is no database file to delete");
+        return;
+    }
+    t.person_for("42", "oa", OA_APPID).await;
+    let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
+    let body = json!({
+        "channel": "template", "app": "oa", "template_id": tpl,
+        "data": {"keyword1": "339208499"},
+    });
+    let first = t.send_ok("42", body.clone()).await;
+    t.sent(&first).await;
+
+    let url = t.ctx.config.database_url.clone();
+    let path = url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{path}{suffix}"));
+    }
+    // At once, before the watcher's next look: the send's own commit is checked.
+    let r = t.send("42", body.clone()).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "database_unavailable", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("was deleted"), "{message}");
+
+    let ready = t.api.get(t.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: Value = ready.json().await.unwrap();
+    assert_eq!(v["reason"], "database_file_missing", "{v}");
+
+    // Once the watcher has looked, every write is refused, not only sends and pushes.
+    tokio::time::sleep(wxlink::store::WATCH_INTERVAL * 3).await;
+    let r = t
+        .api_put(
+            &format!(
+                "/api/v1/users/43/identities/oa/{}",
+                "oSomeoneElse000000000000000"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        r.text().await.unwrap()
+    );
+    // Nothing was created in the file's place.
+    assert!(!std::path::Path::new(path).exists());
+    let r = t.send("42", body).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -264,7 +264,21 @@ async fn classic_tokens_overlap_for_five_minutes_after_a_refetch() {
 
 #[tokio::test]
 async fn the_force_refresh_budget_is_kept() {
-    let t = TestApp::spawn().await;
+    // One key spends the whole budget here: lift its own per-key limit.
+    let t = TestApp::spawn_with(Options {
+        tokens_toml: Some(
+            "check_interval_ms = 50\njitter_secs = 60\ninvalidations_per_key_per_day = 100".into(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    // The budget is per Beijing day and the test moves the clocks ~11 minutes on: started
+    // just before Beijing midnight it would see the budget renewed half-way (it failed so
+    // in CI at 15:58 UTC). Start it past midnight then.
+    let into_day = (t.clock.now() + 8 * 3600).rem_euclid(86_400);
+    if into_day > 86_400 - 1_200 {
+        t.advance(86_400 - into_day + 5);
+    }
     let mut current = token(&t, "oa").await["access_token"].clone();
     let (status, body) = invalidate(&t, "oa", &current).await;
     assert_eq!(status, StatusCode::OK);

@@ -25,9 +25,9 @@ async fn two_processes_on_one_sqlite_file_fetch_once_per_window() {
     std::fs::write(
         &config,
         format!(
-            "database_url = \"sqlite://{db}\"\n\
+            "database_url = \"sqlite://{db}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n\
              [tokens]\nrefresh_margin_secs = 4\njitter_secs = 1\ncheck_interval_ms = 100\n\
-             storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
              [[apps]]\nid = \"cl\"\nkind = \"official_account\"\nappid = \"{APPID}\"\nsecret = \"s\"\n\
              token_mode = \"classic\"\napi_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n",
             db = dir.path().join("shared.db").display(),

@@ -11,6 +11,7 @@ use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SHIPPED: &str = "订单号：{{keyword1.DATA}}";
@@ -329,7 +330,7 @@ async fn a_failing_receiver_gets_growing_delays_under_one_id_until_it_answers() 
 #[tokio::test]
 async fn an_endpoint_failing_for_the_retry_period_is_disabled_until_enabled() {
     let (t, rx) = with_receiver(&["*"], &[SECRET]).await;
-    rx.reply(&[Reply::Status(500); 40]);
+    rx.reply(&vec![Reply::Status(500); 40]);
     let r = t.api_post("/api/v1/webhooks/crm/test", json!({})).await;
     let id = r.json::<Value>().await.unwrap()["event_id"]
         .as_str()
@@ -434,6 +435,26 @@ async fn replay_redelivers_under_the_original_ids() {
         r.json::<Value>().await.unwrap()["error"]["code"],
         "unknown_webhook"
     );
+}
+
+/// A replay asked for while that very event's attempt is in flight must be delivered again,
+/// not swallowed by the in-flight attempt's success.
+#[tokio::test]
+async fn a_replay_during_the_attempt_in_flight_is_delivered_again() {
+    let (t, rx) = with_receiver(&["identity.*"], &[SECRET]).await;
+    let gate = Arc::new(tokio::sync::Notify::new());
+    rx.reply(&[Reply::Hold(gate.clone())]);
+    t.person_for("42", "oa", OA_APPID).await;
+    let id = rx.arrived(1).await.remove(0);
+    let r = t
+        .api_post("/api/v1/webhooks/crm/replay", json!({"event_id": id}))
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    gate.notify_one();
+    rx.until("the replayed event a second time", |r| {
+        (r.iter().filter(|e| e.id == id).count() >= 2).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -32,8 +32,8 @@ async fn a_killed_instance_loses_no_event_and_the_next_one_delivers_the_rest() {
     std::fs::write(
         &config,
         format!(
-            "database_url = \"sqlite://{db}\"\n\
-             storage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
+            "database_url = \"sqlite://{db}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n\
+             [[api_keys]]\nname = \"t\"\nkey_sha256 = \"{key}\"\n\
              [[apps]]\nid = \"oa\"\nkind = \"official_account\"\nappid = \"{OA}\"\nsecret = \"s\"\n\
              api_base = \"{sim_base}\"\nopen_base = \"{sim_base}\"\n\
              {hooks}\n{DELIVERY_TOML}",

@@ -68,10 +68,49 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Adds `invalid_path` to the 400 answer of every route with a path parameter; run on
+/// the whole document, once the routes' paths are in it.
+pub(crate) struct PathErrors;
+
+impl Modify for PathErrors {
+    fn modify(&self, openapi: &mut Document) {
+        let code = ErrorCode::InvalidPath;
+        let line = format!("- `{}`: {}", code.code(), code.meaning());
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.contains('{') {
+                continue;
+            }
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in ops.into_iter().flatten() {
+                let status = code.status().as_u16().to_string();
+                match op.responses.responses.get_mut(&status) {
+                    Some(RefOr::T(r)) => {
+                        r.description = format!("{}\n{line}", r.description);
+                    }
+                    _ => {
+                        let mut extra = error_responses(&[code]);
+                        if let Some(r) = extra.remove(&status) {
+                            op.responses.responses.insert(status, r);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Codes any route may answer besides its own.
-const COMMON: [ErrorCode; 5] = [
+const COMMON: [ErrorCode; 7] = [
     ErrorCode::MissingApiKey,
     ErrorCode::InvalidApiKey,
+    ErrorCode::MissingScope,
+    ErrorCode::AppNotAllowed,
     ErrorCode::InternalError,
     ErrorCode::DatabaseUnavailable,
     ErrorCode::StorageFull,
@@ -173,7 +212,8 @@ mod tests {
         }
         for c in ErrorCode::ALL {
             assert!(
-                seen.contains(c.code()) || *c == ErrorCode::NoSuchRoute,
+                seen.contains(c.code())
+                    || [ErrorCode::NoSuchRoute, ErrorCode::MethodNotAllowed].contains(c),
                 "no route documents {}",
                 c.code()
             );

@@ -1,13 +1,13 @@
 //! `GET /api/v1/apps/{app}/events`: what WeChat pushed, with what became of it.
 
 use super::doc::api_errors;
-use super::{AppPath, Caller, known_app};
+use super::{ApiPath, AppPath, Caller};
 use crate::clock::Timestamp;
 use crate::context::Ctx;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{EventFilter, StoredEvent};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -64,6 +64,7 @@ api_errors!(ListEventsErrors:
     get,
     path = "/api/v1/apps/{app}/events",
     tag = "events",
+    security(("api_key" = ["events"])),
     params(AppPath, ListQuery),
     responses(
         (status = 200, description = "One page", body = EventsBody),
@@ -72,11 +73,11 @@ api_errors!(ListEventsErrors:
 )]
 async fn list(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(app): Path<String>,
+    caller: Caller,
+    ApiPath(app): ApiPath<String>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<EventsBody>, ApiError> {
-    let app = known_app(&ctx, &app)?;
+    let app = caller.app(&ctx, &app)?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {

@@ -2,13 +2,13 @@
 //! named (in a push, a message of its own) to the identity and its business user.
 
 use super::doc::api_errors;
-use super::{Caller, known_app};
+use super::{ApiPath, Caller};
 use crate::context::Ctx;
 use crate::domain::OpenId;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::Identity;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -35,15 +35,16 @@ api_errors!(LookupErrors: UnknownApp, InvalidOpenid, IdentityUnknown);
     get,
     path = "/api/v1/apps/{app}/identities/{openid}",
     tag = "users",
+    security(("api_key" = ["identities"])),
     params(LookupPath),
     responses((status = 200, description = "The identity", body = Identity), LookupErrors)
 )]
 async fn lookup(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path((app, openid)): Path<(String, String)>,
+    caller: Caller,
+    ApiPath((app, openid)): ApiPath<(String, String)>,
 ) -> Result<Json<Identity>, ApiError> {
-    let app = known_app(&ctx, &app)?;
+    let app = caller.app(&ctx, &app)?;
     let openid =
         OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     let identity = ctx

@@ -1,14 +1,14 @@
 //! What a person allowed: subscribe-message acceptances, legacy form ids, muted categories.
 
 use super::doc::api_errors;
-use super::{ApiJson, Caller, UserPath, parse_user};
+use super::{ApiJson, ApiPath, Caller, UserPath, parse_user};
 use crate::config::AppConfig;
 use crate::context::Ctx;
 use crate::domain::{AppId, Category, Channel, OpenId, TemplateId, UserId};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::FormIdKind;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -29,11 +29,13 @@ pub fn router() -> OpenApiRouter<Ctx> {
 /// The mini-program app named (or the only one) and the user's openid in it.
 async fn mini_program_identity<'a>(
     ctx: &'a Ctx,
+    caller: &Caller,
     user: &UserId,
     app: Option<&str>,
     channel: Channel,
 ) -> Result<(&'a AppConfig, OpenId), ApiError> {
     let app = ctx.outbox.app_for(channel, app)?;
+    caller.check_app(&app.id)?;
     let identity = ctx
         .store
         .user_identity(user, &app.id)
@@ -97,6 +99,7 @@ api_errors!(AddSubscriptionErrors:
     post,
     path = "/api/v1/users/{user_id}/subscriptions",
     tag = "consent",
+    security(("api_key" = ["send"])),
     params(UserPath),
     request_body = SubscriptionRequest,
     responses(
@@ -106,8 +109,8 @@ api_errors!(AddSubscriptionErrors:
 )]
 async fn add_subscription(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(user_id): Path<String>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<SubscriptionRequest>,
 ) -> Result<(StatusCode, Json<SubscriptionBody>), ApiError> {
     let user = parse_user(&user_id)?;
@@ -120,7 +123,7 @@ async fn add_subscription(
         ));
     }
     let (app, openid) =
-        mini_program_identity(&ctx, &user, req.app.as_deref(), Channel::Subscribe).await?;
+        mini_program_identity(&ctx, &caller, &user, req.app.as_deref(), Channel::Subscribe).await?;
     let sub = ctx
         .store
         .add_subscription(
@@ -132,6 +135,17 @@ async fn add_subscription(
             ctx.clock.timestamp(),
         )
         .await?;
+    // In the sandbox the acceptance was not made in a real mini-program: the simulated
+    // person makes it now, or the simulator would refuse the send (43101).
+    if let Some(sim) = &ctx.sandbox_sim {
+        sim.accept_subscription_by_openid(
+            app.wechat.appid.as_str(),
+            openid.as_str(),
+            template.as_str(),
+            req.count.unsigned_abs(),
+            req.long_term,
+        );
+    }
     Ok((
         StatusCode::CREATED,
         Json(SubscriptionBody {
@@ -153,6 +167,7 @@ api_errors!(ListSubscriptionsErrors:
     get,
     path = "/api/v1/users/{user_id}/subscriptions",
     tag = "consent",
+    security(("api_key" = ["send"])),
     params(UserPath),
     responses(
         (status = 200, description = "Every ledger line of the user's identities (empty for an unknown user)", body = SubscriptionsBody),
@@ -161,12 +176,13 @@ api_errors!(ListSubscriptionsErrors:
 )]
 async fn list_subscriptions(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(user_id): Path<String>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<SubscriptionsBody>, ApiError> {
     let user = parse_user(&user_id)?;
     let mut out = Vec::new();
-    for identity in ctx.store.user_identities(&user).await? {
+    let identities = ctx.store.user_identities(&user).await?;
+    for identity in identities.iter().filter(|i| caller.sees_app(&i.app)) {
         for sub in ctx
             .store
             .subscriptions(&identity.app, &identity.openid)
@@ -217,6 +233,7 @@ api_errors!(AddFormIdErrors:
     post,
     path = "/api/v1/users/{user_id}/form-ids",
     tag = "consent",
+    security(("api_key" = ["send"])),
     params(UserPath),
     request_body = FormIdRequest,
     responses(
@@ -226,8 +243,8 @@ api_errors!(AddFormIdErrors:
 )]
 async fn add_form_id(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(user_id): Path<String>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<FormIdRequest>,
 ) -> Result<(StatusCode, Json<FormIdBody>), ApiError> {
     let user = parse_user(&user_id)?;
@@ -248,7 +265,7 @@ async fn add_form_id(
         ));
     }
     let (app, openid) =
-        mini_program_identity(&ctx, &user, req.app.as_deref(), Channel::Form).await?;
+        mini_program_identity(&ctx, &caller, &user, req.app.as_deref(), Channel::Form).await?;
     let stored = ctx
         .store
         .add_form_id(&app.id, &openid, id, kind, ctx.clock.timestamp())
@@ -288,6 +305,7 @@ api_errors!(SetPreferencesErrors:
     put,
     path = "/api/v1/users/{user_id}/preferences",
     tag = "consent",
+    security(("api_key" = ["send"])),
     params(UserPath),
     request_body = Preferences,
     responses(
@@ -298,7 +316,7 @@ api_errors!(SetPreferencesErrors:
 async fn set_preferences(
     State(ctx): State<Ctx>,
     _caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<Preferences>,
 ) -> Result<Json<PreferencesBody>, ApiError> {
     let user = parse_user(&user_id)?;
@@ -325,6 +343,7 @@ api_errors!(GetPreferencesErrors:
     get,
     path = "/api/v1/users/{user_id}/preferences",
     tag = "consent",
+    security(("api_key" = ["send"])),
     params(UserPath),
     responses(
         (status = 200, description = "The muted categories (empty when none)", body = PreferencesBody),
@@ -334,7 +353,7 @@ api_errors!(GetPreferencesErrors:
 async fn get_preferences(
     State(ctx): State<Ctx>,
     _caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<PreferencesBody>, ApiError> {
     let user = parse_user(&user_id)?;
     Ok(Json(PreferencesBody {

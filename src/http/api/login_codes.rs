@@ -49,6 +49,7 @@ api_errors!(RedeemErrors:
     post,
     path = "/api/v1/login-codes/redeem",
     tag = "login",
+    security(("api_key" = ["identities"])),
     request_body = RedeemRequest,
     responses(
         (status = 200, description = "The identity", body = RedeemedBody),
@@ -57,15 +58,16 @@ api_errors!(RedeemErrors:
 )]
 async fn redeem(
     State(ctx): State<Ctx>,
-    _caller: Caller,
+    caller: Caller,
     ApiJson(req): ApiJson<RedeemRequest>,
 ) -> Result<Json<RedeemedBody>, ApiError> {
     let now = ctx.clock.timestamp();
-    let (app, openid) = match ctx
-        .store
-        .redeem_login_code(&hash_token(&req.code), now)
-        .await?
-    {
+    let hash = hash_token(&req.code);
+    // Checked before the code is used up: a refused key must leave it to the right one.
+    if let Some(app) = ctx.store.login_code_app(&hash).await? {
+        caller.check_app(&app)?;
+    }
+    let (app, openid) = match ctx.store.redeem_login_code(&hash, now).await? {
         Ok(v) => v,
         Err(CodeProblem::Unknown) => {
             return Err(ApiError::new(

@@ -2,14 +2,14 @@
 //! `wx.login` (and the business user id when it knows it) and learns who the person is.
 
 use super::doc::api_errors;
-use super::{ApiJson, AppPath, Caller, known_app, parse_user};
+use super::{ApiJson, ApiPath, AppPath, Caller, parse_user};
 use crate::context::Ctx;
 use crate::domain::{AppId, OpenId, UnionId, UserId};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::identity::mini_program::{self, LoginError};
 use crate::wechat::{ErrCode, WechatError};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -56,6 +56,7 @@ api_errors!(CreateSessionErrors:
     post,
     path = "/api/v1/apps/{app}/sessions",
     tag = "login",
+    security(("api_key" = ["identities"])),
     params(AppPath),
     request_body = SessionRequest,
     responses(
@@ -65,11 +66,11 @@ api_errors!(CreateSessionErrors:
 )]
 async fn create_session(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(app): Path<String>,
+    caller: Caller,
+    ApiPath(app): ApiPath<String>,
     ApiJson(req): ApiJson<SessionRequest>,
 ) -> Result<Json<SessionBody>, ApiError> {
-    let app_cfg = known_app(&ctx, &app)?;
+    let app_cfg = caller.app(&ctx, &app)?;
     let user = req.user_id.as_deref().map(parse_user).transpose()?;
     let js_code = req.js_code.trim();
     if js_code.is_empty()

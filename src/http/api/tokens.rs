@@ -2,12 +2,12 @@
 //! "this token failed for me".
 
 use super::doc::api_errors;
-use super::{ApiJson, AppPath, Caller, known_app};
+use super::{ApiJson, ApiPath, AppPath, Caller};
 use crate::context::Ctx;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::token::AccessToken;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -48,6 +48,7 @@ api_errors!(CurrentErrors:
     get,
     path = "/api/v1/apps/{app}/access-token",
     tag = "access-token",
+    security(("api_key" = ["tokens:read"])),
     params(AppPath),
     responses(
         (status = 200, description = "The current token", body = TokenBody),
@@ -56,10 +57,10 @@ api_errors!(CurrentErrors:
 )]
 async fn current(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(app): Path<String>,
+    caller: Caller,
+    ApiPath(app): ApiPath<String>,
 ) -> Result<Json<TokenBody>, ApiError> {
-    let app = known_app(&ctx, &app)?;
+    let app = caller.app(&ctx, &app)?;
     Ok(Json(ctx.tokens.get(&app.id).await?.into()))
 }
 
@@ -72,6 +73,7 @@ struct InvalidateRequest {
 
 api_errors!(InvalidateErrors:
     InvalidJson, InvalidBody, UnknownApp, BodyTooLarge, UnsupportedMediaType, ForceRefreshBudget,
+    InvalidationLimit,
     WechatError, WechatRefused, WechatQuota, TokenUnavailable,
 );
 
@@ -81,6 +83,7 @@ api_errors!(InvalidateErrors:
     post,
     path = "/api/v1/apps/{app}/access-token/invalidate",
     tag = "access-token",
+    security(("api_key" = ["tokens:invalidate"])),
     params(AppPath),
     request_body = InvalidateRequest,
     responses(
@@ -91,10 +94,10 @@ api_errors!(InvalidateErrors:
 async fn invalidate(
     State(ctx): State<Ctx>,
     caller: Caller,
-    Path(app): Path<String>,
+    ApiPath(app): ApiPath<String>,
     ApiJson(req): ApiJson<InvalidateRequest>,
 ) -> Result<Json<TokenBody>, ApiError> {
-    let app = known_app(&ctx, &app)?;
+    let app = caller.app(&ctx, &app)?;
     if req.access_token.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
@@ -104,7 +107,7 @@ async fn invalidate(
     tracing::info!(app = %app.id, caller = %caller.name, "access token reported as failed");
     Ok(Json(
         ctx.tokens
-            .invalidate(&app.id, &req.access_token)
+            .invalidate_by(&app.id, &req.access_token, Some(&caller.name))
             .await?
             .into(),
     ))

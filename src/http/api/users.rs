@@ -1,16 +1,17 @@
 //! Users and their identities: look up, bind, unbind, and mint link tickets.
 
 use super::doc::api_errors;
-use super::{ApiJson, Caller, UserPath, known_app, parse_user};
+use super::{ApiJson, ApiPath, Caller, UserPath, body_bytes, parse_user};
 use crate::config::AppKind;
 use crate::context::Ctx;
-use crate::domain::{OAuthScope, OpenId, ReturnTo, UnionId, UserId};
+use crate::domain::{EventId, OAuthScope, OpenId, ReturnTo, UnionId, UserId};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::identity::link::{self, BindError};
-use crate::store::{Identity, NewIdentity};
+use crate::store::{Erased, Identity, NewIdentity};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,7 +21,7 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<Ctx> {
     OpenApiRouter::new()
-        .routes(routes!(get_user))
+        .routes(routes!(get_user, delete_user))
         .routes(routes!(bind, unbind))
         .routes(routes!(create_ticket))
 }
@@ -61,6 +62,7 @@ api_errors!(GetUserErrors:
     get,
     path = "/api/v1/users/{user_id}",
     tag = "users",
+    security(("api_key" = ["identities"])),
     params(UserPath),
     responses(
         (status = 200, description = "The user's identities", body = UserBody),
@@ -69,11 +71,13 @@ api_errors!(GetUserErrors:
 )]
 async fn get_user(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(user_id): Path<String>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
 ) -> Result<Json<UserBody>, ApiError> {
     let user = parse_user(&user_id)?;
-    let identities = ctx.store.user_identities(&user).await?;
+    let mut identities = ctx.store.user_identities(&user).await?;
+    // A key limited to some apps sees only the identities in them.
+    identities.retain(|i| caller.sees_app(&i.app));
     if identities.is_empty() {
         return Err(ApiError::new(
             ErrorCode::UserNotFound,
@@ -109,6 +113,50 @@ async fn get_user(
     Ok(Json(UserBody {
         user_id: user,
         identities: shown,
+    }))
+}
+
+/// What an erase removed.
+#[derive(Serialize, ToSchema)]
+struct ErasedBody {
+    user_id: UserId,
+    /// Counts per kind; all zero when there was nothing (left) to erase.
+    erased: Erased,
+    /// The `user.deleted` event recorded with the erase; null when nothing was erased.
+    event_id: Option<EventId>,
+}
+
+api_errors!(DeleteUserErrors: InvalidUserId);
+
+/// Erases a person: every identity bound to the user, their web tokens, session keys,
+/// link tickets, login codes, consent and pushes; their messages keep their state and
+/// history with the payload and openid erased (queued ones fail, `user deleted`).
+/// Idempotent; the first erase that finds something records `user.deleted`. Spans every
+/// app, so a key limited to some apps is refused.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/users/{user_id}",
+    tag = "users",
+    security(("api_key" = ["users:delete"])),
+    params(UserPath),
+    responses(
+        (status = 200, description = "Erased (or nothing was left to erase)", body = ErasedBody),
+        DeleteUserErrors,
+    )
+)]
+async fn delete_user(
+    State(ctx): State<Ctx>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<ErasedBody>, ApiError> {
+    let user = parse_user(&user_id)?;
+    caller.check_every_app()?;
+    let (erased, event_id) = ctx.store.erase_user(&user, ctx.clock.timestamp()).await?;
+    tracing::info!(user = %user, caller = %caller.name, identities = erased.identities, messages = erased.messages_erased, "user erased");
+    Ok(Json(ErasedBody {
+        user_id: user,
+        erased,
+        event_id,
     }))
 }
 
@@ -149,6 +197,7 @@ api_errors!(BindErrors:
     put,
     path = "/api/v1/users/{user_id}/identities/{app}/{openid}",
     tag = "users",
+    security(("api_key" = ["identities"])),
     params(IdentityPath),
     request_body(content = Option<BindRequest>, description = "Optional: `{\"unionid\"}`"),
     responses(
@@ -158,12 +207,13 @@ api_errors!(BindErrors:
 )]
 async fn bind(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path((user_id, app, openid)): Path<(String, String, String)>,
-    body: Bytes,
+    caller: Caller,
+    ApiPath((user_id, app, openid)): ApiPath<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BoundBody>, ApiError> {
+    let body = body_bytes(body, ctx.config.max_body_bytes)?;
     let user = parse_user(&user_id)?;
-    let app_cfg = known_app(&ctx, &app)?;
+    let app_cfg = caller.app(&ctx, &app)?;
     let openid =
         OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     let req: BindRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -236,6 +286,7 @@ api_errors!(UnbindErrors:
     delete,
     path = "/api/v1/users/{user_id}/identities/{app}/{openid}",
     tag = "users",
+    security(("api_key" = ["identities"])),
     params(IdentityPath),
     responses(
         (status = 204, description = "Unbound"),
@@ -244,11 +295,11 @@ api_errors!(UnbindErrors:
 )]
 async fn unbind(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path((user_id, app, openid)): Path<(String, String, String)>,
+    caller: Caller,
+    ApiPath((user_id, app, openid)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let user = parse_user(&user_id)?;
-    let app_cfg = known_app(&ctx, &app)?;
+    let app_cfg = caller.app(&ctx, &app)?;
     let openid =
         OpenId::parse(&openid).map_err(|e| ApiError::new(ErrorCode::InvalidOpenid, e.0))?;
     if ctx
@@ -298,6 +349,7 @@ api_errors!(CreateTicketErrors:
     post,
     path = "/api/v1/users/{user_id}/link-tickets",
     tag = "users",
+    security(("api_key" = ["identities"])),
     params(UserPath),
     request_body = TicketRequest,
     responses(
@@ -307,12 +359,12 @@ api_errors!(CreateTicketErrors:
 )]
 async fn create_ticket(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(user_id): Path<String>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
     ApiJson(req): ApiJson<TicketRequest>,
 ) -> Result<(StatusCode, Json<TicketBody>), ApiError> {
     let user = parse_user(&user_id)?;
-    let app_cfg = known_app(&ctx, &req.app)?;
+    let app_cfg = caller.app(&ctx, &req.app)?;
     if app_cfg.kind != AppKind::OfficialAccount {
         return Err(ApiError::new(
             ErrorCode::NotWebApp,

@@ -2,16 +2,18 @@
 //! deliveries with every attempt and answer, replays (one event, or every event since a
 //! time, under their original ids), test events, and enabling a disabled endpoint.
 
-use super::ApiJson;
 use super::Caller;
 use super::doc::api_errors;
+use super::{ApiJson, ApiPath, no_fields};
 use crate::clock::Timestamp;
 use crate::context::Ctx;
 use crate::domain::EventId;
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{DeliveryView, EndpointState};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -62,9 +64,11 @@ api_errors!(ListErrors: InternalError);
     get,
     path = "/api/v1/webhooks",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     responses((status = 200, description = "Every endpoint", body = EndpointsBody), ListErrors)
 )]
-async fn list(State(ctx): State<Ctx>, _caller: Caller) -> Result<Json<EndpointsBody>, ApiError> {
+async fn list(State(ctx): State<Ctx>, caller: Caller) -> Result<Json<EndpointsBody>, ApiError> {
+    caller.check_every_app()?;
     let states = ctx.store.webhook_endpoints().await?;
     let webhooks = ctx
         .webhooks
@@ -126,15 +130,17 @@ api_errors!(DeliveriesErrors: UnknownWebhook, InvalidQuery);
     get,
     path = "/api/v1/webhooks/{name}/deliveries",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath, DeliveriesQuery),
     responses((status = 200, description = "One page", body = DeliveriesBody), DeliveriesErrors)
 )]
 async fn deliveries(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
     q: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<DeliveriesBody>, ApiError> {
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let Query(q) = q.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
@@ -172,23 +178,25 @@ struct ReplayBody {
     queued: u64,
 }
 
-api_errors!(ReplayErrors: UnknownWebhook, WebhookEventNotFound, InvalidBody, InvalidJson, UnsupportedMediaType);
+api_errors!(ReplayErrors: UnknownWebhook, WebhookEventNotFound, InvalidBody, InvalidJson, UnsupportedMediaType, BodyTooLarge);
 
 /// Queues events again for an endpoint, under their original ids, in their order.
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/{name}/replay",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath),
     request_body = ReplayRequest,
     responses((status = 202, description = "Queued", body = ReplayBody), ReplayErrors)
 )]
 async fn replay(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<ReplayRequest>,
 ) -> Result<(StatusCode, Json<ReplayBody>), ApiError> {
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let now = ctx.clock.timestamp();
     let queued = match (body.event_id, body.since) {
@@ -227,22 +235,26 @@ struct TestBody {
     event_id: EventId,
 }
 
-api_errors!(TestErrors: UnknownWebhook);
+api_errors!(TestErrors: UnknownWebhook, InvalidJson, InvalidBody, BodyTooLarge);
 
 /// Queues a `webhook.test` event for this endpoint only.
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/{name}/test",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath),
     request_body(content = Option<NoFields>, description = "Empty, or `{}`"),
     responses((status = 202, description = "Queued", body = TestBody), TestErrors)
 )]
 async fn test(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<TestBody>), ApiError> {
+    no_fields(body, ctx.config.max_body_bytes)?;
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     let event_id = ctx.webhooks.send_test(&name).await?.ok_or_else(|| {
         ApiError::new(
@@ -253,7 +265,7 @@ async fn test(
     Ok((StatusCode::ACCEPTED, Json(TestBody { event_id })))
 }
 
-api_errors!(EnableErrors: UnknownWebhook);
+api_errors!(EnableErrors: UnknownWebhook, InvalidJson, InvalidBody, BodyTooLarge);
 
 /// Enables an endpoint disabled after failing for the retry period: its waiting events
 /// are delivered again, oldest first.
@@ -261,15 +273,19 @@ api_errors!(EnableErrors: UnknownWebhook);
     post,
     path = "/api/v1/webhooks/{name}/enable",
     tag = "webhooks",
+    security(("api_key" = ["webhooks"])),
     params(NamePath),
     request_body(content = Option<NoFields>, description = "Empty, or `{}`"),
     responses((status = 204, description = "Enabled"), EnableErrors)
 )]
 async fn enable(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(name): Path<String>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    no_fields(body, ctx.config.max_body_bytes)?;
+    caller.check_every_app()?;
     let name = known(&ctx, &name)?;
     ctx.store.enable_webhook_endpoint(&name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -321,6 +337,10 @@ pub(super) struct WebhookData {
     via: Option<String>,
     /// `authorization.declined`: the scope that was asked for.
     scope: Option<String>,
+    /// `user.deleted`: what was erased, counts per kind (as `DELETE /api/v1/users/{user_id}`
+    /// answered).
+    #[schema(value_type = Option<Object>)]
+    erased: Option<serde_json::Value>,
     /// `webhook.test`: the endpoint it was sent to.
     endpoint: Option<String>,
 }
@@ -391,7 +411,9 @@ fn summary(kind: crate::domain::EventType) -> &'static str {
         IdentityConflict => {
             "Someone tried to link an identity (or its unionid) bound to another user; nothing changed"
         }
-        UserDeleted => "A user and their identities were deleted",
+        UserDeleted => {
+            "A user was erased (`DELETE /api/v1/users/{user_id}`): identities, tokens, consent; `erased` counts them"
+        }
         MessageSent => "WeChat accepted a message (msgid)",
         MessageDelivered => "WeChat reported a message delivered",
         MessageFailed => "A message failed: WeChat's delivery report, or retries spent",

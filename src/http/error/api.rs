@@ -185,6 +185,10 @@ impl From<crate::token::TokenError> for ApiError {
                     ForceRefreshDenied::DailyBudgetSpent => None,
                 })
             }
+            T::InvalidationLimit {
+                retry_after_secs, ..
+            } => ApiError::new(ErrorCode::InvalidationLimit, message)
+                .retry_after(Some(retry_after_secs)),
             T::Store(e) => ApiError::Store(e),
         }
     }

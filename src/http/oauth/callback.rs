@@ -163,6 +163,7 @@ fn answer_of(ctx: &Ctx, attempt: &Attempt, completed: Completed) -> Answer {
             tracing::info!(conflict = %conflict.message(), "authorization ended in a binding conflict");
             Outcome::Conflict
         }
+        Completed::TicketOtherPerson => Outcome::TicketOtherPerson,
     };
     fail(ctx, attempt, outcome)
 }

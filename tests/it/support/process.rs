@@ -41,18 +41,34 @@ pub struct Starting {
 
 /// Starts `wxlink serve` with `config`, listening on `127.0.0.1:0`.
 pub async fn spawn(config: &Path) -> Starting {
-    let child = Command::new(env!("CARGO_BIN_EXE_wxlink"))
-        .args(["--config", config.to_str().unwrap()])
+    let child = command(config).spawn().unwrap();
+    Starting { child }
+}
+
+/// `wxlink serve` with `config` as the tests run it (listening on `127.0.0.1:0`, JSON logs
+/// on standard output, no database or sandbox settings from the test's environment), for a
+/// test to add its own environment to.
+pub fn command(config: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wxlink"));
+    c.args(["--config", config.to_str().unwrap()])
         .env("WXLINK_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", LOG_FILTER)
         .env("WXLINK_LOG_FORMAT", "json")
         .env_remove("DATABASE_URL")
         .env_remove("WXLINK_DATABASE_URL")
+        .env_remove("WXLINK_SANDBOX")
+        .env_remove("WXLINK_SANDBOX_ALLOW_PUBLIC")
+        .env_remove("WXLINK_SANDBOX_RETURN_TO_ALLOW")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    Starting { child }
+        .kill_on_drop(true);
+    c
+}
+
+impl Starting {
+    /// A process started from [`command`].
+    pub fn from_child(child: Child) -> Self {
+        Self { child }
+    }
 }
 
 impl Starting {
@@ -90,7 +106,7 @@ impl Starting {
 }
 
 /// The port in wxlink's start-up log line.
-fn port_of(line: &str) -> Option<u16> {
+pub fn port_of(line: &str) -> Option<u16> {
     let v: Value = serde_json::from_str(line).ok()?;
     if v["target"] != "wxlink" || v["fields"]["message"] != "wxlink listening" {
         return None;

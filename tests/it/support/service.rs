@@ -66,6 +66,8 @@ pub struct Options {
     /// Lines of the `[outbox]` section (the default polls every 20 ms and retries after
     /// 20 ms, doubling up to 200 ms).
     pub outbox_toml: Option<String>,
+    /// More `return_to_allow` entries (a test's own business site).
+    pub return_to_allow: Vec<String>,
 }
 
 impl TestApp {
@@ -87,7 +89,7 @@ impl TestApp {
             r#"
             listen = "127.0.0.1:0"
             database_url = "{db}"
-            return_to_allow = ["https://shop.example.com/"]
+            return_to_allow = ["https://shop.example.com/"{more_return_to}]
             storage_key = "{STORAGE_KEY}"
 
             [[api_keys]]
@@ -143,6 +145,11 @@ impl TestApp {
             {outbox}
             "#,
             key = wxlink::domain::hash_token(API_KEY),
+            more_return_to = opts
+                .return_to_allow
+                .iter()
+                .map(|e| format!(", \"{e}\""))
+                .collect::<String>(),
             extra = opts.extra_toml.replace("{SIM}", &sim_base),
             tokens = opts
                 .tokens_toml
@@ -243,7 +250,12 @@ impl TestApp {
     /// The service's configuration, changed by `edit`, as a command such as `wxlink
     /// reseal` would load it.
     pub fn config_with(&self, edit: impl FnOnce(String) -> String) -> Config {
-        Config::from_toml_str(&edit(self.config_toml.clone())).expect("test configuration")
+        Config::from_toml_str(&self.config_toml_with(edit)).expect("test configuration")
+    }
+
+    /// The service's configuration file, changed by `edit`.
+    pub fn config_toml_with(&self, edit: impl FnOnce(String) -> String) -> String {
+        edit(self.config_toml.clone())
     }
 
     /// Moves both the service's and the simulator's clocks.

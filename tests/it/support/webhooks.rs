@@ -32,11 +32,13 @@ pub struct Received {
 }
 
 /// What the receiver answers to the next delivery.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Reply {
     Status(u16),
     /// Answers only after this long (longer than the service waits).
     Hang(Duration),
+    /// Answers 200 once the test releases the gate: an attempt the test keeps in flight.
+    Hold(Arc<tokio::sync::Notify>),
 }
 
 #[derive(Clone)]
@@ -45,12 +47,15 @@ pub struct Receiver {
     pub url: String,
     got: Arc<Mutex<Vec<Received>>>,
     replies: Arc<Mutex<VecDeque<Reply>>>,
+    arrived: Arc<Mutex<Vec<String>>>,
 }
 
 #[derive(Clone)]
 struct Shared {
     got: Arc<Mutex<Vec<Received>>>,
     replies: Arc<Mutex<VecDeque<Reply>>>,
+    /// The ids of the requests that reached the receiver, answered or not.
+    arrived: Arc<Mutex<Vec<String>>>,
     secrets: Arc<Vec<String>>,
     /// Added before every answer.
     latency: Duration,
@@ -67,6 +72,7 @@ impl Receiver {
         let shared = Shared {
             got: Arc::default(),
             replies: Arc::default(),
+            arrived: Arc::default(),
             secrets: Arc::new(secrets.iter().map(|s| s.to_string()).collect()),
             latency,
         };
@@ -80,12 +86,26 @@ impl Receiver {
             url,
             got: shared.got,
             replies: shared.replies,
+            arrived: shared.arrived,
         }
     }
 
     /// Queues the answers to the next deliveries, in order.
     pub fn reply(&self, replies: &[Reply]) {
-        self.replies.lock().unwrap().extend(replies.iter().copied());
+        self.replies.lock().unwrap().extend(replies.iter().cloned());
+    }
+
+    /// Waits (10 s at most) until `n` requests reached the receiver, answered or not;
+    /// returns their `webhook-id`s.
+    pub async fn arrived(&self, n: usize) -> Vec<String> {
+        for _ in 0..1000 {
+            let ids = self.arrived.lock().unwrap().clone();
+            if ids.len() >= n {
+                return ids;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the receiver never saw {n} requests");
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -143,9 +163,12 @@ async fn receive(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> St
             .unwrap_or_default()
             .to_owned()
     };
+    s.arrived.lock().unwrap().push(header("webhook-id"));
     let reply = s.replies.lock().unwrap().pop_front();
-    if let Some(Reply::Hang(d)) = reply {
-        tokio::time::sleep(d).await;
+    match &reply {
+        Some(Reply::Hang(d)) => tokio::time::sleep(*d).await,
+        Some(Reply::Hold(gate)) => gate.notified().await,
+        _ => {}
     }
     tokio::time::sleep(s.latency).await;
     s.got.lock().unwrap().push(Received {

@@ -6,14 +6,14 @@ mod refusal;
 pub mod wire;
 
 use super::doc::api_errors;
-use super::{ApiJson, Caller, UserPath, parse_user};
+use super::{ApiJson, ApiPath, Caller, UserPath, parse_user};
 use crate::clock::Timestamp;
 use crate::context::Ctx;
 use crate::domain::{Channel, IdempotencyKey, MessageId, MessageStatus};
 use crate::http::error::{ApiError, ErrorCode};
 use crate::store::Message;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -94,6 +94,7 @@ api_errors!(SendErrors:
     post,
     path = "/api/v1/users/{user_id}/messages",
     tag = "messages",
+    security(("api_key" = ["send"])),
     params(
         UserPath,
         SendQuery,
@@ -110,7 +111,7 @@ api_errors!(SendErrors:
 async fn send(
     State(ctx): State<Ctx>,
     caller: Caller,
-    Path(user_id): Path<String>,
+    ApiPath(user_id): ApiPath<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
@@ -136,12 +137,16 @@ async fn send(
     let accepted = match Request::from_json(body)? {
         Request::One(req) => {
             let draft = req.draft(outbox)?;
+            caller.check_app(&draft.app)?;
             outbox
                 .accept(&caller.name, &user, idempotency.as_ref(), &draft)
                 .await?
         }
         Request::Auto(req) => {
             let draft = req.draft(outbox)?;
+            for app in draft.apps() {
+                caller.check_app(app)?;
+            }
             outbox
                 .accept_auto(&caller.name, &user, idempotency.as_ref(), &draft)
                 .await?
@@ -209,6 +214,7 @@ api_errors!(GetMessageErrors:
     get,
     path = "/api/v1/messages/{id}",
     tag = "messages",
+    security(("api_key" = ["send"])),
     params(MessagePath),
     responses(
         (status = 200, description = "The message", body = MessageView),
@@ -217,8 +223,8 @@ api_errors!(GetMessageErrors:
 )]
 async fn get_message(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(id): Path<String>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MessageView>, ApiError> {
     let found = match MessageId::parse(&id) {
         Ok(id) => ctx.store.message(&id).await?,
@@ -231,6 +237,7 @@ async fn get_message(
             format!("no message {:?}", id.chars().take(40).collect::<String>()),
         )
     })?;
+    caller.check_app(&m.app)?;
     Ok(Json(view(&ctx, m).await?))
 }
 
@@ -297,6 +304,7 @@ api_errors!(ListForUserErrors:
     get,
     path = "/api/v1/users/{user_id}/messages",
     tag = "messages",
+    security(("api_key" = ["send"])),
     params(UserPath, ListQuery),
     responses(
         (status = 200, description = "One page", body = MessagesBody),
@@ -305,8 +313,8 @@ api_errors!(ListForUserErrors:
 )]
 async fn list_for_user(
     State(ctx): State<Ctx>,
-    _caller: Caller,
-    Path(user_id): Path<String>,
+    caller: Caller,
+    ApiPath(user_id): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<MessagesBody>, ApiError> {
     let user = parse_user(&user_id)?;
@@ -337,5 +345,8 @@ async fn list_for_user(
     let next = (messages.len() as i64 == limit)
         .then(|| messages.last().map(|m| m.id.clone()))
         .flatten();
+    // A key limited to some apps sees only their messages (a page may come out shorter).
+    let mut messages = messages;
+    messages.retain(|m| caller.sees_app(&m.app));
     Ok(Json(MessagesBody { messages, next }))
 }
