@@ -1,4 +1,5 @@
-//! `[oauth]`: lifetimes of the short-lived things of the authorization flow.
+//! `[oauth]`: lifetimes of the short-lived things of the authorization flow, and whether
+//! web tokens are kept.
 
 use super::ConfigError;
 use serde::Deserialize;
@@ -10,6 +11,10 @@ pub struct OAuthTimings {
     pub state_ttl_secs: i64,
     pub ticket_ttl_secs: i64,
     pub login_code_ttl_secs: i64,
+    /// Keep the web tokens of snsapi_userinfo authorizations (until their refresh token
+    /// expires) so profiles can be refreshed; `false` keeps none. snsapi_base tokens are
+    /// never kept: nothing can use them.
+    pub keep_web_tokens: bool,
 }
 
 impl Default for OAuthTimings {
@@ -18,6 +23,7 @@ impl Default for OAuthTimings {
             state_ttl_secs: 600,
             ticket_ttl_secs: 600,
             login_code_ttl_secs: 300,
+            keep_web_tokens: true,
         }
     }
 }

@@ -6,7 +6,9 @@
 //!   pages), and the answer a repeated callback is owed.
 //! - [`mini_program`]: mini-program login (`jscode2session`), the session key sealed.
 //! - [`link`]: the linking rules both flows bind by, and the jump-out ticket.
+//! - [`profile`]: refreshing a profile with the person's own web tokens.
 
 pub mod link;
 pub mod mini_program;
+pub mod profile;
 pub mod web_oauth;

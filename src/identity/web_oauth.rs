@@ -12,7 +12,7 @@ use crate::wechat::WechatError;
 use std::time::Duration;
 
 /// Web tokens last 2 h, refresh tokens 30 days (WeChat's rules).
-const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 3600;
+pub const REFRESH_TOKEN_SECS: i64 = 30 * 24 * 3600;
 
 /// What the browser brought to the callback besides the code.
 #[derive(Debug, Clone, Copy)]
@@ -92,20 +92,24 @@ pub async fn complete(
         return Ok(Completed::Snapshot);
     }
 
-    ctx.store
-        .save_web_token(
-            &app_cfg.id,
-            &openid,
-            &WebToken {
-                access_token: &tok.access_token,
-                refresh_token: &tok.refresh_token,
-                scope,
-                expires_at: now.plus_secs(tok.expires_in),
-                refresh_expires_at: now.plus_secs(REFRESH_TOKEN_SECS),
-            },
-            now,
-        )
-        .await?;
+    // Only a userinfo token can refresh a profile; a new authorization replaces the old
+    // pair. A base sign-in leaves a userinfo pair alone.
+    if scope == OAuthScope::UserInfo && ctx.config.oauth.keep_web_tokens {
+        ctx.store
+            .save_web_token(
+                &app_cfg.id,
+                &openid,
+                &WebToken {
+                    access_token: &tok.access_token,
+                    refresh_token: &tok.refresh_token,
+                    scope,
+                    expires_at: now.plus_secs(tok.expires_in),
+                    refresh_expires_at: now.plus_secs(REFRESH_TOKEN_SECS),
+                },
+                now,
+            )
+            .await?;
+    }
 
     let profile = if scope == OAuthScope::UserInfo {
         match ctx

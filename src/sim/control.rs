@@ -12,7 +12,7 @@ pub fn router() -> Router<Sim> {
     Router::new()
         .route("/_sim/apps", post(add_app).get(list_apps))
         .route("/_sim/people", post(add_person).get(list_people))
-        .route("/_sim/people/{id}", get(get_person))
+        .route("/_sim/people/{id}", get(get_person).post(change_person))
         .route("/_sim/clock/advance", post(advance_clock))
         .route("/_sim/stats", get(stats))
         .route("/_sim/faults", post(set_faults))
@@ -60,6 +60,25 @@ async fn get_person(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, StatusCode> {
     if sim.person(&id).is_none() {
+        return Err(StatusCode::NOT_FOUND);
+    }
+    Ok(Json(describe(&sim, &id)))
+}
+
+/// A new nickname or avatar: what `sns/userinfo` answers from now on.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PersonChange {
+    nickname: Option<String>,
+    headimgurl: Option<String>,
+}
+
+async fn change_person(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(change): Json<PersonChange>,
+) -> Result<Json<Value>, StatusCode> {
+    if !sim.change_person(&id, change.nickname, change.headimgurl) {
         return Err(StatusCode::NOT_FOUND);
     }
     Ok(Json(describe(&sim, &id)))

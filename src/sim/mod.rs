@@ -230,6 +230,26 @@ impl Sim {
         person
     }
 
+    /// Changes a person's profile; false when there is no such person.
+    pub fn change_person(
+        &self,
+        id: &str,
+        nickname: Option<String>,
+        headimgurl: Option<String>,
+    ) -> bool {
+        let mut st = self.lock();
+        let Some(p) = st.people.get_mut(id) else {
+            return false;
+        };
+        if let Some(n) = nickname {
+            p.nickname = n;
+        }
+        if let Some(h) = headimgurl {
+            p.headimgurl = h;
+        }
+        true
+    }
+
     pub fn people(&self) -> Vec<Person> {
         self.lock().people.values().cloned().collect()
     }

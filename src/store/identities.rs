@@ -34,6 +34,13 @@ pub struct Identity {
     #[serde(serialize_with = "serde_unix::opt_secs")]
     #[schema(value_type = Option<i64>)]
     pub follow_changed_at: Option<Timestamp>,
+    /// When `profile` was last read from WeChat (Unix seconds).
+    #[serde(serialize_with = "serde_unix::opt_secs")]
+    #[schema(value_type = Option<i64>)]
+    pub profile_at: Option<Timestamp>,
+    /// The profile can no longer be refreshed: the person must authorize again
+    /// (snsapi_userinfo).
+    pub profile_stale: bool,
 }
 
 /// What we learnt about a person from WeChat.
@@ -73,9 +80,11 @@ pub(super) struct IdentityRow {
     bound_at: Option<i64>,
     follows: Option<bool>,
     follow_changed_at: Option<i64>,
+    profile_at: Option<i64>,
+    profile_stale: bool,
 }
 
-pub(super) const COLUMNS: &str = "app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, bound_at, follows, follow_changed_at";
+pub(super) const COLUMNS: &str = "app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, bound_at, follows, follow_changed_at, profile_at, profile_stale";
 
 impl TryFrom<IdentityRow> for Identity {
     type Error = StoreError;
@@ -98,13 +107,16 @@ impl TryFrom<IdentityRow> for Identity {
             bound_at: r.bound_at.map(Timestamp::from_secs),
             follows: r.follows,
             follow_changed_at: r.follow_changed_at.map(Timestamp::from_secs),
+            profile_at: r.profile_at.map(Timestamp::from_secs),
+            profile_stale: r.profile_stale,
         })
     }
 }
 
 impl Store {
     /// Inserts or refreshes an identity. A later snsapi_base visit never downgrades the
-    /// scope or drops a profile or unionid we already have.
+    /// scope or drops a profile or unionid we already have; a new profile replaces the old
+    /// one and is fresh again.
     pub async fn upsert_identity(
         &self,
         id: &NewIdentity,
@@ -115,12 +127,14 @@ impl Store {
             .as_ref()
             .map(|p| serde_json::to_string(p).expect("profile serializes"));
         let sql = format!(
-            "INSERT INTO identities (app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at)
-             VALUES ($1, $2, $3, NULL, $4, $5, $7, $6, $6)
+            "INSERT INTO identities (app, openid, unionid, user_id, scope, profile, is_snapshot, created_at, updated_at, profile_at)
+             VALUES ($1, $2, $3, NULL, $4, $5, $7, $6, $6, CASE WHEN $5 IS NULL THEN NULL ELSE $6 END)
              ON CONFLICT (app, openid) DO UPDATE SET
                 unionid = COALESCE(excluded.unionid, identities.unionid),
                 scope = CASE WHEN excluded.scope = 'snsapi_userinfo' THEN excluded.scope ELSE identities.scope END,
                 profile = COALESCE(excluded.profile, identities.profile),
+                profile_at = COALESCE(excluded.profile_at, identities.profile_at),
+                profile_stale = CASE WHEN excluded.scope = 'snsapi_userinfo' THEN FALSE ELSE identities.profile_stale END,
                 updated_at = excluded.updated_at
              RETURNING {COLUMNS}"
         );
@@ -225,6 +239,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let sql = "UPDATE identities SET user_id = NULL, bound_at = NULL, updated_at = $1
                    WHERE app = $2 AND openid = $3 AND user_id = $4";
+        // The person's web tokens served this binding only.
+        let tokens = "DELETE FROM web_tokens WHERE app = $1 AND openid = $2";
         let done = with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
             let n = sqlx::query(sql)
@@ -236,6 +252,11 @@ impl Store {
                 .await?
                 .rows_affected();
             if n == 1 {
+                sqlx::query(tokens)
+                    .bind(app)
+                    .bind(openid)
+                    .execute(&mut *tx)
+                    .await?;
                 let event =
                     NewEvent::about(EventType::IdentityUnlinked, now, app, openid, json!({}))
                         .user(Some(user));
@@ -278,5 +299,65 @@ impl Store {
             sqlx::query_as(&sql).bind(user).fetch_all(pool).await?
         });
         rows.into_iter().map(Identity::try_from).collect()
+    }
+}
+
+impl Store {
+    /// Replaces the profile with one just read from WeChat: fresh again, and its unionid
+    /// learnt when the identity had none.
+    pub async fn save_profile(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+        profile: &UserInfo,
+        unionid: Option<&UnionId>,
+        now: Timestamp,
+    ) -> Result<Option<Identity>, StoreError> {
+        let json = serde_json::to_string(profile).expect("profile serializes");
+        let sql = format!(
+            "UPDATE identities SET profile = $1, profile_at = $2, profile_stale = FALSE,
+                unionid = COALESCE(unionid, $3), updated_at = $2
+             WHERE app = $4 AND openid = $5
+             RETURNING {COLUMNS}"
+        );
+        let row: Option<IdentityRow> = with_pool!(&self.write, |pool| {
+            sqlx::query_as(&sql)
+                .bind(&json)
+                .bind(now.secs())
+                .bind(unionid)
+                .bind(app)
+                .bind(openid)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(Identity::try_from).transpose()
+    }
+
+    /// The profile can no longer be refreshed; its dead web tokens go with the mark.
+    pub async fn mark_profile_stale(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mark = "UPDATE identities SET profile_stale = TRUE, updated_at = $1
+                    WHERE app = $2 AND openid = $3";
+        let tokens = "DELETE FROM web_tokens WHERE app = $1 AND openid = $2";
+        with_pool!(&self.write, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(mark)
+                .bind(now.secs())
+                .bind(app)
+                .bind(openid)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(tokens)
+                .bind(app)
+                .bind(openid)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
     }
 }

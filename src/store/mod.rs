@@ -30,7 +30,7 @@ pub use group_commit::{Commit, GroupCommit, Unanswered};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
 pub use lifecycle::{ERASED_OPENID, ERASED_PAYLOAD, ERASED_REASON, Erased};
-pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, WebToken};
+pub use oauth::{CodeProblem, Exchange, LinkTicket, NewTicket, StoredWebToken, WebToken};
 pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use retention::Prunable;

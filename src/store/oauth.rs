@@ -328,3 +328,71 @@ impl Store {
         Ok(())
     }
 }
+
+/// A stored web token pair, opened. No `Debug`: it holds live tokens.
+#[derive(Clone)]
+pub struct StoredWebToken {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub scope: OAuthScope,
+    pub expires_at: Timestamp,
+    pub refresh_expires_at: Timestamp,
+}
+
+impl Store {
+    /// The person's web tokens, opened; None when none are kept or they no longer open
+    /// (sealed under a key that is gone): either way they cannot serve.
+    pub async fn web_token(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<StoredWebToken>, StoreError> {
+        let sql = "SELECT access_token, refresh_token, scope, expires_at, refresh_expires_at
+                   FROM web_tokens WHERE app = $1 AND openid = $2";
+        let row: Option<(String, String, OAuthScope, i64, i64)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(app)
+                .bind(openid)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(
+            row.and_then(|(access, refresh, scope, expires_at, refresh_expires_at)| {
+                Some(StoredWebToken {
+                    access_token: self.open_text(
+                        &WEB_ACCESS_TOKEN,
+                        app.as_str(),
+                        openid.as_str(),
+                        &access,
+                    )?,
+                    refresh_token: self.open_text(
+                        &WEB_REFRESH_TOKEN,
+                        app.as_str(),
+                        openid.as_str(),
+                        &refresh,
+                    )?,
+                    scope,
+                    expires_at: Timestamp::from_secs(expires_at),
+                    refresh_expires_at: Timestamp::from_secs(refresh_expires_at),
+                })
+            }),
+        )
+    }
+
+    /// Until when the identity's refresh token lives, when one is kept.
+    pub async fn refresh_expiry(
+        &self,
+        app: &AppId,
+        openid: &OpenId,
+    ) -> Result<Option<Timestamp>, StoreError> {
+        let sql = "SELECT refresh_expires_at FROM web_tokens WHERE app = $1 AND openid = $2";
+        let row: Option<(i64,)> = with_pool!(&self.db, |pool| {
+            sqlx::query_as(sql)
+                .bind(app)
+                .bind(openid)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(t,)| Timestamp::from_secs(t)))
+    }
+}

@@ -225,7 +225,7 @@ async fn values_an_older_version_stored_in_clear_are_sealed_at_start_up_and_stil
     t.tokens_fetched().await;
     let db = t.ctx.config.database_url.clone();
     let person = t.simulator.person("Upgrade").await;
-    let (back, callback) = web_sign_in(&t, person["id"].as_str().unwrap(), "snsapi_base").await;
+    let (back, callback) = web_sign_in(&t, person["id"].as_str().unwrap(), "snsapi_userinfo").await;
 
     // The rows as the previous version wrote them: in clear.
     let v: Value = t.api_json("/api/v1/apps/oa/access-token").await;

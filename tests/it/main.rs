@@ -25,6 +25,7 @@ mod pacing;
 mod pages;
 mod peers;
 mod postgres;
+mod profile_refresh;
 mod push;
 mod push_events;
 mod readme;

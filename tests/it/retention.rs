@@ -55,8 +55,8 @@ async fn insert_waiting_message(url: &str) {
     }
 }
 
-/// Three of each record: sign-ins with a return_to (exchange, login code, web token),
-/// link tickets, finished sends.
+/// Three of each record: userinfo sign-ins with a return_to (exchange, login code, web
+/// token), link tickets, finished sends.
 async fn three_of_each(t: &TestApp) {
     let template = t
         .simulator
@@ -69,7 +69,7 @@ async fn three_of_each(t: &TestApp) {
             .sign_in(
                 &browser,
                 &format!(
-                    "/oauth/oa/authorize?scope=snsapi_base&return_to={}",
+                    "/oauth/oa/authorize?scope=snsapi_userinfo&return_to={}",
                     encode("https://shop.example.com/done")
                 ),
                 person["id"].as_str().unwrap(),

@@ -9,6 +9,7 @@ mod identities;
 mod ledger;
 mod login_codes;
 mod messages;
+mod profiles;
 mod scopes;
 mod sessions;
 mod tokens;
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub fn routes() -> OpenApiRouter<Ctx> {
     OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
         .merge(users::router())
+        .merge(profiles::router())
         .merge(login_codes::router())
         .merge(tokens::router())
         .merge(events::router())

@@ -30,7 +30,27 @@ pub fn router() -> OpenApiRouter<Ctx> {
 #[derive(Serialize, ToSchema)]
 struct UserBody {
     user_id: UserId,
-    identities: Vec<Identity>,
+    identities: Vec<UserIdentity>,
+}
+
+/// An identity, with what its profile is worth.
+#[derive(Serialize, ToSchema)]
+struct UserIdentity {
+    #[serde(flatten)]
+    identity: Identity,
+    /// Present when a profile is stored.
+    profile_status: Option<ProfileStatus>,
+}
+
+/// How old the stored profile is, and whether `POST .../profile/refresh` can renew it.
+#[derive(Serialize, ToSchema)]
+struct ProfileStatus {
+    /// Seconds since the profile was read from WeChat.
+    age_secs: i64,
+    /// A refresh can still read it from WeChat without the person.
+    refreshable: bool,
+    /// Unix seconds: when the refresh token expires (only while refreshable).
+    refreshable_until: Option<i64>,
 }
 
 api_errors!(GetUserErrors:
@@ -64,9 +84,35 @@ async fn get_user(
             format!("no identity is bound to user {user}"),
         ));
     }
+    let now = ctx.clock.timestamp();
+    let mut shown = Vec::with_capacity(identities.len());
+    for identity in identities {
+        let profile_status = match identity.profile_at {
+            Some(at) if identity.profile.is_some() => {
+                let until = if identity.profile_stale {
+                    None
+                } else {
+                    ctx.store
+                        .refresh_expiry(&identity.app, &identity.openid)
+                        .await?
+                        .filter(|t| *t > now)
+                };
+                Some(ProfileStatus {
+                    age_secs: (now.secs() - at.secs()).max(0),
+                    refreshable: until.is_some(),
+                    refreshable_until: until.map(|t| t.secs()),
+                })
+            }
+            _ => None,
+        };
+        shown.push(UserIdentity {
+            identity,
+            profile_status,
+        });
+    }
     Ok(Json(UserBody {
         user_id: user,
-        identities,
+        identities: shown,
     }))
 }
 
@@ -125,7 +171,7 @@ struct BindRequest {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
-struct IdentityPath {
+pub(super) struct IdentityPath {
     /// The company's own user id.
     user_id: String,
     /// A configured app's short name, e.g. `oa`.

@@ -101,6 +101,8 @@ catalogue! {
         NoSubscription = ("no_subscription", 409, "no subscription to the template is left: record the person's acceptance first"),
         NoFormId = ("no_form_id", 409, "no usable form_id or prepay_id is left (each lasts 7 days)"),
         NoChannel = ("no_channel", 409, "`auto`: neither channel reaches the person (`reasons`)"),
+        UserinfoAuthorizationNeeded = ("userinfo_authorization_needed", 409, "the identity was authorized with `snsapi_base` only: WeChat gives its profile after a `snsapi_userinfo` authorization (`ticket_url`, `ticket_expires_at` when the app can mint one)"),
+        ProfileStale = ("profile_stale", 409, "the profile can no longer be refreshed (refresh token expired, refused or not kept): the person must authorize again; `ticket_url` and `ticket_expires_at` give them a fresh snsapi_userinfo link"),
         IdempotencyConflict = ("idempotency_conflict", 409, "the `Idempotency-Key` was used for a different request (`existing_id`)"),
         LoginCodeUsed = ("login_code_used", 410, "the `wxlink_code` was redeemed already"),
         LoginCodeExpired = ("login_code_expired", 410, "the `wxlink_code` expired"),
