@@ -3,7 +3,7 @@
 
 use super::doc::api_errors;
 use super::users::IdentityPath;
-use super::{Caller, known_app, parse_user};
+use super::{ApiPath, Caller, no_fields, parse_user};
 use crate::config::AppKind;
 use crate::context::Ctx;
 use crate::domain::{OAuthScope, OpenId};
@@ -12,7 +12,8 @@ use crate::identity::link;
 use crate::identity::profile::{self, Flights, Refreshed, WechatOrStore};
 use crate::store::Identity;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -39,7 +40,7 @@ struct RefreshedBody {
 }
 
 api_errors!(RefreshErrors:
-    InvalidJson, InvalidUserId, InvalidOpenid, UnknownApp, NotWebApp, IdentityNotBound,
+    InvalidJson, InvalidBody, BodyTooLarge, InvalidUserId, InvalidOpenid, UnknownApp, NotWebApp, IdentityNotBound,
     UserinfoAuthorizationNeeded, ProfileStale, WechatError,
 );
 
@@ -52,6 +53,7 @@ api_errors!(RefreshErrors:
     path = "/api/v1/users/{user_id}/identities/{app}/{openid}/profile/refresh",
     tag = "users",
     params(IdentityPath),
+    security(("api_key" = ["identities"])),
     request_body(content = Option<RefreshRequest>, description = "Optional: `{}`"),
     responses(
         (status = 200, description = "The new profile, stored", body = RefreshedBody),
@@ -61,16 +63,13 @@ api_errors!(RefreshErrors:
 async fn refresh_profile(
     State(ctx): State<Ctx>,
     Extension(flights): Extension<Arc<Flights>>,
-    _caller: Caller,
-    Path((user_id, app, openid)): Path<(String, String, String)>,
-    body: Bytes,
+    caller: Caller,
+    ApiPath((user_id, app, openid)): ApiPath<(String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<RefreshedBody>, ApiError> {
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::from_slice::<RefreshRequest>(&body)
-            .map_err(|e| ApiError::new(ErrorCode::InvalidJson, e.to_string()))?;
-    }
+    no_fields(body, ctx.config.max_body_bytes)?;
     let user = parse_user(&user_id)?;
-    let app_cfg = known_app(&ctx, &app)?;
+    let app_cfg = caller.app(&ctx, &app)?;
     if app_cfg.kind != AppKind::OfficialAccount {
         return Err(ApiError::new(
             ErrorCode::NotWebApp,
