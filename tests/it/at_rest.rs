@@ -381,7 +381,8 @@ async fn the_reseal_command_prints_its_progress_and_retires_the_old_key() {
     let t = TestApp::spawn().await;
     t.tokens_fetched().await;
     let person = t.simulator.person("Command").await;
-    web_sign_in(&t, person["id"].as_str().unwrap(), "snsapi_base").await;
+    // snsapi_userinfo: base-scope web tokens are not kept (nothing could use them).
+    web_sign_in(&t, person["id"].as_str().unwrap(), "snsapi_userinfo").await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wxlink.toml");
     std::fs::write(

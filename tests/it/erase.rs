@@ -47,7 +47,7 @@ async fn a_known_person(t: &TestApp, user: &str, templates: &(String, String)) -
     let url = t
         .link_ticket(
             user,
-            json!({"app": "oa", "return_to": "https://shop.example.com/linked"}),
+            json!({"app": "oa", "scope": "snsapi_userinfo", "return_to": "https://shop.example.com/linked"}),
         )
         .await;
     let b = wechat_browser();
