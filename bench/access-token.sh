@@ -4,6 +4,7 @@
 # Usage: bench/access-token.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/perf.sh
 SECS="${1:-10}"
 CONNS="${2:-64}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
@@ -35,6 +36,7 @@ TOML
 RUST_LOG=warn ./target/release/wxlink --config "$work/wxlink.toml" sim --listen 127.0.0.1:19090 >/dev/null & pids+=($!)
 # The service runs at its default log level (info), as in production.
 ./target/release/wxlink --config "$work/wxlink.toml" serve >/dev/null & pids+=($!)
+service_pid=$!
 ./target/release/examples/trivial_server 127.0.0.1:18081 >/dev/null & pids+=($!)
 ready=
 for _ in $(seq 1 50); do
@@ -67,7 +69,9 @@ echo "| route | requests/s | p50 | p99 | non-2xx |"
 echo "|---|---|---|---|---|"
 run trivial http://127.0.0.1:18081/
 run livez http://127.0.0.1:18080/livez
+perf_start access-token "$service_pid"
 run access-token http://127.0.0.1:18080/api/v1/apps/oa/access-token "Authorization: Bearer $KEY"
+perf_stop
 echo
 awk -v a="$(cat "$work/access-token.rps")" -v t="$(cat "$work/trivial.rps")" -v l="$(cat "$work/livez.rps")" \
   'BEGIN { printf "access-token = %.0f%% of the bare trivial axum route, %.0f%% of the trivial route on wxlink'"'"'s own stack (/livez)\n", 100*a/t, 100*a/l }'

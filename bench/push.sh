@@ -7,6 +7,7 @@
 # of SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/perf.sh
 SECS="${1:-10}"
 CONNS="${2:-64}"
 cargo build --release --quiet --bin wxlink --example push_load
@@ -59,6 +60,7 @@ TOML
 RUST_LOG=warn ./target/release/wxlink --config "$work/wxlink.toml" sim --listen 127.0.0.1:19090 >/dev/null & pids+=($!)
 # The service runs at its default log level (info), as in production.
 ./target/release/wxlink --config "$work/wxlink.toml" serve >/dev/null & pids+=($!)
+service_pid=$!
 ready=
 for _ in $(seq 1 50); do
   if curl -sf http://127.0.0.1:18080/livez >/dev/null; then ready=1; break; fi
@@ -70,7 +72,9 @@ store="sqlite"; [ -n "${WXLINK_BENCH_POSTGRES_URL:-}" ] && store="postgres"
 echo "push benchmark: safe mode, $store, $CONNS connections, ${SECS}s, $(nproc) cores, $(date -u +%Y-%m-%d)"
 # A short warm-up, then the measured run.
 ./target/release/examples/push_load http://127.0.0.1:18080/wechat/oa/push "$TOKEN" "$AES" "$APPID" 2 "$CONNS" >/dev/null
+perf_start push "$service_pid"
 out="$(./target/release/examples/push_load http://127.0.0.1:18080/wechat/oa/push "$TOKEN" "$AES" "$APPID" "$SECS" "$CONNS")"
+perf_stop
 echo "$out"
 if grep -q "failures=0" <<<"$out"; then :; else echo "bench: some pushes were not answered success; the figures are void" >&2; exit 1; fi
 # Every acknowledged push is stored, and handled shortly after.

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{ExpiredDeletion, Expiry, SessionManagerLayer};
@@ -35,6 +35,8 @@ pub struct App {
     ctx: Ctx,
     sandbox: Option<Arc<Sandbox>>,
     rate_limits: Arc<RateLimits>,
+    /// Follower info lookups and imports; the API reaches it as an extension.
+    followers: crate::followers::Followers,
 }
 
 const SESSION_IDLE: tower_sessions::cookie::time::Duration =
@@ -92,12 +94,21 @@ impl App {
 
         if sandbox.is_some() {
             store.forget_access_tokens().await?;
+            store.forget_js_tickets().await?;
         }
         let wechat = WechatClient::new()?;
         let tokens = TokenManager::new(
             &config.apps,
             store.clone(),
             wechat.clone(),
+            clock.clone(),
+            config.tokens.clone(),
+        );
+        let tickets = crate::ticket::TicketManager::new(
+            &config.apps,
+            store.clone(),
+            wechat.clone(),
+            tokens.clone(),
             clock.clone(),
             config.tokens.clone(),
         );
@@ -114,6 +125,14 @@ impl App {
             outbox.clone(),
             clock.clone(),
             config.push.clone(),
+        )?;
+        let followers = crate::followers::Followers::new(
+            &config.apps,
+            store.clone(),
+            tokens.clone(),
+            wechat.clone(),
+            clock.clone(),
+            config.followers.clone(),
         );
         let webhooks = Webhooks::new(
             &config.webhooks,
@@ -134,6 +153,7 @@ impl App {
             wechat,
             clock,
             tokens,
+            tickets,
             push,
             sandbox_sim: sandbox.as_ref().map(|sb| sb.sim.clone()),
         });
@@ -159,7 +179,8 @@ impl App {
                 with_sessions(sessions, secure, sandbox.clone())
             }
         };
-        let mut router = http::router(ctx.clone(), browser);
+        let mut router =
+            http::router(ctx.clone(), browser).layer(axum::Extension(followers.clone()));
         if let Some(sb) = &sandbox {
             router = router
                 .nest("/sim", sb.sim.router())
@@ -173,7 +194,9 @@ impl App {
             ))
             .layer(TraceLayer::new_for_http().make_span_with(crate::telemetry::request_span))
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
+            .layer(SetRequestIdLayer::x_request_id(
+                crate::telemetry::RandomRequestId,
+            ));
 
         Ok(Self {
             listener,
@@ -181,6 +204,7 @@ impl App {
             ctx,
             sandbox,
             rate_limits,
+            followers,
         })
     }
 
@@ -194,6 +218,11 @@ impl App {
 
     pub fn context(&self) -> &Ctx {
         &self.ctx
+    }
+
+    /// Follower info lookups and imports (what tests drive directly).
+    pub fn followers(&self) -> &crate::followers::Followers {
+        &self.followers
     }
 
     /// The sandbox's simulator and development key, when it runs.
@@ -217,7 +246,9 @@ impl App {
         let http_stop = CancellationToken::new();
 
         ctx.tokens.spawn_refreshers(background.clone());
+        ctx.tickets.spawn_refreshers(background.clone());
         ctx.push.spawn_sweeper(background.clone());
+        self.followers.spawn(background.clone());
         ctx.store.spawn_file_watch(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
         let webhooks_stop = CancellationToken::new();

@@ -8,6 +8,11 @@
 //! there issues a new token and cuts the running service's token to 5 minutes. WeChat
 //! keeps stable and classic tokens apart ("完全隔离，互不影响"), so the check proves the
 //! appid, secret and IP whitelist without touching the token the service uses.
+//!
+//! An app with a `forward_url` has its downstream sent WeChat's own verification request
+//! (`GET ?signature&timestamp&nonce&echostr`, signed with the app's `push_token`): an
+//! answer of the `echostr` proves the handler is reachable and checks signatures with the
+//! same token; another answer is reachable with a warning; no answer fails the check.
 
 use crate::config::{AppConfig, Config};
 use crate::store::{Schema, check_database};
@@ -88,8 +93,86 @@ pub async fn run(config_path: Option<&Path>, out: &mut impl Write) -> bool {
         let (passed, line) = check_app(&wechat, app).await;
         ok &= passed;
         let _ = writeln!(out, "{line}");
+        if let Some(fwd) = &app.forward {
+            let (passed, line) = check_forward(app, fwd).await;
+            ok &= passed;
+            let _ = writeln!(out, "{line}");
+        }
     }
     ok
+}
+
+/// The downstream of an app: sent WeChat's signed verification request, as the console
+/// sends it when the URL is saved.
+async fn check_forward(app: &AppConfig, fwd: &crate::config::ForwardConfig) -> (bool, String) {
+    use secrecy::ExposeSecret;
+    let mut shown = fwd.url.clone();
+    shown.set_query(None);
+    let head = format!("app {} forward_url ({shown})", app.id);
+    let Some(token) = &app.push_token else {
+        return (false, format!("{head}: FAILED: no push_token to sign with"));
+    };
+    let ts = crate::clock::Clock::system().now().to_string();
+    let nonce = crate::domain::random_alphanumeric(10);
+    let echostr = crate::domain::random_alphanumeric(16);
+    let sig = crate::wechat::crypto::signature(&[token.expose_secret(), &ts, &nonce]);
+    let query = format!("signature={sig}&timestamp={ts}&nonce={nonce}&echostr={echostr}");
+    let url = crate::push::forward::target(&fwd.url, &query);
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(fwd.timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                false,
+                format!("{head}: FAILED: cannot build the HTTP client: {e}"),
+            );
+        }
+    };
+    let ms = fwd.timeout.as_millis();
+    match client.get(url).send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            if status == 200 && body.trim() == echostr {
+                (
+                    true,
+                    format!(
+                        "{head}: ok (answered WeChat's signed verification with its echostr in under {ms} ms: it checks signatures with this push_token)"
+                    ),
+                )
+            } else {
+                (
+                    true,
+                    format!(
+                        "{head}: reachable, warning: it answered HTTP {status} to WeChat's signed verification instead of the echostr; does it check the same push_token?"
+                    ),
+                )
+            }
+        }
+        Err(e) if e.is_timeout() => (
+            false,
+            format!(
+                "{head}: FAILED: no answer within forward_timeout_ms ({ms} ms); pushes would be answered success without it"
+            ),
+        ),
+        Err(e) => {
+            let e = e.without_url();
+            let mut cause = e.to_string();
+            let mut next = std::error::Error::source(&e);
+            while let Some(s) = next {
+                cause.push_str(": ");
+                cause.push_str(&s.to_string());
+                next = s.source();
+            }
+            (
+                false,
+                format!("{head}: FAILED: cannot reach it: {cause} (check forward_url)"),
+            )
+        }
+    }
 }
 
 /// What seals the stored secrets (a missing key already failed the configuration).

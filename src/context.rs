@@ -20,6 +20,8 @@ pub struct Context {
     pub wechat: WechatClient,
     pub clock: Clock,
     pub tokens: crate::token::TokenManager,
+    /// The Official Accounts' JS-SDK tickets.
+    pub tickets: crate::ticket::TicketManager,
     pub outbox: crate::outbox::Outbox,
     /// What WeChat pushes to us: received, stored, handled.
     pub push: crate::push::Inbox,

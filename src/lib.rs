@@ -14,7 +14,12 @@
 //! - [`domain`]: validated values (AppId, OpenId, UnionId, UserId, MessageId, ReturnTo...).
 //! - [`identity`]: who a person is: web OAuth's code exchange, mini-program login and the
 //!   linking rules both bind by, side by side.
+//! - [`followers`]: follower info (`user/info`) completing Official Account identities
+//!   (after a `subscribe` push, on demand, in the background within a daily quota) and
+//!   the resumable import of an account's existing followers.
 //! - [`token`]: the access-token manager: one fetch per refresh window across the fleet.
+//! - [`ticket`]: the JS-SDK tickets (`jsapi`, `wx_card`) managed like access tokens, and the
+//!   `wx.config` signatures made with them.
 //! - [`outbox`]: send by business user id: parsed drafts in, typed refusals out; checks
 //!   before queueing, the durable outbox, its workers, retries and quota holds.
 //! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`, with the previous key
@@ -23,7 +28,8 @@
 //! - [`wechat`]: the thin typed client for WeChat's APIs and its error codes.
 //! - [`store`]: the only place with SQL; SQLite or PostgreSQL behind one `Store`.
 //! - [`push`]: WeChat's server push: verification, safe-mode crypto, its refusals, the event
-//!   log and what each event does ([`push::Inbox`]).
+//!   log and what each event does ([`push::Inbox`]), and forwarding to an app's existing
+//!   handler ([`push::forward`]).
 //! - [`http`]: browser OAuth pages, the backend JSON API (its wire types and their parsing),
 //!   the push endpoint, the admin pages; [`http::error`]: the error of each HTTP boundary,
 //!   its single mapping to a response, and the catalogue of every error code.
@@ -46,6 +52,7 @@ pub mod clock;
 pub mod config;
 pub mod context;
 pub mod domain;
+pub mod followers;
 pub mod http;
 pub mod identity;
 pub mod metrics;
@@ -57,6 +64,7 @@ pub mod seal;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod ticket;
 pub mod token;
 pub mod webhooks;
 pub mod wechat;

@@ -1,4 +1,5 @@
-//! The `wxlink` command: `serve` (default), `check`, `sim`, `hash-key`, `reseal`.
+//! The `wxlink` command: `serve` (default), `check`, `sim`, `hash-key`, `reseal`,
+//! `import-followers`.
 
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
@@ -38,6 +39,12 @@ enum Command {
     /// Re-seal every stored secret under `storage_key` (after a rotation, with the old key
     /// in `storage_key_previous`); safe while the service runs.
     Reseal,
+    /// Import an Official Account's existing followers (user/get + batchget), printing
+    /// progress; resumes an import a crash interrupted, or follows one a service runs.
+    ImportFollowers {
+        /// The app's short name (`id` in `[[apps]]`).
+        app: String,
+    },
 }
 
 #[tokio::main]
@@ -95,6 +102,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "done: every stored secret is sealed under storage_key; storage_key_previous may be removed"
                 );
+            }
+        }
+        Command::ImportFollowers { app } => {
+            let config = Config::load(cli.config.as_deref())?;
+            let job = wxlink::followers::import::run_cli(&config, &app, 1000, &mut |line| {
+                println!("{line}")
+            })
+            .await?;
+            match job.state.as_str() {
+                "done" => println!(
+                    "done: {} followers imported, {} bound to users",
+                    job.imported, job.bound
+                ),
+                "failed" => anyhow::bail!(
+                    "the import failed: {}",
+                    job.last_error.as_deref().unwrap_or("unknown error")
+                ),
+                _ => {}
             }
         }
         Command::HashKey => {

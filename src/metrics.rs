@@ -39,6 +39,11 @@ pub fn install() -> &'static PrometheusHandle {
             )
             .expect("bucket list is not empty")
             .set_buckets_for_metric(
+                Matcher::Full("wxlink_push_forward_duration_seconds".into()),
+                LATENCY_BUCKETS,
+            )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
                 Matcher::Full("wxlink_webhook_lag_seconds".into()),
                 LAG_BUCKETS,
             )
@@ -110,6 +115,15 @@ fn describe() {
         "WeChat server pushes by event and outcome (accepted, duplicate, refused), with the refusal reason."
     );
     describe_counter!(
+        "wxlink_push_forward_total",
+        "Pushes forwarded to an app's downstream, by app and outcome: reply (a reply message relayed), success (no reply), repeat (a WeChat retry answered from the first forward), timeout, unreachable, bad_status, bad_answer (WeChat got success)."
+    );
+    describe_histogram!(
+        "wxlink_push_forward_duration_seconds",
+        Unit::Seconds,
+        "From sending a push to the downstream to its answer (or the deadline), by app."
+    );
+    describe_counter!(
         "wxlink_oauth_callbacks_total",
         "Web authorization callbacks by app and outcome (the page's data-outcome)."
     );
@@ -134,6 +148,26 @@ fn describe() {
         "wxlink_webhook_oldest_pending_age_seconds",
         Unit::Seconds,
         "Age of the oldest event waiting for an endpoint; 0 when none waits."
+    );
+    describe_counter!(
+        "wxlink_follower_lookups_total",
+        "Openids looked up in WeChat's follower info (user/info, batchget) by app and trigger (subscribe, refresh, background, import)."
+    );
+    describe_gauge!(
+        "wxlink_follower_fill_quota_used",
+        "Lookups the background fill spent today (Beijing day), per app, across the fleet."
+    );
+    describe_gauge!(
+        "wxlink_follower_fill_quota_limit",
+        "The background fill's daily quota per app (`followers.background_daily_quota`)."
+    );
+    describe_gauge!(
+        "wxlink_follower_import_imported",
+        "Followers the app's latest import stored so far."
+    );
+    describe_gauge!(
+        "wxlink_follower_import_total",
+        "WeChat's follower count of the app's latest import (0 until its first page)."
     );
     describe_gauge!(
         "wxlink_webhook_endpoint_disabled",
@@ -241,6 +275,17 @@ pub fn push(event: &str, outcome: PushOutcome) {
     .increment(1);
 }
 
+/// One push forwarded to the app's downstream and how it ended; `took` for the forwards
+/// actually sent (not for repeats).
+pub fn push_forward(app: &AppId, outcome: &'static str, took: Option<Duration>) {
+    ::metrics::counter!("wxlink_push_forward_total", "app" => app_label(app), "outcome" => outcome)
+        .increment(1);
+    if let Some(took) = took {
+        ::metrics::histogram!("wxlink_push_forward_duration_seconds", "app" => app_label(app))
+            .record(took.as_secs_f64());
+    }
+}
+
 /// One web authorization callback: the app (`unknown` for a name not configured) and the
 /// outcome its page declares.
 pub fn oauth_callback(app: Option<&AppId>, outcome: &str) {
@@ -301,4 +346,25 @@ pub fn webhook_endpoint(endpoint: &str, pending: i64, oldest_age_secs: f64, disa
     } else {
         0.0
     });
+}
+
+/// Openids looked up in WeChat's follower info.
+pub fn follower_lookups(app: &AppId, trigger: &'static str, n: usize) {
+    ::metrics::counter!("wxlink_follower_lookups_total", "app" => app_label(app), "trigger" => trigger)
+        .increment(n as u64);
+}
+
+/// The background fill's quota of an app today: spent and limit.
+pub fn follower_fill_quota(app: &AppId, used: i64, limit: i64) {
+    ::metrics::gauge!("wxlink_follower_fill_quota_used", "app" => app_label(app)).set(used as f64);
+    ::metrics::gauge!("wxlink_follower_fill_quota_limit", "app" => app_label(app))
+        .set(limit as f64);
+}
+
+/// Where an app's follower import is.
+pub fn follower_import(app: &AppId, imported: i64, total: Option<i64>) {
+    ::metrics::gauge!("wxlink_follower_import_imported", "app" => app_label(app))
+        .set(imported as f64);
+    ::metrics::gauge!("wxlink_follower_import_total", "app" => app_label(app))
+        .set(total.unwrap_or(0) as f64);
 }

@@ -10,6 +10,9 @@ use crate::store::{Prunable, Store, StoreError};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How long the answer to a forwarded push is kept for WeChat's retries.
+pub const FORWARD_ANSWER_SECS: i64 = 3600;
+
 /// Where each kind's age is counted from, in its unit, for a retention of `keep`
 /// (`None`: kept forever).
 fn cutoff(kind: Prunable, s: &RetentionSettings, now: Timestamp) -> Option<i64> {
@@ -20,7 +23,11 @@ fn cutoff(kind: Prunable, s: &RetentionSettings, now: Timestamp) -> Option<i64> 
         // 0 days: a row goes once its refresh token has expired.
         Prunable::WebTokens => return Some(now.secs() - s.web_tokens_days * 86_400),
         Prunable::Messages => (s.messages_days * 86_400, true),
-        Prunable::PushEvents | Prunable::PushDeliveryReports => (s.pushes_days * 86_400, false),
+        Prunable::PushEvents | Prunable::PushDeliveryReports | Prunable::PushForwards => {
+            (s.pushes_days * 86_400, false)
+        }
+        // Whatever the retention: only WeChat's retries of the push need the answer.
+        Prunable::PushForwardAnswers => return Some(now.secs() - FORWARD_ANSWER_SECS),
     };
     if keep_secs == 0 {
         return None;

@@ -25,6 +25,7 @@ fn app(mode: PushMode) -> AppConfig {
         encoding_aes_key_previous: None,
         push_mode: mode,
         token_mode: TokenMode::Stable,
+        forward: None,
     }
 }
 

@@ -13,6 +13,8 @@ pub enum Scope {
     TokensRead,
     /// Report a token as failed, which may spend WeChat's `force_refresh` budget.
     TokensInvalidate,
+    /// Sign `wx.config` for pages under an app's JS-safe domains (no ticket is handed out).
+    JsSdk,
     /// Send messages, read them, and record what a person allowed (subscriptions, form ids,
     /// muted categories).
     Send,
@@ -28,9 +30,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Self::TokensRead,
         Self::TokensInvalidate,
+        Self::JsSdk,
         Self::Send,
         Self::Identities,
         Self::UsersDelete,
@@ -43,6 +46,7 @@ impl Scope {
         match self {
             Self::TokensRead => "tokens:read",
             Self::TokensInvalidate => "tokens:invalidate",
+            Self::JsSdk => "js_sdk",
             Self::Send => "send",
             Self::Identities => "identities",
             Self::UsersDelete => "users:delete",

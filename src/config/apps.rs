@@ -1,8 +1,9 @@
 //! `[[apps]]`: each configured WeChat app, its credentials, base URLs and push keys.
 
+use super::forward::ForwardConfig;
 use super::push::PushMode;
 use super::{ConfigError, resolve_secret};
-use crate::domain::{AppId, AppKind, WxAppId};
+use crate::domain::{AppId, AppKind, JsSafeDomains, WxAppId};
 use crate::wechat::AppCredentials;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -40,6 +41,11 @@ pub struct AppConfig {
     /// Default: `safe` when `encoding_aes_key` is set, else `plain`.
     pub push_mode: PushMode,
     pub token_mode: TokenMode,
+    /// The account's existing handler, which verified pushes go on to
+    /// ([`crate::push::forward`]).
+    pub forward: Option<ForwardConfig>,
+    /// The console's JS接口安全域名: the pages `js-sdk-config` signs for (Official Accounts).
+    pub js_safe_domains: JsSafeDomains,
 }
 
 /// One `[[apps]]` entry as written.
@@ -58,6 +64,11 @@ pub(super) struct RawApp {
     token_mode: TokenMode,
     api_base: Option<String>,
     open_base: Option<String>,
+    forward_url: Option<String>,
+    forward_timeout_ms: Option<u64>,
+    forward_events: Option<Vec<String>>,
+    #[serde(default)]
+    js_safe_domains: Vec<String>,
 }
 
 /// One `[[apps]]` entry, its secrets resolved and every field checked; `i` is its index
@@ -101,6 +112,21 @@ pub(super) fn parse(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
         encoding_aes_key.as_ref(),
         encoding_aes_key_previous.as_ref(),
     )?;
+    let forward = super::forward::parse(
+        i,
+        a.forward_url.as_deref(),
+        a.forward_timeout_ms,
+        a.forward_events.as_deref(),
+        push_token.is_some(),
+    )?;
+    let js_safe_domains = JsSafeDomains::parse(&a.js_safe_domains)
+        .map_err(|e| ConfigError::new(format!("apps[{i}].js_safe_domains"), e.0))?;
+    if !js_safe_domains.is_empty() && a.kind != AppKind::OfficialAccount {
+        return Err(ConfigError::new(
+            format!("apps[{i}].js_safe_domains"),
+            "only an Official Account has JS-safe domains (a mini-program's pages need no JS-SDK signature)",
+        ));
+    }
     let base = |field: &str, v: &Option<String>, default: &str| -> Result<String, ConfigError> {
         let s = v.as_deref().unwrap_or(default);
         let url = Url::parse(s)
@@ -127,5 +153,7 @@ pub(super) fn parse(i: usize, a: &RawApp) -> Result<AppConfig, ConfigError> {
         encoding_aes_key_previous,
         push_mode,
         token_mode: a.token_mode,
+        forward,
+        js_safe_domains,
     })
 }

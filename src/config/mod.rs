@@ -9,6 +9,8 @@ mod admin;
 mod api_keys;
 mod apps;
 mod database;
+mod followers;
+mod forward;
 mod locate;
 mod metrics;
 mod oauth;
@@ -26,6 +28,8 @@ pub use admin::AdminSettings;
 pub use api_keys::{ApiKey, Scope};
 pub use apps::{AppConfig, TokenMode};
 pub use database::DatabaseSettings;
+pub use followers::FollowerSettings;
+pub use forward::ForwardConfig;
 pub use metrics::MetricsSettings;
 pub use oauth::OAuthTimings;
 pub use outbox::OutboxSettings;
@@ -161,6 +165,8 @@ pub struct Config {
     pub webhook_delivery: WebhookDelivery,
     /// `[retention]`: how long finished records are kept.
     pub retention: RetentionSettings,
+    /// `[followers]`: follower info lookups and imports.
+    pub followers: FollowerSettings,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -189,6 +195,7 @@ struct RawConfig {
     webhooks: Vec<webhooks::RawWebhook>,
     webhook_delivery: WebhookDelivery,
     retention: RetentionSettings,
+    followers: FollowerSettings,
 }
 
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://wxlink.db";
@@ -312,6 +319,7 @@ impl Config {
         outbox::check(&raw.outbox)?;
         webhooks::check_delivery(&raw.webhook_delivery)?;
         retention::check(&raw.retention)?;
+        followers::check(&raw.followers)?;
         let webhooks = webhooks::parse_all(&raw.webhooks)?;
 
         if !sandbox {
@@ -371,6 +379,7 @@ impl Config {
             webhooks,
             webhook_delivery: raw.webhook_delivery,
             retention,
+            followers: raw.followers,
         })
     }
 

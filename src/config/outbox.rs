@@ -8,8 +8,11 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboxSettings {
-    /// Messages this instance sends at the same time.
-    pub concurrency: usize,
+    /// Messages this instance sends at the same time, at most; unset, [`Self::window`]
+    /// picks it. With WeChat's real latency an instance is bound by this, not by CPU (64 in
+    /// flight at 100 ms is 640 sends a second); the claimer only takes what the backlog
+    /// holds, so a quiet outbox keeps few in flight.
+    pub concurrency: Option<usize>,
     /// Most messages claimed in one store round trip.
     pub claim_batch: i64,
     /// How long a claimed message belongs to its instance; after that (the instance died)
@@ -33,7 +36,7 @@ pub struct OutboxSettings {
 impl Default for OutboxSettings {
     fn default() -> Self {
         Self {
-            concurrency: 64,
+            concurrency: None,
             claim_batch: 100,
             lease_secs: 60,
             max_attempts: 8,
@@ -47,12 +50,27 @@ impl Default for OutboxSettings {
     }
 }
 
+/// The in-flight window when `concurrency` is unset: wide enough for WeChat's latency,
+/// narrow enough that a full window of claimed sends clears the pacer within half a lease.
+pub const DEFAULT_WINDOW: usize = 512;
+
+impl OutboxSettings {
+    /// Messages this instance sends at the same time: `concurrency`, or [`DEFAULT_WINDOW`]
+    /// narrowed to what `rate_per_sec` serves in a quarter of the lease.
+    pub fn window(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| {
+            let served = self.rate_per_sec as i64 * self.lease_secs / 4;
+            DEFAULT_WINDOW.min(served.max(1) as usize)
+        })
+    }
+}
+
 /// `[outbox]` within its ranges, and a pacer that can serve a full round of sends within
 /// half a lease.
 pub(super) fn check(settings: &OutboxSettings) -> Result<(), ConfigError> {
     let ob = settings;
     super::check_ranges(&[
-        ("outbox.concurrency", ob.concurrency as i64, 1, 4096),
+        ("outbox.concurrency", ob.window() as i64, 1, 4096),
         ("outbox.claim_batch", ob.claim_batch, 1, 1000),
         ("outbox.lease_secs", ob.lease_secs, 5, 3600),
         ("outbox.max_attempts", ob.max_attempts, 1, 100),
@@ -81,12 +99,14 @@ pub(super) fn check(settings: &OutboxSettings) -> Result<(), ConfigError> {
 
     // Claimed messages wait for the pacer while they hold their lease: a full round of
     // `concurrency` sends must fit well inside it, or another instance takes them over.
-    if ob.concurrency as f64 / ob.rate_per_sec as f64 > ob.lease_secs as f64 / 2.0 {
+    if ob.window() as f64 / ob.rate_per_sec as f64 > ob.lease_secs as f64 / 2.0 {
         return Err(ConfigError::new(
             "outbox.concurrency",
             format!(
                 "{} sends at {} per second take longer than half of outbox.lease_secs ({} s): lower concurrency or raise rate_per_sec or lease_secs",
-                ob.concurrency, ob.rate_per_sec, ob.lease_secs
+                ob.window(),
+                ob.rate_per_sec,
+                ob.lease_secs
             ),
         ));
     }

@@ -96,6 +96,10 @@ pub enum Channel {
     Subscribe,
     /// Legacy mini-program template message with a form_id / prepay_id.
     Form,
+    /// Official Account customer-service message, within the person's interaction window.
+    Custom,
+    /// Official Account subscribe notification (订阅通知, `message/subscribe/bizsend`).
+    OaSubscribe,
 }
 
 impl Channel {
@@ -104,8 +108,10 @@ impl Channel {
             "template" => Ok(Self::Template),
             "subscribe" => Ok(Self::Subscribe),
             "form" => Ok(Self::Form),
+            "custom" => Ok(Self::Custom),
+            "oa_subscribe" => Ok(Self::OaSubscribe),
             other => Err(ParseError(format!(
-                "unknown channel {:?}: use template, subscribe, form or auto",
+                "unknown channel {:?}: use template, subscribe, form, custom, oa_subscribe or auto",
                 other.chars().take(40).collect::<String>()
             ))),
         }
@@ -116,15 +122,28 @@ impl Channel {
             Self::Template => "template",
             Self::Subscribe => "subscribe",
             Self::Form => "form",
+            Self::Custom => "custom",
+            Self::OaSubscribe => "oa_subscribe",
         }
     }
 
     /// Which kind of app sends on this channel.
     pub fn app_kind(self) -> super::AppKind {
         match self {
-            Self::Template => super::AppKind::OfficialAccount,
+            Self::Template | Self::Custom | Self::OaSubscribe => super::AppKind::OfficialAccount,
             Self::Subscribe | Self::Form => super::AppKind::MiniProgram,
         }
+    }
+
+    /// Whether a send spends a subscribe acceptance from the ledger (and 43101 clears it).
+    pub fn uses_ledger(self) -> bool {
+        matches!(self, Self::Subscribe | Self::OaSubscribe)
+    }
+
+    /// Whether the card opens a web page (`url`) or a mini-program page (`miniprogram`):
+    /// the Official Account's channels.
+    pub fn opens_cards(self) -> bool {
+        matches!(self, Self::Template | Self::OaSubscribe)
     }
 }
 
@@ -292,6 +311,10 @@ impl MessageData {
         Ok(Self(out))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
@@ -443,6 +466,8 @@ pub struct MiniProgramTarget {
 /// outbox stores and later turns into the channel's request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
+    /// Empty (and left out) for a customer-service message, which has no template.
+    #[serde(default, skip_serializing_if = "MessageData::is_empty")]
     pub data: MessageData,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<CardUrl>,
@@ -457,6 +482,9 @@ pub struct Payload {
     /// Legacy template messages: the keyword shown large (`keyword1.DATA`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emphasis_keyword: Option<String>,
+    /// Customer-service messages: what the message says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<super::CustomMessage>,
 }
 
 impl Payload {
@@ -470,6 +498,15 @@ impl Payload {
             miniprogram_state: None,
             lang: None,
             emphasis_keyword: None,
+            custom: None,
+        }
+    }
+
+    /// A customer-service message: its content alone.
+    pub fn custom(message: super::CustomMessage) -> Self {
+        Self {
+            custom: Some(message),
+            ..Self::new(MessageData::default())
         }
     }
 }
@@ -558,6 +595,10 @@ mod tests {
     #[test]
     fn channels() {
         assert_eq!(Channel::parse("subscribe").unwrap(), Channel::Subscribe);
+        let oa = Channel::parse("oa_subscribe").unwrap();
+        assert_eq!((oa, oa.as_str()), (Channel::OaSubscribe, "oa_subscribe"));
+        assert!(oa.uses_ledger() && oa.opens_cards() && Channel::Subscribe.uses_ledger());
+        assert!(!Channel::Template.uses_ledger() && !Channel::Subscribe.opens_cards());
         assert!(Channel::parse("sms").is_err());
     }
 }

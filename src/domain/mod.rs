@@ -96,15 +96,19 @@ macro_rules! string_id {
 
 pub(crate) use stored_as_text;
 
+mod custom;
 pub mod fields;
 mod ids;
+mod js_sdk;
 mod message;
 mod oauth;
 mod secret;
 mod webhook;
 
+pub use custom::{CardDescription, CardTitle, CustomContent, CustomMessage, MediaId};
 pub use fields::{FieldError, FieldKind, FieldValue};
 pub use ids::{AppId, AppKind, OpenId, UnionId, UserId, WxAppId};
+pub use js_sdk::{JsPageUrl, JsSafeDomain, JsSafeDomains, MAX_JS_SAFE_DOMAINS, TicketKind};
 pub use message::{
     CardUrl, Category, Channel, Color, DataError, DataItem, IdempotencyKey, Lang, MessageData,
     MessageId, MessageStatus, MiniProgramState, MiniProgramTarget, PagePath, Payload, RawDataValue,

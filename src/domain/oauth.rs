@@ -132,7 +132,7 @@ impl ReturnToAllowList {
 }
 
 /// `/shop/` allows `/shop/x`; `/shop` allows `/shop` and `/shop/x` but not `/shopping`.
-fn path_has_prefix(path: &str, prefix: &str) -> bool {
+pub(super) fn path_has_prefix(path: &str, prefix: &str) -> bool {
     if prefix.ends_with('/') {
         path.starts_with(prefix)
     } else {

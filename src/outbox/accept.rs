@@ -7,7 +7,7 @@ use super::Outbox;
 use super::draft::{Idempotency, MessageDraft};
 use super::refusal::Refusal;
 use crate::config::{AppConfig, UnknownApp};
-use crate::domain::{Channel, MessageId, OpenId, UserId};
+use crate::domain::{AppId, Category, Channel, MessageId, OpenId, Payload, TemplateId, UserId};
 use crate::store::{Enqueued, NewMessage};
 
 /// The answer to an accepted request.
@@ -18,6 +18,26 @@ pub struct Accepted {
     pub status: crate::domain::MessageStatus,
     /// The same request came before with this idempotency key: this is that message.
     pub replayed: bool,
+}
+
+/// What [`Outbox::store_message`] writes besides the recipient: a draft's channel,
+/// template (none for `custom`), category and payload.
+pub(super) struct Queued<'a> {
+    pub channel: Channel,
+    pub template_id: Option<&'a TemplateId>,
+    pub category: Option<&'a Category>,
+    pub payload: &'a Payload,
+}
+
+impl<'a> From<&'a MessageDraft> for Queued<'a> {
+    fn from(d: &'a MessageDraft) -> Self {
+        Self {
+            channel: d.channel,
+            template_id: Some(&d.template_id),
+            category: d.category.as_ref(),
+            payload: &d.payload,
+        }
+    }
 }
 
 impl Outbox {
@@ -47,15 +67,7 @@ impl Outbox {
         if let Some(replayed) = self.replay(caller, idempotency).await? {
             return Ok(replayed);
         }
-        let openid = s
-            .store
-            .user_identity(user, &app.id)
-            .await?
-            .map(|i| i.openid)
-            .ok_or_else(|| Refusal::NoIdentity {
-                user: user.clone(),
-                app: app.id.clone(),
-            })?;
+        let openid = self.identity_of(user, &app.id).await?;
         if let Some(c) = &draft.category
             && s.store.is_muted(user, c).await?
         {
@@ -76,8 +88,21 @@ impl Outbox {
                 app: app.id.clone(),
             });
         }
-        self.store_message(caller, user, idempotency, app, draft, &openid, note)
+        self.store_message(caller, user, idempotency, app, draft.into(), &openid, note)
             .await
+    }
+
+    /// The user's openid in the app, or the refusal that says they have none.
+    pub(super) async fn identity_of(&self, user: &UserId, app: &AppId) -> Result<OpenId, Refusal> {
+        self.inner
+            .store
+            .user_identity(user, app)
+            .await?
+            .map(|i| i.openid)
+            .ok_or_else(|| Refusal::NoIdentity {
+                user: user.clone(),
+                app: app.clone(),
+            })
     }
 
     /// The message already stored under this caller's idempotency key, if any; refused
@@ -97,13 +122,13 @@ impl Outbox {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn store_message(
+    pub(super) async fn store_message(
         &self,
         caller: &str,
         user: &UserId,
         idempotency: Option<&Idempotency>,
         app: &AppConfig,
-        draft: &MessageDraft,
+        draft: Queued<'_>,
         openid: &OpenId,
         note: Option<String>,
     ) -> Result<Accepted, Refusal> {
@@ -130,8 +155,8 @@ impl Outbox {
                 app: app.id.clone(),
                 channel: draft.channel,
                 openid: openid.clone(),
-                template_id: draft.template_id.clone(),
-                category: draft.category.clone(),
+                template_id: draft.template_id.cloned(),
+                category: draft.category.cloned(),
                 payload: draft.payload.clone(),
                 note,
             })
@@ -151,10 +176,18 @@ impl Outbox {
                 .replay(caller, idempotency)
                 .await?
                 .ok_or(Refusal::IdempotencyRace),
-            Enqueued::NoSubscription => Err(Refusal::NoSubscription {
-                user: user.clone(),
-                template: draft.template_id.clone(),
-                app: app.id.clone(),
+            Enqueued::NoSubscription => Err(match draft.template_id {
+                Some(t) => Refusal::NoSubscription {
+                    user: user.clone(),
+                    template: t.clone(),
+                    app: app.id.clone(),
+                },
+                // Only subscribe messages hold a subscription, and each names its template.
+                None => Refusal::Store(crate::store::StoreError::Corrupt {
+                    table: "subscriptions",
+                    detail: "a message without a template was refused for want of a subscription"
+                        .into(),
+                }),
             }),
         }
     }
@@ -180,10 +213,19 @@ impl Outbox {
 
     /// The draft's app, which must send on the draft's channel.
     pub(super) fn app_of(&self, draft: &MessageDraft) -> Result<&AppConfig, Refusal> {
-        let app = self.inner.apps.get(&draft.app).ok_or_else(|| UnknownApp {
-            name: draft.app.to_string(),
+        self.app_of_channel(&draft.app, draft.channel)
+    }
+
+    /// The app, which must send on the channel.
+    pub(super) fn app_of_channel(
+        &self,
+        app: &AppId,
+        channel: Channel,
+    ) -> Result<&AppConfig, Refusal> {
+        let app = self.inner.apps.get(app).ok_or_else(|| UnknownApp {
+            name: app.to_string(),
         })?;
-        sends_on(app, draft.channel)
+        sends_on(app, channel)
     }
 
     /// The template exists in the app for this channel and the data has exactly its keys

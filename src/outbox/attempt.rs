@@ -7,8 +7,8 @@ use crate::domain::{Channel, DataItem, MessageData, Payload};
 use crate::store::{Claimed, FormIdKind, Learned, Outcome};
 use crate::token::CallError;
 use crate::wechat::types::{
-    FormSendRequest, MiniProgramLink, SendResponse, SubscribeSendRequest, TemplateSendRequest,
-    WireDataItem,
+    BizSendRequest, FormSendRequest, MiniProgramLink, SendResponse, SubscribeSendRequest,
+    TemplateSendRequest, WireDataItem,
 };
 use crate::wechat::{ErrCode, ErrorClass, WechatError};
 use rand::RngExt;
@@ -40,7 +40,7 @@ impl Outbox {
             Channel::Template => {
                 let req = TemplateSendRequest {
                     touser: m.openid.to_string(),
-                    template_id: m.template_id.to_string(),
+                    template_id: template_of(m),
                     url: m.payload.url.as_ref().map(|u| u.as_str().to_owned()),
                     miniprogram: m.payload.miniprogram.as_ref().map(|p| MiniProgramLink {
                         appid: p.appid.to_string(),
@@ -71,7 +71,30 @@ impl Outbox {
                     )
                     .await
             }
+            Channel::OaSubscribe => {
+                let req = biz_send_request(m);
+                let req = &req;
+                s.tokens
+                    .call(&m.app, |t| async move {
+                        w.send_oa_subscribe(creds, &t, req).await
+                    })
+                    .await
+            }
             Channel::Form => return self.attempt_form(m).await,
+            Channel::Custom => {
+                let Some(req) = super::custom::custom_request(m) else {
+                    return Outcome::Failed {
+                        reason: "the stored message has no customer-service content".into(),
+                    };
+                };
+                let req = &req;
+                s.tokens
+                    .call(
+                        &m.app,
+                        |t| async move { w.send_custom(creds, &t, req).await },
+                    )
+                    .await
+            }
         };
         self.judge(m, result).await
     }
@@ -96,7 +119,7 @@ impl Outbox {
             };
             let req = FormSendRequest {
                 touser: m.openid.to_string(),
-                template_id: m.template_id.to_string(),
+                template_id: template_of(m),
                 page: m.payload.page.as_ref().map(|p| p.as_str().to_owned()),
                 form_id: form.form_id.clone(),
                 data: wire_data(&m.payload.data, false),
@@ -222,6 +245,14 @@ impl Outbox {
     }
 }
 
+/// The claimed message's template id as WeChat takes it (every channel but `custom` has one).
+fn template_of(m: &Claimed) -> String {
+    m.template_id
+        .as_ref()
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
 fn code_of(r: &Result<SendResponse, CallError>) -> Option<ErrCode> {
     match r {
         Err(CallError::Wechat(e)) => e.code(),
@@ -233,11 +264,26 @@ fn subscribe_request(m: &Claimed) -> SubscribeSendRequest {
     let p: &Payload = &m.payload;
     SubscribeSendRequest {
         touser: m.openid.to_string(),
-        template_id: m.template_id.to_string(),
+        template_id: template_of(m),
         page: p.page.as_ref().map(|x| x.as_str().to_owned()),
         data: wire_data(&p.data, false),
         miniprogram_state: p.miniprogram_state.map(|x| x.as_str().to_owned()),
         lang: p.lang.map(|x| x.as_str().to_owned()),
+    }
+}
+
+/// bizsend's `page` is the web page the card opens: the message's `url`.
+fn biz_send_request(m: &Claimed) -> BizSendRequest {
+    let p: &Payload = &m.payload;
+    BizSendRequest {
+        touser: m.openid.to_string(),
+        template_id: template_of(m),
+        page: p.url.as_ref().map(|u| u.as_str().to_owned()),
+        miniprogram: p.miniprogram.as_ref().map(|x| MiniProgramLink {
+            appid: x.appid.to_string(),
+            pagepath: x.pagepath.as_str().to_owned(),
+        }),
+        data: wire_data(&p.data, false),
     }
 }
 

@@ -11,12 +11,14 @@
 pub mod accept;
 mod attempt;
 pub mod auto;
+pub mod custom;
 pub mod draft;
 mod pacing;
 pub mod refusal;
 pub mod templates;
 
 pub use accept::Accepted;
+pub use custom::CustomDraft;
 pub use draft::{AutoDraft, Idempotency, MessageDraft};
 pub use refusal::Refusal;
 
@@ -284,7 +286,7 @@ impl Outbox {
 
     async fn claimer(self, done: mpsc::UnboundedSender<Done>, stop: CancellationToken) {
         let s = &self.inner;
-        let slots = Arc::new(Semaphore::new(s.settings.concurrency));
+        let slots = Arc::new(Semaphore::new(s.settings.window()));
         let poll = Duration::from_millis(s.settings.poll_interval_ms);
         let lease_ms = s.settings.lease_secs * 1000;
         loop {

@@ -4,7 +4,7 @@
 
 use crate::config::{AppKind, UnknownApp};
 use crate::domain::{AppId, Category, Channel, MessageId, TemplateId, UserId};
-use crate::store::StoreError;
+use crate::store::{CustomWindow, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
@@ -79,11 +79,47 @@ pub enum Refusal {
     /// The message stored under the key was there a moment ago and is gone.
     #[error("the message stored under this Idempotency-Key vanished; try again")]
     IdempotencyRace,
+    /// `custom`: the person's customer-service window is closed, or never opened.
+    #[error("{}", window_closed(.user, .app, .last.as_ref(), .unfollowed_at))]
+    CustomWindowClosed {
+        user: UserId,
+        app: AppId,
+        /// The window wxlink last saw open, if any.
+        last: Option<CustomWindow>,
+        /// The person left the Official Account after it opened.
+        unfollowed_at: Option<crate::clock::Timestamp>,
+    },
     /// `auto`: neither channel reaches the person.
     #[error("no channel reaches user {user}: {}", .reasons.join("; "))]
     NoChannel { user: UserId, reasons: Vec<String> },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn window_closed(
+    user: &UserId,
+    app: &AppId,
+    last: Option<&CustomWindow>,
+    unfollowed_at: &Option<crate::clock::Timestamp>,
+) -> String {
+    let head = format!(
+        "user {user} cannot get a customer-service message from Official Account {app} now: WeChat delivers one only within the window the person's own message, menu click, follow or scan opens"
+    );
+    match (last, *unfollowed_at) {
+        (None, _) => format!("{head}, and wxlink has seen no such interaction of theirs"),
+        (Some(w), Some(at)) if at.millis() >= w.last_at.millis() => format!(
+            "{head}; their last one ({}) was at {}, and they unfollowed the account at {}",
+            w.last_kind,
+            super::custom::rfc3339(w.last_at),
+            super::custom::rfc3339(at)
+        ),
+        (Some(w), _) => format!(
+            "{head}; their last one ({}) was at {} and its window closed at {}",
+            w.last_kind,
+            super::custom::rfc3339(w.last_at),
+            super::custom::rfc3339(w.open_until)
+        ),
+    }
 }
 
 fn join(apps: &[AppId]) -> String {

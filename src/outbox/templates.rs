@@ -161,7 +161,9 @@ impl Templates {
                 .into_iter()
                 .map(|t| (t.template_id, t.title, t.content))
                 .collect(),
-            Channel::Subscribe => self
+            // An Official Account lists its subscribe-notification templates where a
+            // mini-program lists its subscribe templates.
+            Channel::Subscribe | Channel::OaSubscribe => self
                 .tokens
                 .call(&app.id, |t| async move {
                     w.subscribe_templates(creds, &t).await
@@ -180,6 +182,8 @@ impl Templates {
                 .into_iter()
                 .map(|t| (t.template_id, t.title, t.content))
                 .collect(),
+            // Customer-service messages have no templates.
+            Channel::Custom => Vec::new(),
         })
     }
 }

@@ -6,7 +6,7 @@ use super::Inbox;
 use super::event::{Envelope, PushEvent};
 use super::xml;
 use crate::clock::Timestamp;
-use crate::domain::{AppId, EventType, NewEvent};
+use crate::domain::{AppId, EventType, MessageStatus, NewEvent};
 use crate::store::{SentMessages, Store, StoreError, StoreTx, StoredEvent};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -31,7 +31,8 @@ pub struct HandleJob {
 ///
 /// - A delivery report (template `TEMPLATESENDJOBFINISH`, or a subscribe send's
 ///   `subscribe_msg_sent_event`) is kept by msgid and applied to the message in state
-///   `sent(msgid)`; one that beat the send's own answer waits for the outbox's sweep.
+///   `sent(msgid)`; one that beat the send's own answer waits for the outbox's sweep. An
+///   Official Account subscribe notification learns its msgid here ([`adopt`]).
 /// - Subscription choices move the subscription ledger: an accepted popup credits one send;
 ///   a template turned off or banned clears the line.
 ///
@@ -59,6 +60,10 @@ pub async fn apply(
             let applied = tx
                 .set_follow(app, openid, *follows, Timestamp::from_secs(*at), now)
                 .await?;
+            if applied && *follows {
+                // Follower info (unionid, follow time) is looked up in the background.
+                tx.queue_follower_refresh(app, openid, now).await?;
+            }
             if applied {
                 let kind = if *follows {
                     EventType::FollowSubscribed
@@ -117,6 +122,11 @@ pub async fn apply(
                 } else {
                     format!("failed: {} ({})", r.error_status, r.error_code)
                 };
+                let adopted = if sent.contains_key(&(app.clone(), r.msgid)) {
+                    None
+                } else {
+                    adopt(tx, app, openid.as_str(), &r.template_id, r.msgid).await?
+                };
                 outcomes.push(
                     deliver(
                         tx,
@@ -126,7 +136,7 @@ pub async fn apply(
                         Some(openid.as_str()),
                         event_id,
                         now,
-                        sent,
+                        adopted.as_ref().unwrap_or(sent),
                     )
                     .await?,
                 );
@@ -150,6 +160,27 @@ pub fn reported_msgids(jobs: &[HandleJob]) -> Vec<(AppId, i64)> {
         }
     }
     out
+}
+
+/// An Official Account subscribe notification gets its msgid from this event (bizsend
+/// answers none). Returns the message as the `sent` lookup would have found it, when it is
+/// `sent` already; one still `sending` keeps the msgid and its report waits for the sweep.
+async fn adopt(
+    tx: &mut StoreTx,
+    app: &AppId,
+    openid: &str,
+    template_id: &str,
+    msgid: i64,
+) -> Result<Option<SentMessages>, StoreError> {
+    Ok(
+        match tx.adopt_msgid(app, openid, template_id, msgid).await? {
+            Some((id, channel, MessageStatus::Sent, last)) => Some(SentMessages::from([(
+                (app.clone(), msgid),
+                (id, channel, last),
+            )])),
+            _ => None,
+        },
+    )
 }
 
 /// Keeps a delivery report and applies it to its message if that is `sent` already.

@@ -4,9 +4,12 @@
 //! each refusal a [`Refusal`], which `http::push` answers), read ([`xml`], [`event`]),
 //! stored with its replay key and dedup key before it is acknowledged ([`receive`], through
 //! the group-committing [`writer`]), and handled after ([`handle`]): by the writer at once,
-//! or by the sweeper when that failed or its process died.
+//! or by the sweeper when that failed or its process died. Then, when the app has a
+//! downstream, it is forwarded as it came and the downstream's answer is WeChat's
+//! ([`forward`]).
 
 pub mod event;
+pub mod forward;
 pub mod handle;
 pub mod inbound;
 pub mod refusal;
@@ -21,18 +24,26 @@ use crate::clock::{Clock, Timestamp};
 use crate::config::{AppConfig, PushSettings};
 use crate::outbox::Outbox;
 use crate::store::{NewPush, Recorded, Store};
-use event::PushEvent;
+use event::{Envelope, PushEvent};
+use forward::{Answer, AsSent, Forwarder};
 use inbound::PushQuery;
 
 /// How long the receiving instance keeps a new event to itself; after that (it died, or
 /// handling failed) any instance's sweeper may take it.
 pub const CLAIM_SECS: i64 = 60;
 
-/// What became of an accepted push; either way WeChat is answered `success`.
+/// What became of an accepted push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Receipt {
     New(i64),
     Duplicate,
+}
+
+/// An accepted push: stored (or a repeat of a stored one), and what it is.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub receipt: Receipt,
+    pub envelope: Envelope,
 }
 
 /// Everything WeChat pushes to this instance: received through [`Inbox::receive`], handled
@@ -46,17 +57,25 @@ pub struct Inbox {
     outbox: Outbox,
     clock: Clock,
     settings: PushSettings,
+    /// The apps' downstreams: where a push goes on to once it is stored.
+    forwarder: Forwarder,
 }
 
 impl Inbox {
-    pub fn new(store: Store, outbox: Outbox, clock: Clock, settings: PushSettings) -> Self {
-        Self {
+    pub fn new(
+        store: Store,
+        outbox: Outbox,
+        clock: Clock,
+        settings: PushSettings,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self {
             writer: PushWriter::start(store.clone(), clock.clone()),
+            forwarder: Forwarder::new(store.clone(), clock.clone())?,
             store,
             outbox,
             clock,
             settings,
-        }
+        })
     }
 
     /// Verifies, opens and stores one push; the event is durable when this returns, and
@@ -66,8 +85,27 @@ impl Inbox {
         app: &AppConfig,
         q: &PushQuery,
         body: &[u8],
-    ) -> Result<Receipt, ReceiveError> {
+    ) -> Result<Received, ReceiveError> {
         receive(self, app, q, body).await
+    }
+
+    /// What WeChat is answered for a push this inbox received: `success`, or, when the
+    /// app forwards pushes of its kind, the downstream's answer (`success` when that cannot
+    /// be had in time). Call it after [`Inbox::receive`]: only stored pushes go on.
+    pub async fn answer(&self, app: &AppConfig, received: &Received, sent: AsSent<'_>) -> Answer {
+        let env = &received.envelope;
+        match &app.forward {
+            Some(cfg) if cfg.wants(&env.kind) => {
+                let id = forward::Identity {
+                    app: &app.id,
+                    dedup_key: &env.dedup_key,
+                    kind: &env.kind,
+                    openid: env.openid.as_deref(),
+                };
+                self.forwarder.answer(cfg, id, sent).await
+            }
+            _ => Answer::success(),
+        }
     }
 }
 
@@ -76,7 +114,7 @@ async fn receive(
     app: &AppConfig,
     q: &PushQuery,
     body: &[u8],
-) -> Result<Receipt, ReceiveError> {
+) -> Result<Received, ReceiveError> {
     let now = inbox.clock.now();
     let p = inbound::open(app, q, body, now, inbox.settings.timestamp_window_secs)?;
     let env = p.envelope;
@@ -106,9 +144,9 @@ async fn receive(
             claim_until: Timestamp::from_secs(now + CLAIM_SECS),
         })
         .await?;
-    match recorded {
-        Recorded::Replayed => Err(Refusal::Replayed.into()),
-        Recorded::Duplicate => Ok(Receipt::Duplicate),
+    let receipt = match recorded {
+        Recorded::Replayed => return Err(Refusal::Replayed.into()),
+        Recorded::Duplicate => Receipt::Duplicate,
         Recorded::New(id) => {
             if let Ok(event) = typed
                 && event != PushEvent::Other
@@ -117,10 +155,14 @@ async fn receive(
                     id,
                     app: app.id.clone(),
                     event,
-                    openid: env.openid,
+                    openid: env.openid.clone(),
                 });
             }
-            Ok(Receipt::New(id))
+            Receipt::New(id)
         }
-    }
+    };
+    Ok(Received {
+        receipt,
+        envelope: env,
+    })
 }

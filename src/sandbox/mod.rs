@@ -3,13 +3,14 @@
 //! flow in a desktop browser as a simulated WeChat user.
 
 pub mod backend;
+mod js_sdk;
 pub mod pages;
 pub mod receiver;
 pub mod results;
 
 use crate::clock::Clock;
 use crate::config::{ApiKey, AppConfig, AppKind, Config, TokenMode};
-use crate::domain::{AppId, WxAppId, hash_token, random_alphanumeric};
+use crate::domain::{AppId, JsSafeDomains, WxAppId, hash_token, random_alphanumeric};
 use crate::seal::{Keyring, StorageKey};
 use crate::sim::{Sim, SimApp};
 use crate::wechat::AppCredentials;
@@ -39,6 +40,8 @@ pub struct Sandbox {
 pub const ORDER_SHIPPED: &str = "sandbox_order_shipped";
 pub const ORDER_STATUS: &str = "sandbox_order_status";
 pub const LEGACY_ORDER: &str = "sandbox_legacy_order";
+/// The Official Account's subscribe-notification template (`oa_subscribe`).
+pub const ORDER_NOTICE: &str = "sandbox_order_notice";
 
 const OA_APPID: &str = "wxsandbox0a000001";
 const MP_APPID: &str = "wxsandbox0b000002";
@@ -73,6 +76,8 @@ impl Sandbox {
                 encoding_aes_key_previous: None,
                 push_mode: crate::config::PushMode::Safe,
                 token_mode: TokenMode::Stable,
+                forward: None,
+                js_safe_domains: js_safe_domains(kind, public_url)?,
             };
             sim.add_app(SimApp {
                 auth_domain: auth_domain.clone(),
@@ -174,8 +179,17 @@ impl Sandbox {
     }
 }
 
-/// Gives the sandbox's Official Account a template message and its mini-program a
-/// subscribe and a legacy template, so sends can be tried at once.
+/// The sandbox's Official Account signs JS-SDK configs for the sandbox's own pages.
+fn js_safe_domains(kind: AppKind, public_url: &Url) -> anyhow::Result<JsSafeDomains> {
+    let own = match (kind, crate::domain::host_and_port(public_url)) {
+        (AppKind::OfficialAccount, Some(host)) => vec![host],
+        _ => Vec::new(),
+    };
+    Ok(JsSafeDomains::parse(&own)?)
+}
+
+/// Gives the sandbox's Official Account a template message and a subscribe notification,
+/// and its mini-program a subscribe and a legacy template, so sends can be tried at once.
 fn register_templates(sim: &Sim, oa_appid: &str, mp_appid: &str) {
     for (appid, id, kind, title, content) in [
         (
@@ -184,6 +198,13 @@ fn register_templates(sim: &Sim, oa_appid: &str, mp_appid: &str) {
             "template",
             "订单发货通知",
             "{{first.DATA}}\n订单号：{{keyword1.DATA}}\n快递公司：{{keyword2.DATA}}\n{{remark.DATA}}",
+        ),
+        (
+            oa_appid,
+            ORDER_NOTICE,
+            "subscribe",
+            "订单进度提醒",
+            "订单内容：{{thing1.DATA}}\n更新时间：{{time2.DATA}}",
         ),
         (
             mp_appid,

@@ -28,6 +28,7 @@ pub fn router(sandbox: Shared) -> Router<Ctx> {
         .route("/sandbox/mp-login", post(mp_login))
         .route("/sandbox/result", get(super::results::result))
         .route("/sandbox/send", post(super::results::send))
+        .route("/sandbox/js-sdk-config", post(super::js_sdk::config))
         .route("/sandbox/messages/{id}", get(super::results::message))
         .layer(Extension(sandbox))
 }
@@ -44,6 +45,8 @@ struct IndexPage {
     user_id: String,
     return_to_allow: Vec<String>,
     public: bool,
+    /// The JS-SDK card's page URL: one of the sandbox's own (its JS-safe domain).
+    js_page: String,
 }
 
 #[derive(Template)]
@@ -84,6 +87,7 @@ async fn index(
         user_id,
         return_to_allow: sb.return_to_allow.iter().map(|u| u.to_string()).collect(),
         public: sb.public,
+        js_page: ctx.url("/sandbox/result?from=menu#share"),
     })
 }
 

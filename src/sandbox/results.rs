@@ -5,7 +5,7 @@
 //! again.
 
 use super::pages::{Shared, answer, sandbox_only};
-use super::{ORDER_SHIPPED, ORDER_STATUS};
+use super::{ORDER_NOTICE, ORDER_SHIPPED, ORDER_STATUS};
 use crate::context::Ctx;
 use crate::http::error::{Page, ReturnError};
 use askama::Template;
@@ -18,7 +18,7 @@ use serde_json::json;
 
 #[derive(Template)]
 #[template(path = "sandbox_result.html")]
-struct ResultPage {
+pub(super) struct ResultPage {
     title: &'static str,
     outcome: &'static str,
     message: String,
@@ -44,7 +44,11 @@ struct Link {
 }
 
 impl ResultPage {
-    fn new(title: &'static str, outcome: &'static str, message: impl Into<String>) -> Self {
+    pub(super) fn new(
+        title: &'static str,
+        outcome: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             title,
             outcome,
@@ -60,7 +64,7 @@ impl ResultPage {
         }
     }
 
-    fn section(
+    pub(super) fn section(
         mut self,
         heading: impl Into<String>,
         note: impl Into<String>,
@@ -83,7 +87,7 @@ impl ResultPage {
         self
     }
 
-    fn answer(&self, status: StatusCode) -> Response {
+    pub(super) fn answer(&self, status: StatusCode) -> Response {
         match self.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(e) => {
@@ -201,7 +205,8 @@ pub(super) struct SendForm {
 }
 
 /// Plays the backend's part of a notification: `POST /api/v1/users/{id}/messages`; for a
-/// subscribe message the person "taps allow" in the mini-program first and the backend
+/// subscribe message (or an Official Account subscribe notification) the person "taps
+/// allow" in the mini-program (or the Official Account page) first and the backend
 /// records it (`POST /api/v1/users/{id}/subscriptions`, which in the sandbox is also the
 /// simulated person's choice). Then 303 to the message's page.
 pub(super) async fn send(
@@ -228,25 +233,37 @@ async fn send_page(ctx: &Ctx, sandbox: &Shared, f: SendForm) -> Result<Response,
         .section(call, format!("Answered {}.", a.status.as_u16()), a.pretty())
         .answer(a.status)
     };
-    let body = if f.channel == "template" {
-        json!({
-            "channel": "template", "app": "oa", "template_id": ORDER_SHIPPED,
-            "data": {"keyword1": f.text, "keyword2": "沙箱快递"},
-            "url": ctx.url("/"), "truncate": true,
-        })
-    } else {
+    // A subscribe message needs the person's "allow" first: in the mini-program
+    // (subscribe), or in an Official Account page's wx-open-subscribe (oa_subscribe). A
+    // customer-service message needs the person to have written to the account.
+    let (app, template, hint) = match f.channel.as_str() {
+        "template" | "custom" => ("oa", ORDER_SHIPPED, ""),
+        "oa_subscribe" => (
+            "oa",
+            ORDER_NOTICE,
+            " This user has no Official Account identity yet: link one with card 3 first.",
+        ),
+        _ => (
+            "mp",
+            ORDER_STATUS,
+            " This user has no mini-program identity yet: log in with card 4 first.",
+        ),
+    };
+    if f.channel == "custom" {
+        person_writes(ctx, sb, &base).await;
+    } else if template != ORDER_SHIPPED {
         let accepted = sb
             .backend
             .call(
                 ctx,
                 Method::POST,
                 &format!("{base}/subscriptions"),
-                Some(&json!({"app": "mp", "template_id": ORDER_STATUS})),
+                Some(&json!({"app": app, "template_id": template})),
             )
             .await;
         if !accepted.ok() {
             let hint = if accepted.error_code() == Some("no_identity") {
-                " This user has no mini-program identity yet: log in with card 4 first."
+                hint
             } else {
                 ""
             };
@@ -256,11 +273,26 @@ async fn send_page(ctx: &Ctx, sandbox: &Shared, f: SendForm) -> Result<Response,
                 hint,
             ));
         }
-        json!({
+    }
+    let body = match f.channel.as_str() {
+        "custom" => {
+            json!({"channel": "custom", "app": "oa", "msgtype": "text", "text": {"content": f.text}})
+        }
+        "template" => json!({
+            "channel": "template", "app": "oa", "template_id": ORDER_SHIPPED,
+            "data": {"keyword1": f.text, "keyword2": "沙箱快递"},
+            "url": ctx.url("/"), "truncate": true,
+        }),
+        "oa_subscribe" => json!({
+            "channel": "oa_subscribe", "app": "oa", "template_id": ORDER_NOTICE,
+            "data": {"thing1": f.text, "time2": "2026-11-25 15:01"},
+            "url": ctx.url("/"), "truncate": true,
+        }),
+        _ => json!({
             "channel": "subscribe", "app": "mp", "template_id": ORDER_STATUS,
             "data": {"thing1": f.text, "time2": "2026-11-25 15:01"},
             "page": "pages/index", "truncate": true,
-        })
+        }),
     };
     let sent = sb
         .backend
@@ -283,6 +315,38 @@ async fn send_page(ctx: &Ctx, sandbox: &Shared, f: SendForm) -> Result<Response,
         )],
     )
         .into_response())
+}
+
+/// Plays the person's part before a customer-service message: they write to the Official
+/// Account (the simulator pushes the text message to wxlink), which opens the window the
+/// message needs. Without an `oa` identity nothing is pushed, and the send says why.
+async fn person_writes(ctx: &Ctx, sb: &super::Sandbox, base: &str) {
+    let user = sb.backend.call(ctx, Method::GET, base, None).await;
+    let openid = user.json["identities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["app"] == "oa")
+        .and_then(|i| i["openid"].as_str())
+        .map(str::to_owned);
+    let Some(openid) = openid else { return };
+    let now = ctx.clock.now();
+    let xml = format!(
+        "<xml><ToUserName>{}</ToUserName><FromUserName>{}</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[我的订单到哪了？]]></Content><MsgId>{}</MsgId></xml>",
+        crate::push::xml::cdata(&crate::sim::push::original_id(super::OA_APPID)),
+        crate::push::xml::cdata(&openid),
+        ctx.clock.now_ms()
+    );
+    let Ok(id) = sb.sim.push_raw(super::OA_APPID, &xml) else {
+        return;
+    };
+    // The send must find the window open: wait for wxlink's answer to the push.
+    for _ in 0..250 {
+        if sb.sim.pushes().iter().any(|p| p.id == id && p.finished) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// A message as `GET /api/v1/messages/{id}` shows it, reloaded until it settles.
@@ -316,7 +380,10 @@ async fn message_page(ctx: &Ctx, sandbox: &Shared, id: &str) -> Result<Response,
             "Your backend called POST /api/v1/users/{user}/messages; the message goes queued, sending, sent, then delivered when WeChat's delivery report comes in."
         ),
     );
-    page.following = matches!(status.as_str(), "queued" | "sending" | "sent");
+    // WeChat reports nothing after a customer-service send: `sent` is where it ends.
+    let reported = m.json["channel"] != "custom";
+    page.following =
+        matches!(status.as_str(), "queued" | "sending") || (status == "sent" && reported);
     page.status = Some(status);
     Ok(page
         .section(format!("GET {path}"), "Its status and history.", m.pretty())

@@ -48,9 +48,25 @@ pub struct Faults {
     /// Sends (template, subscribe, legacy) left before every send answers 45009.
     #[serde(default)]
     pub quota_after: Option<u64>,
+    /// Only requests made for this appid (named in the query's `appid`, a JSON body's
+    /// `appid`, or by a global access token issued to it): a test can fault one app while
+    /// the service's background work for the others goes on untouched.
+    #[serde(default)]
+    pub appid: Option<String>,
 }
 
 pub async fn inject(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+    let scope = sim.lock().faults.appid.clone();
+    let req = match scope {
+        None => req,
+        Some(appid) => {
+            let (req, for_app) = sim.names_app(req, &appid).await;
+            if !for_app {
+                return next.run(req).await;
+            }
+            req
+        }
+    };
     let (mode, latency, errcode, busy_rate, drop_rate) = {
         let mut st = sim.lock();
         let f = &mut st.faults;
@@ -109,5 +125,30 @@ fn cut_off(done: Response) -> Response {
 impl Sim {
     pub fn set_faults(&self, faults: Faults) {
         self.lock().faults = faults;
+    }
+
+    /// Whether `req` is made for `appid`; the body is read (WeChat's bodies are small) and
+    /// put back.
+    async fn names_app(&self, req: Request, appid: &str) -> (Request, bool) {
+        let query = req.uri().query().unwrap_or("");
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let named = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        if let Some(a) = named("appid") {
+            return (req, a == appid);
+        }
+        if let Some(token) = named("access_token") {
+            let for_app = self.lock().tokens.appid_of(token) == Some(appid);
+            return (req, for_app);
+        }
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let for_app = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .is_some_and(|v| v["appid"] == appid);
+        (Request::from_parts(parts, bytes.into()), for_app)
     }
 }

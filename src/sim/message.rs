@@ -1,18 +1,20 @@
-//! The simulator's notifications: template, subscribe and legacy (wxopen) sends with
-//! WeChat's checks and error codes, and the three template lists.
+//! The simulator's notifications: template, subscribe, Official Account subscribe
+//! (bizsend) and legacy (wxopen) sends with WeChat's checks and error codes (customer-service
+//! messages are in [`super::custom`]).
 //!
 //! Rules kept: 40003 for an openid not of this app, 40037 for an unknown template, 43004
 //! for a person who does not follow the account, 43019 for one who blocked it, 43101 with
-//! no remaining subscription (one-time acceptances are counted), 47003 for a subscribe
-//! value that breaks its rule, 41028/41029/41030 for legacy form ids and pages, daily
-//! quotas (45009), and at most one template message per (openid, client_msg_id) within 10
-//! minutes. Msgids are 64-bit and above 2^53, so a float anywhere on the way shows.
+//! no remaining subscription (one-time acceptances are counted, on bizsend as on
+//! subscribe/send), 47003 for a subscribe value that breaks its rule, 41028/41029/41030
+//! for legacy form ids and pages, daily quotas (45009), and at most one template message
+//! per (openid, client_msg_id) within 10 minutes. Msgids are 64-bit and above 2^53, so a float anywhere on the way shows.
 
 use super::token::{TokenQuery, caller_app};
 use super::{Sim, WxBody, body, wx_error};
 use crate::clock::beijing_day;
 use crate::wechat::types::{
-    ErrorBody, FormSendRequest, SubscribeSendRequest, TemplateSendRequest, WireDataItem,
+    BizSendRequest, ErrorBody, FormSendRequest, SubscribeSendRequest, TemplateSendRequest,
+    WireDataItem,
 };
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -68,6 +70,11 @@ pub struct ReceivedMessage {
     pub miniprogram_state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// Customer-service messages: WeChat's `msgtype` and its content object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msgtype: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
     /// As a string: JSON readers that use floats would mangle it.
     pub msgid: String,
     pub received_at: i64,
@@ -99,6 +106,10 @@ pub fn router() -> Router<Sim> {
     Router::new()
         .route("/cgi-bin/message/template/send", post(send_template))
         .route("/cgi-bin/message/subscribe/send", post(send_subscribe))
+        .route(
+            "/cgi-bin/message/subscribe/bizsend",
+            post(send_oa_subscribe),
+        )
         .route("/cgi-bin/message/wxopen/template/send", post(send_form))
 }
 
@@ -125,7 +136,7 @@ impl Sim {
     }
 
     /// Counts a send against the day's quota (and an injected `quota_after`); false: 45009.
-    fn take_send_quota(&self, appid: &str, channel: &'static str, limit: u64) -> bool {
+    pub(super) fn take_send_quota(&self, appid: &str, channel: &'static str, limit: u64) -> bool {
         let day = beijing_day(self.clock.now());
         let mut st = self.lock();
         if let Some(left) = st.faults.quota_after.as_mut() {
@@ -146,7 +157,7 @@ impl Sim {
         true
     }
 
-    fn record(&self, m: ReceivedMessage) {
+    pub(super) fn record(&self, m: ReceivedMessage) {
         self.count(&format!("{}_sent", m.channel));
         self.lock().messages.received.push(m);
     }
@@ -157,7 +168,7 @@ impl Sim {
 }
 
 /// A 64-bit msgid above 2^53.
-fn new_msgid() -> i64 {
+pub(super) fn new_msgid() -> i64 {
     rand::rng().random_range((1i64 << 60)..i64::MAX)
 }
 
@@ -175,7 +186,12 @@ macro_rules! send_body {
         }
     )*};
 }
-send_body!(TemplateSendRequest, SubscribeSendRequest, FormSendRequest);
+send_body!(
+    TemplateSendRequest,
+    SubscribeSendRequest,
+    BizSendRequest,
+    FormSendRequest
+);
 
 /// The checks every send starts with: the token's app is of `app_kind` (48001), the body
 /// parses (47001), the openid is of that app (40003), the template is one of its
@@ -349,15 +365,7 @@ fn subscribe_send(
     if page_problem(sim, &appid, req.page.as_deref()) {
         return Err(wx_error(41030, "invalid page"));
     }
-    {
-        let mut st = sim.lock();
-        let key = (appid.clone(), person.clone(), req.template_id.clone());
-        match st.messages.subscriptions.get_mut(&key) {
-            Some(s) if s.long_term => {}
-            Some(s) if s.remaining > 0 => s.remaining -= 1,
-            _ => return Err(wx_error(43101, "user refuse to accept the msg")),
-        }
-    }
+    spend_acceptance(sim, &appid, &person, &req.template_id)?;
     if !sim.take_send_quota(&appid, "subscribe", SUBSCRIBE_DAILY_LIMIT) {
         return Err(wx_error(45009, "reach max api daily quota limit"));
     }
@@ -373,6 +381,69 @@ fn subscribe_send(
         page: req.page,
         miniprogram_state: req.miniprogram_state,
         lang: req.lang,
+        msgid: msgid.to_string(),
+        received_at: sim.clock.now(),
+        received_ms: sim.clock.now_ms(),
+        ..Default::default()
+    });
+    Ok(msgid)
+}
+
+/// 43101 unless the person accepted the template: a one-time acceptance is spent, a
+/// long-term one kept.
+fn spend_acceptance(sim: &Sim, appid: &str, person: &str, template: &str) -> Result<(), Response> {
+    let mut st = sim.lock();
+    let key = (appid.to_owned(), person.to_owned(), template.to_owned());
+    match st.messages.subscriptions.get_mut(&key) {
+        Some(s) if s.long_term => Ok(()),
+        Some(s) if s.remaining > 0 => {
+            s.remaining -= 1;
+            Ok(())
+        }
+        _ => Err(wx_error(43101, "user refuse to accept the msg")),
+    }
+}
+
+async fn send_oa_subscribe(
+    State(sim): State<Sim>,
+    Query(q): Query<TokenQuery>,
+    b: WxBody<BizSendRequest>,
+) -> Response {
+    sim.count("oa_subscribe_send_calls");
+    answer(oa_subscribe_send(&sim, &q, b).map(|_| None))
+}
+
+/// An Official Account's subscribe notification: the subscribe value rules and acceptances
+/// of the mini-program's subscribe messages. WeChat answers no msgid here; it comes with
+/// the `subscribe_msg_sent_event` pushed after the send.
+fn oa_subscribe_send(
+    sim: &Sim,
+    q: &TokenQuery,
+    b: WxBody<BizSendRequest>,
+) -> Result<i64, Response> {
+    let (appid, req, person) = checked_send(sim, q, b, "official_account", "subscribe")?;
+    if let Some(problem) = req
+        .data
+        .iter()
+        .find_map(|(k, v)| subscribe_value_problem(k, &v.value))
+    {
+        return Err(wx_error(47003, &problem));
+    }
+    spend_acceptance(sim, &appid, &person, &req.template_id)?;
+    if !sim.take_send_quota(&appid, "oa_subscribe", SUBSCRIBE_DAILY_LIMIT) {
+        return Err(wx_error(45009, "reach max api daily quota limit"));
+    }
+    let msgid = new_msgid();
+    let _ = sim.after_subscribe_send(&appid, &req.touser, &req.template_id, msgid, 0);
+    sim.record(ReceivedMessage {
+        channel: "oa_subscribe",
+        appid,
+        touser: req.touser,
+        person,
+        template_id: req.template_id,
+        data: req.data,
+        page: req.page,
+        miniprogram: req.miniprogram.map(|m| json!(m)),
         msgid: msgid.to_string(),
         received_at: sim.clock.now(),
         received_ms: sim.clock.now_ms(),

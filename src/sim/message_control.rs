@@ -1,5 +1,6 @@
 //! `/_sim/` control routes of the notification half: templates, following, what a person
-//! accepted in the mini-program, form ids, pages, and what was received.
+//! accepted in a mini-program or an Official Account page, form ids, pages, and what was
+//! received.
 
 use super::Sim;
 use super::message::{FORM_ID_TTL_SECS, SimFormId, Subscription};
@@ -111,6 +112,7 @@ impl Sim {
         } else {
             m.blocked.remove(&key);
         }
+        st.followers.version += 1;
     }
 
     /// The person behind `openid` accepts `count` more sends (or, with `long_term`, a
@@ -175,7 +177,8 @@ fn one() -> u64 {
     1
 }
 
-/// What `wx.requestSubscribeMessage` records when the person taps "allow".
+/// What `wx.requestSubscribeMessage` (or an Official Account page's `wx-open-subscribe`)
+/// records when the person taps "allow"; `revoke` turns it off without a push.
 async fn accept_subscription(
     State(sim): State<Sim>,
     Json(a): Json<Acceptance>,

@@ -3,19 +3,24 @@
 //! snapshot-mode people. Served alone by `wxlink sim`, or under `/sim` in the sandbox.
 //!
 //! It also pushes to the apps' push URLs as WeChat does (delivery reports, follow and
-//! unfollow, subscription choices), signed and encrypted in each app's mode.
+//! unfollow, subscription choices, people's text messages and menu clicks), signed and
+//! encrypted in each app's mode, and reads the passive replies they are answered with.
 //!
 //! Control routes under `/_sim/` register apps, create people, mint mini-program login
 //! codes, block people, move the clock and report what was served and pushed.
 
+mod chat;
 mod control;
+pub mod custom;
 mod faults;
+mod followers;
 mod message;
 mod message_control;
 mod miniprogram;
 mod oauth;
 pub mod push;
 mod templates;
+mod ticket;
 mod token;
 
 pub use message::ReceivedMessage;
@@ -63,6 +68,16 @@ pub struct SimApp {
     /// `plain`, `compatible` or `safe`; default safe with a key, plain without.
     #[serde(default)]
     pub push_mode: Option<String>,
+    /// The console's JS接口安全域名 (`host`, `host:port` or `host/path`): the pages whose
+    /// `wx.config` is accepted.
+    #[serde(default)]
+    pub js_safe_domains: Vec<String>,
+    /// Lifetime of JS-SDK tickets (WeChat: 7200); shorten it to test expiry.
+    #[serde(default)]
+    pub ticket_ttl_secs: Option<i64>,
+    /// getticket calls allowed per Beijing day and ticket type before 45009.
+    #[serde(default)]
+    pub ticket_daily_limit: Option<u64>,
 }
 
 impl SimApp {
@@ -95,6 +110,14 @@ impl SimApp {
                 .as_ref()
                 .map(|k| k.expose_secret().to_owned()),
             push_mode: Some(app.push_mode.as_str().to_owned()),
+            js_safe_domains: app
+                .js_safe_domains
+                .entries()
+                .iter()
+                .map(|d| d.as_str().to_owned())
+                .collect(),
+            ticket_ttl_secs: None,
+            ticket_daily_limit: None,
         }
     }
 
@@ -158,11 +181,14 @@ struct SimState {
     stats: BTreeMap<String, u64>,
     next_id: u64,
     tokens: token::TokenState,
+    tickets: ticket::TicketState,
     messages: message::MessageState,
     templates: templates::TemplateState,
     login: miniprogram::LoginState,
     faults: faults::Faults,
     push: push::PushState,
+    custom: custom::CustomState,
+    followers: followers::FollowerState,
 }
 
 /// The simulator; cheap to clone.
@@ -197,18 +223,25 @@ impl Sim {
         Router::new()
             .merge(oauth::router())
             .merge(token::router())
+            .merge(ticket::router())
             .merge(message::router())
             .merge(templates::router())
             .merge(miniprogram::router())
+            .merge(custom::router())
+            .merge(followers::router())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 faults::inject,
             ))
             .layer(axum::middleware::from_fn(wechat_shape))
             .merge(control::router())
+            .merge(ticket::control_router())
             .merge(push::router())
+            .merge(chat::router())
             .merge(message_control::router())
             .merge(miniprogram::control_router())
+            .merge(custom::control_router())
+            .merge(followers::control_router())
             .with_state(self.clone())
     }
 
@@ -267,7 +300,13 @@ impl Sim {
 
     /// The person's unionid for that app, when the app belongs to a group.
     pub fn unionid_of(&self, appid: &str, person: &str) -> Option<String> {
-        let group = self.lock().apps.get(appid)?.unionid_group.clone()?;
+        let group = {
+            let st = self.lock();
+            if st.followers.no_unionid.contains(person) {
+                return None;
+            }
+            st.apps.get(appid)?.unionid_group.clone()?
+        };
         if self.person(person).is_some_and(|p| p.snapshot) {
             return None;
         }
@@ -313,12 +352,13 @@ impl Sim {
             .unwrap_or_default()
     }
 
-    /// Every token the simulator has issued (global access tokens, web access and refresh
-    /// tokens): what a test looks for where none may appear.
+    /// Every token the simulator has issued (global access tokens, JS-SDK tickets, web
+    /// access and refresh tokens): what a test looks for where none may appear.
     pub fn issued_tokens(&self) -> Vec<String> {
         let s = self.lock();
         s.tokens
             .issued()
+            .chain(s.tickets.issued())
             .chain(s.access_tokens.keys())
             .chain(s.refresh_tokens.keys())
             .cloned()

@@ -1,12 +1,15 @@
 //! The simulator's server pushes: delivery reports after template sends, follow and
-//! unfollow, subscription choices; signed, and encrypted in the app's mode, to the app's
-//! push URL. Like WeChat, a push that does not get `success` (or an empty answer) within
-//! 5 s is retried 3 times. Every attempt and answer is recorded (`GET /_sim/pushes`).
+//! unfollow, subscription choices, and people's messages and menu clicks (`chat`); signed,
+//! and encrypted in the app's mode, to the app's push URL. Like WeChat, a push that does
+//! not get `success`, an empty answer or a valid passive reply within 5 s is retried 3
+//! times. Every attempt and answer is recorded (`GET /_sim/pushes`), with the reply read
+//! (decrypted in safe mode).
 //!
 //! Retries reuse the first attempt's timestamp, nonce and body: whether WeChat does is
 //! UNCONFIRMED, and it is the harder case for the receiver's replay guard.
 
 use super::Sim;
+use super::chat::{Answered, ReplyCheck, read_answer};
 use crate::domain::hash_token;
 use crate::push::xml::cdata;
 use crate::wechat::crypto::{MessageCrypto, signature};
@@ -63,8 +66,12 @@ pub struct PushRecord {
     /// The message before encryption.
     pub xml: String,
     pub attempts: Vec<PushAttempt>,
-    /// Some attempt was answered `success` (or empty).
+    /// Some attempt was answered `success`, empty, or with a valid passive reply.
     pub acknowledged: bool,
+    /// The passive reply that answered it (decrypted when it came encrypted).
+    pub reply: Option<String>,
+    /// Why the last answer was not a reply WeChat could use (then it retried).
+    pub reply_error: Option<String>,
     /// No more attempts will be made.
     pub finished: bool,
 }
@@ -74,6 +81,8 @@ pub struct PushAttempt {
     /// Simulator time.
     pub at: i64,
     pub status: Option<u16>,
+    /// From sending the push to its answer (or giving up on it).
+    pub took_ms: u64,
     /// The answer's body (first 200 characters).
     pub answer: String,
     /// Transport trouble: timeout, connection refused.
@@ -84,6 +93,8 @@ pub struct PushAttempt {
 pub struct PushState {
     pub settings: PushSettings,
     records: Vec<PushRecord>,
+    /// Numbers the people's messages (their MsgIds).
+    msg_seq: u64,
 }
 
 pub fn router() -> Router<Sim> {
@@ -110,7 +121,23 @@ pub enum PushSetupError {
     Invalid(String),
 }
 
+impl PushSetupError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownApp(_) | Self::UnknownPerson(_) => StatusCode::NOT_FOUND,
+            Self::NoPushUrl(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 impl Sim {
+    pub(super) fn next_msg_seq(&self) -> u64 {
+        let mut st = self.lock();
+        st.push.msg_seq += 1;
+        st.push.msg_seq
+    }
+
     pub fn set_push_settings(&self, s: PushSettings) {
         self.lock().push.settings = s;
     }
@@ -175,8 +202,8 @@ impl Sim {
         )
     }
 
-    /// What WeChat does after a subscribe-message send (mini-program): a
-    /// `subscribe_msg_sent_event` with the send's result.
+    /// What WeChat does after a subscribe-message send (mini-program subscribe/send, or an
+    /// Official Account's bizsend): a `subscribe_msg_sent_event` with the send's result.
     pub fn after_subscribe_send(
         &self,
         appid: &str,
@@ -223,6 +250,10 @@ impl Sim {
             } else {
                 st.messages.not_following.insert(key);
             }
+            st.followers.version += 1;
+        }
+        if follows {
+            self.followed(appid, person);
         }
         let event = if follows { "subscribe" } else { "unsubscribe" };
         self.push_event(
@@ -235,8 +266,9 @@ impl Sim {
         )
     }
 
-    /// A mini-program person's choices in the subscription popup (`popup`) or in settings
-    /// (`change`): `(template_id, status, popup_scene)`.
+    /// A person's choices in the subscription popup (`popup`: a mini-program's
+    /// `wx.requestSubscribeMessage`, an Official Account page's `wx-open-subscribe`) or in
+    /// settings (`change`): `(template_id, status, popup_scene)`.
     pub fn subscription_choices(
         &self,
         appid: &str,
@@ -316,7 +348,7 @@ impl Sim {
         )
     }
 
-    fn start_push(
+    pub(super) fn start_push(
         &self,
         appid: &str,
         openid: Option<String>,
@@ -325,6 +357,8 @@ impl Sim {
         xml: String,
         delay_ms: u64,
     ) -> Result<u64, PushSetupError> {
+        // The person acted whether or not the account's server hears of it.
+        self.note_push_interaction(appid, &xml);
         let app = self
             .lock()
             .apps
@@ -361,6 +395,8 @@ impl Sim {
                 xml: xml.clone(),
                 attempts: Vec::new(),
                 acknowledged: false,
+                reply: None,
+                reply_error: None,
                 finished: false,
             });
             id
@@ -368,23 +404,35 @@ impl Sim {
         self.count("pushes");
         let sim = self.clone();
         let (token, mode) = (token.clone(), mode.to_owned());
+        let from = crate::push::xml::parse(&xml)
+            .ok()
+            .and_then(|r| r.field("FromUserName").map(|s| s.trim().to_owned()))
+            .filter(|s| !s.is_empty());
         tokio::spawn(async move {
             if delay_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             }
             let (url, body) = sign(url, &token, &app.appid, &mode, key.as_ref(), &xml, &sim);
-            sim.deliver(id, &url, body).await;
+            let check = ReplyCheck {
+                token,
+                appid: app.appid.clone(),
+                key,
+                mode,
+                openid: from,
+            };
+            sim.deliver(id, &url, body, &check).await;
         });
         Ok(id)
     }
 
-    /// Attempts until `success` or the retries are spent.
-    async fn deliver(&self, id: u64, url: &str, body: String) {
+    /// Attempts until `success` (or a reply) or the retries are spent.
+    async fn deliver(&self, id: u64, url: &str, body: String, check: &ReplyCheck) {
         let s = self.push_settings();
         for attempt in 0..=s.retries {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(s.retry_delay_ms)).await;
             }
+            let started = std::time::Instant::now();
             let sent = self
                 .http
                 .post(url)
@@ -403,8 +451,13 @@ impl Sim {
                 }
                 Err(e) => (None, String::new(), Some(e.without_url().to_string())),
             };
-            let ack =
-                status == Some(200) && error.is_none() && matches!(answer.trim(), "success" | "");
+            let took_ms = started.elapsed().as_millis() as u64;
+            let read = if status == Some(200) && error.is_none() {
+                read_answer(&answer, check)
+            } else {
+                Answered::Bad(String::new())
+            };
+            let ack = !matches!(read, Answered::Bad(_));
             self.count("push_attempts");
             let last = ack || attempt == s.retries;
             let mut st = self.lock();
@@ -412,10 +465,16 @@ impl Sim {
                 r.attempts.push(PushAttempt {
                     at: self.clock.now(),
                     status,
+                    took_ms,
                     answer: answer.chars().take(200).collect(),
                     error,
                 });
                 r.acknowledged = ack;
+                match read {
+                    Answered::Reply(xml) => r.reply = Some(xml),
+                    Answered::Bad(why) if !why.is_empty() => r.reply_error = Some(why),
+                    _ => {}
+                }
                 r.finished = last;
             }
             drop(st);
@@ -491,16 +550,7 @@ type Answer = (StatusCode, Json<Value>);
 fn answer(r: Result<u64, PushSetupError>) -> Answer {
     match r {
         Ok(id) => (StatusCode::ACCEPTED, Json(json!({ "push": id }))),
-        Err(e) => {
-            let status = match e {
-                PushSetupError::UnknownApp(_) | PushSetupError::UnknownPerson(_) => {
-                    StatusCode::NOT_FOUND
-                }
-                PushSetupError::NoPushUrl(_) => StatusCode::CONFLICT,
-                PushSetupError::Invalid(_) => StatusCode::BAD_REQUEST,
-            };
-            (status, Json(json!({ "error": e.to_string() })))
-        }
+        Err(e) => (e.status(), Json(json!({ "error": e.to_string() }))),
     }
 }
 

@@ -1,6 +1,6 @@
 //! The simulator's templates: the store of each app's templates, and their management API
 //! (the Official Account's private templates: list, add from the industry library, delete;
-//! the mini-program's subscribe templates and its legacy templates).
+//! subscribe templates of mini-programs and Official Accounts; legacy templates).
 
 use super::token::{TokenQuery, caller_app};
 use super::{Sim, WxBody, body, wx_error};
@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// A template of one app: `template` (Official Account), `subscribe` or `form` (legacy).
+/// A template of one app: `template` (Official Account), `subscribe` (a mini-program's
+/// subscribe message or an Official Account's subscribe notification) or `form` (legacy).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SimTemplate {
     pub template_id: String,
@@ -160,9 +161,13 @@ async fn del_template(
     }
 }
 
+/// A mini-program's subscribe templates, or an Official Account's subscribe-notification
+/// templates: one route for both, as at WeChat.
 async fn subscribe_templates(State(sim): State<Sim>, Query(q): Query<TokenQuery>) -> Response {
     sim.count("template_list_calls");
-    match caller_app(&sim, &q, "mini_program") {
+    let appid =
+        caller_app(&sim, &q, "mini_program").or_else(|_| caller_app(&sim, &q, "official_account"));
+    match appid {
         Ok(appid) => {
             let data: Vec<SubscribeTemplate> = sim
                 .templates_of(&appid, "subscribe")

@@ -46,6 +46,10 @@ impl TokenState {
     pub(super) fn issued(&self) -> impl Iterator<Item = &String> {
         self.tokens.keys()
     }
+
+    pub(super) fn appid_of(&self, token: &str) -> Option<&str> {
+        self.tokens.get(token).map(|t| t.appid.as_str())
+    }
 }
 
 pub fn router() -> Router<Sim> {
@@ -57,7 +61,7 @@ pub fn router() -> Router<Sim> {
 
 impl Sim {
     /// Counts one call against a daily quota; false once the quota is spent.
-    fn take_quota(&self, appid: &str, what: &'static str, limit: u64) -> bool {
+    pub(super) fn take_quota(&self, appid: &str, what: &'static str, limit: u64) -> bool {
         let day = beijing_day(self.clock.now());
         let mut st = self.lock();
         let n = st

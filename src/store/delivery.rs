@@ -31,6 +31,20 @@ const WAITING_REPORTS: &str = "SELECT r.app, r.msgid, r.status FROM push_deliver
                                  AND m.status = 'sent'
                                ORDER BY r.reported_at LIMIT $2";
 
+/// Gives an Official Account subscribe notification the msgid of its sent event; runs for
+/// every sent event, so it stays on indexes (the partial `messages_awaiting_msgid`, then
+/// `messages_msgid`): a test holds the plan.
+const ADOPT_MSGID: &str = "UPDATE messages SET msgid = $4
+                   WHERE id = (SELECT id FROM messages
+                               WHERE app = $1 AND openid = $2 AND template_id = $3
+                                 AND channel = 'oa_subscribe' AND msgid IS NULL
+                                 AND status IN ('sending', 'sent')
+                               ORDER BY CASE WHEN status = 'sent' THEN 0 ELSE 1 END, id
+                               LIMIT 1)
+                     AND msgid IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM messages WHERE app = $1 AND msgid = $4)
+                   RETURNING id, channel, status, updated_ms";
+
 /// What a report's status means for its message.
 fn outcome_of(report_status: &str) -> MessageStatus {
     if report_status == "success" {
@@ -169,6 +183,31 @@ impl StoreTx {
         Ok(state)
     }
 
+    /// An Official Account subscribe notification's msgid, from its `subscribe_msg_sent_event`
+    /// (bizsend answers none): given to the oldest send of that template to that person that
+    /// has none yet, `sent` before `sending` (its answer may not be recorded yet; the
+    /// recording keeps the msgid). A msgid some message has already is never given again (a
+    /// repeated report). Returns that message's id, channel, status and last change.
+    pub async fn adopt_msgid(
+        &mut self,
+        app: &AppId,
+        openid: &str,
+        template_id: &str,
+        msgid: i64,
+    ) -> Result<Option<(MessageId, Channel, MessageStatus, Timestamp)>, StoreError> {
+        let sql = ADOPT_MSGID;
+        let row: Option<(MessageId, Channel, MessageStatus, i64)> = with_tx!(self, |conn| {
+            sqlx::query_as(sql)
+                .bind(app)
+                .bind(openid)
+                .bind(template_id)
+                .bind(msgid)
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        Ok(row.map(|(id, channel, status, at)| (id, channel, status, Timestamp::from_millis(at))))
+    }
+
     /// The person accepted one more send of a subscribe template (WeChat's own word).
     pub async fn credit_subscription(
         &mut self,
@@ -257,6 +296,34 @@ mod tests {
     use super::*;
     use crate::config::DatabaseSettings;
     use crate::store::Db;
+
+    /// Every sent event looks for the notification awaiting its msgid: never a scan.
+    #[tokio::test]
+    async fn the_look_for_a_notification_awaiting_its_msgid_is_an_index_search() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("plan.db").display());
+        let store = Store::connect(&url, &DatabaseSettings::default())
+            .await
+            .unwrap();
+        let Db::Sqlite(pool) = &store.db else {
+            unreachable!("a sqlite URL")
+        };
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {ADOPT_MSGID}"))
+                .bind("oa")
+                .bind("o1")
+                .bind("t1")
+                .bind(1i64)
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        let steps: Vec<&str> = plan.iter().map(|(_, _, _, d)| d.as_str()).collect();
+        assert!(steps.iter().all(|d| !d.starts_with("SCAN")), "{steps:?}");
+        assert!(
+            steps.iter().any(|d| d.contains("messages_awaiting_msgid")),
+            "{steps:?}"
+        );
+    }
 
     /// The look for waiting reports runs after every batch of sends; it once scanned every
     /// message while holding SQLite's only writer, and throughput halved.

@@ -1,9 +1,9 @@
 //! Erasing a person (`DELETE /api/v1/users/{user_id}`): the one place that knows every
 //! table holding something of theirs. Identities, web tokens, sealed session keys, link
 //! tickets, login codes, consent (subscriptions, form ids, muted categories) and the pushes
-//! WeChat sent about them are deleted; their messages stay, for counts and states, with the
-//! payload and openid erased (unsettled ones fail, so no worker claims an erased payload).
-//! One transaction, with the `user.deleted` event in it.
+//! WeChat sent about them (with the answers of their forwards) are deleted; their messages
+//! stay, for counts and states, with the payload and openid erased (unsettled ones fail, so
+//! no worker claims an erased payload). One transaction, with the `user.deleted` event in it.
 
 use super::outbox::history_line;
 use super::{Backend, Store, StoreError, with_pool};
@@ -38,6 +38,10 @@ pub struct Erased {
     /// Pushes WeChat sent about the identities, and their delivery reports.
     pub push_events: u64,
     pub delivery_reports: u64,
+    /// Those pushes' forwards to the app's downstream, with the replies they carried.
+    pub push_forwards: u64,
+    /// Customer-service windows the identities' pushes opened.
+    pub custom_windows: u64,
     /// Messages whose payload and openid were erased (their state and history stay).
     pub messages_erased: u64,
     /// Of those, messages not yet settled (queued, or being sent at that moment): now
@@ -56,7 +60,7 @@ impl Erased {
 type Counter = fn(&mut Erased) -> &mut u64;
 
 /// The statements run for each identity, with the counter each adds to.
-const PER_IDENTITY: [(&str, Counter); 7] = [
+const PER_IDENTITY: [(&str, Counter); 9] = [
     (
         "DELETE FROM web_tokens WHERE app = $1 AND openid = $2",
         |e| &mut e.web_tokens,
@@ -83,6 +87,14 @@ const PER_IDENTITY: [(&str, Counter); 7] = [
     (
         "DELETE FROM push_events WHERE app = $1 AND openid = $2",
         |e| &mut e.push_events,
+    ),
+    (
+        "DELETE FROM push_forwards WHERE app = $1 AND openid = $2",
+        |e| &mut e.push_forwards,
+    ),
+    (
+        "DELETE FROM custom_windows WHERE app = $1 AND openid = $2",
+        |e| &mut e.custom_windows,
     ),
 ];
 

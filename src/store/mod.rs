@@ -4,12 +4,16 @@
 
 mod admin;
 mod check;
+mod custom_windows;
 mod delivery;
 mod file_watch;
 mod finish;
+mod followers;
+mod forward;
 mod group_commit;
 mod identities;
 mod invalidations;
+mod leases;
 mod ledger;
 mod lifecycle;
 mod oauth;
@@ -18,14 +22,19 @@ mod push;
 mod retention;
 mod sealed;
 mod sessions;
+mod sql;
+mod tickets;
 mod tokens;
 mod webhook_views;
 mod webhooks;
 
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
+pub use custom_windows::CustomWindow;
 pub use delivery::SentMessages;
 pub use file_watch::WATCH_INTERVAL;
+pub use followers::{FOLLOWERS_QUEUED, FollowerImport, ImportStep, LookedUp};
+pub use forward::{ForwardFailure, ForwardRecord, ForwardState};
 pub use group_commit::{Commit, GroupCommit, Unanswered};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};
@@ -35,6 +44,7 @@ pub use outbox::{Claimed, Enqueued, Learned, Message, NewMessage, Outcome};
 pub use push::{DeliveryReport, EventFilter, NewPush, Recorded, StoredEvent};
 pub use retention::Prunable;
 pub use sealed::{ResealCount, reseal, session_key_aad};
+pub use tickets::StoredTicket;
 pub use tokens::{
     FORCE_REFRESH_MIN_INTERVAL, FORCE_REFRESH_PER_DAY, ForceRefreshDenied, StoredToken,
 };
@@ -69,6 +79,9 @@ pub enum StoreError {
     /// A stored value no longer parses: someone edited the database by hand.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    /// The lock file beside a new SQLite database could not be taken (a read-only folder).
+    #[error("cannot take the start-up lock beside the database: {0}")]
+    StartupLock(String),
 }
 
 #[derive(Clone, Debug)]
@@ -187,26 +200,12 @@ impl Store {
         let acquire = Duration::from_millis(settings.acquire_timeout_ms);
         let mut file = None;
         let (db, write) = if url.starts_with("sqlite:") {
-            // Several processes opening a new file at once race on creating it, switching it
-            // to WAL and migrating it (sqlx takes no lock for SQLite migrations). The losers
-            // see "database is locked" or "already exists"; each migration runs in its own
-            // transaction, so a retry finds the winner's work committed and skips it.
-            let mut attempt = 0;
-            loop {
-                match Self::open_sqlite(url, settings.max_connections, acquire).await {
-                    Ok((read, write, path)) => {
-                        file = path
-                            .and_then(|p| file_watch::DbFile::open(&p))
-                            .map(std::sync::Arc::new);
-                        break (Db::Sqlite(read), Db::Sqlite(write));
-                    }
-                    Err(e) if attempt < 20 && is_startup_race(&e) => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(100 * attempt.min(5))).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            let (read, write, path) =
+                Self::open_sqlite(url, settings.max_connections, acquire).await?;
+            file = path
+                .and_then(|p| file_watch::DbFile::open(&p))
+                .map(std::sync::Arc::new);
+            (Db::Sqlite(read), Db::Sqlite(write))
         } else {
             let statement_timeout = format!("{}ms", settings.statement_timeout_ms);
             let opts = PgConnectOptions::from_str(url)?
@@ -249,9 +248,21 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Statement journals and sorts in memory: on disk each multi-row write created,
+            // wrote and unlinked a file in /var/tmp inside the writer's transaction
+            // (`etilqs_*`, seen with strace under the send benchmark).
+            .pragma("temp_store", "memory");
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let path = (!in_memory).then(|| opts.get_filename().to_owned());
+        // Several processes opening a new file at once race on creating it, switching it to
+        // WAL and migrating it: sqlx takes no lock for SQLite migrations, so two of them
+        // could both see a migration missing and both run it. A lock on a file beside the
+        // database makes them take turns; the later ones find the work done.
+        let _turn = match &path {
+            Some(p) => Some(StartupLock::take(p).await?),
+            None => None,
+        };
         let mut first = opts.clone().create_if_missing(true).connect().await?;
         let migrated = sqlx::migrate!("./migrations/sqlite").run(&mut first).await;
         // An in-memory database lives as long as a connection holds it: keep this one.
@@ -262,14 +273,20 @@ impl Store {
             opts.create_if_missing(false)
         };
         migrated?;
+        // No ping before each acquire (sqlx's default): a local file's connection does not
+        // drop like a network one, a failing one is closed by `healthy_after_use` once it
+        // is handed back, and the ping was a round trip to its thread per query (3.5% of
+        // the send benchmark).
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .after_release(|conn, _| Box::pin(healthy_after_use(conn)))
             .acquire_timeout(acquire)
             .connect_with(opts.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(readers.min(8))
+            .test_before_acquire(false)
             .after_release(|conn, _| Box::pin(healthy_after_use(conn)))
             .acquire_timeout(acquire)
             .connect_with(opts)
@@ -304,10 +321,14 @@ impl Store {
 /// Whether a connection handed back may serve again. After "database or disk is full"
 /// SQLite may have rolled the transaction back itself; sqlx's own ROLLBACK then fails and
 /// it believes the connection is still inside a transaction, refusing every later BEGIN.
-/// Such a connection is closed, and the pool opens a fresh one. The ping first lets a
-/// queued rollback run.
+/// Such a connection is closed, and the pool opens a fresh one. Only a connection that
+/// still counts a transaction is pinged (which lets a queued rollback run first): a ping on
+/// every release was a round trip to the connection's thread per query, on the hot path.
 async fn healthy_after_use(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
     use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     Ok(!conn.is_in_transaction())
 }
@@ -382,9 +403,39 @@ impl StoreError {
     }
 }
 
-fn is_startup_race(e: &StoreError) -> bool {
-    let text = e.to_string();
-    text.contains("database is locked") || text.contains("already exists")
+/// An exclusive lock on `<database>-startup-lock`, held while one process creates and
+/// migrates the file. The lock file stays: removing it would let a waiter hold a lock on
+/// a file the next process no longer sees. SQLite's own locks are on the database file
+/// and are not touched (closing any other descriptor of that file would drop them).
+struct StartupLock(std::fs::File);
+
+impl StartupLock {
+    async fn take(database: &std::path::Path) -> Result<Self, StoreError> {
+        let mut name = database.as_os_str().to_owned();
+        name.push("-startup-lock");
+        let path = std::path::PathBuf::from(name);
+        let locked = tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)?;
+            file.lock()?;
+            Ok::<_, std::io::Error>(file)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        locked
+            .map(Self)
+            .map_err(|e| StoreError::StartupLock(e.to_string()))
+    }
+}
+
+impl Drop for StartupLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> StoreError {

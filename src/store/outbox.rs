@@ -1,6 +1,7 @@
 //! The outbox: messages written before the API answers, claimed by workers with a lease,
 //! finished in batches. No transaction is ever held across a call to WeChat.
 
+use super::sql::{ROWS_PER_STATEMENT, placeholders};
 use super::{Backend, Store, StoreError, corrupt, with_pool};
 use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{
@@ -9,6 +10,7 @@ use crate::domain::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::HashSet;
 
 /// A message as accepted, ready to be written.
 #[derive(Debug, Clone)]
@@ -23,7 +25,8 @@ pub struct NewMessage {
     pub app: AppId,
     pub channel: Channel,
     pub openid: OpenId,
-    pub template_id: TemplateId,
+    /// `None` for a customer-service message (stored as an empty text).
+    pub template_id: Option<TemplateId>,
     pub category: Option<Category>,
     pub payload: Payload,
     /// Extra facts for the first history line (e.g. fields shortened by `truncate`).
@@ -48,7 +51,9 @@ pub struct Message {
     pub app: AppId,
     pub channel: Channel,
     pub openid: OpenId,
-    pub template_id: TemplateId,
+    /// `null` for a customer-service message.
+    #[schema(value_type = Option<String>)]
+    pub template_id: Option<TemplateId>,
     pub category: Option<Category>,
     pub status: MessageStatus,
     /// WeChat's msgid as a string: a 64-bit integer does not survive a JSON float.
@@ -91,7 +96,7 @@ pub struct Claimed {
     pub app: AppId,
     pub channel: Channel,
     pub openid: OpenId,
-    pub template_id: TemplateId,
+    pub template_id: Option<TemplateId>,
     pub payload: Payload,
     pub idempotency_key: Option<IdempotencyKey>,
     /// This attempt's number, from 1.
@@ -144,7 +149,7 @@ pub(super) struct MessageRow {
     app: AppId,
     channel: Channel,
     openid: OpenId,
-    template_id: TemplateId,
+    template_id: String,
     category: Option<Category>,
     payload: String,
     status: MessageStatus,
@@ -167,7 +172,7 @@ struct ClaimedRow {
     app: AppId,
     channel: Channel,
     openid: OpenId,
-    template_id: TemplateId,
+    template_id: String,
     payload: String,
     idempotency_key: Option<IdempotencyKey>,
     attempts: i64,
@@ -175,6 +180,19 @@ struct ClaimedRow {
 
 fn bad(e: impl std::fmt::Display) -> StoreError {
     corrupt("messages", e)
+}
+
+/// The template id column: empty for a message without a template (channel `custom`).
+fn stored_template(text: &str) -> Result<Option<TemplateId>, StoreError> {
+    (!text.is_empty())
+        .then(|| TemplateId::parse(text))
+        .transpose()
+        .map_err(bad)
+}
+
+/// What the template id column holds for a message.
+fn template_text(t: &Option<TemplateId>) -> &str {
+    t.as_ref().map_or("", TemplateId::as_str)
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -185,7 +203,7 @@ impl TryFrom<MessageRow> for Message {
             app: r.app,
             channel: r.channel,
             openid: r.openid,
-            template_id: r.template_id,
+            template_id: stored_template(&r.template_id)?,
             category: r.category,
             payload: (r.payload != super::lifecycle::ERASED_PAYLOAD)
                 .then(|| serde_json::from_str(&r.payload))
@@ -219,7 +237,7 @@ impl TryFrom<ClaimedRow> for Claimed {
             app: r.app,
             channel: r.channel,
             openid: r.openid,
-            template_id: r.template_id,
+            template_id: stored_template(&r.template_id)?,
             payload: serde_json::from_str(&r.payload).map_err(bad)?,
             idempotency_key: r.idempotency_key,
             id: r.id,
@@ -240,9 +258,10 @@ pub(crate) fn history_line(status: MessageStatus, at: Timestamp, extra: Value) -
 }
 
 impl Store {
-    /// Writes accepted messages in one transaction (concurrent requests share a commit).
-    /// A subscribe message takes one unit of the person's subscription in the same
-    /// transaction, so a crash can neither lose nor double it.
+    /// Writes accepted messages in one transaction (concurrent requests share a commit),
+    /// [`ROWS_PER_STATEMENT`] rows per INSERT. A subscribe message takes one unit of the
+    /// person's subscription in the same transaction, so a crash can neither lose nor
+    /// double it.
     pub async fn enqueue(
         &self,
         batch: &[NewMessage],
@@ -254,72 +273,99 @@ impl Store {
                 RETURNING long_term";
         let give_back = "UPDATE subscriptions SET remaining = remaining + 1
                 WHERE app = $1 AND openid = $2 AND template_id = $3";
-        let insert = "INSERT INTO messages (id, caller, idempotency_key, request_hash, user_id, app, channel,
-                    openid, template_id, category, payload, status, next_attempt_ms, holds_subscription,
-                    history, created_ms, updated_ms)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $13, $14, $12, $12)
-                ON CONFLICT (caller, idempotency_key) DO NOTHING";
-        let mut out = Vec::with_capacity(batch.len());
+        let insert = |rows: usize| {
+            format!(
+                "INSERT INTO messages (id, caller, idempotency_key, request_hash, user_id, app, channel,
+                    openid, template_id, category, payload, holds_subscription, history,
+                    next_attempt_ms, created_ms, status, updated_ms)
+                VALUES {}
+                ON CONFLICT (caller, idempotency_key) DO NOTHING
+                RETURNING id",
+                placeholders(rows, 17)
+            )
+        };
+        let mut out: Vec<Option<Enqueued>> = vec![None; batch.len()];
         with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
-            for m in batch {
-                let mut holds_subscription = false;
-                if m.channel == Channel::Subscribe {
-                    let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
-                        .bind(now.secs())
-                        .bind(&m.app)
-                        .bind(&m.openid)
-                        .bind(&m.template_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    match taken {
-                        None => {
-                            out.push(Enqueued::NoSubscription);
-                            continue;
-                        }
-                        Some((long_term,)) => holds_subscription = !long_term,
-                    }
-                }
-                let payload = serde_json::to_string(&m.payload).expect("payload serializes");
-                let extra = match &m.note {
-                    Some(note) => json!({ "detail": note }),
-                    None => Value::Null,
-                };
-                let n = sqlx::query(insert)
-                    .bind(&m.id)
-                    .bind(&m.caller)
-                    .bind(m.idempotency_key.as_ref())
-                    .bind(&m.request_hash)
-                    .bind(&m.user_id)
-                    .bind(&m.app)
-                    .bind(m.channel)
-                    .bind(&m.openid)
-                    .bind(&m.template_id)
-                    .bind(m.category.as_ref())
-                    .bind(&payload)
-                    .bind(now.millis())
-                    .bind(holds_subscription)
-                    .bind(history_line(MessageStatus::Queued, now, extra))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if n == 1 {
-                    out.push(Enqueued::New);
+            // Subscriptions first, one message at a time (two messages may share one).
+            let mut holds = vec![false; batch.len()];
+            for (i, m) in batch.iter().enumerate() {
+                if !m.channel.uses_ledger() {
                     continue;
                 }
-                if holds_subscription {
-                    sqlx::query(give_back)
-                        .bind(&m.app)
-                        .bind(&m.openid)
-                        .bind(&m.template_id)
-                        .execute(&mut *tx)
-                        .await?;
+                let taken: Option<(bool,)> = sqlx::query_as(take_subscription)
+                    .bind(now.secs())
+                    .bind(&m.app)
+                    .bind(&m.openid)
+                    .bind(template_text(&m.template_id))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match taken {
+                    None => out[i] = Some(Enqueued::NoSubscription),
+                    Some((long_term,)) => holds[i] = !long_term,
                 }
-                out.push(Enqueued::KeyTaken);
+            }
+            let rows: Vec<usize> = (0..batch.len()).filter(|&i| out[i].is_none()).collect();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let sql = insert(chunk.len());
+                let mut q = sqlx::query_as::<_, (String,)>(&sql);
+                for &i in chunk {
+                    let m = &batch[i];
+                    let payload = serde_json::to_string(&m.payload).expect("payload serializes");
+                    let extra = match &m.note {
+                        Some(note) => json!({ "detail": note }),
+                        None => Value::Null,
+                    };
+                    q = q
+                        .bind(&m.id)
+                        .bind(&m.caller)
+                        .bind(m.idempotency_key.as_ref())
+                        .bind(&m.request_hash)
+                        .bind(&m.user_id)
+                        .bind(&m.app)
+                        .bind(m.channel)
+                        .bind(&m.openid)
+                        .bind(template_text(&m.template_id))
+                        .bind(m.category.as_ref())
+                        .bind(payload)
+                        .bind(holds[i])
+                        .bind(history_line(MessageStatus::Queued, now, extra))
+                        .bind(now.millis())
+                        .bind(now.millis())
+                        .bind(MessageStatus::Queued.as_str())
+                        .bind(now.millis());
+                }
+                let inserted: HashSet<String> = q
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(id,)| id)
+                    .collect();
+                for &i in chunk {
+                    let m = &batch[i];
+                    if inserted.contains(m.id.as_str()) {
+                        out[i] = Some(Enqueued::New);
+                        continue;
+                    }
+                    // The caller's idempotency key is taken (by an earlier message or one
+                    // earlier in this batch): the unit goes back.
+                    if holds[i] {
+                        sqlx::query(give_back)
+                            .bind(&m.app)
+                            .bind(&m.openid)
+                            .bind(template_text(&m.template_id))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    out[i] = Some(Enqueued::KeyTaken);
+                }
             }
             tx.commit().await?;
         });
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .map(|e| e.expect("every message was decided"))
+            .collect())
     }
 
     /// The message a caller sent under an idempotency key, if any.

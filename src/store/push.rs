@@ -1,30 +1,12 @@
 //! WeChat pushes: the replay guard, the event log (stored before the acknowledgement,
 //! handled after), delivery reports by msgid, and follow status.
 
+use super::sql::{ROWS_PER_STATEMENT, id_list, placeholders};
 use super::{Backend, Store, StoreError, StoreTx, with_pool, with_tx};
 use crate::clock::{Timestamp, serde_unix};
 use crate::domain::{AppId, OpenId, UserId};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
-
-/// `($1, .., $cols), ($cols+1, ..)` for `rows` rows.
-fn placeholders(rows: usize, cols: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `$first, $first+1, ..` for `n` values.
-fn id_list(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// A verified push, about to be stored.
 #[derive(Debug, Clone)]
@@ -206,29 +188,34 @@ impl Store {
         if pushes.is_empty() {
             return Ok(Vec::new());
         }
-        let nonce_sql = format!(
-            "INSERT INTO push_nonces (app, timestamp, nonce, signature, dedup_key, seen_at)
-             VALUES {} ON CONFLICT DO NOTHING RETURNING app, timestamp, nonce, signature",
-            placeholders(pushes.len(), 6)
-        );
+        let nonce_sql = |rows: usize| {
+            format!(
+                "INSERT INTO push_nonces (app, timestamp, nonce, signature, dedup_key, seen_at)
+                 VALUES {} ON CONFLICT DO NOTHING RETURNING app, timestamp, nonce, signature",
+                placeholders(rows, 6)
+            )
+        };
         let earlier_sql = "SELECT dedup_key FROM push_nonces
              WHERE app = $1 AND timestamp = $2 AND nonce = $3 AND signature = $4";
         let dup_sql =
             "UPDATE push_events SET duplicates = duplicates + 1 WHERE app = $1 AND dedup_key = $2";
         let results = with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
-            let mut q = sqlx::query_as::<_, (AppId, i64, String, String)>(&nonce_sql);
-            for p in pushes {
-                q = q
-                    .bind(&p.app)
-                    .bind(p.timestamp)
-                    .bind(&p.nonce)
-                    .bind(&p.signature)
-                    .bind(&p.dedup_key)
-                    .bind(p.received_at.secs());
+            let mut fresh: HashSet<(AppId, i64, String, String)> = HashSet::new();
+            for chunk in pushes.chunks(ROWS_PER_STATEMENT) {
+                let sql = nonce_sql(chunk.len());
+                let mut q = sqlx::query_as::<_, (AppId, i64, String, String)>(&sql);
+                for p in chunk {
+                    q = q
+                        .bind(&p.app)
+                        .bind(p.timestamp)
+                        .bind(&p.nonce)
+                        .bind(&p.signature)
+                        .bind(&p.dedup_key)
+                        .bind(p.received_at.secs());
+                }
+                fresh.extend(q.fetch_all(&mut *tx).await?);
             }
-            let mut fresh: HashSet<(AppId, i64, String, String)> =
-                q.fetch_all(&mut *tx).await?.into_iter().collect();
             // The first push of the batch with a replay key owns its row.
             let mut results: Vec<Option<Recorded>> = Vec::with_capacity(pushes.len());
             let mut new: Vec<&NewPush> = Vec::new();
@@ -258,15 +245,15 @@ impl Store {
                 }));
             }
             let mut ids: HashMap<(AppId, String), i64> = HashMap::new();
-            if !new.is_empty() {
+            for chunk in new.chunks(ROWS_PER_STATEMENT) {
                 let event_sql = format!(
                     "INSERT INTO push_events (app, dedup_key, msg_type, event, kind, openid, create_time,
                          encrypted, xml, received_at, handled_at, outcome, claimed_until)
                      VALUES {} ON CONFLICT (app, dedup_key) DO NOTHING RETURNING id, app, dedup_key",
-                    placeholders(new.len(), 13)
+                    placeholders(chunk.len(), 13)
                 );
                 let mut q = sqlx::query_as::<_, (i64, AppId, String)>(&event_sql);
-                for p in &new {
+                for p in chunk {
                     let handled = p.outcome_now.is_some();
                     q = q
                         .bind(&p.app)
@@ -283,12 +270,16 @@ impl Store {
                         .bind(&p.outcome_now)
                         .bind(if handled { 0 } else { p.claim_until.secs() });
                 }
-                ids = q
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(|(id, app, key)| ((app, key), id))
-                    .collect();
+                ids.extend(
+                    q.fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .map(|(id, app, key)| ((app, key), id)),
+                );
+            }
+            if !new.is_empty() {
+                // A person's message, click, follow or scan opens their customer-service window.
+                super::custom_windows::note_windows!(&mut *tx, &new);
             }
             let mut recorded = Vec::with_capacity(pushes.len());
             for (p, r) in pushes.iter().zip(results) {
@@ -462,19 +453,23 @@ impl StoreTx {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = format!(
-            "UPDATE push_events SET handled_at = $1, claimed_until = 0, last_error = NULL
-             WHERE handled_at IS NULL AND id IN ({}) RETURNING id",
-            id_list(2, ids.len())
-        );
-        let rows: Vec<(i64,)> = with_tx!(self, |conn| {
-            let mut q = sqlx::query_as(&sql).bind(now.secs());
-            for id in ids {
-                q = q.bind(id);
-            }
-            q.fetch_all(&mut *conn).await?
-        });
-        Ok(rows.into_iter().map(|(id,)| id).collect())
+        let mut started = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE push_events SET handled_at = $1, claimed_until = 0, last_error = NULL
+                 WHERE handled_at IS NULL AND id IN ({}) RETURNING id",
+                id_list(2, chunk.len())
+            );
+            let rows: Vec<(i64,)> = with_tx!(self, |conn| {
+                let mut q = sqlx::query_as(&sql).bind(now.secs());
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.fetch_all(&mut *conn).await?
+            });
+            started.extend(rows.into_iter().map(|(id,)| id));
+        }
+        Ok(started)
     }
 
     /// What handling these events did (`follow_recorded`, `delivered`...).
@@ -486,17 +481,19 @@ impl StoreTx {
         if ids.is_empty() {
             return Ok(());
         }
-        let sql = format!(
-            "UPDATE push_events SET outcome = $1 WHERE id IN ({})",
-            id_list(2, ids.len())
-        );
-        with_tx!(self, |conn| {
-            let mut q = sqlx::query(&sql).bind(outcome);
-            for id in ids {
-                q = q.bind(id);
-            }
-            q.execute(&mut *conn).await?;
-        });
+        for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "UPDATE push_events SET outcome = $1 WHERE id IN ({})",
+                id_list(2, chunk.len())
+            );
+            with_tx!(self, |conn| {
+                let mut q = sqlx::query(&sql).bind(outcome);
+                for id in chunk {
+                    q = q.bind(id);
+                }
+                q.execute(&mut *conn).await?;
+            });
+        }
         Ok(())
     }
 

@@ -19,10 +19,15 @@ pub enum Prunable {
     PushEvents,
     /// By `reported_at` (seconds).
     PushDeliveryReports,
+    /// Forwarded pushes' records, by `started_at` (seconds), like the pushes.
+    PushForwards,
+    /// Not deleted: the stored answer (a reply to a person) is emptied, by `started_at`
+    /// (seconds); WeChat's retries of a push come within a minute.
+    PushForwardAnswers,
 }
 
 impl Prunable {
-    pub const ALL: [Prunable; 7] = [
+    pub const ALL: [Prunable; 9] = [
         Self::OauthExchanges,
         Self::LoginCodes,
         Self::LinkTickets,
@@ -30,6 +35,8 @@ impl Prunable {
         Self::Messages,
         Self::PushEvents,
         Self::PushDeliveryReports,
+        Self::PushForwards,
+        Self::PushForwardAnswers,
     ];
 
     /// The table, as logs and metrics name it.
@@ -42,6 +49,8 @@ impl Prunable {
             Self::Messages => "messages",
             Self::PushEvents => "push_events",
             Self::PushDeliveryReports => "push_delivery_reports",
+            Self::PushForwards => "push_forwards",
+            Self::PushForwardAnswers => "push_forwards.answer",
         }
     }
 
@@ -80,6 +89,16 @@ impl Prunable {
                 "DELETE FROM push_delivery_reports WHERE (app, msgid) IN
                     (SELECT app, msgid FROM push_delivery_reports WHERE reported_at < $1
                      ORDER BY reported_at LIMIT $2)"
+            }
+            Self::PushForwards => {
+                "DELETE FROM push_forwards WHERE (app, dedup_key) IN
+                    (SELECT app, dedup_key FROM push_forwards WHERE started_at < $1
+                     ORDER BY started_at LIMIT $2)"
+            }
+            Self::PushForwardAnswers => {
+                "UPDATE push_forwards SET answer = NULL WHERE (app, dedup_key) IN
+                    (SELECT app, dedup_key FROM push_forwards
+                     WHERE answer IS NOT NULL AND started_at < $1 ORDER BY started_at LIMIT $2)"
             }
         }
     }

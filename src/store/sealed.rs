@@ -41,6 +41,13 @@ pub(crate) const ACCESS_TOKEN: Column = Column {
     blob: false,
     purpose: "access_token",
 };
+pub(crate) const JS_TICKET: Column = Column {
+    table: "js_tickets",
+    keys: ["app", "kind"],
+    column: "ticket",
+    blob: false,
+    purpose: "js_ticket",
+};
 pub(crate) const OAUTH_OUTCOME: Column = Column {
     table: "oauth_exchanges",
     keys: ["code_hash", ""],
@@ -56,13 +63,24 @@ pub(crate) const SESSION_KEY: Column = Column {
     purpose: "session_key",
 };
 
+/// What WeChat was answered for a forwarded push: the account's reply to a person.
+pub(crate) const FORWARD_ANSWER: Column = Column {
+    table: "push_forwards",
+    keys: ["app", "dedup_key"],
+    column: "answer",
+    blob: false,
+    purpose: "forward_answer",
+};
+
 /// Every sealed column, in the order `wxlink reseal` goes through them.
-const ALL: [Column; 5] = [
+const ALL: [Column; 7] = [
     ACCESS_TOKEN,
+    JS_TICKET,
     WEB_ACCESS_TOKEN,
     WEB_REFRESH_TOKEN,
     SESSION_KEY,
     OAUTH_OUTCOME,
+    FORWARD_ANSWER,
 ];
 
 /// Rows read per round trip while re-sealing.

@@ -1,6 +1,7 @@
 //! The shared global access token per app: compare-and-set writes, a refresh lease, and the
 //! force_refresh budget.
 
+use super::leases::Leased;
 use super::sealed::ACCESS_TOKEN;
 use super::{Store, StoreError, with_pool};
 use crate::domain::AppId;
@@ -31,6 +32,14 @@ pub struct StoredToken {
 pub enum ForceRefreshDenied {
     DailyBudgetSpent,
     TooSoon { retry_after_secs: i64 },
+}
+
+/// The app's row, as the shared lease names it.
+fn token_row(app: &AppId) -> Leased<'_> {
+    Leased {
+        table: "access_tokens",
+        keys: vec![("app", app.as_str())],
+    }
 }
 
 const COLUMNS: &str = "access_token, expires_at, version, fetched_at, lease_owner, lease_until, fetch_day, fetch_count, force_day, force_count, last_force_at";
@@ -94,29 +103,12 @@ impl Store {
         now: i64,
         lease_secs: i64,
     ) -> Result<bool, StoreError> {
-        let sql = "UPDATE access_tokens SET lease_owner = $1, lease_until = $2
-                   WHERE app = $3 AND version = $4 AND (lease_until <= $5 OR lease_owner = $1)";
-        let n = with_pool!(&self.write, |pool| {
-            sqlx::query(sql)
-                .bind(owner)
-                .bind(now + lease_secs)
-                .bind(app)
-                .bind(version)
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
+        self.try_lease(&token_row(app), owner, version, now, lease_secs)
+            .await
     }
 
     pub async fn release_token_lease(&self, app: &AppId, owner: &str) -> Result<(), StoreError> {
-        let sql = "UPDATE access_tokens SET lease_owner = NULL, lease_until = 0
-                   WHERE app = $1 AND lease_owner = $2";
-        with_pool!(&self.write, |pool| {
-            sqlx::query(sql).bind(app).bind(owner).execute(pool).await?;
-        });
-        Ok(())
+        self.release_lease(&token_row(app), owner).await
     }
 
     /// Writes a freshly fetched token over `expected_version` only (compare-and-set) and

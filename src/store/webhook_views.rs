@@ -2,7 +2,7 @@
 //! states, deliveries with their attempts, replays, test events, re-enabling.
 
 use super::webhooks::{
-    EVENT_COLUMNS, EventRow, INSERT_EVENT, PendingDelivery, StoredWebhookEvent, events_written,
+    EVENT_COLUMNS, EventRow, PendingDelivery, StoredWebhookEvent, events_written, insert_events_sql,
 };
 use super::{Backend, Store, StoreError, with_pool};
 use crate::clock::{Timestamp, serde_unix};
@@ -213,7 +213,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = with_pool!(&self.write, |pool| {
             let mut tx = pool.begin_write().await?;
-            let (seq,): (i64,) = sqlx::query_as(INSERT_EVENT)
+            let (seq, _): (i64, String) = sqlx::query_as(&insert_events_sql(1))
                 .bind(&event.id)
                 .bind(event.kind)
                 .bind(event.at.millis())

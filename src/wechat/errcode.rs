@@ -89,6 +89,10 @@ errcodes! {
     NoSubscription = 43101, Permanent, "user refused or has no remaining subscription";
     DailyQuota = 45009, DailyQuota, "daily API quota reached";
     MinuteQuota = 45011, Retryable, "per-minute quota reached";
+    // Customer-service messages: the person's window closed, or its sends are spent; only
+    // a new interaction of theirs reopens it.
+    CustomWindowClosed = 45015, Permanent, "response out of time limit (the person has not interacted within the window)";
+    CustomCountSpent = 45047, Permanent, "out of response count limit (the window's sends are spent)";
     DataFormat = 47001, Permanent, "data format error";
     ArgumentInvalid = 47003, Permanent, "argument invalid";
     ApiUnauthorized = 48001, Permanent, "api unauthorized (scope not granted?)";
@@ -124,7 +128,7 @@ mod tests {
         }
         for c in [
             40003, 40029, 40037, 40163, 42003, 40125, 41028, 41029, 41030, 43004, 43019, 43101,
-            47001, 47003, 99999,
+            45015, 45047, 47001, 47003, 99999,
         ] {
             assert_eq!(ErrCode::from_code(c).class(), ErrorClass::Permanent);
         }

@@ -1,9 +1,10 @@
-//! Notifications, client half: the three send APIs and the three template lists. Which
+//! Notifications, client half: the four send APIs and the three template lists. Which
 //! token to use and what to do about an error is the outbox's business (`crate::outbox`).
 
 use super::types::{
-    FormSendRequest, PrivateTemplate, PrivateTemplateList, SendResponse, SubscribeSendRequest,
-    SubscribeTemplate, SubscribeTemplateList, TemplateSendRequest, WxopenTemplateList,
+    BizSendRequest, FormSendRequest, PrivateTemplate, PrivateTemplateList, SendResponse,
+    SubscribeSendRequest, SubscribeTemplate, SubscribeTemplateList, TemplateSendRequest,
+    WxopenTemplateList,
 };
 use super::{AppCredentials, WechatClient, WechatError, join};
 
@@ -43,6 +44,22 @@ impl WechatClient {
         self.call("cgi-bin/message/subscribe/send", req).await
     }
 
+    /// `POST /cgi-bin/message/subscribe/bizsend`: an Official Account subscribe notification.
+    pub async fn send_oa_subscribe(
+        &self,
+        app: &AppCredentials,
+        access_token: &str,
+        req: &BizSendRequest,
+    ) -> Result<SendResponse, WechatError> {
+        let url = join(&app.api_base, "/cgi-bin/message/subscribe/bizsend");
+        let req = self
+            .http
+            .post(url)
+            .query(&[("access_token", access_token)])
+            .json(req);
+        self.call("cgi-bin/message/subscribe/bizsend", req).await
+    }
+
     /// `POST /cgi-bin/message/wxopen/template/send`: a legacy template message.
     pub async fn send_form(
         &self,
@@ -73,7 +90,8 @@ impl WechatClient {
         Ok(list.template_list)
     }
 
-    /// `GET /wxaapi/newtmpl/gettemplate`: the mini-program's subscribe templates.
+    /// `GET /wxaapi/newtmpl/gettemplate`: the subscribe templates of a mini-program, or of
+    /// an Official Account (its subscribe notifications: the same route and shape).
     pub async fn subscribe_templates(
         &self,
         app: &AppCredentials,

@@ -2,12 +2,15 @@
 //! sandbox and the tests point it at the simulator.
 
 pub mod crypto;
+pub mod custom;
 mod errcode;
 pub mod message;
 pub mod miniprogram;
 pub mod oauth;
+pub mod ticket;
 pub mod token;
 pub mod types;
+pub mod user;
 
 pub use errcode::{ErrCode, ErrorClass};
 

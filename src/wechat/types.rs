@@ -37,6 +37,22 @@ impl std::fmt::Debug for AccessTokenResponse {
     }
 }
 
+/// `GET /cgi-bin/ticket/getticket?type=jsapi|wx_card`: WeChat also sends `errcode: 0` and
+/// `errmsg: "ok"` on success, which the error check reads first.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TicketResponse {
+    pub ticket: String,
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TicketResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketResponse")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `POST /cgi-bin/stable_token` body.
 #[derive(Serialize, Deserialize)]
 pub struct StableTokenRequest<'a> {
@@ -159,6 +175,20 @@ pub struct SubscribeSendRequest {
     pub miniprogram_state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+}
+
+/// `POST /cgi-bin/message/subscribe/bizsend` (Official Account subscribe notification).
+/// `page` is a web page here (the mini-program channel's `page` is a page path); WeChat
+/// answers only `errcode` and `errmsg`, and the msgid comes with `subscribe_msg_sent_event`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BizSendRequest {
+    pub touser: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miniprogram: Option<MiniProgramLink>,
+    pub data: BTreeMap<String, WireDataItem>,
 }
 
 /// `POST /cgi-bin/message/wxopen/template/send` (legacy, with a form_id or prepay_id).

@@ -1,7 +1,7 @@
 //! The person's side in a real browser: headless Chromium (support/chromium.rs) on a
 //! 390x844 phone with WeChat's User-Agent, through the running service and its simulated
 //! WeChat, back to a business site on loopback; and the sandbox walked from `/` to a
-//! delivered message on a desktop. Each test asserts what a person sees: Chinese text, no
+//! delivered message and a JS-SDK config on a desktop. Each test asserts what a person sees: Chinese text, no
 //! internal id, buttons that lead somewhere.
 
 use crate::support::business::Business;
@@ -328,6 +328,13 @@ async fn sandbox_walk_from_the_index_to_a_delivered_message() {
             "the page reloaded itself, nothing resent"
         );
         assert_eq!(sim.messages("").await.len(), 1);
+        tab.click_through("[data-action=back]").await;
+        tab.wait_for_outcome("sandbox").await;
+        // 6. A JS-SDK config for the sandbox's own page, which the simulator accepts.
+        tab.click_through("form[action='/sandbox/js-sdk-config'] button")
+            .await;
+        tab.wait_for_outcome("js_sdk_config").await;
+        assert!(tab.text().await.contains("config:ok"));
         tab.click_through("[data-action=back]").await;
         tab.wait_for_outcome("sandbox").await;
     })

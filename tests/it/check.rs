@@ -8,11 +8,11 @@ use std::path::Path;
 use std::process::Command;
 use wxlink::sim::Sim;
 
-const STABLE: &str = "wxcheckstable0001";
+pub(crate) const STABLE: &str = "wxcheckstable0001";
 const CLASSIC: &str = "wxcheckclassic002";
 const KEY: &str = "ce2b5b8f15e2d2b6a0e2d63c4a0c52f1a8e9a0f8fd7b3c1f5f0d7b46d1c6a7e0";
 
-async fn simulator() -> (Sim, String) {
+pub(crate) async fn simulator() -> (Sim, String) {
     let (sim, simulator) = crate::support::sim::standalone().await;
     for (appid, secret) in [(STABLE, "stable-secret-1"), (CLASSIC, "classic-secret-2")] {
         simulator
@@ -22,7 +22,7 @@ async fn simulator() -> (Sim, String) {
     (sim, simulator.base().to_owned())
 }
 
-fn app(id: &str, appid: &str, secret: &str, mode: &str, api_base: &str) -> String {
+pub(crate) fn app(id: &str, appid: &str, secret: &str, mode: &str, api_base: &str) -> String {
     format!(
         "[[apps]]\nid = \"{id}\"\nkind = \"official_account\"\nappid = \"{appid}\"\nsecret = \"{secret}\"\n\
          token_mode = \"{mode}\"\napi_base = \"{api_base}\"\nopen_base = \"{api_base}\"\n"
@@ -30,7 +30,7 @@ fn app(id: &str, appid: &str, secret: &str, mode: &str, api_base: &str) -> Strin
 }
 
 /// Runs `wxlink check` on a configuration; returns (success, stdout + stderr).
-fn check(dir: &Path, toml: &str) -> (bool, String) {
+pub(crate) fn check(dir: &Path, toml: &str) -> (bool, String) {
     let path = dir.join("wxlink.toml");
     std::fs::write(&path, toml).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wxlink"))
@@ -44,7 +44,7 @@ fn check(dir: &Path, toml: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn head(dir: &Path) -> String {
+pub(crate) fn head(dir: &Path) -> String {
     format!(
         "database_url = \"sqlite://{}\"\nstorage_key = \"3333333333333333333333333333333333333333333333333333333333333333\"\n[[api_keys]]\nname = \"a\"\nkey_sha256 = \"{KEY}\"\n",
         dir.join("never-created.db").display()

@@ -25,6 +25,8 @@ struct World {
     person: Value,
     template: String,
     subscribe_template: String,
+    /// The Official Account's subscribe-notification template, accepted once.
+    oa_subscribe_template: String,
 }
 
 impl World {
@@ -42,16 +44,20 @@ impl World {
             .template(OA, "template", "{{keyword1.DATA}} {{keyword2.DATA}}")
             .await;
         let subscribe_template = sim.template(MP, "subscribe", "{{thing1.DATA}}").await;
-        sim.post(
-            "/_sim/subscriptions",
-            json!({"appid": MP, "person": person["id"], "template_id": subscribe_template}),
-        )
-        .await;
+        let oa_subscribe_template = sim.template(OA, "subscribe", "{{thing1.DATA}}").await;
+        for (appid, tpl) in [(MP, &subscribe_template), (OA, &oa_subscribe_template)] {
+            sim.post(
+                "/_sim/subscriptions",
+                json!({"appid": appid, "person": person["id"], "template_id": tpl}),
+            )
+            .await;
+        }
         Self {
             sim,
             person,
             template,
             subscribe_template,
+            oa_subscribe_template,
         }
     }
 
@@ -71,6 +77,7 @@ impl World {
             ("MP_OPENID", self.openid(MP)),
             ("TEMPLATE_ID", self.template.clone()),
             ("SUB_TEMPLATE_ID", self.subscribe_template.clone()),
+            ("OA_SUB_TEMPLATE_ID", self.oa_subscribe_template.clone()),
             ("JS_CODE", self.sim.login_code(id, MP).await),
             ("PERSON", id.to_owned()),
         ]
@@ -108,6 +115,11 @@ async fn stock_wechatpy_drives_the_simulator() {
         out["subscribe"]["msgid"].to_string(),
         w.msgid("subscribe").await
     );
+    // bizsend answers no msgid; the simulator received the notification with its page.
+    assert_eq!(out["oa_subscribe"], json!({"errcode": 0, "errmsg": "ok"}));
+    let got = w.sim.messages("?channel=oa_subscribe").await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["page"], "https://peer.example.com/orders/1");
     assert_eq!(out["session"]["openid"], w.openid(MP).as_str());
     assert_eq!(out["session"]["unionid"], w.person["unionids"][MP]);
     assert!(out["session"]["session_key"].is_string());
@@ -125,6 +137,8 @@ async fn stock_wechatpy_drives_the_simulator() {
         ("js_code_reused", 40163, "WeChatClientException"),
         ("unknown_template", 40037, "WeChatClientException"),
         ("no_subscription_left", 43101, "WeChatClientException"),
+        ("oa_no_subscription_left", 43101, "WeChatClientException"),
+        ("oa_field_rule", 47003, "WeChatClientException"),
         ("wrong_secret", 40125, "WeChatClientException"),
     ] {
         assert_eq!(

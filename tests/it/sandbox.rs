@@ -160,8 +160,9 @@ async fn the_mini_program_form_walks_the_whole_jump_out_recipe() {
         user["identities"][1]["unionid"]
     );
 
-    // The same user now gets notifications on both channels from the send form.
-    for channel in ["template", "subscribe"] {
+    // The same user now gets notifications on every channel from the send form (for
+    // `custom`, the simulated person writes to the account first).
+    for channel in ["template", "subscribe", "custom"] {
         let r = b
             .post(format!("{}/sandbox/send", sb.base))
             .form(&[

@@ -1,7 +1,7 @@
 //! The sandbox's cards as a newcomer walks them: in order with their defaults, a send
 //! followed to `delivered` whose page reloads without sending again, a failure back on the
 //! sandbox's `return_to`, an acceptance recorded through the API that the simulated person
-//! makes too, extra `return_to` entries.
+//! makes too, extra `return_to` entries, the JS-SDK card's config accepted by the simulator.
 
 use crate::support::sandbox::*;
 use crate::support::*;
@@ -97,11 +97,11 @@ async fn the_cards_work_in_order_with_their_defaults() {
             .len(),
         2
     );
-    // 5. Both channels to the default user, each delivered.
+    // 5. Every channel of the card to the default user, each delivered.
     let page = index().await;
     let to = input_value(&page, "send_user_id");
     assert_eq!(to, user);
-    for channel in ["template", "subscribe"] {
+    for channel in ["template", "subscribe", "oa_subscribe"] {
         let r = b
             .post(format!("{}/sandbox/send", sb.base))
             .form(&[
@@ -252,4 +252,53 @@ async fn extra_return_to_entries_are_allowed_and_shown() {
         .await
         .unwrap();
     assert_eq!(outcome(r).await.1, "return_to_not_allowed");
+}
+
+#[tokio::test]
+async fn the_js_sdk_card_signs_the_sandbox_s_own_pages_and_refuses_others() {
+    let sb = sandbox().await;
+    let b = desktop_browser();
+    let index = b
+        .get(format!("{}/", sb.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page = input_value(&index, "js_url");
+    assert!(page.starts_with(&sb.base), "{page}");
+    let sign = async |url: &str| {
+        let r = b
+            .post(format!("{}/sandbox/js-sdk-config", sb.base))
+            .form(&[("url", url), ("js_api_list", "scanQRCode, chooseImage")])
+            .send()
+            .await
+            .unwrap();
+        outcome(r).await
+    };
+    let (status, got, body) = sign(&page).await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::OK, "js_sdk_config"),
+        "{body}"
+    );
+    let blocks = json_blocks(&body);
+    assert_eq!(
+        blocks[1]["jsApiList"],
+        serde_json::json!(["scanQRCode", "chooseImage"])
+    );
+    assert_eq!(
+        blocks[1]["openTagList"],
+        serde_json::json!(["wx-open-subscribe"])
+    );
+    assert_eq!(blocks[2]["errMsg"], "config:ok", "the simulator accepts it");
+
+    let (status, got, body) = sign("https://evil.example.com/").await;
+    assert_eq!(
+        (status, got.as_str()),
+        (StatusCode::BAD_REQUEST, "js_sdk_refused")
+    );
+    assert_eq!(json_blocks(&body)[1]["error"]["code"], "url_not_allowed");
+    assert_eq!(action_href(&body, "back").as_deref(), Some("/"));
 }

@@ -125,3 +125,22 @@ async fn a_database_file_deleted_while_running_stops_every_acknowledgement() {
     let r = t.send("42", body).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// Two processes started together on a new SQLite file both saw migration 160 missing and
+/// both ran it: the loser failed with "duplicate column name: replays" and did not start
+/// (a CI failure of `js_sdk::two_processes_on_one_sqlite_file_fetch_one_ticket_per_window`).
+#[tokio::test]
+async fn instances_starting_together_on_a_new_sqlite_file_all_open_it() {
+    for round in 0..40 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("new.db").display());
+        // Each connection works on a thread of its own, so these really run at once.
+        let settings = wxlink::config::DatabaseSettings::default();
+        let opening = (0..6).map(|_| wxlink::store::Store::connect(&url, &settings));
+        for opened in futures_util::future::join_all(opening).await {
+            if let Err(e) = opened {
+                panic!("round {round}: {e}");
+            }
+        }
+    }
+}

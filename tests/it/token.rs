@@ -371,15 +371,18 @@ async fn a_busy_wechat_is_retried_a_bounded_number_of_times() {
     token(&t, "oa2").await;
     token(&t, "cl").await;
     t.advance(7200); // both expired; the refreshers sleep for a minute
+    // Faults are scoped to the app under test: the other apps' refreshers may still be on
+    // their first pass (a loaded machine), and must not be counted here.
     // Two busy answers, then success: the caller gets a token.
-    t.sim
-        .set_faults(serde_json::from_value(json!({"mode": "busy", "count": 2})).unwrap());
+    t.sim.set_faults(
+        serde_json::from_value(json!({"mode": "busy", "count": 2, "appid": OA2_APPID})).unwrap(),
+    );
     let body = token(&t, "oa2").await;
     assert!(works(&t, &body["access_token"]).await);
     assert_eq!(t.simulator.counter("faults_busy").await, 2);
     // Always busy: a bounded number of attempts, then 503.
     t.sim
-        .set_faults(serde_json::from_value(json!({"mode": "busy"})).unwrap());
+        .set_faults(serde_json::from_value(json!({"mode": "busy", "appid": CL_APPID})).unwrap());
     let (status, body) = token_at(&t, &t.base, "cl").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(t.simulator.counter("faults_busy").await, 2 + 3);

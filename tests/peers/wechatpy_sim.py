@@ -64,6 +64,11 @@ out["template"] = oa.message.send_template(
 out["subscribe"] = mp.wxa.send_subscribe_message(
     env["MP_OPENID"], env["SUB_TEMPLATE_ID"], {"thing1": {"value": "已发货"}}, page="pages/index"
 )
+# The Official Account's subscribe notification: wechatpy posts it to message/subscribe/bizsend.
+out["oa_subscribe"] = oa.message.send_subscribe_message(
+    env["OA_OPENID"], env["OA_SUB_TEMPLATE_ID"], {"thing1": {"value": "已发货"}},
+    page="https://peer.example.com/orders/1",
+)
 out["session"] = mp.wxa.code_to_session(env["JS_CODE"])
 
 oauth = SimOAuth(env["OA_APPID"], env["OA_SECRET"], "https://peer.example.com/cb", "snsapi_userinfo", "peer1")
@@ -89,6 +94,12 @@ out["errors"] = {
     "unknown_template": refused(lambda: oa.message.send_template(env["OA_OPENID"], "nope", {"keyword1": {"value": "x"}})),
     "no_subscription_left": refused(
         lambda: mp.wxa.send_subscribe_message(env["MP_OPENID"], env["SUB_TEMPLATE_ID"], {"thing1": {"value": "已发货"}})
+    ),
+    "oa_no_subscription_left": refused(
+        lambda: oa.message.send_subscribe_message(env["OA_OPENID"], env["OA_SUB_TEMPLATE_ID"], {"thing1": {"value": "已发货"}})
+    ),
+    "oa_field_rule": refused(
+        lambda: oa.message.send_subscribe_message(env["OA_OPENID"], env["OA_SUB_TEMPLATE_ID"], {"thing1": {"value": "x" * 21}})
     ),
     "wrong_secret": refused(lambda: SimClient(env["OA_APPID"], "wrong").access_token),
     "unknown_web_token": refused(lambda: oauth.get_user_info(access_token="nope")),

@@ -10,6 +10,7 @@
 //! unset the pages do not exist (404, like any unknown path). No page shows a token, a
 //! session key or an API key; openids and unionids are shown (an operator needs them).
 
+mod followers;
 mod outbox;
 mod overview;
 mod pushes;

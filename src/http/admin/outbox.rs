@@ -42,7 +42,11 @@ impl From<&Message> for MessageLine {
             user_id: m.user_id.to_string(),
             app: m.app.to_string(),
             channel: m.channel.as_str(),
-            template_id: m.template_id.to_string(),
+            template_id: m
+                .template_id
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
             status: m.status.as_str(),
             attempts: m.attempts,
             problem,
@@ -119,7 +123,11 @@ pub(super) async fn list(
         "" => None,
         c => match Channel::parse(c) {
             Ok(c) => Some(c),
-            Err(_) => return bad_request("channel: use template, subscribe or form"),
+            Err(_) => {
+                return bad_request(
+                    "channel: use template, subscribe, form, custom or oa_subscribe",
+                );
+            }
         },
     };
     // Ids are short ASCII; anything else cannot be a page boundary.
@@ -159,7 +167,7 @@ pub(super) async fn list(
         now: beijing(ctx.clock.now()),
         states: STATES.iter().map(|s| s.as_str()).collect(),
         apps: ctx.config.apps.iter().map(|a| a.id.to_string()).collect(),
-        channels: vec!["template", "subscribe", "form"],
+        channels: vec!["template", "subscribe", "form", "custom", "oa_subscribe"],
         messages: messages.iter().map(MessageLine::from).collect(),
         older,
         first_page: f.before.is_empty(),

@@ -1,5 +1,6 @@
 //! `/admin`: every configured app with its token state, what it spent of WeChat's daily
-//! quotas, today's messages, pushes and any quota hold; and the outbox's depth.
+//! quotas, today's messages, pushes and any quota hold; the outbox's depth; and each
+//! Official Account's follower import and background fill.
 
 use super::{Admin, beijing, beijing_ms, relative, render};
 use crate::clock::beijing_day;
@@ -49,6 +50,7 @@ struct OverviewPage {
     depth: i64,
     oldest: Option<String>,
     today: String,
+    followers: Vec<super::followers::FollowerLine>,
 }
 
 pub(super) async fn page(_admin: Admin, State(ctx): State<Ctx>) -> Response {
@@ -157,5 +159,6 @@ async fn build(ctx: &Ctx) -> Result<OverviewPage, crate::store::StoreError> {
         depth,
         oldest: oldest.map(|t| format!("{} ({})", beijing_ms(t.millis()), relative(now, t.secs()))),
         today: beijing(midnight)[..10].to_owned(),
+        followers: super::followers::lines(ctx).await?,
     })
 }

@@ -1,15 +1,19 @@
 //! `/admin/pushes?app=&type=&before=`: what WeChat pushed, newest first, with what became
-//! of each push (handled, its outcome, retries) and the XML it carried.
+//! of each push (handled, its outcome, retries) and the XML it carried; above them the
+//! latest forwards to the apps' downstreams that failed (WeChat got `success` instead of
+//! the downstream's answer).
 
 use super::{Admin, bad_request, beijing, render};
 use crate::context::Ctx;
-use crate::store::{PushFilter, StoredEvent};
+use crate::store::{ForwardFailure, PushFilter, StoredEvent};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 const PAGE_SIZE: i64 = 50;
+/// Forward failures shown.
+const FAILURES: i64 = 20;
 
 /// The filters as given (empty means any).
 #[derive(Deserialize, Default)]
@@ -62,6 +66,33 @@ impl From<StoredEvent> for PushLine {
     }
 }
 
+/// One failed forward as the page shows it.
+struct FailureLine {
+    at: String,
+    app: String,
+    kind: String,
+    openid: String,
+    outcome: String,
+    status: String,
+    took: String,
+    error: String,
+}
+
+impl From<ForwardFailure> for FailureLine {
+    fn from(f: ForwardFailure) -> Self {
+        Self {
+            at: beijing(f.started_at.secs()),
+            app: f.app.to_string(),
+            kind: f.kind,
+            openid: f.openid.unwrap_or_default(),
+            outcome: f.outcome,
+            status: f.status.map(|s| s.to_string()).unwrap_or_default(),
+            took: f.took_ms.map(|t| format!("{t} ms")).unwrap_or_default(),
+            error: f.error,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/pushes.html")]
 struct PushesPage {
@@ -71,6 +102,9 @@ struct PushesPage {
     kind: String,
     apps: Vec<String>,
     pushes: Vec<PushLine>,
+    /// Apps with a downstream (`forward_url`), by id.
+    forwarding: Vec<String>,
+    failures: Vec<FailureLine>,
     older: Option<String>,
     first_page: bool,
 }
@@ -110,6 +144,10 @@ pub(super) async fn list(
         Ok(p) => p,
         Err(e) => return crate::http::error::Page::from(e).into_response(),
     };
+    let failures = match ctx.store.forward_failures(app.as_ref(), FAILURES).await {
+        Ok(f) => f,
+        Err(e) => return crate::http::error::Page::from(e).into_response(),
+    };
     let older = (pushes.len() as i64 == PAGE_SIZE)
         .then(|| pushes.last())
         .flatten()
@@ -128,6 +166,14 @@ pub(super) async fn list(
         now: beijing(ctx.clock.now()),
         apps: ctx.config.apps.iter().map(|a| a.id.to_string()).collect(),
         pushes: pushes.into_iter().map(PushLine::from).collect(),
+        forwarding: ctx
+            .config
+            .apps
+            .iter()
+            .filter(|a| a.forward.is_some())
+            .map(|a| a.id.to_string())
+            .collect(),
+        failures: failures.into_iter().map(FailureLine::from).collect(),
         older,
         first_page: before_id.is_none(),
         app: f.app,

@@ -40,6 +40,7 @@ pub const SWAGGER_UI_PATH: &str = "/api/docs";
         (name = "users", description = "Users and their WeChat identities: look up, bind, unbind, link tickets"),
         (name = "login", description = "Turning a callback's wxlink_code or a mini-program's wx.login code into an identity"),
         (name = "access-token", description = "Each app's global access token, owned by wxlink"),
+        (name = "js-sdk", description = "JS-SDK for pages inside WeChat: signed `wx.config` for the app's JS-safe domains, and the jsapi / wx_card tickets behind it"),
         (name = "messages", description = "Sending by business user id through the durable outbox"),
         (name = "consent", description = "What a person allowed: subscribe-message acceptances, legacy form ids, muted categories"),
         (name = "events", description = "What WeChat pushed to the push endpoint, and what became of it"),

@@ -26,8 +26,8 @@ pub fn router() -> OpenApiRouter<Ctx> {
         .routes(routes!(set_preferences, get_preferences))
 }
 
-/// The mini-program app named (or the only one) and the user's openid in it.
-async fn mini_program_identity<'a>(
+/// The app named (or the only one) that sends on `channel`, and the user's openid in it.
+async fn channel_identity<'a>(
     ctx: &'a Ctx,
     caller: &Caller,
     user: &UserId,
@@ -53,7 +53,9 @@ async fn mini_program_identity<'a>(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SubscriptionRequest {
-    /// A mini-program app; may be left out when only one is configured.
+    /// A mini-program (subscribe messages) or an Official Account (its subscribe
+    /// notifications, `oa_subscribe`); may be left out when only one mini-program is
+    /// configured.
     app: Option<String>,
     template_id: String,
     /// One-time sends the person accepted (1 to 1000; 0 only with `long_term`).
@@ -94,7 +96,8 @@ api_errors!(AddSubscriptionErrors:
 );
 
 /// Records subscribe-message acceptances the person made in the mini-program
-/// (`wx.requestSubscribeMessage`).
+/// (`wx.requestSubscribeMessage`), or subscribe-notification acceptances made in an
+/// Official Account page (`wx-open-subscribe`) that the backend learned of itself.
 #[utoipa::path(
     post,
     path = "/api/v1/users/{user_id}/subscriptions",
@@ -122,8 +125,13 @@ async fn add_subscription(
             format!("count must be from 1 to {MAX_COUNT} (or 0 with long_term)"),
         ));
     }
-    let (app, openid) =
-        mini_program_identity(&ctx, &caller, &user, req.app.as_deref(), Channel::Subscribe).await?;
+    // An Official Account's acceptances are of its subscribe notifications (oa_subscribe);
+    // without a named app, the one mini-program's.
+    let channel = match req.app.as_deref().map(|n| ctx.config.app_named(n)) {
+        Some(Ok(a)) if a.kind == crate::config::AppKind::OfficialAccount => Channel::OaSubscribe,
+        _ => Channel::Subscribe,
+    };
+    let (app, openid) = channel_identity(&ctx, &caller, &user, req.app.as_deref(), channel).await?;
     let sub = ctx
         .store
         .add_subscription(
@@ -265,7 +273,7 @@ async fn add_form_id(
         ));
     }
     let (app, openid) =
-        mini_program_identity(&ctx, &caller, &user, req.app.as_deref(), Channel::Form).await?;
+        channel_identity(&ctx, &caller, &user, req.app.as_deref(), Channel::Form).await?;
     let stored = ctx
         .store
         .add_form_id(&app.id, &openid, id, kind, ctx.clock.timestamp())

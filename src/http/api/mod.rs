@@ -5,7 +5,9 @@
 
 pub mod doc;
 mod events;
+mod followers;
 mod identities;
+mod js_sdk;
 mod ledger;
 mod login_codes;
 mod messages;
@@ -40,11 +42,13 @@ pub fn routes() -> OpenApiRouter<Ctx> {
         .merge(profiles::router())
         .merge(login_codes::router())
         .merge(tokens::router())
+        .merge(js_sdk::router())
         .merge(events::router())
         .merge(messages::router())
         .merge(ledger::router())
         .merge(sessions::router())
         .merge(identities::router())
+        .merge(followers::router())
         .merge(webhooks::router())
 }
 

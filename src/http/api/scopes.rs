@@ -6,14 +6,17 @@ use axum::http::Method;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-/// `(method, route)` to the one scope it names, e.g. `("GET", "/api/v1/users/{user_id}")`.
-static SCOPES: LazyLock<HashMap<(String, String), Scope>> = LazyLock::new(|| {
+/// Route, then method, to the one scope it names, e.g. `"/api/v1/users/{user_id}"`, `"GET"`:
+/// looked up by `&str` on every API request, without building a key.
+static SCOPES: LazyLock<HashMap<String, HashMap<String, Scope>>> = LazyLock::new(|| {
     let doc = serde_json::to_value(super::openapi()).expect("the OpenAPI document serializes");
     let mut map = HashMap::new();
     for (path, item) in doc["paths"].as_object().into_iter().flatten() {
         for (method, op) in item.as_object().into_iter().flatten() {
             if let Some(scope) = named_scope(op) {
-                map.insert((method.to_ascii_uppercase(), path.clone()), scope);
+                map.entry(path.clone())
+                    .or_insert_with(HashMap::new)
+                    .insert(method.to_ascii_uppercase(), scope);
             }
         }
     }
@@ -40,7 +43,7 @@ pub(super) fn of(method: &Method, route: &str) -> Option<Scope> {
     } else {
         method.as_str()
     };
-    SCOPES.get(&(method.to_owned(), route.to_owned())).copied()
+    SCOPES.get(route)?.get(method).copied()
 }
 
 #[cfg(test)]
@@ -60,6 +63,6 @@ mod tests {
                 n += 1;
             }
         }
-        assert_eq!(super::SCOPES.len(), n);
+        assert_eq!(super::SCOPES.values().map(|m| m.len()).sum::<usize>(), n);
     }
 }

@@ -193,3 +193,23 @@ impl From<crate::token::TokenError> for ApiError {
         }
     }
 }
+
+impl From<crate::ticket::TicketError> for ApiError {
+    fn from(e: crate::ticket::TicketError) -> Self {
+        use crate::ticket::TicketError as T;
+        let message = e.to_string();
+        match e {
+            T::UnknownApp(_) => ApiError::new(ErrorCode::UnknownApp, message),
+            T::NotOfficialAccount(_) => ApiError::new(ErrorCode::NotWebApp, message),
+            T::Token(e) => e.into(),
+            T::Quota { code, .. } => {
+                ApiError::new(ErrorCode::WechatQuota, message).with_errcode(code.code())
+            }
+            T::Refused { code, .. } => {
+                ApiError::new(ErrorCode::WechatRefused, message).with_errcode(code.code())
+            }
+            T::Unavailable { .. } => ApiError::new(ErrorCode::TicketUnavailable, message),
+            T::Store(e) => ApiError::Store(e),
+        }
+    }
+}

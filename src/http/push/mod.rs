@@ -1,15 +1,17 @@
 //! `GET/POST /wechat/{app}/push`: WeChat's server push. Answers are plain text: the
-//! `echostr`, `success`, or `code: reason` with a 4xx (see [`PushError`]).
+//! `echostr`, `success`, or `code: reason` with a 4xx (see [`PushError`]); or, for an app
+//! with a downstream, that handler's answer (a passive reply).
 
 use crate::config::UnknownApp;
 use crate::context::Ctx;
 use crate::http::error::{PushCode, PushError};
+use crate::push::forward::AsSent;
 use crate::push::inbound::{self, PushQuery};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 
@@ -54,13 +56,17 @@ async fn verify(
     Ok(text(echostr.to_owned()))
 }
 
-/// A push: stored durably, then acknowledged with `success` (also for WeChat's retries).
+/// A push: stored durably, then acknowledged with `success` (also for WeChat's retries),
+/// or forwarded as it came and answered with the downstream's answer.
 async fn receive(
     State(ctx): State<Ctx>,
     path: Result<Path<String>, PathRejection>,
     q: Result<Query<PushQuery>, QueryRejection>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, PushError> {
+    let arrived = tokio::time::Instant::now();
     let app = app(&ctx, path)?;
     let q = query(q)?;
     let body = body.map_err(|r| {
@@ -76,8 +82,21 @@ async fn receive(
             PushError::new(PushCode::UnreadableBody, r.body_text())
         }
     })?;
-    ctx.push.receive(app, &q, &body).await?;
-    Ok(text("success"))
+    let received = ctx.push.receive(app, &q, &body).await?;
+    let sent = AsSent {
+        query: raw.as_deref().unwrap_or(""),
+        content_type: headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        body: &body,
+        arrived,
+    };
+    let answer = ctx.push.answer(app, &received, sent).await;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, answer.content_type)],
+        answer.body,
+    ))
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ fn app(appid: &str, token: &str, key: Option<&str>, mode: PushMode) -> AppConfig
         encoding_aes_key_previous: None,
         push_mode: mode,
         token_mode: TokenMode::Stable,
+        forward: None,
+        js_safe_domains: Default::default(),
     }
 }
 

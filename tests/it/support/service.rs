@@ -18,6 +18,8 @@ pub const CL_APPID: &str = "wxtestcl00000004";
 /// A mini-program outside any unionid group, known to the simulator only; a test that
 /// needs it in the service adds it with `Options::extra_toml`.
 pub const MP2_APPID: &str = "wxtestmp20000005";
+/// The first JS-safe domain of `oa` (the second is `shop.example.com/pages`).
+pub const OA_JS_DOMAIN: &str = "example.com";
 /// The test services' storage_key (32 bytes, base64).
 pub const STORAGE_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const API_KEY: &str = "test-api-key-0123456789";
@@ -46,6 +48,8 @@ pub struct TestApp {
     pub api: Client,
     /// The service's shared state (token manager, store...).
     pub ctx: wxlink::context::Ctx,
+    /// The service's follower lookups and imports (driven directly by some tests).
+    pub followers: wxlink::followers::Followers,
     config_toml: String,
     token: CancellationToken,
     _guard: DropGuard,
@@ -61,6 +65,8 @@ pub struct Options {
     pub tokens_toml: Option<String>,
     /// Lifetime of the simulator's global access tokens (WeChat: 7200 s).
     pub sim_token_ttl_secs: Option<i64>,
+    /// The simulator's getticket calls per app, type and day before 45009.
+    pub sim_ticket_daily_limit: Option<u64>,
     /// Run on PostgreSQL instead of SQLite: the server URL (a fresh database is created).
     pub postgres: Option<String>,
     /// Lines of the `[outbox]` section (the default polls every 20 ms and retries after
@@ -68,6 +74,8 @@ pub struct Options {
     pub outbox_toml: Option<String>,
     /// More `return_to_allow` entries (a test's own business site).
     pub return_to_allow: Vec<String>,
+    /// Lines added to a standard app's `[[apps]]` table, by its id (e.g. `forward_url`).
+    pub app_lines: Vec<(&'static str, String)>,
 }
 
 impl TestApp {
@@ -103,6 +111,7 @@ impl TestApp {
             secret = "oa-secret"
             push_token = "{OA_PUSH_TOKEN}"
             encoding_aes_key = "{OA_AES_KEY}"
+            js_safe_domains = ["{OA_JS_DOMAIN}", "shop.example.com/pages"]
             api_base = "{sim_base}"
             open_base = "{sim_base}"
 
@@ -160,6 +169,12 @@ impl TestApp {
                 .as_deref()
                 .unwrap_or("poll_interval_ms = 20\nbackoff_base_ms = 20\nbackoff_max_ms = 200"),
         );
+        let mut toml = toml;
+        for (id, lines) in &opts.app_lines {
+            let at = format!("id = \"{id}\"\n");
+            assert!(toml.contains(&at), "no standard app {id}");
+            toml = toml.replacen(&at, &format!("{at}{lines}\n"), 1);
+        }
         let clock = Clock::system();
         // The simulator knows the apps before the service (and its token refreshers) start:
         // the service's listener is bound first, and handed to it.
@@ -188,6 +203,7 @@ impl TestApp {
                 auth_domain: Some(domain.clone()),
                 unionid_group: group.map(str::to_owned),
                 token_ttl_secs: opts.sim_token_ttl_secs,
+                ticket_daily_limit: opts.sim_ticket_daily_limit,
                 ..SimApp::for_config(app, &base)
             });
         }
@@ -203,8 +219,12 @@ impl TestApp {
             push_token: None,
             encoding_aes_key: None,
             push_mode: None,
+            js_safe_domains: Vec::new(),
+            ticket_ttl_secs: None,
+            ticket_daily_limit: None,
         });
-        let (_, ctx) = start_instance(&toml, Some(listener), clock.clone(), token.clone()).await;
+        let (_, ctx, followers) =
+            start_instance(&toml, Some(listener), clock.clone(), token.clone()).await;
 
         TestApp {
             base,
@@ -214,6 +234,7 @@ impl TestApp {
             sim_clock,
             api: Client::new(),
             ctx,
+            followers,
             config_toml: toml,
             _guard: token.clone().drop_guard(),
             token,
@@ -244,7 +265,8 @@ impl TestApp {
                 "return_to_allow",
                 &format!("public_url = \"{}\"\nreturn_to_allow", self.base),
             );
-        start_instance(&toml, None, clock, self.token.clone()).await
+        let (base, ctx, _) = start_instance(&toml, None, clock, self.token.clone()).await;
+        (base, ctx)
     }
 
     /// The service's configuration, changed by `edit`, as a command such as `wxlink
@@ -289,7 +311,7 @@ async fn start_instance(
     listener: Option<tokio::net::TcpListener>,
     clock: Clock,
     stop: CancellationToken,
-) -> (String, wxlink::context::Ctx) {
+) -> (String, wxlink::context::Ctx, wxlink::followers::Followers) {
     let config = Config::from_toml_str(toml).expect("test configuration");
     let app = match listener {
         Some(listener) => App::build_with_listener(config, clock, listener).await,
@@ -298,6 +320,7 @@ async fn start_instance(
     .expect("service starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let ctx = app.context().clone();
+    let followers = app.followers().clone();
     tokio::spawn(app.run_until_stopped(async move { stop.cancelled().await }));
-    (base, ctx)
+    (base, ctx, followers)
 }

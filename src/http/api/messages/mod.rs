@@ -2,6 +2,7 @@
 //! read its status and history, list a user's messages. The request as sent and its
 //! parsing are in [`wire`]; the outbox's refusals become API errors in [`refusal`].
 
+mod custom_wire;
 mod refusal;
 pub mod wire;
 
@@ -22,7 +23,7 @@ use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use wire::{AutoRequest, Request, SendRequest};
+use wire::{AutoRequest, CustomRequest, Request, SendRequest};
 
 const PAGE_DEFAULT: i64 = 50;
 const PAGE_MAX: i64 = 200;
@@ -46,10 +47,12 @@ struct AcceptedBody {
 /// A message for one channel, or `"channel": "auto"` with a message for each.
 #[derive(ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)]
+// Only a schema, never made.
+#[allow(dead_code, clippy::large_enum_variant)]
 enum SendBody {
     Channel(SendRequest),
-    Auto(AutoRequest),
+    Auto(Box<AutoRequest>),
+    Custom(CustomRequest),
 }
 
 /// A message as the API shows it: while its app's channel is held (45009, the daily
@@ -84,7 +87,7 @@ api_errors!(SendErrors:
     InvalidJson, InvalidBody, InvalidUserId, InvalidChannel, InvalidTemplateId, InvalidCategory,
     InvalidWait, InvalidIdempotencyKey, FieldNotForChannel, AppRequired, NoAppForChannel,
     AppChannelMismatch, DataKeysMismatch, InvalidData, UnknownApp, NoIdentity, UnknownTemplate,
-    Muted, NoSubscription, NoFormId, NoChannel, IdempotencyConflict, BodyTooLarge,
+    Muted, NoSubscription, NoFormId, NoChannel, CustomWindowClosed, IdempotencyConflict, BodyTooLarge,
     UnsupportedMediaType, TemplatesUnavailable, IdempotencyRace,
 );
 
@@ -140,6 +143,13 @@ async fn send(
             caller.check_app(&draft.app)?;
             outbox
                 .accept(&caller.name, &user, idempotency.as_ref(), &draft)
+                .await?
+        }
+        Request::Custom(req) => {
+            let draft = req.draft(outbox)?;
+            caller.check_app(&draft.app)?;
+            outbox
+                .accept_custom(&caller.name, &user, idempotency.as_ref(), &draft)
                 .await?
         }
         Request::Auto(req) => {

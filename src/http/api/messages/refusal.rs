@@ -34,6 +34,21 @@ impl From<Refusal> for ApiError {
                 Some(json!({ "existing_id": existing_id })),
             ),
             Refusal::IdempotencyRace => (C::IdempotencyRace, None),
+            Refusal::CustomWindowClosed {
+                app,
+                last,
+                unfollowed_at,
+                ..
+            } => (
+                C::CustomWindowClosed,
+                Some(json!({
+                    "app": app,
+                    "last_interaction": last.as_ref().map(|w| w.last_kind.clone()),
+                    "last_interaction_at": last.as_ref().map(|w| w.last_at.secs()),
+                    "window_closed_at": last.as_ref().map(|w| w.open_until.secs()),
+                    "unfollowed_at": unfollowed_at.map(|t| t.secs()),
+                })),
+            ),
             Refusal::NoChannel { reasons, .. } => {
                 (C::NoChannel, Some(json!({ "reasons": reasons })))
             }

@@ -2,6 +2,7 @@
 //! and its parsing into the outbox's drafts: each value through its parser, in the order
 //! the refusals are documented, every refusal naming the field.
 
+pub use super::custom_wire::{CustomPart, CustomRequest};
 use crate::domain::{
     CardUrl, Category, Channel, IdempotencyKey, Lang, MessageData, MiniProgramState,
     MiniProgramTarget, PagePath, Payload, RawDataValue, TemplateId, UserId, WxAppId, hash_token,
@@ -18,8 +19,10 @@ use std::collections::BTreeMap;
 #[schema(example = json!({"channel": "template", "app": "oa", "template_id": "sandbox_order_shipped",
     "data": {"keyword1": "339208499", "keyword2": {"value": "顺丰", "color": "#173177"}}}))]
 pub struct SendRequest {
-    /// `template` (Official Account), `subscribe` (mini-program) or `form` (legacy
-    /// mini-program template with a form_id / prepay_id); `auto` takes an `AutoRequest`.
+    /// `template` (Official Account), `subscribe` (mini-program), `form` (legacy
+    /// mini-program template with a form_id / prepay_id) or `oa_subscribe` (Official
+    /// Account subscribe notification); `auto` takes an `AutoRequest`, `custom` a
+    /// `CustomRequest`.
     #[schema(example = "template")]
     pub channel: String,
     /// May be left out when exactly one configured app fits the channel.
@@ -28,10 +31,10 @@ pub struct SendRequest {
     pub template_id: String,
     /// The template's `{{name.DATA}}` keys, each a string or `{"value","color"}`.
     pub data: BTreeMap<String, RawDataValue>,
-    /// Template only: the page the card opens.
+    /// Template and oa_subscribe: the web page the card opens (bizsend's `page`).
     #[serde(default)]
     pub url: Option<String>,
-    /// Template only: a mini-program page the card opens instead.
+    /// Template and oa_subscribe: a mini-program page the card opens instead.
     #[serde(default)]
     pub miniprogram: Option<RawMiniProgram>,
     /// Subscribe and form: the mini-program page, e.g. `pages/order?id=1`.
@@ -75,9 +78,17 @@ pub struct AutoRequest {
     /// The Official Account template message, used when the person follows.
     #[serde(default)]
     pub template: Option<ChannelPart>,
+    /// The Official Account subscribe notification, used when the person does not follow
+    /// and an acceptance is left in the Official Account.
+    #[serde(default)]
+    pub oa_subscribe: Option<ChannelPart>,
     /// The mini-program subscribe message, used when a subscription is left.
     #[serde(default)]
     pub subscribe: Option<ChannelPart>,
+    /// Opt-in last resort: a customer-service message, used when neither part above
+    /// reaches the person and their interaction window is open.
+    #[serde(default)]
+    pub custom: Option<CustomPart>,
     #[serde(default)]
     pub category: Option<String>,
     #[serde(default)]
@@ -105,18 +116,26 @@ pub struct ChannelPart {
     pub lang: Option<String>,
 }
 
-/// A send body, told apart by its `channel`.
+/// A send body, told apart by its `channel`. Made once per request and moved once: the
+/// size of its larger variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Request {
     One(SendRequest),
-    Auto(AutoRequest),
+    Auto(Box<AutoRequest>),
+    Custom(CustomRequest),
 }
 
 impl Request {
     pub fn from_json(body: Value) -> Result<Self, ApiError> {
         let invalid = |e: serde_json::Error| ApiError::new(ErrorCode::InvalidBody, e.to_string());
-        if body.get("channel").and_then(Value::as_str) == Some("auto") {
+        let channel = body.get("channel").and_then(Value::as_str);
+        if channel == Some("auto") {
             serde_json::from_value(body)
-                .map(Self::Auto)
+                .map(|r| Self::Auto(Box::new(r)))
+                .map_err(invalid)
+        } else if channel == Some("custom") {
+            serde_json::from_value(body)
+                .map(Self::Custom)
                 .map_err(invalid)
         } else {
             serde_json::from_value(body).map(Self::One).map_err(invalid)
@@ -183,11 +202,17 @@ impl AutoRequest {
                 .transpose()
         };
         let template = part(Channel::Template, &self.template)?;
+        let oa_subscribe = part(Channel::OaSubscribe, &self.oa_subscribe)?;
         let subscribe = part(Channel::Subscribe, &self.subscribe)?;
-        AutoDraft::new(template, subscribe).ok_or_else(|| {
+        let custom = self
+            .custom
+            .as_ref()
+            .map(|c| c.draft(outbox, self.category.as_deref()))
+            .transpose()?;
+        AutoDraft::with_custom(template, oa_subscribe, subscribe, custom).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidBody,
-                "an auto message needs a \"template\" part, a \"subscribe\" part, or both",
+                "an auto message needs at least one of the parts \"template\", \"oa_subscribe\" and \"subscribe\" (and may add a \"custom\" part)",
             )
         })
     }
@@ -229,10 +254,18 @@ impl Fields<'_> {
             }
             Ok(())
         };
-        let template = channel == Channel::Template;
-        not_for("url", !template && self.url.is_some())?;
-        not_for("miniprogram", !template && self.miniprogram.is_some())?;
-        not_for("page", template && self.page.is_some())?;
+        if channel == Channel::OaSubscribe && self.page.is_some() {
+            // bizsend calls its web page `page`: say where ours goes.
+            return Err(ApiError::new(
+                ErrorCode::FieldNotForChannel,
+                "page does not apply to oa_subscribe messages: give the web page the card opens as url (sent as bizsend's page), or a mini-program page as miniprogram",
+            )
+            .with_details(json!({ "field": "page" })));
+        }
+        let cards = channel.opens_cards();
+        not_for("url", !cards && self.url.is_some())?;
+        not_for("miniprogram", !cards && self.miniprogram.is_some())?;
+        not_for("page", cards && self.page.is_some())?;
         let subscribe = channel == Channel::Subscribe;
         not_for(
             "miniprogram_state",
@@ -291,6 +324,7 @@ impl Fields<'_> {
                 miniprogram_state,
                 lang,
                 emphasis_keyword: self.emphasis_keyword.map(str::to_owned),
+                custom: None,
             },
         })
     }
