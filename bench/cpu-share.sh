@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Where the machine's CPU went while a command ran: CPU seconds per program (wxlink, the
-# simulator, the load generator, postgres, ...), summed over their processes (all threads),
+# simulator, the load generator, postgres, ...; `wxlink serve` and `wxlink sim` apart), summed over their processes (all threads),
 # sampled every half second, and the share of the cores' time left idle. Meant for the
 # benchmarks' long-lived processes: a process living under half a second may be missed.
 # Usage: bench/cpu-share.sh COMMAND [ARGS...]     e.g. bench/cpu-share.sh bench/send.sh 2000 20000
@@ -13,6 +13,11 @@ snapshot() { # -> "pid comm ticks" for every live process, children included
     pid="${line%% *}"; rest="${line#*(}"; comm="${rest%)*}"; tail="${rest##*) }"
     # fields after comm: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
     set -- $tail
+    # The service and the simulator are one binary: named by their subcommand.
+    if [ "$comm" = wxlink ]; then
+      mapfile -d '' -t args < "/proc/$pid/cmdline" 2>/dev/null || args=()
+      for a in "${args[@]}"; do case "$a" in serve|sim) comm="wxlink-$a" ;; esac; done
+    fi
     echo "$pid $comm $(( ${12} + ${13} ))"
   done
 }

@@ -250,6 +250,7 @@ impl App {
         ctx.push.spawn_sweeper(background.clone());
         self.followers.spawn(background.clone());
         ctx.store.spawn_file_watch(background.clone());
+        ctx.store.spawn_checkpointer(background.clone());
         let workers = ctx.outbox.spawn(outbox_stop.clone());
         let webhooks_stop = CancellationToken::new();
         let _stop_webhooks = webhooks_stop.clone().drop_guard();

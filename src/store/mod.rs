@@ -4,6 +4,7 @@
 
 mod admin;
 mod check;
+mod checkpoint;
 mod custom_windows;
 mod delivery;
 mod file_watch;
@@ -30,6 +31,7 @@ mod webhooks;
 
 pub use admin::{AppDay, MessageFilter, PushFilter, TokenRow};
 pub use check::{Schema, check_database};
+pub use checkpoint::CHECKPOINT_INTERVAL;
 pub use custom_windows::CustomWindow;
 pub use delivery::SentMessages;
 pub use file_watch::WATCH_INTERVAL;
@@ -252,7 +254,12 @@ impl Store {
             // Statement journals and sorts in memory: on disk each multi-row write created,
             // wrote and unlinked a file in /var/tmp inside the writer's transaction
             // (`etilqs_*`, seen with strace under the send benchmark).
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints are the checkpointer's job (`checkpoint.rs`), not the commits'.
+            .pragma(
+                "wal_autocheckpoint",
+                checkpoint::WRITER_AUTOCHECKPOINT_PAGES,
+            );
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let path = (!in_memory).then(|| opts.get_filename().to_owned());
         // Several processes opening a new file at once race on creating it, switching it to

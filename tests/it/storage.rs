@@ -1,6 +1,7 @@
 //! Storage faults: a full database answers 503 `storage_full` and heals by itself once
 //! there is room again (SQLite's `max_page_count` plays the full disk); a database file
-//! deleted while running stops every acknowledgement.
+//! deleted while running stops every acknowledgement; the WAL is checkpointed by a task of
+//! its own, not inside the writer's commits.
 
 use crate::support::*;
 use reqwest::StatusCode;
@@ -143,4 +144,60 @@ async fn instances_starting_together_on_a_new_sqlite_file_all_open_it() {
             }
         }
     }
+}
+
+/// SQLite checkpointed inside the commit that crossed 1,000 WAL pages, stalling every write
+/// queued behind it (the accept benchmark's p99). Now a task checkpoints often and the
+/// writer's own threshold is far off: what was written reaches the database file itself
+/// within moments, which a copy of the file alone, without its WAL, shows.
+#[tokio::test]
+async fn writes_reach_the_database_file_within_moments_without_the_writer_checkpointing() {
+    let t = TestApp::spawn().await;
+    if t.ctx.store.backend_name() != "sqlite" {
+        println!("SKIPPED on PostgreSQL: the WAL checkpoint is SQLite's");
+        return;
+    }
+    t.person_for("42", "oa", OA_APPID).await;
+    let tpl = t.simulator.template(OA_APPID, "template", SHIPPED).await;
+    let body = json!({
+        "channel": "template", "app": "oa", "template_id": tpl,
+        "data": {"keyword1": "339208499"},
+    });
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(t.send_ok("42", body.clone()).await);
+    }
+    for id in &ids {
+        t.sent(id).await;
+    }
+    tokio::time::sleep(wxlink::store::CHECKPOINT_INTERVAL * 10).await;
+
+    let path = t
+        .ctx
+        .config
+        .database_url
+        .trim_start_matches("sqlite://")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+        "sqlite://{}?mode=ro&immutable=1",
+        copy.display()
+    ))
+    .await
+    .unwrap();
+    let (sent,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM messages WHERE status IN ('sent', 'delivered')")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(
+        sent,
+        ids.len() as i64,
+        "messages sent that the database file holds, without its WAL"
+    );
 }
