@@ -1,6 +1,7 @@
 //! Operations: `/metrics` after real traffic, its optional bearer token, and the inbound
 //! rate limits (burst, untrusted and trusted X-Forwarded-For, routes left alone).
 
+use crate::support::push::{craft, follow_xml, post};
 use crate::support::*;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -291,6 +292,42 @@ async fn the_push_helper_counts_by_event_and_outcome_without_minting_series() {
     assert!(series("TEMPLATESENDJOBFINISH", "duplicate", "") >= 1.0);
     assert!(series("unknown", "refused", "bad_signature") >= 1.0);
     assert!(series("other", "refused", "malformed") >= 1.0);
+}
+
+/// The series was documented as the push endpoint's, but nothing on the push path counted
+/// it: a scrape after real pushes showed none.
+#[tokio::test]
+async fn the_push_endpoint_counts_accepted_duplicate_and_refused_pushes() {
+    if !alone::in_own_process(
+        module_path!(),
+        "the_push_endpoint_counts_accepted_duplicate_and_refused_pushes",
+    )
+    .await
+    {
+        return;
+    }
+    let t = TestApp::spawn().await;
+    let now = t.clock.now();
+    let xml = follow_xml("oCounted", now, "subscribe");
+    let key = Some((OA_AES_KEY, OA_APPID));
+    for (nonce, token, status) in [
+        ("200", OA_PUSH_TOKEN, StatusCode::OK),
+        ("201", OA_PUSH_TOKEN, StatusCode::OK),
+        ("202", "notTheToken", StatusCode::UNAUTHORIZED),
+    ] {
+        let (got, body) = post(&t, "oa", &craft(token, now, nonce, &xml, key)).await;
+        assert_eq!(got, status, "{body}");
+    }
+    let m = Scrape::of(&t).await;
+    let series = |event, outcome, reason| {
+        m.get(
+            "wxlink_pushes_total",
+            &[("event", event), ("outcome", outcome), ("reason", reason)],
+        )
+    };
+    assert_eq!(series("subscribe", "accepted", ""), 1.0);
+    assert_eq!(series("subscribe", "duplicate", ""), 1.0);
+    assert_eq!(series("unknown", "refused", "bad_signature"), 1.0);
 }
 
 #[tokio::test]
