@@ -242,8 +242,8 @@ pub enum PushOutcome {
     Accepted,
     /// Verified, but already seen (WeChat retries a push it got no answer to in 5 s).
     Duplicate,
-    /// Refused; the reason is a fixed word such as `bad_signature`, `stale_timestamp`,
-    /// `decrypt_failed`, `malformed`, `unknown_app`.
+    /// Refused; the reason is the push endpoint's error code (`bad_signature`,
+    /// `stale_timestamp`, `bad_padding`, `unknown_app`, ...: the catalogue's, so bounded).
     Refused(&'static str),
 }
 

@@ -22,7 +22,6 @@ pub use writer::PushWriter;
 
 use crate::clock::{Clock, Timestamp};
 use crate::config::{AppConfig, PushSettings};
-use crate::metrics::{self, PushOutcome};
 use crate::outbox::Outbox;
 use crate::store::{NewPush, Recorded, Store};
 use event::{Envelope, PushEvent};
@@ -87,23 +86,7 @@ impl Inbox {
         q: &PushQuery,
         body: &[u8],
     ) -> Result<Received, ReceiveError> {
-        let received = receive(self, app, q, body).await;
-        match &received {
-            Ok(r) => {
-                let env = &r.envelope;
-                let outcome = match r.receipt {
-                    Receipt::New(_) => PushOutcome::Accepted,
-                    Receipt::Duplicate => PushOutcome::Duplicate,
-                };
-                metrics::push(env.event.as_deref().unwrap_or(&env.msg_type), outcome);
-            }
-            Err(ReceiveError::Refused(why)) => {
-                metrics::push("unknown", PushOutcome::Refused(why.metric_reason()))
-            }
-            // Not the push's fault: WeChat retries it, and the store error is reported.
-            Err(ReceiveError::Store(_)) => {}
-        }
-        received
+        receive(self, app, q, body).await
     }
 
     /// What WeChat is answered for a push this inbox received: `success`, or, when the

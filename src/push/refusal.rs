@@ -43,24 +43,6 @@ pub enum Refusal {
     Replayed,
 }
 
-impl Refusal {
-    /// The fixed word `wxlink_pushes_total` counts this refusal under.
-    pub fn metric_reason(&self) -> &'static str {
-        match self {
-            Refusal::NotConfigured(_) => "not_configured",
-            Refusal::MissingParameter(_) | Refusal::BadTimestamp | Refusal::BadNonce => "bad_query",
-            Refusal::BadEncryptType => "bad_encrypt_type",
-            Refusal::NotUtf8 | Refusal::MalformedXml(_) | Refusal::MalformedPush(_) => "malformed",
-            Refusal::MissingEncrypt | Refusal::EncryptionRequired => "encryption_required",
-            Refusal::BadSignature => "bad_signature",
-            Refusal::StaleTimestamp { .. } => "stale_timestamp",
-            Refusal::NoEncodingAesKey => "no_encoding_aes_key",
-            Refusal::Crypto(_) => "decrypt_failed",
-            Refusal::Replayed => "replayed",
-        }
-    }
-}
-
 /// Why a push was not stored: refused, or the store failed (then WeChat retries).
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {

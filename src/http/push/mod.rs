@@ -5,6 +5,8 @@
 use crate::config::UnknownApp;
 use crate::context::Ctx;
 use crate::http::error::{PushCode, PushError};
+use crate::metrics::{self, PushOutcome};
+use crate::push::Receipt;
 use crate::push::forward::AsSent;
 use crate::push::inbound::{self, PushQuery};
 use axum::Router;
@@ -67,22 +69,33 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<impl IntoResponse, PushError> {
     let arrived = tokio::time::Instant::now();
-    let app = app(&ctx, path)?;
-    let q = query(q)?;
-    let body = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            PushError::new(
-                PushCode::TooLarge,
-                format!(
-                    "push body is larger than {} bytes",
-                    ctx.config.push.max_body_bytes
-                ),
-            )
-        } else {
-            PushError::new(PushCode::UnreadableBody, r.body_text())
-        }
-    })?;
-    let received = ctx.push.receive(app, &q, &body).await?;
+    let taken = async {
+        let app = app(&ctx, path)?;
+        let q = query(q)?;
+        let body = body.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                PushError::new(
+                    PushCode::TooLarge,
+                    format!(
+                        "push body is larger than {} bytes",
+                        ctx.config.push.max_body_bytes
+                    ),
+                )
+            } else {
+                PushError::new(PushCode::UnreadableBody, r.body_text())
+            }
+        })?;
+        let received = ctx.push.receive(app, &q, &body).await?;
+        Ok::<_, PushError>((app, body, received))
+    }
+    .await;
+    let (app, body, received) = taken.inspect_err(count_refused)?;
+    let env = &received.envelope;
+    let outcome = match received.receipt {
+        Receipt::New(_) => PushOutcome::Accepted,
+        Receipt::Duplicate => PushOutcome::Duplicate,
+    };
+    metrics::push(env.event.as_deref().unwrap_or(&env.msg_type), outcome);
     let sent = AsSent {
         query: raw.as_deref().unwrap_or(""),
         content_type: headers
@@ -97,6 +110,14 @@ async fn receive(
         [(header::CONTENT_TYPE, answer.content_type)],
         answer.body,
     ))
+}
+
+/// Counts a refused push under its code; one the store could not keep is not a refusal
+/// (WeChat retries it).
+fn count_refused(e: &PushError) {
+    if let PushError::Coded { code, .. } = e {
+        metrics::push("unknown", PushOutcome::Refused(code.code()));
+    }
 }
 
 #[cfg(test)]
