@@ -187,3 +187,20 @@ pub fn encrypted_reply(
         xml::cdata(nonce)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_allows_the_window_itself_and_refuses_one_second_past_it_either_way() {
+        let now = 1_800_000_000;
+        assert!(fresh(now - 60, now, 60).is_ok());
+        assert!(fresh(now + 60, now, 60).is_ok());
+        assert!(matches!(
+            fresh(now - 61, now, 60),
+            Err(Refusal::StaleTimestamp { timestamp, window_secs: 60 }) if timestamp == now - 61
+        ));
+        assert!(fresh(now + 61, now, 60).is_err());
+    }
+}
