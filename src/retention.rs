@@ -23,9 +23,10 @@ fn cutoff(kind: Prunable, s: &RetentionSettings, now: Timestamp) -> Option<i64> 
         // 0 days: a row goes once its refresh token has expired.
         Prunable::WebTokens => return Some(now.secs() - s.web_tokens_days * 86_400),
         Prunable::Messages => (s.messages_days * 86_400, true),
-        Prunable::PushEvents | Prunable::PushDeliveryReports | Prunable::PushForwards => {
-            (s.pushes_days * 86_400, false)
-        }
+        Prunable::PushEvents
+        | Prunable::PushDeliveryReports
+        | Prunable::PushForwards
+        | Prunable::CustomWindows => (s.pushes_days * 86_400, false),
         // Whatever the retention: only WeChat's retries of the push need the answer.
         Prunable::PushForwardAnswers => return Some(now.secs() - FORWARD_ANSWER_SECS),
     };

@@ -1,9 +1,10 @@
 //! Erasing a person (`DELETE /api/v1/users/{user_id}`): the one place that knows every
 //! table holding something of theirs. Identities, web tokens, sealed session keys, link
-//! tickets, login codes, consent (subscriptions, form ids, muted categories) and the pushes
-//! WeChat sent about them (with the answers of their forwards) are deleted; their messages
-//! stay, for counts and states, with the payload and openid erased (unsettled ones fail, so
-//! no worker claims an erased payload). One transaction, with the `user.deleted` event in it.
+//! tickets, login codes, consent (subscriptions, form ids, muted categories), follower-info
+//! lookups and the pushes WeChat sent about them (with the answers of their forwards and
+//! the customer-service windows they opened) are deleted; their messages stay, for counts
+//! and states, with the payload and openid erased (unsettled ones fail, so no worker
+//! claims an erased payload). One transaction, with the `user.deleted` event in it.
 
 use super::outbox::history_line;
 use super::{Backend, Store, StoreError, with_pool};
@@ -42,6 +43,9 @@ pub struct Erased {
     pub push_forwards: u64,
     /// Customer-service windows the identities' pushes opened.
     pub custom_windows: u64,
+    /// Follower-info lookups of the identities: done (when, and what WeChat said) or
+    /// queued.
+    pub follower_lookups: u64,
     /// Messages whose payload and openid were erased (their state and history stay).
     pub messages_erased: u64,
     /// Of those, messages not yet settled (queued, or being sent at that moment): now
@@ -60,7 +64,7 @@ impl Erased {
 type Counter = fn(&mut Erased) -> &mut u64;
 
 /// The statements run for each identity, with the counter each adds to.
-const PER_IDENTITY: [(&str, Counter); 9] = [
+const PER_IDENTITY: [(&str, Counter); 11] = [
     (
         "DELETE FROM web_tokens WHERE app = $1 AND openid = $2",
         |e| &mut e.web_tokens,
@@ -95,6 +99,14 @@ const PER_IDENTITY: [(&str, Counter); 9] = [
     (
         "DELETE FROM custom_windows WHERE app = $1 AND openid = $2",
         |e| &mut e.custom_windows,
+    ),
+    (
+        "DELETE FROM follower_lookups WHERE app = $1 AND openid = $2",
+        |e| &mut e.follower_lookups,
+    ),
+    (
+        "DELETE FROM follower_refresh_queue WHERE app = $1 AND openid = $2",
+        |e| &mut e.follower_lookups,
     ),
 ];
 

@@ -24,10 +24,13 @@ pub enum Prunable {
     /// Not deleted: the stored answer (a reply to a person) is emptied, by `started_at`
     /// (seconds); WeChat's retries of a push come within a minute.
     PushForwardAnswers,
+    /// Customer-service windows, by `open_until` (seconds): closed as long as the pushes
+    /// that opened them are kept.
+    CustomWindows,
 }
 
 impl Prunable {
-    pub const ALL: [Prunable; 9] = [
+    pub const ALL: [Prunable; 10] = [
         Self::OauthExchanges,
         Self::LoginCodes,
         Self::LinkTickets,
@@ -37,6 +40,7 @@ impl Prunable {
         Self::PushDeliveryReports,
         Self::PushForwards,
         Self::PushForwardAnswers,
+        Self::CustomWindows,
     ];
 
     /// The table, as logs and metrics name it.
@@ -51,6 +55,7 @@ impl Prunable {
             Self::PushDeliveryReports => "push_delivery_reports",
             Self::PushForwards => "push_forwards",
             Self::PushForwardAnswers => "push_forwards.answer",
+            Self::CustomWindows => "custom_windows",
         }
     }
 
@@ -99,6 +104,11 @@ impl Prunable {
                 "UPDATE push_forwards SET answer = NULL WHERE (app, dedup_key) IN
                     (SELECT app, dedup_key FROM push_forwards
                      WHERE answer IS NOT NULL AND started_at < $1 ORDER BY started_at LIMIT $2)"
+            }
+            Self::CustomWindows => {
+                "DELETE FROM custom_windows WHERE (app, openid) IN
+                    (SELECT app, openid FROM custom_windows WHERE open_until < $1
+                     ORDER BY open_until LIMIT $2)"
             }
         }
     }

@@ -1,8 +1,9 @@
 //! `DELETE /api/v1/users/{user_id}`: erasing a person (a deletion request under
 //! personal-information law). Everything of theirs goes (identities in every app, web
-//! tokens, sealed session keys, link tickets, login codes, consent); their messages keep
-//! state and history without payload or openid; a second erase finds nothing; the
-//! `user.deleted` event is delivered once; another person's data stays.
+//! tokens, sealed session keys, link tickets, login codes, consent, follower lookups,
+//! pushes and the windows they opened); their messages keep state and history without
+//! payload or openid; a second erase finds nothing; the `user.deleted` event is delivered
+//! once; another person's data stays.
 
 use crate::support::browser::{location, query_param, wechat_browser};
 use crate::support::webhooks::{SECRET, with_receiver};
@@ -110,6 +111,21 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
     let mp_openid = p["openids"][MP_APPID].as_str().unwrap();
     assert_eq!(rows(&t, "mp_sessions", "openid", mp_openid).await, 1);
     assert_eq!(rows(&t, "web_tokens", "openid", oa_openid).await, 1);
+    // They follow the Official Account: the push opens a customer-service window and
+    // queues a follower-info lookup, which the background fill then does.
+    t.sim
+        .set_follow(OA_APPID, p["id"].as_str().unwrap(), true)
+        .unwrap();
+    let mut looked_up = false;
+    for _ in 0..250 {
+        looked_up = rows(&t, "follower_lookups", "openid", oa_openid).await == 1;
+        if looked_up {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(looked_up, "the follow push led to a follower-info lookup");
+    assert_eq!(rows(&t, "custom_windows", "openid", oa_openid).await, 1);
 
     let r = t.api_delete("/api/v1/users/u-gone").await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -125,6 +141,8 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
     assert_eq!(erased["muted_categories"], 1, "{v}");
     assert_eq!(erased["messages_erased"], 1, "{v}");
     assert_eq!(erased["messages_cancelled"], 0, "{v}");
+    assert_eq!(erased["custom_windows"], 1, "{v}");
+    assert_eq!(erased["follower_lookups"], 1, "{v}");
     assert!(v["event_id"].as_str().unwrap().starts_with("evt_"));
 
     // Nothing of theirs is left to find.
@@ -147,6 +165,13 @@ async fn deleting_a_user_erases_the_person_once_and_says_what() {
         ("subscriptions", "openid", mp_openid),
         ("muted_categories", "user_id", "u-gone"),
         ("messages", "openid", oa_openid),
+        ("form_ids", "openid", mp_openid),
+        ("push_events", "openid", oa_openid),
+        ("push_delivery_reports", "openid", oa_openid),
+        ("push_forwards", "openid", oa_openid),
+        ("custom_windows", "openid", oa_openid),
+        ("follower_lookups", "openid", oa_openid),
+        ("follower_refresh_queue", "openid", oa_openid),
     ] {
         assert_eq!(rows(&t, table, column, value).await, 0, "{table}.{column}");
     }

@@ -1,6 +1,7 @@
 //! Retention: code exchanges, login codes, link tickets, expired web tokens, finished
-//! messages, handled pushes and delivery reports are deleted once past their retention,
-//! in batches, on both stores; what is still at work (a queued message) is never touched.
+//! messages, handled pushes, delivery reports and closed customer-service windows are
+//! deleted once past their retention, in batches, on both stores; what is still at work (a
+//! queued message) is never touched.
 
 use crate::support::*;
 use reqwest::StatusCode;
@@ -9,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use wxlink::config::RetentionSettings;
 use wxlink::store::Prunable;
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "oauth_exchanges",
     "login_codes",
     "link_tickets",
@@ -17,6 +18,7 @@ const TABLES: [&str; 7] = [
     "messages",
     "push_events",
     "push_delivery_reports",
+    "custom_windows",
 ];
 
 async fn count(url: &str, table: &str) -> i64 {
@@ -94,7 +96,18 @@ async fn three_of_each(t: &TestApp) {
             .await;
         // Its delivery report, pushed by the simulator, handled.
         t.message_until(&id, &["delivered"]).await;
+        // A follow: its push opens a customer-service window.
+        t.sim
+            .set_follow(OA_APPID, person["id"].as_str().unwrap(), true)
+            .unwrap();
     }
+    for _ in 0..250 {
+        if count(&t.ctx.config.database_url, "custom_windows").await == 3 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the follows opened no customer-service windows");
 }
 
 async fn prune(t: &TestApp, settings: &RetentionSettings) -> Vec<(&'static str, u64)> {
@@ -124,8 +137,9 @@ async fn records_go_once_past_their_retention(opts: Options) {
             ("link_tickets", 3),
             ("web_tokens", 3),
             ("messages", 4),
-            ("push_events", 3),
-            ("push_delivery_reports", 3)
+            ("push_events", 6),
+            ("push_delivery_reports", 3),
+            ("custom_windows", 3)
         ]
     );
     let settings = RetentionSettings {
@@ -158,13 +172,17 @@ async fn records_go_once_past_their_retention(opts: Options) {
     t.advance(8 * 86_400);
     assert!(prune(&t, &settings).await.contains(&("link_tickets", 3)));
     assert_eq!(count(&db, "web_tokens").await, 3);
-    assert_eq!(count(&db, "push_events").await, 3);
+    assert_eq!(count(&db, "custom_windows").await, 3);
+    assert_eq!(count(&db, "push_events").await, 6);
     t.advance(23 * 86_400);
     let pruned = prune(&t, &settings).await;
     assert!(pruned.contains(&("web_tokens", 3)), "{pruned:?}");
-    // Thirty days ([push] retention_days) after they came, the pushes and reports.
-    assert!(pruned.contains(&("push_events", 3)), "{pruned:?}");
+    // Thirty days ([push] retention_days) after they came, the pushes (reports and
+    // follows) and the reports.
+    assert!(pruned.contains(&("push_events", 6)), "{pruned:?}");
     assert!(pruned.contains(&("push_delivery_reports", 3)), "{pruned:?}");
+    // And the customer-service windows those follows opened (closed a minute after).
+    assert!(pruned.contains(&("custom_windows", 3)), "{pruned:?}");
     assert_eq!(count(&db, "messages").await, 4);
 
     // Ninety days on, the finished messages; the waiting one stays.
@@ -179,7 +197,8 @@ async fn records_go_once_past_their_retention(opts: Options) {
             ("web_tokens", 0),
             ("messages", 1),
             ("push_events", 0),
-            ("push_delivery_reports", 0)
+            ("push_delivery_reports", 0),
+            ("custom_windows", 0)
         ]
     );
     assert_eq!(
