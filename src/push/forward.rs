@@ -14,10 +14,11 @@
 //! forward finished and recorded, so its retry gets the answer. wxlink's own handling of the
 //! event was queued before any of this and never waits for the downstream.
 
+use super::forward_writer::ForwardWriter;
 use crate::clock::Clock;
 use crate::config::ForwardConfig;
 use crate::domain::AppId;
-use crate::store::{ForwardRecord, ForwardState, Store};
+use crate::store::{ForwardRecord, ForwardState, ForwardWrite, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -76,7 +77,10 @@ type Key = (AppId, String);
 #[derive(Clone)]
 pub struct Forwarder {
     http: reqwest::Client,
+    /// Reads a forward's answer made elsewhere.
     store: Store,
+    /// Writes claims and finishes, batched.
+    records: ForwardWriter,
     clock: Clock,
     /// Forwards in flight on this instance, by push: a retry waits on the first's answer.
     inflight: Arc<Mutex<HashMap<Key, watch::Receiver<Option<Answer>>>>>,
@@ -100,6 +104,7 @@ impl Forwarder {
             .build()?;
         Ok(Self {
             http,
+            records: ForwardWriter::start(store.clone()),
             store,
             clock,
             inflight: Arc::default(),
@@ -183,14 +188,14 @@ impl Job {
         let f = &self.forwarder;
         let (app, dedup_key) = (&self.key.0, self.key.1.as_str());
         let claimed = f
-            .store
-            .claim_forward(
-                app,
-                dedup_key,
-                &self.kind,
-                self.openid.as_deref(),
-                f.clock.timestamp(),
-            )
+            .records
+            .write(ForwardWrite::Claim {
+                app: app.clone(),
+                dedup_key: dedup_key.to_owned(),
+                kind: self.kind.clone(),
+                openid: self.openid.clone(),
+                at: f.clock.timestamp(),
+            })
             .await;
         let claimed = match claimed {
             Ok(c) => c,
@@ -215,19 +220,20 @@ impl Job {
             tracing::warn!(app = %app, kind = %self.kind, outcome = ended.outcome, "push forward failed, WeChat gets success: {error}");
         }
         tx.send_replace(Some(ended.answer.clone()));
-        let record = ForwardRecord {
-            outcome: ended.outcome,
-            status: ended.status,
-            took_ms: took.as_millis() as i64,
-            error: ended.error.as_deref(),
-            content_type: &ended.answer.content_type,
-            answer: &ended.answer.body,
+        let finish = ForwardWrite::Finish {
+            app: app.clone(),
+            dedup_key: dedup_key.to_owned(),
+            record: ForwardRecord {
+                outcome: ended.outcome,
+                status: ended.status,
+                took_ms: took.as_millis() as i64,
+                error: ended.error,
+                content_type: ended.answer.content_type,
+                answer: ended.answer.body,
+            },
+            at: f.clock.timestamp(),
         };
-        if let Err(e) = f
-            .store
-            .finish_forward(app, dedup_key, &record, f.clock.timestamp())
-            .await
-        {
+        if let Err(e) = f.records.write(finish).await {
             tracing::error!(error = %e, app = %app, "cannot record how a push's forward ended; its retries get success");
         }
         f.inflight.lock().expect("inflight lock").remove(&self.key);

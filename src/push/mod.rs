@@ -10,6 +10,7 @@
 
 pub mod event;
 pub mod forward;
+pub mod forward_writer;
 pub mod handle;
 pub mod inbound;
 pub mod refusal;

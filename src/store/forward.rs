@@ -3,24 +3,53 @@
 //! failures the admin page lists.
 
 use super::sealed::FORWARD_ANSWER;
-use super::{Store, StoreError, with_pool};
+use super::{Backend, Store, StoreError, with_pool};
 use crate::clock::Timestamp;
 use crate::domain::AppId;
 
 /// How a forward ended, as stored.
 #[derive(Debug, Clone)]
-pub struct ForwardRecord<'a> {
+pub struct ForwardRecord {
     /// `reply`, `success`, `timeout`, `unreachable`, `bad_status`, `bad_answer`.
-    pub outcome: &'a str,
+    pub outcome: &'static str,
     /// The downstream's HTTP status, when it answered.
     pub status: Option<u16>,
     pub took_ms: i64,
     /// Why the downstream's answer was not used (failures only).
-    pub error: Option<&'a str>,
+    pub error: Option<String>,
     /// What WeChat was answered: the downstream's answer, or `success` after a failure.
-    pub content_type: &'a str,
-    pub answer: &'a str,
+    pub content_type: String,
+    pub answer: String,
 }
+
+/// A write to `push_forwards`. The forwarder hands them to one writer, which writes what
+/// has queued up in one transaction: under load a forwarded push costs a share of a
+/// commit, not two commits of its own on SQLite's one writer.
+#[derive(Debug, Clone)]
+pub enum ForwardWrite {
+    /// The first arrival of a push claims its forward.
+    Claim {
+        app: AppId,
+        dedup_key: String,
+        kind: String,
+        openid: Option<String>,
+        at: Timestamp,
+    },
+    /// How a claimed forward ended and what WeChat was answered.
+    Finish {
+        app: AppId,
+        dedup_key: String,
+        record: ForwardRecord,
+        at: Timestamp,
+    },
+}
+
+const CLAIM_SQL: &str = "INSERT INTO push_forwards (app, dedup_key, kind, openid, started_at)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const FINISH_SQL: &str =
+    "UPDATE push_forwards SET finished_at = $1, outcome = $2, status = $3, took_ms = $4,
+            error = $5, content_type = $6, answer = $7
+     WHERE app = $8 AND dedup_key = $9";
 
 /// What the store knows of a push's forward.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,61 +79,65 @@ pub struct ForwardFailure {
 }
 
 impl Store {
-    /// Claims the forward of a push; `false` when it was claimed before (a retry, here or
-    /// on another instance): then the first forward's answer is the one to give.
-    pub async fn claim_forward(
-        &self,
-        app: &AppId,
-        dedup_key: &str,
-        kind: &str,
-        openid: Option<&str>,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let sql = "INSERT INTO push_forwards (app, dedup_key, kind, openid, started_at)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-        let r = with_pool!(&self.write, |pool| {
-            sqlx::query(sql)
-                .bind(app)
-                .bind(dedup_key)
-                .bind(kind)
-                .bind(openid)
-                .bind(now.secs())
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected())
+    /// Writes `writes` in order, in one transaction. For each, whether it took: a claim
+    /// is `false` when the push's forward was claimed before (a retry, here or on another
+    /// instance), and then the first forward's answer is the one to give.
+    pub async fn write_forwards(&self, writes: &[ForwardWrite]) -> Result<Vec<bool>, StoreError> {
+        // Sealed before the transaction opens: the writer is held for statements only.
+        let sealed = writes
+            .iter()
+            .map(|w| match w {
+                ForwardWrite::Claim { .. } => Ok(String::new()),
+                ForwardWrite::Finish {
+                    app,
+                    dedup_key,
+                    record,
+                    ..
+                } => self.seal_text(&FORWARD_ANSWER, app.as_str(), dedup_key, &record.answer),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let took = with_pool!(&self.write, |pool| {
+            async {
+                let mut tx = pool.begin_write().await?;
+                let mut took = Vec::with_capacity(writes.len());
+                for (w, sealed) in writes.iter().zip(&sealed) {
+                    let q = match w {
+                        ForwardWrite::Claim {
+                            app,
+                            dedup_key,
+                            kind,
+                            openid,
+                            at,
+                        } => sqlx::query(CLAIM_SQL)
+                            .bind(app)
+                            .bind(dedup_key)
+                            .bind(kind)
+                            .bind(openid)
+                            .bind(at.secs()),
+                        ForwardWrite::Finish {
+                            app,
+                            dedup_key,
+                            record: r,
+                            at,
+                        } => sqlx::query(FINISH_SQL)
+                            .bind(at.secs())
+                            .bind(r.outcome)
+                            .bind(r.status.map(i64::from))
+                            .bind(r.took_ms)
+                            .bind(&r.error)
+                            .bind(&r.content_type)
+                            .bind(sealed)
+                            .bind(app)
+                            .bind(dedup_key),
+                    };
+                    took.push(q.execute(&mut *tx).await?.rows_affected() == 1);
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(took)
+            }
+            .await
         });
-        Ok(self.kept(r.map_err(StoreError::from))? == 1)
-    }
-
-    /// Records how a claimed forward ended and what WeChat was answered.
-    pub async fn finish_forward(
-        &self,
-        app: &AppId,
-        dedup_key: &str,
-        r: &ForwardRecord<'_>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let sealed = self.seal_text(&FORWARD_ANSWER, app.as_str(), dedup_key, r.answer)?;
-        let sql =
-            "UPDATE push_forwards SET finished_at = $1, outcome = $2, status = $3, took_ms = $4,
-                       error = $5, content_type = $6, answer = $7
-                   WHERE app = $8 AND dedup_key = $9";
-        let res = with_pool!(&self.write, |pool| {
-            sqlx::query(sql)
-                .bind(now.secs())
-                .bind(r.outcome)
-                .bind(r.status.map(i64::from))
-                .bind(r.took_ms)
-                .bind(r.error)
-                .bind(r.content_type)
-                .bind(&sealed)
-                .bind(app)
-                .bind(dedup_key)
-                .execute(pool)
-                .await
-                .map(|_| ())
-        });
-        self.kept(res.map_err(StoreError::from))
+        self.kept(took.map_err(StoreError::from))
     }
 
     /// Where the forward of a push stands.

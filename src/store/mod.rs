@@ -36,7 +36,7 @@ pub use custom_windows::CustomWindow;
 pub use delivery::SentMessages;
 pub use file_watch::WATCH_INTERVAL;
 pub use followers::{FOLLOWERS_QUEUED, FollowerImport, ImportStep, LookedUp};
-pub use forward::{ForwardFailure, ForwardRecord, ForwardState};
+pub use forward::{ForwardFailure, ForwardRecord, ForwardState, ForwardWrite};
 pub use group_commit::{Commit, GroupCommit, Unanswered};
 pub use identities::{BindOutcome, Identity, NewIdentity};
 pub use ledger::{FormId, FormIdKind, Subscription};

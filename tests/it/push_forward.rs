@@ -331,6 +331,59 @@ async fn a_retry_reaching_another_instance_waits_for_the_first_forward() {
 }
 
 #[tokio::test]
+async fn pushes_forwarded_together_each_get_their_own_reply_and_record() {
+    let down = Downstream::start(OA2_PUSH_TOKEN, None, Behaviour::Reply).await;
+    let t = forwarding(vec![("oa2", forward_to(&down.url))]).await;
+    let now = t.clock.now();
+    // Sixty at once: their claims and finishes are written a batch at a time, and each
+    // answer must still reach its own push.
+    let pushes: Vec<_> = (0..60)
+        .map(|i| {
+            let xml = format!(
+                "<xml><ToUserName><![CDATA[gh_x]]></ToUserName><FromUserName><![CDATA[oMany{i}]]></FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[m{i}]]></Content><MsgId>{}</MsgId></xml>",
+                88_000 + i
+            );
+            craft(OA2_PUSH_TOKEN, now, &format!("77{i}"), &xml, None)
+        })
+        .collect();
+    let post = |i: usize| {
+        let (client, url) = (
+            t.api.clone(),
+            t.url(&format!("/wechat/oa2/push?{}", pushes[i].query)),
+        );
+        let body = pushes[i].body.clone();
+        async move {
+            let r = client.post(url).body(body).send().await.unwrap();
+            (i, r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..pushes.len() {
+        set.spawn(post(i));
+    }
+    while let Some(r) = set.join_next().await {
+        let (i, status, body) = r.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            field(&body, "Content").as_deref(),
+            Some(format!("echo: m{i}").as_str()),
+            "push {i} got another push's reply"
+        );
+    }
+    assert_eq!(down.seen().len(), 60, "each forwarded once");
+    // Each record holds its own answer: a repeat of a push is given it, not forwarded.
+    for i in [0, 29, 59] {
+        let (_, status, body) = post(i).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            field(&body, "Content").as_deref(),
+            Some(format!("echo: m{i}").as_str())
+        );
+    }
+    assert_eq!(down.seen().len(), 60);
+}
+
+#[tokio::test]
 async fn wxlinks_own_handling_happens_with_the_downstream_down_and_failures_show() {
     let broken = Downstream::start(
         OA_PUSH_TOKEN,
