@@ -58,6 +58,7 @@ pub mod identity;
 pub mod metrics;
 pub mod outbox;
 pub mod push;
+pub mod renewal;
 pub mod retention;
 pub mod sandbox;
 pub mod seal;

@@ -18,6 +18,7 @@
 use crate::clock::Clock;
 use crate::config::{AppConfig, TokenSettings};
 use crate::domain::{AppId, AppKind, JsPageUrl, TicketKind, random_alphanumeric};
+use crate::renewal::{Cache, Current, Renewable};
 use crate::store::{Store, StoreError, StoredTicket};
 use crate::token::{CallError, TokenError, TokenManager};
 use crate::wechat::ticket::js_sdk_signature;
@@ -26,12 +27,10 @@ use crate::wechat::{ErrCode, ErrorClass, WechatClient};
 use rand::RngExt;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A ticket is never handed out with less than this many seconds left.
-const SAFETY_SECS: i64 = 5;
 /// Attempts per getticket for transient failures (-1, timeouts, connection errors).
 const FETCH_ATTEMPTS: u32 = 3;
 /// A ticket reported as failed is replaced only once it is this old. A page whose URL
@@ -116,18 +115,10 @@ enum Reason {
     Invalidated(Arc<str>),
 }
 
-#[derive(Clone)]
-struct Current {
-    ticket: Arc<str>,
-    expires_at: i64,
-    version: i64,
-    fetched_at: i64,
-}
-
 struct Slot {
     app: AppConfig,
     kind: TicketKind,
-    current: RwLock<Option<Current>>,
+    current: Cache,
     /// Single flight within this process.
     refresh: tokio::sync::Mutex<()>,
     /// This instance's extra delay inside the refresh window.
@@ -174,7 +165,7 @@ impl TicketManager {
                 let slot = Slot {
                     app: a.clone(),
                     kind,
-                    current: RwLock::new(None),
+                    current: Cache::default(),
                     refresh: tokio::sync::Mutex::new(()),
                     jitter,
                 };
@@ -209,8 +200,8 @@ impl TicketManager {
     /// A valid ticket: from memory when there is one, else fetched once for all callers.
     pub async fn get(&self, app: &AppId, kind: TicketKind) -> Result<Ticket, TicketError> {
         let slot = self.slot(app, kind)?;
-        if let Some(c) = slot.cached()
-            && c.expires_at - SAFETY_SECS > self.inner.clock.now()
+        if let Some(c) = slot.current.get()
+            && c.usable_at(self.inner.clock.now())
         {
             return Ok(slot.ticket(c));
         }
@@ -226,9 +217,9 @@ impl TicketManager {
         failed: &str,
     ) -> Result<Ticket, TicketError> {
         let slot = self.slot(app, kind)?;
-        if let Some(c) = slot.cached()
-            && *c.ticket != *failed
-            && c.expires_at - SAFETY_SECS > self.inner.clock.now()
+        if let Some(c) = slot.current.get()
+            && *c.value != *failed
+            && c.usable_at(self.inner.clock.now())
         {
             return Ok(slot.ticket(c));
         }
@@ -277,7 +268,7 @@ impl TicketManager {
             tokio::time::Instant::now() + Duration::from_secs(s.settings.lease_secs as u64 + 5);
         loop {
             let now = s.clock.now();
-            if let Some(c) = slot.cached()
+            if let Some(c) = slot.current.get()
                 && self.will_do(slot, &reason, &c, now)
             {
                 return Ok(slot.ticket(c));
@@ -286,7 +277,7 @@ impl TicketManager {
             if let Some(c) = current_of(&row)
                 && self.will_do(slot, &reason, &c, now)
             {
-                slot.set(c.clone());
+                slot.current.set(c.clone());
                 return Ok(slot.ticket(c));
             }
             if !s
@@ -311,8 +302,8 @@ impl TicketManager {
                     s.store.release_ticket_lease(id, kind, &s.owner).await?;
                     // Upstream trouble while the ticket still works: keep serving it.
                     if !matches!(reason, Reason::Invalidated(_))
-                        && let Some(c) = slot.cached().or_else(|| current_of(&row))
-                        && c.expires_at - SAFETY_SECS > s.clock.now()
+                        && let Some(c) = slot.current.get().or_else(|| current_of(&row))
+                        && c.usable_at(s.clock.now())
                     {
                         return Ok(slot.ticket(c));
                     }
@@ -329,12 +320,12 @@ impl TicketManager {
             {
                 Some(version) => {
                     let c = Current {
-                        ticket: Arc::from(fetched.ticket),
+                        value: Arc::from(fetched.ticket),
                         expires_at,
                         version,
                         fetched_at: now,
                     };
-                    slot.set(c.clone());
+                    slot.current.set(c.clone());
                     tracing::info!(app = %id, kind = %kind, version, expires_at, "JS-SDK ticket refreshed");
                     return Ok(slot.ticket(c));
                 }
@@ -345,13 +336,13 @@ impl TicketManager {
     }
 
     fn will_do(&self, slot: &Slot, reason: &Reason, c: &Current, now: i64) -> bool {
-        let valid = c.expires_at - SAFETY_SECS > now;
+        let valid = c.usable_at(now);
         match reason {
             Reason::Missing => valid,
             Reason::Proactive => valid && now < self.refresh_at(slot, c),
             // A report of a ticket younger than the floor is answered with that ticket.
             Reason::Invalidated(bad) => {
-                valid && (c.ticket != *bad || now - c.fetched_at < REPORT_FLOOR_SECS)
+                valid && (c.value != *bad || now - c.fetched_at < REPORT_FLOOR_SECS)
             }
         }
     }
@@ -431,68 +422,59 @@ impl TicketManager {
     }
 
     async fn refresher(&self, slot: Arc<Slot>, stop: CancellationToken) {
-        let s = &self.inner;
-        let tick = Duration::from_millis(s.settings.check_interval_ms);
-        let mut next_attempt = 0i64;
-        let mut backoff = 5i64;
-        loop {
-            let now = s.clock.now();
-            match s.store.stored_ticket(&slot.app.id, slot.kind, now).await {
-                Ok(row) => {
-                    if let Some(c) = current_of(&row)
-                        && slot.cached().is_none_or(|mine| c.version > mine.version)
-                        && c.expires_at - SAFETY_SECS > now
-                    {
-                        slot.set(c);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the stored JS-SDK ticket")
-                }
-            }
-            let due = slot
-                .cached()
-                .is_some_and(|c| now >= self.refresh_at(&slot, &c));
-            if due && now >= next_attempt {
-                match self.refresh(&slot, Reason::Proactive).await {
-                    Ok(_) => {
-                        backoff = 5;
-                        next_attempt = s.clock.now() + 1;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "JS-SDK ticket refresh failed");
-                        next_attempt = s.clock.now() + backoff;
-                        backoff = (backoff * 2).min(60);
-                    }
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(tick) => {}
+        let tick = Duration::from_millis(self.inner.settings.check_interval_ms);
+        let renewing = Renewing {
+            manager: self,
+            slot: &slot,
+        };
+        crate::renewal::keep_fresh(&renewing, &self.inner.clock, tick, stop).await;
+    }
+}
+
+/// One ticket, as its refresher keeps it.
+struct Renewing<'a> {
+    manager: &'a TicketManager,
+    slot: &'a Slot,
+}
+
+impl Renewable for Renewing<'_> {
+    async fn adopt_stored(&self, now: i64) {
+        let slot = self.slot;
+        match self
+            .manager
+            .inner
+            .store
+            .stored_ticket(&slot.app.id, slot.kind, now)
+            .await
+        {
+            Ok(row) => slot.current.adopt(current_of(&row), now),
+            Err(e) => tracing::warn!(error = %e, "cannot read the stored JS-SDK ticket"),
+        }
+    }
+
+    /// A ticket nobody asked for yet is left alone.
+    fn due(&self, now: i64) -> bool {
+        self.slot
+            .current
+            .get()
+            .is_some_and(|c| now >= self.manager.refresh_at(self.slot, &c))
+    }
+
+    async fn renew(&self) -> bool {
+        match self.manager.refresh(self.slot, Reason::Proactive).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "JS-SDK ticket refresh failed");
+                false
             }
         }
     }
 }
 
 impl Slot {
-    fn cached(&self) -> Option<Current> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the cached ticket unless it would go back to an older version.
-    fn set(&self, c: Current) {
-        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if cur.as_ref().is_none_or(|old| c.version >= old.version) {
-            *cur = Some(c);
-        }
-    }
-
     fn ticket(&self, c: Current) -> Ticket {
         Ticket {
-            ticket: c.ticket,
+            ticket: c.value,
             kind: self.kind,
             expires_at: c.expires_at,
         }
@@ -501,7 +483,7 @@ impl Slot {
 
 fn current_of(row: &StoredTicket) -> Option<Current> {
     Some(Current {
-        ticket: Arc::from(row.ticket.as_deref()?),
+        value: Arc::from(row.ticket.as_deref()?),
         expires_at: row.expires_at,
         version: row.version,
         fetched_at: row.fetched_at.unwrap_or(0),

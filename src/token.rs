@@ -9,6 +9,7 @@
 use crate::clock::Clock;
 use crate::config::{AppConfig, TokenMode, TokenSettings};
 use crate::domain::AppId;
+use crate::renewal::{Cache, Current, Renewable};
 use crate::store::{ForceRefreshDenied, Store, StoreError, StoredToken};
 use crate::wechat::types::AccessTokenResponse;
 use crate::wechat::{ErrCode, ErrorClass, WechatClient, WechatError};
@@ -16,12 +17,10 @@ use rand::RngExt;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A token is never handed out with less than this many seconds left.
-const SAFETY_SECS: i64 = 5;
 /// Attempts per upstream fetch for transient failures (-1, timeouts, connection errors).
 const FETCH_ATTEMPTS: u32 = 3;
 /// The same upstream error is logged at error level at most once per this window.
@@ -88,15 +87,6 @@ enum Reason {
     Invalidated(Arc<str>, Option<Arc<str>>),
 }
 
-#[derive(Clone)]
-struct Current {
-    token: Arc<str>,
-    expires_at: i64,
-    version: i64,
-    /// When WeChat issued it (as far as we know), for the token-age gauge.
-    fetched_at: i64,
-}
-
 /// What an instance knows about one app's token, for metrics and operators' pages.
 #[derive(Debug, Clone)]
 pub struct TokenStatus {
@@ -119,7 +109,7 @@ struct Health {
 
 struct AppToken {
     app: AppConfig,
-    current: RwLock<Option<Current>>,
+    current: Cache,
     /// Single flight within this process.
     refresh: tokio::sync::Mutex<()>,
     health: Mutex<Health>,
@@ -162,7 +152,7 @@ impl TokenManager {
                 };
                 let t = AppToken {
                     app: a.clone(),
-                    current: RwLock::new(None),
+                    current: Cache::default(),
                     refresh: tokio::sync::Mutex::new(()),
                     health: Mutex::new(Health::default()),
                     jitter,
@@ -195,8 +185,8 @@ impl TokenManager {
     pub async fn get(&self, app: &AppId) -> Result<AccessToken, TokenError> {
         let at = self.app(app)?;
         let now = self.inner.clock.now();
-        if let Some(c) = at.cached()
-            && c.expires_at - SAFETY_SECS > now
+        if let Some(c) = at.current.get()
+            && c.usable_at(now)
         {
             return Ok(c.into());
         }
@@ -220,9 +210,9 @@ impl TokenManager {
     ) -> Result<AccessToken, TokenError> {
         let at = self.app(app)?;
         let now = self.inner.clock.now();
-        if let Some(c) = at.cached()
-            && &*c.token != failed
-            && c.expires_at - SAFETY_SECS > now
+        if let Some(c) = at.current.get()
+            && &*c.value != failed
+            && c.usable_at(now)
         {
             return Ok(c.into());
         }
@@ -258,7 +248,7 @@ impl TokenManager {
             tokio::time::Instant::now() + Duration::from_secs(s.settings.lease_secs as u64 + 5);
         loop {
             let now = s.clock.now();
-            if let Some(c) = at.cached()
+            if let Some(c) = at.current.get()
                 && self.will_do(at, &reason, &c, now)
             {
                 return Ok(c.into());
@@ -274,7 +264,7 @@ impl TokenManager {
                 && self.will_do(at, &reason, &c, now)
             {
                 crate::metrics::token_refresh(id, mode, "adopted");
-                at.set(c.clone());
+                at.current.set(c.clone());
                 return Ok(c.into());
             }
             if !s
@@ -298,8 +288,8 @@ impl TokenManager {
                     s.store.release_token_lease(id, &s.owner).await?;
                     // Upstream trouble while the token still works: keep serving it.
                     if !matches!(reason, Reason::Invalidated(..))
-                        && let Some(c) = at.cached().or_else(|| current_of(&row))
-                        && c.expires_at - SAFETY_SECS > s.clock.now()
+                        && let Some(c) = at.current.get().or_else(|| current_of(&row))
+                        && c.usable_at(s.clock.now())
                     {
                         crate::metrics::token_refresh(id, mode, "kept");
                         return Ok(c.into());
@@ -318,13 +308,13 @@ impl TokenManager {
             {
                 Some(version) => {
                     let c = Current {
-                        token: Arc::from(fetched.access_token),
+                        value: Arc::from(fetched.access_token),
                         expires_at,
                         version,
                         fetched_at: now,
                     };
                     crate::metrics::token_refresh(id, mode, "fetched");
-                    at.set(c.clone());
+                    at.current.set(c.clone());
                     at.health
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -340,11 +330,11 @@ impl TokenManager {
 
     /// Whether `c` satisfies the refresh that was asked for.
     fn will_do(&self, at: &AppToken, reason: &Reason, c: &Current, now: i64) -> bool {
-        let valid = c.expires_at - SAFETY_SECS > now;
+        let valid = c.usable_at(now);
         match reason {
             Reason::Missing => valid,
             Reason::Proactive => valid && now < self.refresh_at(at, c),
-            Reason::Invalidated(bad, _) => valid && c.token != *bad,
+            Reason::Invalidated(bad, _) => valid && c.value != *bad,
         }
     }
 
@@ -510,7 +500,7 @@ impl TokenManager {
             .apps
             .values()
             .map(|at| {
-                let c = at.cached();
+                let c = at.current.get();
                 TokenStatus {
                     app: at.app.id.clone(),
                     mode: at.app.token_mode,
@@ -545,48 +535,48 @@ impl TokenManager {
     }
 
     async fn refresher(&self, at: Arc<AppToken>, stop: CancellationToken) {
-        let s = &self.inner;
-        let tick = Duration::from_millis(s.settings.check_interval_ms);
-        let mut next_attempt = 0i64;
-        let mut backoff = 5i64;
-        loop {
-            let now = s.clock.now();
-            // Pick up a token another instance stored, so every instance serves the same one.
-            match s
-                .store
-                .stored_token(&at.app.id, at.app.token_mode.as_str(), now)
-                .await
-            {
-                Ok(row) => {
-                    if let Some(c) = current_of(&row)
-                        && at.cached().is_none_or(|mine| c.version > mine.version)
-                        && c.expires_at - SAFETY_SECS > now
-                    {
-                        at.set(c);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(app = %at.app.id, error = %e, "cannot read the stored access token")
-                }
-            }
-            let due = at.cached().is_none_or(|c| now >= self.refresh_at(&at, &c));
-            if due && now >= next_attempt {
-                match self.refresh(&at, Reason::Proactive).await {
-                    Ok(_) => {
-                        backoff = 5;
-                        next_attempt = s.clock.now() + 1;
-                    }
-                    Err(_) => {
-                        next_attempt = s.clock.now() + backoff;
-                        backoff = (backoff * 2).min(60);
-                    }
-                }
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(tick) => {}
+        let tick = Duration::from_millis(self.inner.settings.check_interval_ms);
+        let renewing = Renewing {
+            manager: self,
+            at: &at,
+        };
+        crate::renewal::keep_fresh(&renewing, &self.inner.clock, tick, stop).await;
+    }
+}
+
+/// One app's token, as its refresher keeps it.
+struct Renewing<'a> {
+    manager: &'a TokenManager,
+    at: &'a AppToken,
+}
+
+impl Renewable for Renewing<'_> {
+    async fn adopt_stored(&self, now: i64) {
+        let (s, at) = (&self.manager.inner, self.at);
+        match s
+            .store
+            .stored_token(&at.app.id, at.app.token_mode.as_str(), now)
+            .await
+        {
+            Ok(row) => at.current.adopt(current_of(&row), now),
+            Err(e) => {
+                tracing::warn!(app = %at.app.id, error = %e, "cannot read the stored access token")
             }
         }
+    }
+
+    fn due(&self, now: i64) -> bool {
+        self.at
+            .current
+            .get()
+            .is_none_or(|c| now >= self.manager.refresh_at(self.at, &c))
+    }
+
+    async fn renew(&self) -> bool {
+        self.manager
+            .refresh(self.at, Reason::Proactive)
+            .await
+            .is_ok()
     }
 }
 
@@ -599,27 +589,10 @@ pub enum CallError {
     Wechat(WechatError),
 }
 
-impl AppToken {
-    fn cached(&self) -> Option<Current> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Replaces the cached token unless it would go back to an older version.
-    fn set(&self, c: Current) {
-        let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
-        if cur.as_ref().is_none_or(|old| c.version >= old.version) {
-            *cur = Some(c);
-        }
-    }
-}
-
 impl From<Current> for AccessToken {
     fn from(c: Current) -> Self {
         AccessToken {
-            token: c.token,
+            token: c.value,
             expires_at: c.expires_at,
         }
     }
@@ -627,7 +600,7 @@ impl From<Current> for AccessToken {
 
 fn current_of(row: &StoredToken) -> Option<Current> {
     Some(Current {
-        token: Arc::from(row.access_token.as_deref()?),
+        value: Arc::from(row.access_token.as_deref()?),
         expires_at: row.expires_at,
         version: row.version,
         // Rows written before fetched_at was read: a full-length token's start.
