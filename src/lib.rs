@@ -20,6 +20,7 @@
 //! - [`token`]: the access-token manager: one fetch per refresh window across the fleet.
 //! - [`ticket`]: the JS-SDK tickets (`jsapi`, `wx_card`) managed like access tokens, and the
 //!   `wx.config` signatures made with them.
+//! - [`renewal`]: what both share: the versioned cache and the refresher loop.
 //! - [`outbox`]: send by business user id: parsed drafts in, typed refusals out; checks
 //!   before queueing, the durable outbox, its workers, retries and quota holds.
 //! - [`seal`]: encryption at rest (AES-256-GCM under `storage_key`, with the previous key
