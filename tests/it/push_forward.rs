@@ -228,12 +228,21 @@ async fn a_downstream_past_the_deadline_still_gets_wechat_success_in_time() {
     assert!(p.attempts[0].took_ms < 5000, "{p:#?}");
     assert!(p.attempts[0].took_ms >= 3900, "{p:#?}");
     assert_eq!(down.seen().len(), 1);
-    let failures = t
-        .ctx
-        .store
-        .forward_failures(Some(&AppId::parse("oa2").unwrap()), 10)
-        .await
-        .unwrap();
+    // The failure is recorded after WeChat has its answer, through the forwards' writer:
+    // wait for it to land.
+    let mut failures = Vec::new();
+    for _ in 0..100 {
+        failures = t
+            .ctx
+            .store
+            .forward_failures(Some(&AppId::parse("oa2").unwrap()), 10)
+            .await
+            .unwrap();
+        if !failures.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(failures.len(), 1, "{failures:#?}");
     assert_eq!(failures[0].outcome, "timeout");
     assert_eq!(failures[0].kind, "subscribe");
@@ -433,15 +442,24 @@ async fn wxlinks_own_handling_happens_with_the_downstream_down_and_failures_show
 
     assert!(forwards_counted(&t, "oa2", "unreachable").await >= unreachable_before + 1.0);
     assert!(forwards_counted(&t, "oa", "bad_status").await >= bad_status_before + 1.0);
-    let page = t
-        .api
-        .get(t.url("/admin/pushes"))
-        .basic_auth("ops", Some(ADMIN_KEY))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), 200);
-    let html = page.text().await.unwrap();
+    // The failures are recorded after WeChat has its answers: the page shows them once
+    // both have landed.
+    let mut html = String::new();
+    for _ in 0..100 {
+        let page = t
+            .api
+            .get(t.url("/admin/pushes"))
+            .basic_auth("ops", Some(ADMIN_KEY))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        html = page.text().await.unwrap();
+        if html.matches("data-forward-failure=").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(html.contains("Forwarding failures"), "{html}");
     assert!(
         html.contains("data-forward-failure=\"unreachable\""),
