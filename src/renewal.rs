@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A value is not served in its last seconds: a caller still needs time to use it.
-pub const SAFETY_SECS: i64 = 5;
+const SAFETY_SECS: i64 = 5;
 
 /// The value an instance serves.
 #[derive(Clone)]

@@ -27,6 +27,19 @@ async fn forwarding(lines: Vec<(&'static str, String)>) -> TestApp {
     .await
 }
 
+/// An admin page, fetched with the admin key; it must answer 200.
+async fn admin_page(t: &TestApp, path: &str) -> String {
+    let r = t
+        .api
+        .get(t.url(path))
+        .basic_auth("ops", Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{path}");
+    r.text().await.unwrap()
+}
+
 fn forward_to(url: &str) -> String {
     format!("forward_url = \"{url}\"")
 }
@@ -446,15 +459,7 @@ async fn wxlinks_own_handling_happens_with_the_downstream_down_and_failures_show
     // both have landed.
     let mut html = String::new();
     for _ in 0..100 {
-        let page = t
-            .api
-            .get(t.url("/admin/pushes"))
-            .basic_auth("ops", Some(ADMIN_KEY))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(page.status(), 200);
-        html = page.text().await.unwrap();
+        html = admin_page(&t, "/admin/pushes").await;
         if html.matches("data-forward-failure=").count() >= 2 {
             break;
         }
@@ -471,16 +476,7 @@ async fn wxlinks_own_handling_happens_with_the_downstream_down_and_failures_show
     );
     assert!(html.contains("HTTP 500"), "{html}");
     // The app filter narrows the failures too.
-    let html = t
-        .api
-        .get(t.url("/admin/pushes?app=oa"))
-        .basic_auth("ops", Some(ADMIN_KEY))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = admin_page(&t, "/admin/pushes?app=oa").await;
     assert!(html.contains("data-forward-failure=\"bad_status\""));
     assert!(!html.contains("data-forward-failure=\"unreachable\""));
 }
